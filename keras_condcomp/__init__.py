@@ -1,0 +1,24 @@
+"""keras_condcomp: conditional computation for Keras (Bengio et al., 2015).
+
+Gated layers learn per example which blocks of units to compute; a REINFORCE
+trained policy decides, and the sparse kernels skip the rest at inference.
+"""
+
+from keras_condcomp.callbacks import GatingScheduler, linear_schedule
+from keras_condcomp.layers import GatedConv2D, GatedDense, GatedLayer, get_block_mask
+from keras_condcomp.models import CondCompModel, reinforce_surrogate
+from keras_condcomp.policy import BernoulliBlockPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BernoulliBlockPolicy",
+    "CondCompModel",
+    "GatedConv2D",
+    "GatedDense",
+    "GatedLayer",
+    "GatingScheduler",
+    "get_block_mask",
+    "linear_schedule",
+    "reinforce_surrogate",
+]

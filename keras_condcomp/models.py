@@ -1,0 +1,278 @@
+"""`CondCompModel`: trains a network of gated layers and their policies together."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_condcomp.flops import gated_flop_fraction
+from keras_condcomp.layers import GatedLayer
+
+
+def reinforce_surrogate(cost, baseline, log_prob, sample_weight=None):
+    """Surrogate whose gradient is the REINFORCE estimate of grad E[cost].
+
+    `grad_w mean_j (cost_j - b) log pi(u_j | x_j)`, with the advantage
+    `cost - b` held constant, is an unbiased estimate of the gradient of the
+    expected cost over the minibatch; the baseline `b` only lowers variance.
+
+    Args:
+        cost: `(batch,)` per-example costs (gradients are stopped).
+        baseline: Scalar baseline.
+        log_prob: `(batch,)` log pi(u|x), summed over the gated layers.
+        sample_weight: Optional `(batch,)` weights.
+    """
+    advantage = ops.stop_gradient(ops.cast(cost, log_prob.dtype) - baseline)
+    terms = advantage * log_prob
+    if sample_weight is not None:
+        terms = terms * ops.cast(ops.reshape(sample_weight, ops.shape(terms)), terms.dtype)
+    return ops.mean(terms)
+
+
+def per_example_loss_fn(loss):
+    """Returns `fn(y_true, y_pred) -> (batch,)` for a compiled Keras loss."""
+    if isinstance(loss, (dict, list, tuple)):
+        raise ValueError(
+            "CondCompModel needs one loss to derive each example's cost; pass "
+            "`cost=fn(y_true, y_pred)` to CondCompModel for multi-output models. "
+            f"Received: loss={loss!r}"
+        )
+    if loss is None:
+        return None
+    if isinstance(loss, keras.losses.Loss):
+        return loss.call  # `call` is the unreduced per-example loss.
+    fn = keras.losses.get(loss)
+    if isinstance(fn, keras.losses.Loss):
+        return fn.call
+    return fn
+
+
+def _reduce_to_batch(values):
+    values = ops.cast(values, "float32")
+    if len(values.shape) > 1:
+        values = ops.mean(values, axis=tuple(range(1, len(values.shape))))
+    return values
+
+
+@keras.saving.register_keras_serializable(package="keras_condcomp")
+class CondCompModel(keras.Model):
+    """Wraps a Keras model of gated layers; `fit` trains the policies by REINFORCE.
+
+    `train_step` does, for each minibatch:
+
+    1. a forward pass with sampled block masks;
+    2. the compiled loss plus the gated layers' regularizers (L_b, L_e, L_v),
+       differentiated with respect to everything (the masked network's
+       weights theta, and the policies through the regularizers);
+    3. the REINFORCE surrogate `policy_weight * mean((cost - b) * log pi)`,
+       where `cost` is each example's own compiled loss (or `cost(y, y_pred)`)
+       and `b` is an exponential moving average of past costs;
+    4. one optimizer step on the sum, then the baseline update.
+
+    The baseline is bias-corrected like Adam's moments, so the first batches
+    are not compared with a baseline of zero. `evaluate` and `predict` use the
+    deterministic policy (`sigma > threshold`).
+
+    Logged every epoch: `policy_loss`, `baseline`, `flop_fraction` (gated
+    layers' multiply-adds over the same layers run densely, policies
+    included) and `<layer>_active` (fraction of active blocks per layer).
+
+    Args:
+        network: A built Keras model or layer (e.g. `keras.Sequential`)
+            containing at least one `GatedDense`/`GatedConv2D`.
+        baseline_decay: Float in [0, 1), decay of the cost moving average.
+        policy_weight: Float >= 0, weight of the REINFORCE surrogate.
+        cost: Optional `fn(y_true, y_pred) -> (batch,)` cost to minimize by
+            REINFORCE instead of the compiled loss.
+        **kwargs: Keyword arguments of `keras.Model`, such as `name`.
+
+    Call arguments:
+        inputs: Inputs of `network`.
+        training: Python boolean, sample the gates when `True`.
+
+    Example:
+
+    >>> network = keras.Sequential([
+    ...     keras.Input((784,)),
+    ...     GatedDense(512, num_blocks=16, activation="relu", tau=0.25),
+    ...     GatedDense(512, num_blocks=16, activation="relu", tau=0.25),
+    ...     keras.layers.Dense(10, activation="softmax"),
+    ... ])
+    >>> model = CondCompModel(network)
+    >>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    >>> model.fit(x, y, epochs=10, callbacks=[keras.callbacks.EarlyStopping()])
+    """
+
+    def __init__(self, network, baseline_decay=0.9, policy_weight=1.0, cost=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(network, keras.layers.Layer):
+            raise ValueError(
+                "Argument `network` must be a Keras model or layer. "
+                f"Received: network={network!r}"
+            )
+        if (
+            not isinstance(baseline_decay, (int, float))
+            or isinstance(baseline_decay, bool)
+            or not 0.0 <= baseline_decay < 1.0
+        ):
+            raise ValueError(
+                "Argument `baseline_decay` must be a number in [0, 1). "
+                f"Received: baseline_decay={baseline_decay!r}"
+            )
+        if (
+            not isinstance(policy_weight, (int, float))
+            or isinstance(policy_weight, bool)
+            or not 0.0 <= policy_weight < float("inf")
+        ):
+            raise ValueError(
+                "Argument `policy_weight` must be a finite number >= 0. "
+                f"Received: policy_weight={policy_weight!r}"
+            )
+        if cost is not None and not callable(cost):
+            raise ValueError(
+                f"Argument `cost` must be callable or None. Received: cost={cost!r}"
+            )
+        self.network = network
+        self.baseline_decay = float(baseline_decay)
+        self.policy_weight = float(policy_weight)
+        self.cost = cost
+        self._per_example_loss = None
+        gated = [layer for layer in network._flatten_layers() if isinstance(layer, GatedLayer)]
+        if not gated:
+            raise ValueError(
+                "Argument `network` contains no gated layer (GatedDense or "
+                f"GatedConv2D). Received: network={network.name!r}"
+            )
+        names = [layer.name for layer in gated]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Gated layers must have unique names. Received: {names}")
+        self._gated_layers = gated
+        # Raw (not bias-corrected) EMA of the cost; "mean" aggregation averages
+        # the update over replicas under tf.distribute.
+        self.baseline_ema = self.add_weight(
+            name="baseline_ema", shape=(), initializer="zeros", trainable=False,
+            aggregation="mean",
+        )
+        self.baseline_updates = self.add_weight(
+            name="baseline_updates", shape=(), initializer="zeros", trainable=False,
+            aggregation="only_first_replica",
+        )
+        self.policy_loss_tracker = keras.metrics.Mean(name="policy_loss")
+        self.baseline_tracker = keras.metrics.Mean(name="baseline")
+        self.flop_fraction_tracker = keras.metrics.Mean(name="flop_fraction")
+        self.active_trackers = [keras.metrics.Mean(name=f"{name}_active") for name in names]
+
+    @property
+    def gated_layers(self):
+        """The gated layers of `network`, in order."""
+        return list(self._gated_layers)
+
+    def build(self, input_shape):
+        if not self.network.built:
+            self.network.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        return self.network(inputs, training=training)
+
+    def baseline(self):
+        """The bias-corrected moving average of the cost (0 before training)."""
+        corrected = self.baseline_ema / (
+            1.0 - ops.power(self.baseline_decay, ops.maximum(self.baseline_updates, 1.0))
+        )
+        return ops.where(self.baseline_updates > 0, corrected, 0.0)
+
+    def _example_costs(self, y, y_pred):
+        # Resolved at trace time, so it also works after `load_model` recompiles.
+        self._per_example_loss = self.cost or per_example_loss_fn(self.loss)
+        if self._per_example_loss is None:
+            raise ValueError(
+                "CondCompModel needs a loss to derive each example's cost: call "
+                "`compile(loss=...)` or pass `cost=` to CondCompModel."
+            )
+        return ops.stop_gradient(_reduce_to_batch(self._per_example_loss(y, y_pred)))
+
+    def _policy_terms(self, y, y_pred, sample_weight):
+        """Per-batch REINFORCE surrogate and the costs it used."""
+        costs = self._example_costs(y, y_pred)
+        log_prob = ops.sum(
+            ops.stack([ops.cast(l.gate_outputs.log_prob, "float32") for l in self._gated_layers]),
+            axis=0,
+        )
+        # Before any update the baseline is this batch's mean cost.
+        baseline = ops.where(self.baseline_updates > 0, self.baseline(), ops.mean(costs))
+        surrogate = reinforce_surrogate(costs, baseline, log_prob, sample_weight)
+        return surrogate, costs, baseline
+
+    def _update_baseline(self, costs):
+        decay = self.baseline_decay
+        self.baseline_ema.assign(decay * self.baseline_ema + (1.0 - decay) * ops.mean(costs))
+        self.baseline_updates.assign_add(1.0)
+
+    def _update_gate_metrics(self, surrogate, baseline):
+        self.policy_loss_tracker.update_state(surrogate)
+        self.baseline_tracker.update_state(baseline)
+        outputs = [layer.gate_outputs for layer in self._gated_layers]
+        self.flop_fraction_tracker.update_state(gated_flop_fraction(outputs))
+        for tracker, out in zip(self.active_trackers, outputs):
+            tracker.update_state(ops.mean(ops.cast(out.mask, "float32")))
+
+    def _track_loss(self, x, loss):
+        batch = ops.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0]
+        self._loss_tracker.update_state(
+            keras.src.losses.loss.unscale_loss_for_distribution(loss), sample_weight=batch
+        )
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            # compute_loss already adds self.losses (the gate regularizers) once.
+            loss = self._compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            self._track_loss(x, loss)
+            surrogate, costs, baseline = self._policy_terms(y, y_pred, sample_weight)
+            total = loss + self.policy_weight * (
+                keras.src.losses.loss.scale_loss_for_distribution(surrogate)
+            )
+            total = self.optimizer.scale_loss(total)
+        variables = self.trainable_variables
+        gradients = tape.gradient(total, variables)
+        self.optimizer.apply(gradients, variables)
+        self._update_baseline(costs)
+        self._update_gate_metrics(surrogate, baseline)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        loss = self._compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
+        )
+        self._track_loss(x, loss)
+        surrogate, _, baseline = self._policy_terms(y, y_pred, sample_weight)
+        self._update_gate_metrics(surrogate, baseline)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "network": keras.saving.serialize_keras_object(self.network),
+                "baseline_decay": self.baseline_decay,
+                "policy_weight": self.policy_weight,
+                "cost": keras.saving.serialize_keras_object(self.cost),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(
+            config["network"], custom_objects=custom_objects
+        )
+        config["cost"] = keras.saving.deserialize_keras_object(
+            config.get("cost"), custom_objects=custom_objects
+        )
+        return cls(**config)

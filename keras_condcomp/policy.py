@@ -1,0 +1,169 @@
+"""Bernoulli block policy: which blocks of a gated layer to compute."""
+
+import keras
+from keras import ops
+
+INFERENCE_MODES = ("threshold", "sample")
+
+
+def check_probability(name, value, low_inclusive=False):
+    """Raises a ValueError unless `low < value <= 1` (or `low <= value`)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = (0.0 <= value <= 1.0) if low_inclusive else (0.0 < value <= 1.0)
+    if not ok:
+        interval = "[0, 1]" if low_inclusive else "(0, 1]"
+        raise ValueError(
+            f"Argument `{name}` must be a number in {interval}. "
+            f"Received: {name}={value!r}"
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_condcomp")
+class BernoulliBlockPolicy(keras.layers.Layer):
+    """Per-example Bernoulli policy over `num_blocks` blocks of units.
+
+    Computes `sigma = sigmoid(x @ kernel + bias)`, one probability per block,
+    and turns block `i` on with probability `sigma_i`. The policy has its own
+    parameters `w = (kernel, bias)`, trained by REINFORCE from
+    `log_prob = log pi(u | x) = sum_i u_i log sigma_i + (1 - u_i) log(1 - sigma_i)`
+    (see `keras_condcomp.models.CondCompModel`).
+
+    Args:
+        num_blocks: Positive integer, number of blocks (policy outputs).
+        threshold: Float in [0, 1]. At inference with
+            `inference_mode="threshold"`, block `i` is on when
+            `sigma_i > threshold`.
+        inference_mode: `"threshold"` (deterministic, default) or `"sample"`
+            (draw `u ~ Bernoulli(sigma)` at inference too).
+        stop_input_gradient: Boolean. If `True` (default), no gradient flows
+            from the policy into the layers that produced its input, so the
+            policy has its own parameters as in the paper.
+        kernel_initializer: Initializer for the policy kernel.
+        bias_initializer: Initializer for the policy bias. A constant `c`
+            starts every block with probability `sigmoid(c)`.
+        kernel_regularizer: Optional regularizer for the policy kernel.
+        seed: Optional integer seed for sampling.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: Tensor of shape `(batch_size, features)`.
+        training: Python boolean. Sample masks when `True`, apply the
+            inference rule otherwise.
+
+    Returns:
+        Tuple `(mask, sigma, log_prob)`: `mask` and `sigma` of shape
+        `(batch_size, num_blocks)` (mask is 0./1. floats), `log_prob` of shape
+        `(batch_size,)`.
+
+    Input shape:
+        2D tensor with shape `(batch_size, features)`.
+
+    Example:
+
+    >>> policy = BernoulliBlockPolicy(num_blocks=4, seed=1)
+    >>> mask, sigma, log_prob = policy(np.ones((2, 8)), training=True)
+    >>> mask.shape
+    TensorShape([2, 4])
+    """
+
+    def __init__(
+        self,
+        num_blocks,
+        threshold=0.5,
+        inference_mode="threshold",
+        stop_input_gradient=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(num_blocks, int) or isinstance(num_blocks, bool) or num_blocks < 1:
+            raise ValueError(
+                "Argument `num_blocks` must be a positive integer. "
+                f"Received: num_blocks={num_blocks!r}"
+            )
+        check_probability("threshold", threshold, low_inclusive=True)
+        if inference_mode not in INFERENCE_MODES:
+            raise ValueError(
+                f"Argument `inference_mode` must be one of {INFERENCE_MODES}. "
+                f"Received: inference_mode={inference_mode!r}"
+            )
+        self.num_blocks = num_blocks
+        self.threshold = float(threshold)
+        self.inference_mode = inference_mode
+        self.stop_input_gradient = bool(stop_input_gradient)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.input_spec = keras.layers.InputSpec(min_ndim=2, max_ndim=2)
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError(
+                "The last dimension of the policy input must be defined. "
+                f"Received: input_shape={input_shape}"
+            )
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(features, self.num_blocks),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(self.num_blocks,), initializer=self.bias_initializer
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=2, axes={-1: features})
+
+    def logits(self, inputs):
+        if self.stop_input_gradient:
+            inputs = ops.stop_gradient(inputs)
+        return ops.add(ops.matmul(inputs, self.kernel), self.bias)
+
+    def call(self, inputs, training=None):
+        logits = self.logits(inputs)
+        sigma = ops.sigmoid(logits)
+        if training or self.inference_mode == "sample":
+            noise = keras.random.uniform(
+                ops.shape(sigma), dtype=sigma.dtype, seed=self.seed_generator
+            )
+            mask = ops.cast(ops.less(noise, sigma), sigma.dtype)
+        else:
+            mask = ops.cast(ops.greater(sigma, self.threshold), sigma.dtype)
+        return mask, sigma, bernoulli_log_prob(logits, mask)
+
+    def compute_output_shape(self, input_shape):
+        shape = (input_shape[0], self.num_blocks)
+        return shape, shape, (input_shape[0],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_blocks": self.num_blocks,
+                "threshold": self.threshold,
+                "inference_mode": self.inference_mode,
+                "stop_input_gradient": self.stop_input_gradient,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+def bernoulli_log_prob(logits, mask):
+    """Per-example `log pi(u|x)` summed over blocks, stable in the logits.
+
+    Uses `log sigmoid(z) = -softplus(-z)` and `log(1 - sigmoid(z)) =
+    -softplus(z)` so saturated probabilities give finite values.
+    """
+    log_on = -ops.softplus(-logits)
+    log_off = -ops.softplus(logits)
+    return ops.sum(mask * log_on + (1.0 - mask) * log_off, axis=-1)
