@@ -1,0 +1,18 @@
+import os
+
+# Keep TensorFlow quiet and deterministic-ish on CPU test machines.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running test, run with `-m slow`")
+
+
+@pytest.fixture(autouse=True)
+def _clear_keras_session():
+    keras.backend.clear_session()
+    yield
