@@ -4,7 +4,8 @@ import keras
 from keras import ops
 
 from keras_condcomp import flops, regularizers
-from keras_condcomp.policy import BernoulliBlockPolicy, check_probability
+from keras_condcomp.policy import BernoulliBlockPolicy
+from keras_condcomp.validation import check_non_negative, check_positive_int, check_probability
 
 # Attribute under which a gated layer's output carries its block mask, so the
 # next gated layer knows which of its input blocks are exact zeros.
@@ -30,22 +31,13 @@ def _attach_block_mask(y, mask):
     return y
 
 
-def _check_positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+def _check_divisible(name, value, num_blocks):
+    check_positive_int(name, value)
+    check_positive_int("num_blocks", num_blocks)
+    if value % num_blocks:
         raise ValueError(
-            f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-
-
-def _check_non_negative(name, value):
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not value >= 0.0
-        or value == float("inf")
-    ):
-        raise ValueError(
-            f"Argument `{name}` must be a finite number >= 0. Received: {name}={value!r}"
+            f"Argument `{name}` must be divisible by `num_blocks`. "
+            f"Received: {name}={value}, num_blocks={num_blocks}"
         )
 
 
@@ -115,11 +107,11 @@ class GatedLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("num_blocks", num_blocks)
+        check_positive_int("num_blocks", num_blocks)
         check_probability("tau", tau)
-        _check_non_negative("block_balance_weight", block_balance_weight)
-        _check_non_negative("example_balance_weight", example_balance_weight)
-        _check_non_negative("variance_weight", variance_weight)
+        check_non_negative("block_balance_weight", block_balance_weight)
+        check_non_negative("example_balance_weight", example_balance_weight)
+        check_non_negative("variance_weight", variance_weight)
         self.num_blocks = num_blocks
         self.initial_tau = float(tau)
         self.initial_regularizer_weights = {
@@ -178,6 +170,21 @@ class GatedLayer(keras.layers.Layer):
         self.gate_outputs = GateOutputs(mask, sigma, log_prob, input_active, macs)
         return mask
 
+    def _bias_activate_and_mask(self, outputs, mask):
+        """Adds the bias, applies the activation, zeroes the inactive blocks.
+
+        Masking after the activation keeps inactive blocks at exactly 0 for
+        any activation, which is what lets the next layer skip them.
+        """
+        if self.bias is not None:
+            outputs = ops.add(outputs, self.bias)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        unit_mask = ops.repeat(ops.cast(mask, outputs.dtype), self.block_size, axis=1)
+        for _ in range(len(outputs.shape) - 2):  # broadcast over spatial axes
+            unit_mask = ops.expand_dims(unit_mask, 1)
+        return _attach_block_mask(outputs * unit_mask, mask)
+
     def _regularization(self, sigma):
         sigma = ops.cast(sigma, "float32")
         tau = ops.cast(self.tau, "float32")
@@ -200,7 +207,7 @@ class GatedLayer(keras.layers.Layer):
             check_probability("tau", tau)
             self.tau.assign(tau)
         for name, value in weights.items():
-            _check_non_negative(name, value)
+            check_non_negative(name, value)
             self.regularizer_weights[name].assign(value)
 
     def gating_state(self):
@@ -341,13 +348,7 @@ class GatedDense(GatedLayer):
         bias_constraint=None,
         **kwargs,
     ):
-        _check_positive_int("units", units)
-        _check_positive_int("num_blocks", num_blocks)
-        if units % num_blocks:
-            raise ValueError(
-                "Argument `units` must be divisible by `num_blocks`. "
-                f"Received: units={units}, num_blocks={num_blocks}"
-            )
+        _check_divisible("units", units, num_blocks)
         super().__init__(num_blocks, activity_regularizer=activity_regularizer, **kwargs)
         self.units = units
         self.block_size = units // num_blocks
@@ -374,13 +375,7 @@ class GatedDense(GatedLayer):
 
     def call(self, inputs, training=None):
         mask = self._gate(inputs, inputs, self.input_dim, training)
-        outputs = ops.matmul(inputs, self.kernel)
-        if self.bias is not None:
-            outputs = ops.add(outputs, self.bias)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        outputs = outputs * ops.repeat(ops.cast(mask, outputs.dtype), self.block_size, axis=1)
-        return _attach_block_mask(outputs, mask)
+        return self._bias_activate_and_mask(ops.matmul(inputs, self.kernel), mask)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units)
@@ -479,13 +474,7 @@ class GatedConv2D(GatedLayer):
         data_format="channels_last",
         **kwargs,
     ):
-        _check_positive_int("filters", filters)
-        _check_positive_int("num_blocks", num_blocks)
-        if filters % num_blocks:
-            raise ValueError(
-                "Argument `filters` must be divisible by `num_blocks`. "
-                f"Received: filters={filters}, num_blocks={num_blocks}"
-            )
+        _check_divisible("filters", filters, num_blocks)
         if data_format != "channels_last":
             raise ValueError(
                 "GatedConv2D supports only data_format='channels_last'. "
@@ -544,13 +533,7 @@ class GatedConv2D(GatedLayer):
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
-        if self.bias is not None:
-            outputs = ops.add(outputs, self.bias)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        channel_mask = ops.repeat(ops.cast(mask, outputs.dtype), self.block_size, axis=1)
-        outputs = outputs * channel_mask[:, None, None, :]
-        return _attach_block_mask(outputs, mask)
+        return self._bias_activate_and_mask(outputs, mask)
 
     def compute_output_shape(self, input_shape):
         spatial = [

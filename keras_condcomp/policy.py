@@ -3,20 +3,9 @@
 import keras
 from keras import ops
 
+from keras_condcomp.validation import check_positive_int, check_probability
+
 INFERENCE_MODES = ("threshold", "sample")
-
-
-def check_probability(name, value, low_inclusive=False):
-    """Raises a ValueError unless `low < value <= 1` (or `low <= value`)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = (0.0 <= value <= 1.0) if low_inclusive else (0.0 < value <= 1.0)
-    if not ok:
-        interval = "[0, 1]" if low_inclusive else "(0, 1]"
-        raise ValueError(
-            f"Argument `{name}` must be a number in {interval}. "
-            f"Received: {name}={value!r}"
-        )
 
 
 @keras.saving.register_keras_serializable(package="keras_condcomp")
@@ -80,11 +69,7 @@ class BernoulliBlockPolicy(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(num_blocks, int) or isinstance(num_blocks, bool) or num_blocks < 1:
-            raise ValueError(
-                "Argument `num_blocks` must be a positive integer. "
-                f"Received: num_blocks={num_blocks!r}"
-            )
+        check_positive_int("num_blocks", num_blocks)
         check_probability("threshold", threshold, low_inclusive=True)
         if inference_mode not in INFERENCE_MODES:
             raise ValueError(

@@ -8,9 +8,6 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: long-running test, run with `-m slow`")
-
 
 @pytest.fixture(autouse=True)
 def _clear_keras_session():

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up from scratch (scripts/setup.sh) and runs the default test suite.
+# Slow tests: `.venv/bin/python -m pytest -m slow`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+python -m pytest -q "$@"
