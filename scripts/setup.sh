@@ -9,5 +9,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q -e ".[test,litert,datasets,plot]"
+python -m pip install -q -e ".[test,litert,datasets,plot,tfmot-baseline]"
 bash tflite/build_ops.sh
