@@ -1,0 +1,453 @@
+"""Shared driver of the paper-reproduction examples (one script per data set).
+
+Each example script describes its experiment with an `ExperimentSpec` and
+calls `main(spec, argv)`. A run:
+
+1. loads the data set (`keras_condcomp.data`), or tiny synthetic data of the
+   same shape with `--smoke`;
+2. trains the plain (dense) network of the same shape as the baseline;
+3. for each `--tau`, trains the condnet (gated layers, REINFORCE policies via
+   `keras_condcomp.CondCompModel`);
+4. measures test error, per-layer active fraction, FLOP fraction and the
+   inference time of every model on the same batch in the same process;
+5. writes `results.json`, `results.csv`, gate activations `gates_tau*.npz`,
+   heat maps `gates_tau*.png` and `block_frequency_vs_tau.png` to `--out`.
+"""
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keras' own TF logs (e.g. retracing notes when several models train in one process).
+os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+try:
+    import keras_condcomp  # noqa: E402
+except ImportError:  # Running from a checkout without `pip install -e .`.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import keras_condcomp  # noqa: E402
+from keras_condcomp import data as condcomp_data  # noqa: E402
+from keras_condcomp import plotting  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+SMOKE_TRAIN, SMOKE_TEST = 64, 32
+
+
+@dataclasses.dataclass
+class ExperimentSpec:
+    """What one example trains: the data set, the network shape and defaults.
+
+    Attributes:
+        name: Example name, used for the default output directory.
+        dataset: Data set name from `keras_condcomp.data.DATASET_NAMES`.
+        kind: `"fc"` (fully connected) or `"conv"` (convolutional).
+        hidden: Default hidden units per gated dense layer (fc), or units of
+            the dense layer after the convolutions (conv; 0 for none).
+        filters: Default filters of the convolution layers (conv only); the
+            first convolution is ungated, the others are `GatedConv2D`.
+        num_blocks: Default blocks per gated layer.
+        taus: Default target active fractions, one condnet each.
+        epochs: Default training epochs.
+        batch_size: Default minibatch size.
+        learning_rate: Default Adam learning rate.
+        standardize: Standardize inputs per channel with train statistics.
+        variance_weight: Default weight of L_v. Larger than the layer default
+            (0.1): with L_v that weak the policies stay near sigma = tau for
+            every example, and the inference rule `sigma > 0.5` then turns
+            every block off when tau < 0.5 (seen on digits: 90% test error).
+        tau_anneal_epochs: Default epochs over which tau goes from 1 to its
+            target (the network first learns with all blocks on).
+        description: First line of `--help`.
+    """
+
+    name: str
+    dataset: str
+    kind: str
+    hidden: tuple
+    num_blocks: int
+    taus: tuple
+    epochs: int
+    batch_size: int
+    learning_rate: float = 1e-3
+    filters: tuple = ()
+    standardize: bool = False
+    variance_weight: float = 5.0
+    tau_anneal_epochs: int = 0
+    description: str = ""
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _tau(text):
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"tau must be in (0, 1], got {text}")
+    return value
+
+
+def build_parser(spec):
+    """Command-line arguments of an example, with `spec`'s defaults."""
+    parser = argparse.ArgumentParser(
+        description=spec.description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--epochs", type=_positive_int, default=spec.epochs,
+                        help="training epochs of every model")
+    parser.add_argument("--tau", type=_tau, nargs="+", default=list(spec.taus),
+                        help="target fraction(s) of active blocks; one condnet per value")
+    parser.add_argument("--num-blocks", type=_positive_int, default=spec.num_blocks,
+                        help="blocks per gated layer (must divide the layer width)")
+    if spec.kind == "fc":
+        parser.add_argument("--hidden", type=_positive_int, nargs="+", default=list(spec.hidden),
+                            help="units of each hidden (gated) layer")
+    else:
+        parser.add_argument("--filters", type=_positive_int, nargs="+",
+                            default=list(spec.filters),
+                            help="filters of each 3x3 convolution; the first is ungated, "
+                            "a 2x2 max-pool follows every second one")
+        parser.add_argument("--hidden", type=int, nargs="+", default=list(spec.hidden),
+                            help="units of the dense layer(s) after the convolutions")
+    parser.add_argument("--batch-size", type=_positive_int, default=spec.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=spec.learning_rate,
+                        help="Adam learning rate")
+    parser.add_argument("--tau-anneal-epochs", type=int, default=spec.tau_anneal_epochs,
+                        help="anneal tau linearly from 1 to its target over this many epochs "
+                        "(0: fixed tau)")
+    parser.add_argument("--block-balance-weight", type=float, default=1.0,
+                        help="weight of L_b (each block active a fraction tau of the time)")
+    parser.add_argument("--example-balance-weight", type=float, default=1.0,
+                        help="weight of L_e (each example uses a fraction tau of the blocks)")
+    parser.add_argument("--variance-weight", type=float, default=spec.variance_weight,
+                        help="weight of L_v (rewards policies that vary across examples)")
+    parser.add_argument("--policy-weight", type=float, default=1.0,
+                        help="weight of the REINFORCE term")
+    parser.add_argument("--out", type=Path, default=Path("runs") / spec.name,
+                        help="output directory for results, gates and figures")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="directory holding the data set files (see keras_condcomp.data; "
+                        f"also ${condcomp_data.DATA_DIR_ENV})")
+    parser.add_argument("--download", action="store_true",
+                        help="let tensorflow-datasets download the data set if not found locally")
+    parser.add_argument("--max-train", type=_positive_int, default=None,
+                        help="use a random subset of this many training examples")
+    parser.add_argument("--max-test", type=_positive_int, default=None,
+                        help="use a random subset of this many test examples")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip training the dense baseline network")
+    parser.add_argument("--timing-batch-size", type=_positive_int, default=256,
+                        help="examples per timed inference call (taken from the test set)")
+    parser.add_argument("--timing-repeats", type=_positive_int, default=20,
+                        help="timed calls per model; the median is reported")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                        help="Keras fit verbosity (1: progress bars)")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"tiny synthetic data of the right shape ({SMOKE_TRAIN} train / "
+                        f"{SMOKE_TEST} test), 1 epoch, few timing repeats: checks the script runs")
+    return parser
+
+
+# --------------------------------------------------------------------------- models
+
+
+def build_network(spec, args, gated, tau=1.0):
+    """The condnet (`gated=True`) or the dense network of the same shape."""
+    num_classes = condcomp_data.NUM_CLASSES
+    gating = dict(
+        num_blocks=args.num_blocks,
+        tau=tau,
+        block_balance_weight=args.block_balance_weight,
+        example_balance_weight=args.example_balance_weight,
+        variance_weight=args.variance_weight,
+    )
+    layers = [keras.Input(args.input_shape)]
+    count = 0
+
+    def dense(units):
+        nonlocal count
+        count += 1
+        if gated:
+            return keras_condcomp.GatedDense(units, activation="relu", name=f"gated_{count}",
+                                             **gating)
+        return keras.layers.Dense(units, activation="relu", name=f"dense_{count}")
+
+    if spec.kind == "fc":
+        layers += [dense(units) for units in args.hidden]
+    else:
+        for index, filters in enumerate(args.filters):
+            if index == 0 or not gated:
+                # The first convolution sees raw pixels; its mean over space says
+                # little about the image, so it stays dense in both networks.
+                layers.append(keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                                  name=f"conv_{index + 1}"))
+            else:
+                count += 1
+                layers.append(keras_condcomp.GatedConv2D(
+                    filters, 3, padding="same", activation="relu", name=f"gated_{count}",
+                    **gating))
+            if index % 2 == 1:
+                layers.append(keras.layers.MaxPooling2D(name=f"pool_{index // 2 + 1}"))
+        layers.append(keras.layers.Flatten())
+        layers += [dense(units) for units in args.hidden if units > 0]
+    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="classifier"))
+    return keras.Sequential(layers, name=("condnet" if gated else "dense_net"))
+
+
+def _check_blocks_divide(spec, args):
+    widths = list(args.hidden) if spec.kind == "fc" else list(args.filters[1:]) + [
+        h for h in args.hidden if h > 0
+    ]
+    for width in widths:
+        if width % args.num_blocks:
+            raise ValueError(
+                f"Argument `--num-blocks` must divide every gated layer width {widths}. "
+                f"Received: num_blocks={args.num_blocks}"
+            )
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def fast_inference_fn(model):
+    """The fastest inference path the package offers for `model`, and its name.
+
+    Uses `keras_condcomp.sparse` (block-sparse kernels) when it provides
+    `build_sparse_inference`; otherwise the masked Keras graph (every block
+    computed, then masked), which cannot be faster than the dense network.
+    """
+    try:
+        from keras_condcomp import sparse  # owned by the fast-inference work
+    except ImportError:
+        sparse = None
+    builder = getattr(sparse, "build_sparse_inference", None) if sparse else None
+    if builder is not None:
+        return builder(model), "keras_condcomp.sparse"
+    return keras_graph_fn(model), "keras masked graph (no sparse path available)"
+
+
+def keras_graph_fn(model):
+    """`model(x, training=False)` compiled once as a `tf.function`."""
+    return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+
+def time_models(fns, x, repeats, warmup=3):
+    """Median seconds per call of each `fns[name](x)`, timed in interleaved rounds.
+
+    Interleaving (dense, condnet, dense, ...) makes load from other processes
+    hit every model alike instead of whichever happened to run last.
+    """
+    x = tf.constant(x)
+    for fn in fns.values():
+        for _ in range(warmup):
+            np.asarray(fn(x))
+    seconds = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            np.asarray(fn(x))  # forces the result to be computed
+            seconds[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in seconds.items()}
+
+
+# --------------------------------------------------------------------------- run
+
+
+def load_data(spec, args):
+    if args.smoke:
+        dataset = condcomp_data.synthetic_dataset(
+            spec.dataset, num_train=SMOKE_TRAIN, num_test=SMOKE_TEST, seed=args.seed
+        )
+    else:
+        dataset = condcomp_data.load_dataset(
+            spec.dataset, data_dir=args.data_dir, download=True if args.download else None,
+            max_train=args.max_train, max_test=args.max_test, seed=args.seed,
+        )
+    if spec.standardize:
+        dataset = dataset.standardized()
+    if spec.kind == "fc":
+        dataset = dataset.flattened()
+    return dataset
+
+
+def _compile(model, args):
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def _train(model, dataset, args, callbacks=()):
+    start = time.perf_counter()
+    model.fit(dataset.x_train, dataset.y_train, epochs=args.epochs, batch_size=args.batch_size,
+              callbacks=list(callbacks), verbose=args.verbose, shuffle=True)
+    return time.perf_counter() - start
+
+
+def run(spec, args):
+    """Trains and measures every model; returns the results dict it also writes."""
+    if args.smoke:
+        args.epochs = 1
+        args.timing_repeats = min(args.timing_repeats, 3)
+        args.timing_batch_size = min(args.timing_batch_size, SMOKE_TEST)
+        args.max_train = args.max_test = None
+    _check_blocks_divide(spec, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    dataset = load_data(spec, args)
+    args.input_shape = dataset.input_shape
+    print(dataset.summary(), flush=True)
+    timing_x = dataset.x_test[: args.timing_batch_size]
+
+    rows, inference_fns, condnets = [], {}, {}
+    if not args.no_baseline:
+        keras.utils.set_random_seed(args.seed)
+        dense_net = build_network(spec, args, gated=False)
+        _compile(dense_net, args)
+        print(f"\n== dense baseline {dense_net.name}: {dense_net.count_params()} parameters",
+              flush=True)
+        train_seconds = _train(dense_net, dataset, args)
+        metrics = dense_net.evaluate(dataset.x_test, dataset.y_test, verbose=0, return_dict=True)
+        rows.append({"model": "dense", "tau": None, "test_error": 1.0 - metrics["accuracy"],
+                     "flop_fraction": 1.0, "active_fraction": {}, "train_seconds": train_seconds})
+        inference_fns["dense"] = keras_graph_fn(dense_net)
+
+    inference_path = None
+    for tau in args.tau:
+        keras.utils.set_random_seed(args.seed)
+        network = build_network(spec, args, gated=True, tau=tau)
+        model = keras_condcomp.CondCompModel(network, policy_weight=args.policy_weight)
+        _compile(model, args)
+        callbacks = []
+        if args.tau_anneal_epochs > 0:
+            callbacks.append(keras_condcomp.GatingScheduler(
+                tau=keras_condcomp.linear_schedule(1.0, tau, args.tau_anneal_epochs)))
+        print(f"\n== condnet tau={tau:g}, {args.num_blocks} blocks per gated layer: "
+              f"{network.count_params()} parameters", flush=True)
+        train_seconds = _train(model, dataset, args, callbacks)
+        metrics = model.evaluate(dataset.x_test, dataset.y_test, verbose=0, return_dict=True)
+        active = {layer.name: float(metrics[f"{layer.name}_active"])
+                  for layer in model.gated_layers}
+        name = f"condnet_tau{tau:g}"
+        rows.append({"model": name, "tau": tau, "test_error": 1.0 - metrics["accuracy"],
+                     "flop_fraction": float(metrics["flop_fraction"]),
+                     "active_fraction": active, "train_seconds": train_seconds})
+        inference_fns[name], inference_path = fast_inference_fn(model)
+        condnets[tau] = model
+
+    seconds = time_models(inference_fns, timing_x, repeats=args.timing_repeats)
+    dense_seconds = seconds.get("dense")
+    for row in rows:
+        row["inference_ms"] = 1000.0 * seconds[row["model"]]
+        row["speedup_vs_dense"] = (dense_seconds / seconds[row["model"]]
+                                   if dense_seconds else None)
+
+    frequencies_by_tau = {}
+    for tau, model in condnets.items():
+        activations = plotting.gate_activations(model, dataset.x_test[:2000])
+        labels = dataset.y_test[:2000]
+        plotting.save_gate_activations(args.out / f"gates_tau{tau:g}.npz", activations,
+                                       labels=labels, tau=tau)
+        plotting.plot_gate_heatmaps(
+            activations, labels=labels,
+            title=f"{spec.name}: gates of the condnet with tau={tau:g} (test examples)",
+            path=args.out / f"gates_tau{tau:g}.png")
+        frequencies_by_tau[tau] = plotting.block_frequencies(activations)
+    if frequencies_by_tau:
+        plotting.plot_frequency_vs_tau(
+            frequencies_by_tau, title=f"{spec.name}: block activation frequency (test set)",
+            path=args.out / "block_frequency_vs_tau.png")
+
+    results = {
+        "example": spec.name,
+        "command": args.command,
+        "smoke": bool(args.smoke),
+        "dataset": {"name": dataset.name, "source": dataset.source,
+                    "num_train": int(len(dataset.x_train)), "num_test": int(len(dataset.x_test))},
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                   if k != "input_shape"},
+        "timing": {"batch_size": int(len(timing_x)), "repeats": args.timing_repeats,
+                   "statistic": "median seconds per call, models interleaved",
+                   "condnet_path": inference_path, "dense_path": "keras graph",
+                   "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+                   f"TensorFlow {tf.__version__}"},
+        "rows": rows,
+    }
+    write_results(args.out, results)
+    print_summary(results)
+    return results
+
+
+def write_results(out, results):
+    """`results.json` (everything) and `results.csv` (one row per model)."""
+    with open(out / "results.json", "w") as f:
+        json.dump(results, f, indent=2)
+    layer_names = []
+    for row in results["rows"]:
+        layer_names += [n for n in row["active_fraction"] if n not in layer_names]
+    fields = ["example", "dataset", "smoke", "model", "tau", "test_error", "flop_fraction",
+              *[f"active_{n}" for n in layer_names], "inference_ms", "timing_batch_size",
+              "speedup_vs_dense", "condnet_inference_path", "train_seconds"]
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for row in results["rows"]:
+            writer.writerow({
+                "example": results["example"], "dataset": results["dataset"]["name"],
+                "smoke": results["smoke"], "model": row["model"], "tau": row["tau"],
+                "test_error": f"{row['test_error']:.4f}",
+                "flop_fraction": f"{row['flop_fraction']:.4f}",
+                **{f"active_{n}": f"{v:.4f}" for n, v in row["active_fraction"].items()},
+                "inference_ms": f"{row['inference_ms']:.3f}",
+                "timing_batch_size": results["timing"]["batch_size"],
+                "speedup_vs_dense": ("" if row["speedup_vs_dense"] is None
+                                     else f"{row['speedup_vs_dense']:.3f}"),
+                "condnet_inference_path": ("keras graph" if row["model"] == "dense"
+                                           else results["timing"]["condnet_path"]),
+                "train_seconds": f"{row['train_seconds']:.1f}",
+            })
+
+
+def print_summary(results):
+    print(f"\n{results['example']} on {results['dataset']['source']}"
+          f"{' (SMOKE: synthetic data, numbers mean nothing)' if results['smoke'] else ''}")
+    print(f"{'model':<18}{'test err':>9}{'FLOP frac':>10}{'ms/batch':>10}{'speedup':>9}  active")
+    for row in results["rows"]:
+        speedup = "" if row["speedup_vs_dense"] is None else f"{row['speedup_vs_dense']:.2f}x"
+        active = " ".join(f"{v:.2f}" for v in row["active_fraction"].values())
+        print(f"{row['model']:<18}{row['test_error']:>9.4f}{row['flop_fraction']:>10.3f}"
+              f"{row['inference_ms']:>10.2f}{speedup:>9}  {active}")
+    print(f"timing: batch of {results['timing']['batch_size']}, condnet path: "
+          f"{results['timing']['condnet_path']}")
+    print(f"wrote {results['config']['out']}/results.json, results.csv and figures")
+
+
+def main(spec, argv=None):
+    """Parses `argv` (default: the command line) and runs the experiment."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(spec).parse_args(argv)
+    args.command = " ".join([f"python examples/{spec.name}.py", *argv])
+    try:
+        run(spec, args)
+    except condcomp_data.DatasetNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        print("hint: --smoke runs on synthetic data; examples/digits_fc.py runs on real "
+              "data shipped with scikit-learn.", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,115 @@
+"""Smoke runs of every example script, so the paper-reproduction scripts cannot rot."""
+
+import csv
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = ["digits_fc", "mnist_fc", "cifar10_fc", "svhn_fc", "cifar10_conv"]
+# Gated layers per example with the default architecture.
+GATED_LAYERS = {"digits_fc": 2, "mnist_fc": 2, "cifar10_fc": 2, "svhn_fc": 2, "cifar10_conv": 6}
+
+
+@pytest.fixture(scope="module")
+def examples_on_path():
+    sys.path.insert(0, str(EXAMPLES_DIR))
+    yield
+    sys.path.remove(str(EXAMPLES_DIR))
+
+
+def load_example(name):
+    return importlib.import_module(name)
+
+
+@pytest.fixture
+def no_real_data(tmp_path, monkeypatch):
+    """Makes sure no real data set is found, so nothing large is ever loaded."""
+    from keras_condcomp import data
+
+    empty = tmp_path / "_empty"
+    empty.mkdir()
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    monkeypatch.delenv(data.DOWNLOAD_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(empty))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(empty / "tfds"))
+    monkeypatch.setattr(data, "shared_datasets_dir", lambda: empty / "shared")
+    return empty
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_smoke_run_writes_results_and_figures(name, tmp_path, examples_on_path, no_real_data):
+    example = load_example(name)
+    out = tmp_path / "out"
+    status = example.main(example.SPEC, ["--smoke", "--out", str(out), "--verbose", "0",
+                                         "--timing-repeats", "2"])
+    assert status == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["smoke"] is True and results["dataset"]["source"] == "synthetic"
+    assert results["command"].startswith(f"python examples/{name}.py --smoke")
+    rows = {row["model"]: row for row in results["rows"]}
+    taus = example.SPEC.taus
+    assert set(rows) == {"dense"} | {f"condnet_tau{t:g}" for t in taus}
+    assert rows["dense"]["speedup_vs_dense"] == pytest.approx(1.0)
+    for tau in taus:
+        row = rows[f"condnet_tau{tau:g}"]
+        assert 0.0 <= row["test_error"] <= 1.0
+        assert 0.0 < row["flop_fraction"] <= 1.0 + 1e-6
+        assert len(row["active_fraction"]) == GATED_LAYERS[name]
+        assert all(0.0 <= v <= 1.0 for v in row["active_fraction"].values())
+        assert row["inference_ms"] > 0 and row["speedup_vs_dense"] > 0
+        for suffix in ("npz", "png"):
+            assert (out / f"gates_tau{tau:g}.{suffix}").stat().st_size > 1000
+    assert (out / "block_frequency_vs_tau.png").stat().st_size > 1000
+    with open(out / "results.csv") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert [r["model"] for r in csv_rows] == [r["model"] for r in results["rows"]]
+    assert "active_gated_1" in csv_rows[0]
+    assert results["timing"]["condnet_path"]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_help_lists_the_common_options(name, examples_on_path, capsys):
+    example = load_example(name)
+    with pytest.raises(SystemExit) as info:
+        example.main(example.SPEC, ["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--epochs", "--tau", "--num-blocks", "--out", "--smoke", "--data-dir"):
+        assert option in text
+
+
+def test_missing_data_set_exits_with_a_clear_message(tmp_path, examples_on_path, no_real_data,
+                                                     capsys):
+    example = load_example("mnist_fc")
+    status = example.main(example.SPEC, ["--out", str(tmp_path / "out"), "--data-dir",
+                                         str(no_real_data)])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "Data set 'mnist' not found" in error and str(no_real_data) in error
+    assert "--smoke" in error
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_argument_errors(tmp_path, examples_on_path):
+    example = load_example("digits_fc")
+    with pytest.raises(ValueError, match="Received: num_blocks=7"):
+        example.main(example.SPEC, ["--smoke", "--num-blocks", "7", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        example.main(example.SPEC, ["--tau", "1.5"])
+
+
+def test_script_runs_as_a_program(tmp_path):
+    """The real entry point: `python examples/digits_fc.py` from any directory."""
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES_DIR / "digits_fc.py"), "--smoke", "--tau", "0.5",
+         "--out", str(tmp_path / "out"), "--verbose", "0", "--timing-repeats", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "condnet_tau0.5" in completed.stdout
+    assert (tmp_path / "out" / "results.json").exists()
