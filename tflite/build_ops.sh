@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds the CondComp TFLite custom-op library:
+#   build/tflite_ops/libcondcomp_tflite_ops.so
+# Uses CMake when available (tflite/ops/CMakeLists.txt), otherwise the C
+# compiler directly with the same flags. Needs only a C11 compiler (gcc/clang);
+# no TensorFlow headers. Environment: CC, BUILD_DIR, CONDCOMP_NATIVE=1
+# (-march=native), CMAKE_ARGS (extra CMake arguments, e.g. an NDK toolchain).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SRC="$ROOT/tflite/ops"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build/tflite_ops}"
+LIB="$BUILD_DIR/libcondcomp_tflite_ops.so"
+NATIVE="${CONDCOMP_NATIVE:-0}"
+mkdir -p "$BUILD_DIR"
+
+if command -v cmake >/dev/null 2>&1; then
+  native_flag=OFF
+  [ "$NATIVE" = "1" ] && native_flag=ON
+  # shellcheck disable=SC2086
+  cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCONDCOMP_NATIVE="$native_flag" \
+    ${CMAKE_ARGS:-} >/dev/null
+  cmake --build "$BUILD_DIR" -j 2 >/dev/null
+else
+  CC="${CC:-cc}"
+  extra=()
+  [ "$NATIVE" = "1" ] && extra+=(-march=native)
+  "$CC" -std=gnu11 -O3 -fPIC -shared -Wall -Wextra -Wno-unused-parameter -Wno-psabi \
+    -fvisibility=hidden -ffp-contract=fast "${extra[@]}" \
+    "$SRC/condcomp_kernels.c" "$SRC/condcomp_tflite_ops.c" "$SRC/flexbuffer_map.c" \
+    "$SRC/cc_parallel.c" "$SRC/condcomp_register_tf.c" \
+    -o "$LIB" -lpthread -lm -ldl
+fi
+
+if [ ! -f "$LIB" ]; then
+  echo "build_ops.sh: build finished but $LIB is missing" >&2
+  exit 1
+fi
+echo "built $LIB"

@@ -1,0 +1,486 @@
+/* Portable CondComp kernels, see condcomp_kernels.h.
+ *
+ * Hot loop: for one output block j and one non-zero input block i, up to G
+ * examples (or, for conv, G output pixels) that need (j, i) share every load
+ * of a weight row W[j][d][0:bs]:  acc_g[0:bs] += x_g[d] * W[j][d][0:bs].
+ * The accumulators of a column tile stay in registers over the whole input
+ * block (micro-kernels G x T vectors of 8 floats), so the only memory traffic
+ * is the weight tile (read once per group) and one broadcast per example-row.
+ */
+#include "condcomp_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CC_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#error "condcomp_kernels.c needs GCC or Clang (vector extensions)"
+#endif
+
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(CONDCOMP_NO_MULTIVERSION) && \
+    !(defined(__AVX2__) && defined(__FMA__))
+#define CC_X86_MULTIVERSION 1
+#else
+#define CC_X86_MULTIVERSION 0
+#endif
+
+/* 8 floats; unaligned loads/stores go through memcpy (well defined, one
+ * vmovups / two ldr q on the targets we care about). */
+typedef float vf8 __attribute__((vector_size(32)));
+#define VL 8
+
+CC_ALWAYS_INLINE vf8 ld8(const float* p) {
+  vf8 v;
+  memcpy(&v, p, sizeof(v));
+  return v;
+}
+CC_ALWAYS_INLINE void st8(float* p, vf8 v) { memcpy(p, &v, sizeof(v)); }
+
+/* ------------------------------------------------------------ activations */
+
+static const struct {
+  const char* name;
+  int id;
+} kActivationNames[] = {
+    {"linear", CC_ACT_LINEAR},       {"None", CC_ACT_LINEAR},
+    {"relu", CC_ACT_RELU},           {"relu6", CC_ACT_RELU6},
+    {"sigmoid", CC_ACT_SIGMOID},     {"tanh", CC_ACT_TANH},
+    {"elu", CC_ACT_ELU},             {"selu", CC_ACT_SELU},
+    {"softplus", CC_ACT_SOFTPLUS},   {"softsign", CC_ACT_SOFTSIGN},
+    {"silu", CC_ACT_SILU},           {"swish", CC_ACT_SILU},
+    {"gelu", CC_ACT_GELU},           {"leaky_relu", CC_ACT_LEAKY_RELU},
+    {"hard_sigmoid", CC_ACT_HARD_SIGMOID}, {"hard_silu", CC_ACT_HARD_SILU},
+    {"hard_swish", CC_ACT_HARD_SILU}, {"mish", CC_ACT_MISH},
+    {"exponential", CC_ACT_EXPONENTIAL},
+};
+
+int cc_activation_from_name(const char* name, size_t len) {
+  if (name == NULL) return -1;
+  for (size_t i = 0; i < sizeof(kActivationNames) / sizeof(kActivationNames[0]); ++i) {
+    const char* n = kActivationNames[i].name;
+    if (strlen(n) == len && memcmp(n, name, len) == 0) return kActivationNames[i].id;
+  }
+  return -1;
+}
+
+const char* cc_activation_names(void) {
+  return "linear, relu, relu6, sigmoid, tanh, elu, selu, softplus, softsign, silu (swish), "
+         "gelu, leaky_relu, hard_sigmoid, hard_silu (hard_swish), mish, exponential";
+}
+
+static float softplusf(float v) {
+  /* log(1 + exp(v)) without overflow */
+  return v > 0.0f ? v + log1pf(expf(-v)) : log1pf(expf(v));
+}
+
+void cc_apply_activation(int act, float* v, size_t n) {
+  size_t i;
+  switch (act) {
+    case CC_ACT_LINEAR:
+      return;
+    case CC_ACT_RELU:
+      for (i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+      return;
+    case CC_ACT_RELU6:
+      for (i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? (v[i] < 6.0f ? v[i] : 6.0f) : 0.0f;
+      return;
+    case CC_ACT_SIGMOID:
+      for (i = 0; i < n; ++i) v[i] = 1.0f / (1.0f + expf(-v[i]));
+      return;
+    case CC_ACT_TANH:
+      for (i = 0; i < n; ++i) v[i] = tanhf(v[i]);
+      return;
+    case CC_ACT_ELU:
+      for (i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : expm1f(v[i]);
+      return;
+    case CC_ACT_SELU: {
+      const float scale = 1.05070098735548049342f, alpha = 1.67326324235437728482f;
+      for (i = 0; i < n; ++i) v[i] = scale * (v[i] > 0.0f ? v[i] : alpha * expm1f(v[i]));
+      return;
+    }
+    case CC_ACT_SOFTPLUS:
+      for (i = 0; i < n; ++i) v[i] = softplusf(v[i]);
+      return;
+    case CC_ACT_SOFTSIGN:
+      for (i = 0; i < n; ++i) v[i] = v[i] / (1.0f + fabsf(v[i]));
+      return;
+    case CC_ACT_SILU:
+      for (i = 0; i < n; ++i) v[i] = v[i] / (1.0f + expf(-v[i]));
+      return;
+    case CC_ACT_GELU: /* Keras default: exact (erf) form */
+      for (i = 0; i < n; ++i) v[i] = 0.5f * v[i] * (1.0f + erff(v[i] * 0.70710678118654752f));
+      return;
+    case CC_ACT_LEAKY_RELU: /* keras.activations.leaky_relu default slope 0.2 */
+      for (i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : 0.2f * v[i];
+      return;
+    case CC_ACT_HARD_SIGMOID: /* Keras 3: relu6(x + 3) / 6 */
+      for (i = 0; i < n; ++i) {
+        float t = v[i] + 3.0f;
+        t = t > 0.0f ? (t < 6.0f ? t : 6.0f) : 0.0f;
+        v[i] = t / 6.0f;
+      }
+      return;
+    case CC_ACT_HARD_SILU:
+      for (i = 0; i < n; ++i) {
+        float t = v[i] + 3.0f;
+        t = t > 0.0f ? (t < 6.0f ? t : 6.0f) : 0.0f;
+        v[i] = v[i] * t / 6.0f;
+      }
+      return;
+    case CC_ACT_MISH:
+      for (i = 0; i < n; ++i) v[i] = v[i] * tanhf(softplusf(v[i]));
+      return;
+    case CC_ACT_EXPONENTIAL:
+      for (i = 0; i < n; ++i) v[i] = expf(v[i]);
+      return;
+    default:
+      return; /* validated by the caller */
+  }
+}
+
+/* Policy decision: sigmoid(z) > threshold, with sigmoid correctly rounded to
+ * float like the float32 reference computes it. */
+CC_ALWAYS_INLINE uint8_t gate_on(float z, float threshold) {
+  float sigma = (float)(1.0 / (1.0 + exp(-(double)z)));
+  return sigma > threshold ? 1 : 0;
+}
+
+/* --------------------------------------------------------- micro-kernels */
+
+/* acc_g[0 : T*8] += sum_{r < rows} xs[g][r * xstride] * w[r * ldw + 0 : T*8]
+ * for g < G, with acc_g living at ys[g]. */
+#define CC_DEFINE_MK(G, T)                                                           \
+  CC_ALWAYS_INLINE void mk_##G##x##T(const float* w, size_t ldw, int rows,          \
+                                     const float* const* xs, size_t xstride,        \
+                                     float* const* ys) {                            \
+    vf8 acc[G][T];                                                                  \
+    for (int g = 0; g < G; ++g)                                                     \
+      for (int t = 0; t < T; ++t) acc[g][t] = ld8(ys[g] + t * VL);                  \
+    for (int r = 0; r < rows; ++r) {                                                \
+      const float* wr = w + (size_t)r * ldw;                                        \
+      vf8 wv[T];                                                                    \
+      for (int t = 0; t < T; ++t) wv[t] = ld8(wr + t * VL);                         \
+      for (int g = 0; g < G; ++g) {                                                 \
+        const float xv = xs[g][(size_t)r * xstride];                                \
+        for (int t = 0; t < T; ++t) acc[g][t] += wv[t] * xv;                        \
+      }                                                                             \
+    }                                                                               \
+    for (int g = 0; g < G; ++g)                                                     \
+      for (int t = 0; t < T; ++t) st8(ys[g] + t * VL, acc[g][t]);                   \
+  }
+
+CC_DEFINE_MK(1, 8)
+CC_DEFINE_MK(1, 4)
+CC_DEFINE_MK(1, 1)
+CC_DEFINE_MK(2, 4)
+CC_DEFINE_MK(2, 1)
+CC_DEFINE_MK(3, 3)
+CC_DEFINE_MK(3, 1)
+CC_DEFINE_MK(4, 2)
+CC_DEFINE_MK(4, 1)
+
+/* Adds the contribution of `rows` input rows to `cols` outputs for G <= 4
+ * examples: w points at the [rows][ldw] weight tile, xs[g] at example g's
+ * inputs (stride xstride), ys[g] at its outputs. */
+CC_ALWAYS_INLINE void accumulate_group(int G, const float* w, size_t ldw, int cols, int rows,
+                                       const float* const* xs, size_t xstride,
+                                       float* const* ys_in) {
+  float* ys[4];
+  int c = 0;
+  const float* wc;
+#define CC_COLS(step, call)                                  \
+  for (; c + (step) <= cols; c += (step)) {                  \
+    for (int g = 0; g < G; ++g) ys[g] = ys_in[g] + c;        \
+    wc = w + c;                                              \
+    call;                                                    \
+  }
+  switch (G) {
+    case 1:
+      CC_COLS(64, mk_1x8(wc, ldw, rows, xs, xstride, ys))
+      CC_COLS(32, mk_1x4(wc, ldw, rows, xs, xstride, ys))
+      CC_COLS(8, mk_1x1(wc, ldw, rows, xs, xstride, ys))
+      break;
+    case 2:
+      CC_COLS(32, mk_2x4(wc, ldw, rows, xs, xstride, ys))
+      CC_COLS(8, mk_2x1(wc, ldw, rows, xs, xstride, ys))
+      break;
+    case 3:
+      CC_COLS(24, mk_3x3(wc, ldw, rows, xs, xstride, ys))
+      CC_COLS(8, mk_3x1(wc, ldw, rows, xs, xstride, ys))
+      break;
+    default:
+      CC_COLS(16, mk_4x2(wc, ldw, rows, xs, xstride, ys))
+      CC_COLS(8, mk_4x1(wc, ldw, rows, xs, xstride, ys))
+      break;
+  }
+#undef CC_COLS
+  if (c < cols) { /* scalar tail (bs not a multiple of 8) */
+    for (int g = 0; g < G; ++g) {
+      float* y = ys_in[g];
+      const float* x = xs[g];
+      for (int r = 0; r < rows; ++r) {
+        const float xv = x[(size_t)r * xstride];
+        const float* wr = w + (size_t)r * ldw;
+        for (int cc = c; cc < cols; ++cc) y[cc] += xv * wr[cc];
+      }
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ dense */
+
+void cc_gated_dense_gate(const cc_gated_dense* p, int e_begin, int e_end, float* logits) {
+  const int D = p->in_dim, K = p->num_blocks, ibs = p->in_block_size;
+  const int n_in = D / ibs;
+  for (int e = e_begin; e < e_end; ++e) {
+    const float* x = p->x + (size_t)e * D;
+    uint8_t* act = p->in_active + (size_t)e * n_in;
+    for (int i = 0; i < n_in; ++i) {
+      const float* xb = x + (size_t)i * ibs;
+      uint8_t nz = 0;
+      for (int d = 0; d < ibs; ++d) {
+        if (xb[d] != 0.0f) {
+          nz = 1;
+          break;
+        }
+      }
+      act[i] = nz;
+    }
+    for (int k = 0; k < K; ++k) logits[k] = p->policy_bias[k];
+    for (int i = 0; i < n_in; ++i) {
+      if (!act[i]) continue;
+      for (int d = i * ibs; d < (i + 1) * ibs; ++d) {
+        const float xv = x[d];
+        const float* wp = p->policy_kernel + (size_t)d * K;
+        for (int k = 0; k < K; ++k) logits[k] += xv * wp[k];
+      }
+    }
+    uint8_t* mask = p->out_mask + (size_t)e * K;
+    for (int k = 0; k < K; ++k) mask[k] = gate_on(logits[k], p->threshold);
+  }
+}
+
+CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* examples) {
+  const int B = p->batch, D = p->in_dim, K = p->num_blocks, bs = p->block_size;
+  const int ibs = p->in_block_size, n_in = D / ibs;
+  const size_t units = (size_t)K * bs;
+  int* on = examples;        /* examples with block j on */
+  int* group = examples + B; /* of those, the ones with input block i non-zero */
+  int n_on = 0;
+  uint64_t macs = 0;
+  for (int e = 0; e < B; ++e) {
+    float* y = p->y + (size_t)e * units + (size_t)j * bs;
+    if (p->out_mask[(size_t)e * K + j]) {
+      on[n_on++] = e;
+      if (p->bias) {
+        memcpy(y, p->bias + (size_t)j * bs, sizeof(float) * bs);
+      } else {
+        memset(y, 0, sizeof(float) * bs);
+      }
+    } else {
+      memset(y, 0, sizeof(float) * bs);
+    }
+  }
+  if (n_on == 0) return 0;
+  const float* wj = p->kernel_bm + (size_t)j * D * bs;
+  for (int i = 0; i < n_in; ++i) {
+    int n = 0;
+    for (int a = 0; a < n_on; ++a) {
+      if (p->in_active[(size_t)on[a] * n_in + i]) group[n++] = on[a];
+    }
+    const float* w = wj + (size_t)i * ibs * bs;
+    for (int g0 = 0; g0 < n; g0 += 4) {
+      const int G = n - g0 < 4 ? n - g0 : 4;
+      const float* xs[4];
+      float* ys[4];
+      for (int g = 0; g < G; ++g) {
+        const int e = group[g0 + g];
+        xs[g] = p->x + (size_t)e * D + (size_t)i * ibs;
+        ys[g] = p->y + (size_t)e * units + (size_t)j * bs;
+      }
+      accumulate_group(G, w, (size_t)bs, bs, ibs, xs, 1, ys);
+    }
+    macs += (uint64_t)n * ibs * bs;
+  }
+  for (int a = 0; a < n_on; ++a) {
+    cc_apply_activation(p->activation, p->y + (size_t)on[a] * units + (size_t)j * bs,
+                        (size_t)bs);
+  }
+  return macs;
+}
+
+/* ----------------------------------------------------------------- conv2d */
+
+int cc_conv_output_size(int in, int kernel, int stride, int dilation, int padding_same,
+                        int* pad_before) {
+  if (in < 0 || kernel < 1 || stride < 1 || dilation < 1) return -1;
+  const long long eff = (long long)(kernel - 1) * dilation + 1;
+  long long out;
+  if (padding_same) {
+    out = ((long long)in + stride - 1) / stride;
+    long long total = (out - 1) * stride + eff - in;
+    if (total < 0) total = 0;
+    if (pad_before) *pad_before = (int)(total / 2);
+  } else {
+    out = in >= eff ? ((long long)in - eff) / stride + 1 : 0;
+    if (pad_before) *pad_before = 0;
+  }
+  if (out > 0x7fffffff) return -1;
+  return (int)out;
+}
+
+void cc_gated_conv2d_gate(const cc_gated_conv2d* p, int e_begin, int e_end, float* scratch) {
+  const int C = p->in_c, K = p->num_blocks, ibs = p->in_block_size, n_in = C / ibs;
+  const size_t hw = (size_t)p->in_h * p->in_w;
+  float* mean = scratch;
+  float* logits = scratch + C;
+  for (int e = e_begin; e < e_end; ++e) {
+    const float* x = p->x + (size_t)e * hw * C;
+    uint8_t* act = p->in_active + (size_t)e * n_in;
+    for (int c = 0; c < C; ++c) mean[c] = 0.0f;
+    for (size_t s = 0; s < hw; ++s) {
+      const float* xs = x + s * C;
+      for (int c = 0; c < C; ++c) mean[c] += xs[c];
+    }
+    /* A channel block is skippable iff it is zero at every position. */
+    memset(act, 0, (size_t)n_in);
+    for (size_t s = 0; s < hw; ++s) {
+      const float* xs = x + s * C;
+      for (int i = 0; i < n_in; ++i) {
+        if (act[i]) continue;
+        for (int c = i * ibs; c < (i + 1) * ibs; ++c) {
+          if (xs[c] != 0.0f) {
+            act[i] = 1;
+            break;
+          }
+        }
+      }
+    }
+    const float inv = hw ? 1.0f / (float)hw : 0.0f;
+    for (int k = 0; k < K; ++k) logits[k] = p->policy_bias[k];
+    for (int c = 0; c < C; ++c) {
+      const float m = mean[c] * inv;
+      const float* wp = p->policy_kernel + (size_t)c * K;
+      for (int k = 0; k < K; ++k) logits[k] += m * wp[k];
+    }
+    uint8_t* mask = p->out_mask + (size_t)e * K;
+    for (int k = 0; k < K; ++k) mask[k] = gate_on(logits[k], p->threshold);
+  }
+}
+
+CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
+  const int K = p->num_blocks, bs = p->block_size, C = p->in_c;
+  const int ibs = p->in_block_size, n_in = C / ibs;
+  const size_t units = (size_t)K * bs;
+  const int OH = p->out_h, OW = p->out_w;
+  uint64_t macs = 0;
+  for (int e = 0; e < p->batch; ++e) {
+    float* ye = p->y + (size_t)e * OH * OW * units + (size_t)j * bs;
+    if (!p->out_mask[(size_t)e * K + j]) {
+      for (size_t s = 0; s < (size_t)OH * OW; ++s) memset(ye + s * units, 0, sizeof(float) * bs);
+      continue;
+    }
+    const float* xe = p->x + (size_t)e * p->in_h * p->in_w * C;
+    const uint8_t* act = p->in_active + (size_t)e * n_in;
+    for (size_t s = 0; s < (size_t)OH * OW; ++s) {
+      float* y = ye + s * units;
+      if (p->bias) {
+        memcpy(y, p->bias + (size_t)j * bs, sizeof(float) * bs);
+      } else {
+        memset(y, 0, sizeof(float) * bs);
+      }
+    }
+    for (int oh = 0; oh < OH; ++oh) {
+      for (int kh = 0; kh < p->kernel_h; ++kh) {
+        const int ih = oh * p->stride_h - p->pad_top + kh * p->dilation_h;
+        if (ih < 0 || ih >= p->in_h) continue;
+        for (int kw = 0; kw < p->kernel_w; ++kw) {
+          const float* wtap =
+              p->kernel_bm + ((((size_t)j * p->kernel_h + kh) * p->kernel_w + kw) * C) * bs;
+          /* Up to 4 output pixels of this row that read a valid input column
+           * share each weight row. */
+          int ow = 0;
+          while (ow < OW) {
+            const float* xs[4];
+            float* ys[4];
+            int G = 0;
+            for (; ow < OW && G < 4; ++ow) {
+              const int iw = ow * p->stride_w - p->pad_left + kw * p->dilation_w;
+              if (iw < 0 || iw >= p->in_w) continue;
+              xs[G] = xe + ((size_t)ih * p->in_w + iw) * C;
+              ys[G] = p->y + (((size_t)e * OH + oh) * OW + ow) * units + (size_t)j * bs;
+              ++G;
+            }
+            if (G == 0) continue;
+            for (int i = 0; i < n_in; ++i) {
+              if (!act[i]) continue;
+              const float* xg[4];
+              for (int g = 0; g < G; ++g) xg[g] = xs[g] + (size_t)i * ibs;
+              accumulate_group(G, wtap + (size_t)i * ibs * bs, (size_t)bs, bs, ibs, xg, 1, ys);
+              macs += (uint64_t)G * ibs * bs;
+            }
+          }
+        }
+      }
+    }
+    for (size_t s = 0; s < (size_t)OH * OW; ++s) {
+      cc_apply_activation(p->activation, ye + s * units, (size_t)bs);
+    }
+  }
+  return macs;
+}
+
+/* ------------------------------------------------------- ISA dispatching */
+
+static uint64_t dense_block_default(const cc_gated_dense* p, int j, int* ex) {
+  return dense_block_impl(p, j, ex);
+}
+static uint64_t conv_block_default(const cc_gated_conv2d* p, int j) {
+  return conv_block_impl(p, j);
+}
+
+#if CC_X86_MULTIVERSION
+__attribute__((target("avx2,fma"))) static uint64_t dense_block_avx2(const cc_gated_dense* p,
+                                                                    int j, int* ex) {
+  return dense_block_impl(p, j, ex);
+}
+__attribute__((target("avx2,fma"))) static uint64_t conv_block_avx2(const cc_gated_conv2d* p,
+                                                                   int j) {
+  return conv_block_impl(p, j);
+}
+static int have_avx2_fma(void) {
+  static int cached = -1; /* benign race: every thread computes the same value */
+  if (cached < 0) {
+    __builtin_cpu_init();
+    cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }
+  return cached;
+}
+#endif
+
+uint64_t cc_gated_dense_block(const cc_gated_dense* p, int j, int* examples) {
+#if CC_X86_MULTIVERSION
+  if (have_avx2_fma()) return dense_block_avx2(p, j, examples);
+#endif
+  return dense_block_default(p, j, examples);
+}
+
+uint64_t cc_gated_conv2d_block(const cc_gated_conv2d* p, int j) {
+#if CC_X86_MULTIVERSION
+  if (have_avx2_fma()) return conv_block_avx2(p, j);
+#endif
+  return conv_block_default(p, j);
+}
+
+const char* cc_kernel_isa(void) {
+#if CC_X86_MULTIVERSION
+  return have_avx2_fma() ? "x86-64 avx2+fma clone" : "x86-64 baseline clone";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "x86-64 avx2+fma (compile flags)";
+#elif defined(__aarch64__)
+  return "aarch64 neon";
+#else
+  return "generic";
+#endif
+}

@@ -1,0 +1,130 @@
+/* Portable CondComp compute kernels (no TFLite types, plain C11).
+ *
+ * Semantics: docs/architecture.md "Inference semantics of a gated layer".
+ * These functions are shared by every runtime glue (TFLite C API desktop
+ * registration, Android/LiteRT) and are cross-compiled for aarch64/NEON as is:
+ * the inner loops use GCC/Clang vector extensions (8 floats), which lower to
+ * AVX2/FMA on x86-64 clones, SSE2 by default, and two NEON q-registers on
+ * aarch64.
+ *
+ * Weights are stored block-major so an output block's weights are contiguous:
+ *   GatedDense:  kernel_bm[K][D_in][bs]              (Keras kernel is [D_in][K*bs])
+ *   GatedConv2D: kernel_bm[K][KH][KW][C_in][bs]      (Keras kernel is [KH][KW][C_in][K*bs])
+ * The rows of an input block (in_block_size consecutive inputs) of one output
+ * block are then one contiguous [in_block_size][bs] tile.
+ */
+#ifndef CONDCOMP_KERNELS_H_
+#define CONDCOMP_KERNELS_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  CC_ACT_LINEAR = 0,
+  CC_ACT_RELU,
+  CC_ACT_RELU6,
+  CC_ACT_SIGMOID,
+  CC_ACT_TANH,
+  CC_ACT_ELU,
+  CC_ACT_SELU,
+  CC_ACT_SOFTPLUS,
+  CC_ACT_SOFTSIGN,
+  CC_ACT_SILU,
+  CC_ACT_GELU,
+  CC_ACT_LEAKY_RELU,
+  CC_ACT_HARD_SIGMOID,
+  CC_ACT_HARD_SILU,
+  CC_ACT_MISH,
+  CC_ACT_EXPONENTIAL,
+  CC_ACT_COUNT
+} cc_activation;
+
+/* Keras activation name -> id, or -1. Accepts the Keras aliases
+ * ("linear"/"None", "swish" = "silu", "hard_swish" = "hard_silu"). */
+int cc_activation_from_name(const char* name, size_t len);
+/* Comma-separated list of the accepted names, for error messages. */
+const char* cc_activation_names(void);
+
+/* Applies `act` in place to n floats. */
+void cc_apply_activation(int act, float* v, size_t n);
+
+/* ---------------------------------------------------------------- Dense */
+
+typedef struct {
+  int batch;          /* B >= 0 */
+  int in_dim;         /* D_in >= 1 */
+  int num_blocks;     /* K >= 1 */
+  int block_size;     /* bs >= 1, units = K * bs */
+  int in_block_size;  /* divides in_dim; input blocks that are all zero are skipped */
+  int activation;     /* cc_activation */
+  float threshold;    /* block on iff sigmoid(policy logit) > threshold */
+  const float* x;             /* [B][D_in] */
+  const float* kernel_bm;     /* [K][D_in][bs] */
+  const float* bias;          /* [K*bs] or NULL */
+  const float* policy_kernel; /* [D_in][K] */
+  const float* policy_bias;   /* [K] */
+  float* y;                   /* [B][K*bs] */
+  /* Scratch owned by the caller: */
+  uint8_t* in_active;  /* [B][D_in / in_block_size] */
+  uint8_t* out_mask;   /* [B][K] */
+} cc_gated_dense;
+
+/* Phase 1, examples [e_begin, e_end): finds the non-zero input blocks and
+ * evaluates the policy (skipping zero input blocks). `logits` is scratch of K
+ * floats. */
+void cc_gated_dense_gate(const cc_gated_dense* p, int e_begin, int e_end, float* logits);
+
+/* Phase 2, output block j: computes y[:, j*bs:(j+1)*bs] for every example
+ * whose mask has block j on (only over its non-zero input blocks) and writes
+ * exact zeros for the others. `examples` is scratch of 2*B ints. Returns the
+ * number of multiply-adds done (for profiling). */
+uint64_t cc_gated_dense_block(const cc_gated_dense* p, int j, int* examples);
+
+/* ---------------------------------------------------------------- Conv2D */
+
+typedef struct {
+  int batch, in_h, in_w, in_c;         /* input [B][H][W][C_in] */
+  int out_h, out_w;                    /* output [B][OH][OW][K*bs] */
+  int kernel_h, kernel_w;
+  int stride_h, stride_w;
+  int dilation_h, dilation_w;
+  int pad_top, pad_left;               /* implicit zero padding ("same") */
+  int num_blocks, block_size;          /* K, bs */
+  int in_block_size;                   /* divides C_in */
+  int activation;
+  float threshold;
+  const float* x;
+  const float* kernel_bm;     /* [K][KH][KW][C_in][bs] */
+  const float* bias;          /* [K*bs] or NULL */
+  const float* policy_kernel; /* [C_in][K] */
+  const float* policy_bias;   /* [K] */
+  float* y;
+  uint8_t* in_active;         /* [B][C_in / in_block_size] */
+  uint8_t* out_mask;          /* [B][K] */
+} cc_gated_conv2d;
+
+/* Phase 1 for examples [e_begin, e_end): channel-block activity, spatial mean
+ * and policy. `scratch` holds C_in + K floats. */
+void cc_gated_conv2d_gate(const cc_gated_conv2d* p, int e_begin, int e_end, float* scratch);
+
+/* Phase 2 for output block j, all examples. */
+uint64_t cc_gated_conv2d_block(const cc_gated_conv2d* p, int j);
+
+/* Output size of one spatial dimension, TF conventions; padding_same != 0 for
+ * "same". Returns -1 on invalid arguments. Also returns the leading pad. */
+int cc_conv_output_size(int in, int kernel, int stride, int dilation, int padding_same,
+                        int* pad_before);
+
+/* Which code path the multiversioned kernels selected ("avx2+fma", "default",
+ * "neon", ...), for benchmark reports. */
+const char* cc_kernel_isa(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONDCOMP_KERNELS_H_ */

@@ -1,0 +1,650 @@
+/* TFLite registration glue for the CondComp custom ops (TFLite C API,
+ * TfLiteRegistration). The math lives in condcomp_kernels.c.
+ *
+ *   CondCompGatedDense   inputs: x [B, D], kernel_bm [K, D, bs], bias [K*bs],
+ *                                policy_kernel [D, K], policy_bias [K]
+ *                        output: y [B, K*bs]
+ *                        options: activation (string), threshold (float),
+ *                                 input_block_size (int, 0 = D)
+ *   CondCompGatedConv2D  inputs: x [B, H, W, C], kernel_bm [K, KH, KW, C, bs],
+ *                                bias [K*bs], policy_kernel [C, K], policy_bias [K]
+ *                        output: y [B, OH, OW, K*bs]
+ *                        options: as dense plus padding ("same"/"valid"),
+ *                                 stride_h, stride_w, dilation_h, dilation_w
+ *
+ * Every shape, type and option is validated in Prepare, which fails with a
+ * ReportError message (never aborts). The bias input may be omitted
+ * (optional tensor index -1).
+ *
+ * Registering: CondCompGatedDenseRegistration() / CondCompGatedConv2DRegistration()
+ * return the registrations for TfLiteInterpreterOptionsAddCustomOp (TFLite C
+ * API, e.g. on Android) or tflite::MutableOpResolver::AddCustom;
+ * condcomp_register_tf.c adds the desktop Python registerer.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_parallel.h"
+#include "condcomp_kernels.h"
+#include "condcomp_tflite_ops.h"
+#include "flexbuffer_map.h"
+#include "tflite_c_abi.h"
+
+#define CC_ERR_LEN 256
+
+#define TF_LITE_ENSURE_OK_CC(expr)        \
+  do {                                    \
+    const TfLiteStatus status_ = (expr);  \
+    if (status_ != kTfLiteOk) return status_; \
+  } while (0)
+
+enum { kOpDense = 0, kOpConv = 1 };
+
+typedef struct {
+  int op;
+  char error[CC_ERR_LEN]; /* option parsing error, reported by Prepare */
+  int activation;
+  float threshold;
+  int64_t input_block_size;
+  int padding_same;
+  int64_t stride_h, stride_w, dilation_h, dilation_w;
+  /* scratch, sized in Prepare */
+  uint8_t* in_active;
+  uint8_t* out_mask;
+  float* fscratch;   /* per thread */
+  int* iscratch;     /* per thread */
+  size_t in_active_cap, out_mask_cap, fscratch_cap, iscratch_cap;
+  int num_threads;
+  int in_block_size; /* resolved */
+  /* conv geometry resolved in Prepare */
+  int out_h, out_w, pad_top, pad_left;
+} OpData;
+
+/* ------------------------------------------------------------- stats */
+
+static atomic_ullong g_stat_macs;
+static atomic_ullong g_stat_invokes;
+static atomic_ullong g_stat_active_blocks;
+static atomic_ullong g_stat_total_blocks;
+
+void CondCompGetStats(uint64_t* macs, uint64_t* invokes, uint64_t* active_blocks,
+                      uint64_t* total_blocks) {
+  if (macs) *macs = atomic_load(&g_stat_macs);
+  if (invokes) *invokes = atomic_load(&g_stat_invokes);
+  if (active_blocks) *active_blocks = atomic_load(&g_stat_active_blocks);
+  if (total_blocks) *total_blocks = atomic_load(&g_stat_total_blocks);
+}
+
+void CondCompResetStats(void) {
+  atomic_store(&g_stat_macs, 0);
+  atomic_store(&g_stat_invokes, 0);
+  atomic_store(&g_stat_active_blocks, 0);
+  atomic_store(&g_stat_total_blocks, 0);
+}
+
+const char* CondCompKernelIsa(void) { return cc_kernel_isa(); }
+
+/* ------------------------------------------------------------- options */
+
+static void set_error(OpData* d, const char* fmt, ...) {
+  if (d->error[0]) return; /* keep the first error */
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(d->error, sizeof(d->error), fmt, ap);
+  va_end(ap);
+}
+
+static const char* fxb_reason(cc_fxb_status s) {
+  switch (s) {
+    case CC_FXB_MISSING:
+      return "is missing";
+    case CC_FXB_BAD_TYPE:
+      return "has the wrong type";
+    default:
+      return "is malformed";
+  }
+}
+
+static int is_known_key(int op, const char* key) {
+  static const char* const common[] = {"activation", "threshold", "input_block_size"};
+  static const char* const conv[] = {"padding", "stride_h", "stride_w", "dilation_h",
+                                     "dilation_w"};
+  for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); ++i)
+    if (strcmp(key, common[i]) == 0) return 1;
+  if (op == kOpConv)
+    for (size_t i = 0; i < sizeof(conv) / sizeof(conv[0]); ++i)
+      if (strcmp(key, conv[i]) == 0) return 1;
+  return 0;
+}
+
+static void get_int_attr(OpData* d, const cc_fxb_map* m, const char* key, int64_t* out,
+                         int64_t lo, int64_t hi) {
+  cc_fxb_status s = cc_fxb_get_int(m, key, out);
+  if (s != CC_FXB_OK) {
+    set_error(d, "option `%s` %s (expected an integer)", key, fxb_reason(s));
+  } else if (*out < lo || *out > hi) {
+    set_error(d, "option `%s`=%lld is out of range [%lld, %lld]", key, (long long)*out,
+              (long long)lo, (long long)hi);
+  }
+}
+
+static void parse_options(OpData* d, const char* buffer, size_t length) {
+  cc_fxb_map m;
+  cc_fxb_status s = cc_fxb_open_map(buffer, length, &m);
+  if (s != CC_FXB_OK) {
+    set_error(d, "custom options are not a valid FlexBuffers map (%zu bytes)", length);
+    return;
+  }
+  for (uint64_t i = 0; i < m.count; ++i) {
+    const char* key;
+    if (cc_fxb_key_at(&m, i, &key) != CC_FXB_OK) {
+      set_error(d, "custom options: key %llu is malformed", (unsigned long long)i);
+      return;
+    }
+    if (!is_known_key(d->op, key)) {
+      set_error(d, "unknown option `%s`", key);
+      return;
+    }
+  }
+  const char* str;
+  size_t len;
+  s = cc_fxb_get_string(&m, "activation", &str, &len);
+  if (s != CC_FXB_OK) {
+    set_error(d, "option `activation` %s (expected a string)", fxb_reason(s));
+  } else {
+    d->activation = cc_activation_from_name(str, len);
+    if (d->activation < 0) {
+      set_error(d, "option `activation`='%.*s' is not supported; expected one of: %s",
+                (int)(len > 64 ? 64 : len), str, cc_activation_names());
+    }
+  }
+  double thr;
+  s = cc_fxb_get_double(&m, "threshold", &thr);
+  if (s != CC_FXB_OK) {
+    set_error(d, "option `threshold` %s (expected a float)", fxb_reason(s));
+  } else if (!(thr >= 0.0 && thr <= 1.0)) {
+    set_error(d, "option `threshold`=%g must be in [0, 1]", thr);
+  } else {
+    d->threshold = (float)thr;
+  }
+  get_int_attr(d, &m, "input_block_size", &d->input_block_size, 0, INT_MAX);
+  if (d->op == kOpConv) {
+    s = cc_fxb_get_string(&m, "padding", &str, &len);
+    if (s != CC_FXB_OK) {
+      set_error(d, "option `padding` %s (expected a string)", fxb_reason(s));
+    } else if (len == 4 && memcmp(str, "same", 4) == 0) {
+      d->padding_same = 1;
+    } else if (len == 5 && memcmp(str, "valid", 5) == 0) {
+      d->padding_same = 0;
+    } else {
+      set_error(d, "option `padding`='%.*s' must be 'same' or 'valid'",
+                (int)(len > 64 ? 64 : len), str);
+    }
+    get_int_attr(d, &m, "stride_h", &d->stride_h, 1, 1 << 16);
+    get_int_attr(d, &m, "stride_w", &d->stride_w, 1, 1 << 16);
+    get_int_attr(d, &m, "dilation_h", &d->dilation_h, 1, 1 << 16);
+    get_int_attr(d, &m, "dilation_w", &d->dilation_w, 1, 1 << 16);
+  }
+}
+
+static void* init_common(int op, const char* buffer, size_t length) {
+  OpData* d = (OpData*)calloc(1, sizeof(OpData));
+  if (d == NULL) return NULL; /* Prepare reports it */
+  d->op = op;
+  d->activation = -1;
+  parse_options(d, buffer, length);
+  return d;
+}
+
+static void* init_dense(TfLiteContext* context, const char* buffer, size_t length) {
+  (void)context;
+  return init_common(kOpDense, buffer, length);
+}
+
+static void* init_conv(TfLiteContext* context, const char* buffer, size_t length) {
+  (void)context;
+  return init_common(kOpConv, buffer, length);
+}
+
+static void free_op(TfLiteContext* context, void* buffer) {
+  (void)context;
+  OpData* d = (OpData*)buffer;
+  if (d == NULL) return;
+  free(d->in_active);
+  free(d->out_mask);
+  free(d->fscratch);
+  free(d->iscratch);
+  free(d);
+}
+
+/* ------------------------------------------------------------- tensors */
+
+#define OP_NAME(d) ((d)->op == kOpDense ? "CondCompGatedDense" : "CondCompGatedConv2D")
+
+#define FAIL(context, d, ...)                                   \
+  do {                                                          \
+    char msg_[CC_ERR_LEN];                                      \
+    snprintf(msg_, sizeof(msg_), __VA_ARGS__);                  \
+    (context)->ReportError((context), "%s: %s", OP_NAME(d), msg_); \
+    return kTfLiteError;                                        \
+  } while (0)
+
+static TfLiteTensor* tensor_at(TfLiteContext* context, int index) {
+  if (index < 0 || (size_t)index >= context->tensors_size) return NULL;
+  if (context->GetTensor) return context->GetTensor(context, index);
+  return &context->tensors[index];
+}
+
+/* Our struct layout must be TFLite's: tensors must be sizeof(TfLiteTensor)
+ * apart and GetTensor must agree with the tensors array. */
+static int abi_ok(TfLiteContext* context, int index) {
+  if (context->tensors == NULL || context->GetTensor == NULL) return 1;
+  return context->GetTensor(context, index) == &context->tensors[index];
+}
+
+static const char* kInputNames[] = {"x", "kernel", "bias", "policy_kernel", "policy_bias"};
+
+typedef struct {
+  TfLiteTensor* t[5];
+  TfLiteTensor* out;
+} Tensors;
+
+static int64_t dim(const TfLiteTensor* t, int i) { return t->dims->data[i]; }
+
+static TfLiteStatus get_tensors(TfLiteContext* context, TfLiteNode* node, OpData* d,
+                                Tensors* ts) {
+  if (node->inputs == NULL || node->outputs == NULL) FAIL(context, d, "node has no inputs/outputs");
+  if (node->inputs->size != 5)
+    FAIL(context, d, "expected 5 inputs (x, kernel, bias, policy_kernel, policy_bias), got %d",
+         node->inputs->size);
+  if (node->outputs->size != 1) FAIL(context, d, "expected 1 output, got %d", node->outputs->size);
+  for (int i = 0; i < 5; ++i) {
+    const int idx = node->inputs->data[i];
+    if (i == 2 && idx == kTfLiteOptionalTensor) {
+      ts->t[i] = NULL;
+      continue;
+    }
+    ts->t[i] = tensor_at(context, idx);
+    if (ts->t[i] == NULL) FAIL(context, d, "input %d (%s) is missing", i, kInputNames[i]);
+    if (!abi_ok(context, idx))
+      FAIL(context, d,
+           "TfLiteTensor layout mismatch between this library and the runtime "
+           "(tflite_c_abi.h does not match this TFLite version)");
+    if (ts->t[i]->type != kTfLiteFloat32)
+      FAIL(context, d, "input %d (%s) must be float32, got TfLiteType %d", i, kInputNames[i],
+           (int)ts->t[i]->type);
+    if (ts->t[i]->dims == NULL) FAIL(context, d, "input %d (%s) has no shape", i, kInputNames[i]);
+    int64_t n = 1;
+    for (int k = 0; k < ts->t[i]->dims->size; ++k) {
+      if (ts->t[i]->dims->data[k] < 0)
+        FAIL(context, d, "input %d (%s) has a negative dimension", i, kInputNames[i]);
+      n *= ts->t[i]->dims->data[k];
+      if (n > ((int64_t)1 << 40)) FAIL(context, d, "input %d (%s) is too large", i, kInputNames[i]);
+    }
+    if (ts->t[i]->bytes != (size_t)n * sizeof(float))
+      FAIL(context, d, "input %d (%s) holds %zu bytes, its shape needs %lld", i, kInputNames[i],
+           ts->t[i]->bytes, (long long)n * 4);
+  }
+  ts->out = tensor_at(context, node->outputs->data[0]);
+  if (ts->out == NULL) FAIL(context, d, "output tensor is missing");
+  if (ts->out->type != kTfLiteFloat32)
+    FAIL(context, d, "output must be float32, got TfLiteType %d", (int)ts->out->type);
+  return kTfLiteOk;
+}
+
+static TfLiteStatus expect_rank(TfLiteContext* context, OpData* d, const TfLiteTensor* t,
+                                int input, int rank) {
+  if (t->dims->size != rank)
+    FAIL(context, d, "input %d (%s) must have rank %d, got rank %d", input, kInputNames[input],
+         rank, t->dims->size);
+  return kTfLiteOk;
+}
+
+static TfLiteStatus resize_output(TfLiteContext* context, OpData* d, TfLiteTensor* out, int rank,
+                                  const int* shape) {
+  if (out->dims && out->dims->size == rank) {
+    int same = 1;
+    for (int i = 0; i < rank; ++i) same &= out->dims->data[i] == shape[i];
+    if (same) return kTfLiteOk;
+  }
+  TfLiteStatus s;
+  if (context->ResizeTensorExplicit) {
+    s = context->ResizeTensorExplicit(context, out, rank, shape);
+  } else {
+    /* ResizeTensor takes ownership and frees the array with free(). */
+    TfLiteIntArray* a = (TfLiteIntArray*)malloc(sizeof(TfLiteIntArray) + sizeof(int) * rank);
+    if (a == NULL) FAIL(context, d, "out of memory");
+    a->size = rank;
+    memcpy(a->data, shape, sizeof(int) * rank);
+    s = context->ResizeTensor(context, out, a);
+  }
+  if (s != kTfLiteOk) FAIL(context, d, "could not resize the output");
+  return kTfLiteOk;
+}
+
+static int grow(void** p, size_t* cap, size_t bytes) {
+  if (bytes <= *cap && *p) return 1;
+  void* n = realloc(*p, bytes ? bytes : 1);
+  if (n == NULL) return 0;
+  *p = n;
+  *cap = bytes;
+  return 1;
+}
+
+static int thread_count(TfLiteContext* context) {
+  int n = context->recommended_num_threads;
+  if (n < 1) n = 1;
+  if (n > CC_MAX_THREADS) n = CC_MAX_THREADS;
+  return n;
+}
+
+/* Shared checks of bias / policy inputs for K blocks of bs over `in` features. */
+static TfLiteStatus check_gating_inputs(TfLiteContext* context, OpData* d, const Tensors* ts,
+                                        int64_t K, int64_t bs, int64_t in) {
+  if (ts->t[2]) {
+    TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts->t[2], 2, 1));
+    if (dim(ts->t[2], 0) != K * bs)
+      FAIL(context, d, "bias has %lld entries, expected num_blocks*block_size = %lld",
+           (long long)dim(ts->t[2], 0), (long long)(K * bs));
+  }
+  TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts->t[3], 3, 2));
+  if (dim(ts->t[3], 0) != in || dim(ts->t[3], 1) != K)
+    FAIL(context, d, "policy_kernel has shape [%lld, %lld], expected [%lld, %lld]",
+         (long long)dim(ts->t[3], 0), (long long)dim(ts->t[3], 1), (long long)in, (long long)K);
+  TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts->t[4], 4, 1));
+  if (dim(ts->t[4], 0) != K)
+    FAIL(context, d, "policy_bias has %lld entries, expected num_blocks = %lld",
+         (long long)dim(ts->t[4], 0), (long long)K);
+  int64_t ibs = d->input_block_size == 0 ? in : d->input_block_size;
+  if (ibs < 1 || ibs > in || in % ibs != 0)
+    FAIL(context, d, "option `input_block_size`=%lld must divide the input size %lld",
+         (long long)d->input_block_size, (long long)in);
+  d->in_block_size = (int)ibs;
+  return kTfLiteOk;
+}
+
+static TfLiteStatus alloc_scratch(TfLiteContext* context, OpData* d, int64_t batch,
+                                  int64_t in_blocks, int64_t K, int64_t floats_per_thread,
+                                  int64_t ints_per_thread) {
+  d->num_threads = thread_count(context);
+  const size_t T = (size_t)d->num_threads;
+  if (!grow((void**)&d->in_active, &d->in_active_cap, (size_t)(batch * in_blocks)) ||
+      !grow((void**)&d->out_mask, &d->out_mask_cap, (size_t)(batch * K)) ||
+      !grow((void**)&d->fscratch, &d->fscratch_cap, sizeof(float) * T * (size_t)floats_per_thread) ||
+      !grow((void**)&d->iscratch, &d->iscratch_cap, sizeof(int) * T * (size_t)ints_per_thread))
+    FAIL(context, d, "out of memory for scratch buffers");
+  return kTfLiteOk;
+}
+
+/* ------------------------------------------------------------- dense */
+
+static TfLiteStatus prepare_common_head(TfLiteContext* context, TfLiteNode* node, OpData* d) {
+  if (d == NULL) {
+    context->ReportError(context, "CondComp op: out of memory in Init");
+    return kTfLiteError;
+  }
+  if (d->error[0]) FAIL(context, d, "%s", d->error);
+  (void)node;
+  return kTfLiteOk;
+}
+
+static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
+  OpData* d = (OpData*)node->user_data;
+  TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
+  Tensors ts;
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
+  TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[0], 0, 2));
+  TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[1], 1, 3));
+  const int64_t B = dim(ts.t[0], 0), D = dim(ts.t[0], 1);
+  const int64_t K = dim(ts.t[1], 0), Dk = dim(ts.t[1], 1), bs = dim(ts.t[1], 2);
+  if (D < 1) FAIL(context, d, "x must have at least one feature, got shape [%lld, %lld]",
+                  (long long)B, (long long)D);
+  if (K < 1 || bs < 1)
+    FAIL(context, d, "kernel shape [%lld, %lld, %lld] needs num_blocks >= 1 and block_size >= 1",
+         (long long)K, (long long)Dk, (long long)bs);
+  if (Dk != D)
+    FAIL(context, d, "kernel has shape [%lld, %lld, %lld] (num_blocks, input_dim, block_size) but "
+         "x has input_dim %lld", (long long)K, (long long)Dk, (long long)bs, (long long)D);
+  TF_LITE_ENSURE_OK_CC(check_gating_inputs(context, d, &ts, K, bs, D));
+  if (B * K * bs > INT_MAX) FAIL(context, d, "output would have more than INT_MAX elements");
+  const int shape[2] = {(int)B, (int)(K * bs)};
+  TF_LITE_ENSURE_OK_CC(resize_output(context, d, ts.out, 2, shape));
+  return alloc_scratch(context, d, B, D / d->in_block_size, K, K, 2 * B);
+}
+
+typedef struct {
+  cc_gated_dense* p;
+  OpData* d;
+  atomic_int next_block;
+  atomic_ullong macs;
+} DenseJob;
+
+static void dense_gate_task(void* raw, int t, int n) {
+  DenseJob* job = (DenseJob*)raw;
+  const int B = job->p->batch;
+  const int lo = (int)((int64_t)B * t / n), hi = (int)((int64_t)B * (t + 1) / n);
+  cc_gated_dense_gate(job->p, lo, hi, job->d->fscratch + (size_t)t * job->p->num_blocks);
+}
+
+static void dense_block_task(void* raw, int t, int n) {
+  (void)n;
+  DenseJob* job = (DenseJob*)raw;
+  int* ex = job->d->iscratch + (size_t)t * 2 * job->p->batch;
+  uint64_t macs = 0;
+  for (;;) {
+    const int j = atomic_fetch_add_explicit(&job->next_block, 1, memory_order_relaxed);
+    if (j >= job->p->num_blocks) break;
+    macs += cc_gated_dense_block(job->p, j, ex);
+  }
+  atomic_fetch_add_explicit(&job->macs, macs, memory_order_relaxed);
+}
+
+static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
+  OpData* d = (OpData*)node->user_data;
+  TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
+  Tensors ts;
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
+  cc_gated_dense p;
+  p.batch = ts.t[0]->dims->data[0];
+  p.in_dim = ts.t[0]->dims->data[1];
+  p.num_blocks = ts.t[1]->dims->data[0];
+  p.block_size = ts.t[1]->dims->data[2];
+  p.in_block_size = d->in_block_size;
+  p.activation = d->activation;
+  p.threshold = d->threshold;
+  if (ts.out->dims == NULL || ts.out->dims->size != 2 || ts.out->dims->data[0] != p.batch ||
+      ts.out->dims->data[1] != p.num_blocks * p.block_size)
+    FAIL(context, d, "output shape changed after Prepare");
+  if (p.batch == 0) return kTfLiteOk;
+  for (int i = 0; i < 5; ++i)
+    if (ts.t[i] && ts.t[i]->data == NULL)
+      FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
+  if (ts.out->data == NULL) FAIL(context, d, "output has no data");
+  p.x = (const float*)ts.t[0]->data;
+  p.kernel_bm = (const float*)ts.t[1]->data;
+  p.bias = ts.t[2] ? (const float*)ts.t[2]->data : NULL;
+  p.policy_kernel = (const float*)ts.t[3]->data;
+  p.policy_bias = (const float*)ts.t[4]->data;
+  p.y = (float*)ts.out->data;
+  p.in_active = d->in_active;
+  p.out_mask = d->out_mask;
+
+  DenseJob job;
+  job.p = &p;
+  job.d = d;
+  atomic_init(&job.next_block, 0);
+  atomic_init(&job.macs, 0);
+  const int threads = d->num_threads;
+  if (p.batch >= 4 * threads && threads > 1) {
+    cc_parallel_run(threads, dense_gate_task, &job);
+  } else {
+    dense_gate_task(&job, 0, 1);
+  }
+  cc_parallel_run(threads, dense_block_task, &job);
+
+  uint64_t active = 0;
+  for (size_t i = 0; i < (size_t)p.batch * p.num_blocks; ++i) active += p.out_mask[i];
+  atomic_fetch_add(&g_stat_macs, atomic_load(&job.macs));
+  atomic_fetch_add(&g_stat_invokes, 1);
+  atomic_fetch_add(&g_stat_active_blocks, active);
+  atomic_fetch_add(&g_stat_total_blocks, (uint64_t)p.batch * p.num_blocks);
+  return kTfLiteOk;
+}
+
+/* ------------------------------------------------------------- conv2d */
+
+static TfLiteStatus prepare_conv(TfLiteContext* context, TfLiteNode* node) {
+  OpData* d = (OpData*)node->user_data;
+  TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
+  Tensors ts;
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
+  TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[0], 0, 4));
+  TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[1], 1, 5));
+  const int64_t B = dim(ts.t[0], 0), H = dim(ts.t[0], 1), W = dim(ts.t[0], 2),
+                C = dim(ts.t[0], 3);
+  const int64_t K = dim(ts.t[1], 0), KH = dim(ts.t[1], 1), KW = dim(ts.t[1], 2),
+                Ck = dim(ts.t[1], 3), bs = dim(ts.t[1], 4);
+  if (C < 1) FAIL(context, d, "x must have at least one channel");
+  if (K < 1 || KH < 1 || KW < 1 || bs < 1)
+    FAIL(context, d, "kernel shape [%lld, %lld, %lld, %lld, %lld] (num_blocks, kh, kw, "
+         "in_channels, block_size) has a zero dimension", (long long)K, (long long)KH,
+         (long long)KW, (long long)Ck, (long long)bs);
+  if (Ck != C)
+    FAIL(context, d, "kernel expects %lld input channels but x has %lld", (long long)Ck,
+         (long long)C);
+  TF_LITE_ENSURE_OK_CC(check_gating_inputs(context, d, &ts, K, bs, C));
+  int pad_top = 0, pad_left = 0;
+  const int oh = cc_conv_output_size((int)H, (int)KH, (int)d->stride_h, (int)d->dilation_h,
+                                     d->padding_same, &pad_top);
+  const int ow = cc_conv_output_size((int)W, (int)KW, (int)d->stride_w, (int)d->dilation_w,
+                                     d->padding_same, &pad_left);
+  if (oh < 0 || ow < 0) FAIL(context, d, "invalid convolution geometry");
+  if (B * oh * ow * K * bs > INT_MAX) FAIL(context, d, "output would have more than INT_MAX elements");
+  d->out_h = oh;
+  d->out_w = ow;
+  d->pad_top = pad_top;
+  d->pad_left = pad_left;
+  const int shape[4] = {(int)B, oh, ow, (int)(K * bs)};
+  TF_LITE_ENSURE_OK_CC(resize_output(context, d, ts.out, 4, shape));
+  return alloc_scratch(context, d, B, C / d->in_block_size, K, C + K, 1);
+}
+
+typedef struct {
+  cc_gated_conv2d* p;
+  OpData* d;
+  atomic_int next_block;
+  atomic_ullong macs;
+} ConvJob;
+
+static void conv_gate_task(void* raw, int t, int n) {
+  ConvJob* job = (ConvJob*)raw;
+  const int B = job->p->batch;
+  const int lo = (int)((int64_t)B * t / n), hi = (int)((int64_t)B * (t + 1) / n);
+  cc_gated_conv2d_gate(job->p, lo, hi,
+                       job->d->fscratch + (size_t)t * (job->p->in_c + job->p->num_blocks));
+}
+
+static void conv_block_task(void* raw, int t, int n) {
+  (void)t;
+  (void)n;
+  ConvJob* job = (ConvJob*)raw;
+  uint64_t macs = 0;
+  for (;;) {
+    const int j = atomic_fetch_add_explicit(&job->next_block, 1, memory_order_relaxed);
+    if (j >= job->p->num_blocks) break;
+    macs += cc_gated_conv2d_block(job->p, j);
+  }
+  atomic_fetch_add_explicit(&job->macs, macs, memory_order_relaxed);
+}
+
+static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
+  OpData* d = (OpData*)node->user_data;
+  TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
+  Tensors ts;
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
+  cc_gated_conv2d p;
+  p.batch = ts.t[0]->dims->data[0];
+  p.in_h = ts.t[0]->dims->data[1];
+  p.in_w = ts.t[0]->dims->data[2];
+  p.in_c = ts.t[0]->dims->data[3];
+  p.num_blocks = ts.t[1]->dims->data[0];
+  p.kernel_h = ts.t[1]->dims->data[1];
+  p.kernel_w = ts.t[1]->dims->data[2];
+  p.block_size = ts.t[1]->dims->data[4];
+  p.out_h = d->out_h;
+  p.out_w = d->out_w;
+  p.stride_h = (int)d->stride_h;
+  p.stride_w = (int)d->stride_w;
+  p.dilation_h = (int)d->dilation_h;
+  p.dilation_w = (int)d->dilation_w;
+  p.pad_top = d->pad_top;
+  p.pad_left = d->pad_left;
+  p.in_block_size = d->in_block_size;
+  p.activation = d->activation;
+  p.threshold = d->threshold;
+  if (ts.out->dims == NULL || ts.out->dims->size != 4 || ts.out->dims->data[0] != p.batch ||
+      ts.out->dims->data[1] != p.out_h || ts.out->dims->data[2] != p.out_w ||
+      ts.out->dims->data[3] != p.num_blocks * p.block_size)
+    FAIL(context, d, "output shape changed after Prepare");
+  if (p.batch == 0 || (size_t)p.out_h * p.out_w == 0) {
+    return kTfLiteOk;
+  }
+  for (int i = 0; i < 5; ++i)
+    if (ts.t[i] && ts.t[i]->data == NULL && ts.t[i]->bytes > 0)
+      FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
+  if (ts.out->data == NULL) FAIL(context, d, "output has no data");
+  p.x = (const float*)ts.t[0]->data;
+  p.kernel_bm = (const float*)ts.t[1]->data;
+  p.bias = ts.t[2] ? (const float*)ts.t[2]->data : NULL;
+  p.policy_kernel = (const float*)ts.t[3]->data;
+  p.policy_bias = (const float*)ts.t[4]->data;
+  p.y = (float*)ts.out->data;
+  p.in_active = d->in_active;
+  p.out_mask = d->out_mask;
+
+  ConvJob job;
+  job.p = &p;
+  job.d = d;
+  atomic_init(&job.next_block, 0);
+  atomic_init(&job.macs, 0);
+  const int threads = d->num_threads;
+  if (p.batch >= 2 * threads && threads > 1) {
+    cc_parallel_run(threads, conv_gate_task, &job);
+  } else {
+    conv_gate_task(&job, 0, 1);
+  }
+  cc_parallel_run(threads, conv_block_task, &job);
+
+  uint64_t active = 0;
+  for (size_t i = 0; i < (size_t)p.batch * p.num_blocks; ++i) active += p.out_mask[i];
+  atomic_fetch_add(&g_stat_macs, atomic_load(&job.macs));
+  atomic_fetch_add(&g_stat_invokes, 1);
+  atomic_fetch_add(&g_stat_active_blocks, active);
+  atomic_fetch_add(&g_stat_total_blocks, (uint64_t)p.batch * p.num_blocks);
+  return kTfLiteOk;
+}
+
+/* ------------------------------------------------------------- registrations */
+
+/* Padded: a newer runtime that copies a longer TfLiteRegistration reads zeros. */
+typedef struct {
+  TfLiteRegistration reg;
+  char zero_tail[128];
+} PaddedRegistration;
+
+static PaddedRegistration g_dense_reg = {{init_dense, free_op, prepare_dense, invoke_dense, NULL,
+                                          CONDCOMP_BUILTIN_CUSTOM, CONDCOMP_GATED_DENSE_NAME, 1,
+                                          NULL, NULL, 0},
+                                         {0}};
+static PaddedRegistration g_conv_reg = {{init_conv, free_op, prepare_conv, invoke_conv, NULL,
+                                         CONDCOMP_BUILTIN_CUSTOM, CONDCOMP_GATED_CONV2D_NAME, 1,
+                                         NULL, NULL, 0},
+                                        {0}};
+
+const TfLiteRegistration* CondCompGatedDenseRegistration(void) { return &g_dense_reg.reg; }
+const TfLiteRegistration* CondCompGatedConv2DRegistration(void) { return &g_conv_reg.reg; }
