@@ -1,5 +1,7 @@
 """`CondCompModel`: trains a network of gated layers and their policies together."""
 
+import warnings
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -44,6 +46,38 @@ def per_example_loss_fn(loss):
     if isinstance(fn, keras.losses.Loss):
         return fn.call
     return fn
+
+
+# Keys under which `CondCompModel.save_own_variables` stores the states of the
+# `keras.random.SeedGenerator`s of its layers (Keras does not save them itself).
+SEED_STATE_KEY = "seed_generator_state_{}"
+
+
+def _sync_replica_context():
+    """The replica context when several replicas train in sync, else None.
+
+    Under `tf.distribute` (MirroredStrategy, MultiWorkerMirroredStrategy, ...)
+    `train_step` runs once per replica on that replica's share of the global
+    batch; batch statistics must then be all-reduced to equal those of
+    single-device training on the global batch.
+    """
+    if tf.distribute.in_cross_replica_context():
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context
+
+
+def _global_mean(values):
+    """Mean of `values` over the global batch (all replicas)."""
+    values = ops.cast(values, "float32")
+    total = ops.sum(values)
+    count = ops.cast(ops.shape(values)[0], "float32")
+    context = _sync_replica_context()
+    if context is not None:
+        total, count = context.all_reduce(tf.distribute.ReduceOp.SUM, [total, count])
+    return total / count
 
 
 def _reduce_to_batch(values):
@@ -198,15 +232,43 @@ class CondCompModel(keras.Model):
             ops.stack([ops.cast(l.gate_outputs.log_prob, "float32") for l in self._gated_layers]),
             axis=0,
         )
+        # Mean cost over the global batch: all-reduced across replicas under
+        # tf.distribute, so every replica uses and stores the same baseline.
+        mean_cost = _global_mean(costs)
         # Before any update the baseline is this batch's mean cost.
-        baseline = ops.where(self.baseline_updates > 0, self.baseline(), ops.mean(costs))
+        baseline = ops.where(self.baseline_updates > 0, self.baseline(), mean_cost)
         surrogate = reinforce_surrogate(costs, baseline, log_prob, sample_weight)
-        return surrogate, costs, baseline
+        return surrogate, mean_cost, baseline
 
-    def _update_baseline(self, costs):
+    def _update_baseline(self, mean_cost):
         decay = self.baseline_decay
-        self.baseline_ema.assign(decay * self.baseline_ema + (1.0 - decay) * ops.mean(costs))
+        self.baseline_ema.assign(decay * self.baseline_ema + (1.0 - decay) * mean_cost)
         self.baseline_updates.assign_add(1.0)
+
+    def _cross_replica_regularization(self):
+        """Turns the gate regularizers into functions of the global batch.
+
+        L_b and L_v are nonlinear in batch statistics of sigma (per-block mean
+        and variance over examples), so under tf.distribute each replica's
+        layer loss would regularize its own shard, not the global batch. Keras
+        already adds each replica's `R(sigma_local) / num_replicas` (the layer
+        losses); this returns `(R(sigma_global) - R(sigma_local)) / num_replicas`
+        so the sum is `R(sigma_global) / num_replicas`. `all_gather` passes
+        gradients back to each replica's own rows, summed over replicas, so the
+        summed gradients equal single-device training on the global batch.
+        Returns None outside synchronous multi-replica training.
+        """
+        context = _sync_replica_context()
+        if context is None:
+            return None
+        corrections = []
+        for layer in self._gated_layers:
+            sigma = layer.gate_outputs.sigma
+            global_sigma = context.all_gather(sigma, axis=0)
+            corrections.append(
+                layer._regularization(global_sigma) - layer._regularization(sigma)
+            )
+        return keras.src.losses.loss.scale_loss_for_distribution(ops.sum(ops.stack(corrections)))
 
     def _update_gate_metrics(self, surrogate, baseline):
         self.policy_loss_tracker.update_state(surrogate)
@@ -214,7 +276,12 @@ class CondCompModel(keras.Model):
         outputs = [layer.gate_outputs for layer in self._gated_layers]
         self.flop_fraction_tracker.update_state(gated_flop_fraction(outputs))
         for tracker, out in zip(self.active_trackers, outputs):
-            tracker.update_state(ops.mean(ops.cast(out.mask, "float32")))
+            # A NaN/Inf sigma switches blocks off silently (`noise < nan` is
+            # False); report the active fraction as NaN instead so that
+            # `keras_condcomp.callbacks.TerminateOnNonFinite` can name it.
+            sigma_finite = ops.all(ops.isfinite(out.sigma))
+            active = ops.mean(ops.cast(out.mask, "float32"))
+            tracker.update_state(ops.where(sigma_finite, active, float("nan")))
 
     def _track_loss(self, x, loss):
         batch = ops.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0]
@@ -230,8 +297,11 @@ class CondCompModel(keras.Model):
             loss = self._compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
+            correction = self._cross_replica_regularization()
+            if correction is not None:
+                loss = loss + correction
             self._track_loss(x, loss)
-            surrogate, costs, baseline = self._policy_terms(y, y_pred, sample_weight)
+            surrogate, mean_cost, baseline = self._policy_terms(y, y_pred, sample_weight)
             total = loss + self.policy_weight * (
                 keras.src.losses.loss.scale_loss_for_distribution(surrogate)
             )
@@ -239,7 +309,7 @@ class CondCompModel(keras.Model):
         variables = self.trainable_variables
         gradients = tape.gradient(total, variables)
         self.optimizer.apply(gradients, variables)
-        self._update_baseline(costs)
+        self._update_baseline(mean_cost)
         self._update_gate_metrics(surrogate, baseline)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
@@ -249,10 +319,59 @@ class CondCompModel(keras.Model):
         loss = self._compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
         )
+        correction = self._cross_replica_regularization()
+        if correction is not None:
+            loss = loss + correction
         self._track_loss(x, loss)
         surrogate, _, baseline = self._policy_terms(y, y_pred, sample_weight)
         self._update_gate_metrics(surrogate, baseline)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _all_seed_generators(self):
+        """Every `keras.random.SeedGenerator` of the model, in a fixed order."""
+        generators, seen = [], set()
+        for layer in self._flatten_layers(include_self=True, recursive=True):
+            for generator in getattr(layer, "_seed_generators", []):
+                if id(generator) not in seen:
+                    seen.add(id(generator))
+                    generators.append(generator)
+        return generators
+
+    def save_own_variables(self, store):
+        """Saves the baseline and the states of the sampling seed generators.
+
+        Keras saves neither `SeedGenerator` states nor anything else outside
+        layer weights, so without this a restored model would sample different
+        gates from an uninterrupted one.
+        """
+        super().save_own_variables(store)
+        for i, generator in enumerate(self._all_seed_generators()):
+            store[SEED_STATE_KEY.format(i)] = generator.state
+
+    def load_own_variables(self, store):
+        prefix = SEED_STATE_KEY.format("")
+        keys = list(store.keys())
+        seed_keys = [k for k in keys if k.startswith(prefix)]
+        super().load_own_variables({k: store[k] for k in keys if not k.startswith(prefix)})
+        generators = self._all_seed_generators()
+        if not seed_keys:
+            if generators:
+                warnings.warn(
+                    f"The weights loaded into {self.name!r} hold no seed generator "
+                    "state (saved by an older keras_condcomp); gate sampling "
+                    "continues from the seeds this model was built with.",
+                    stacklevel=2,
+                )
+            return
+        if len(seed_keys) != len(generators):
+            raise ValueError(
+                f"Model {self.name!r} has {len(generators)} seed generators but the "
+                f"weights file holds {len(seed_keys)} seed generator states; it was "
+                "saved from a different architecture. "
+                f"Received: keys={sorted(seed_keys)}"
+            )
+        for i, generator in enumerate(generators):
+            generator.state.assign(store[SEED_STATE_KEY.format(i)])
 
     def get_config(self):
         config = super().get_config()
