@@ -17,6 +17,7 @@ calls `main(spec, argv)`. A run:
 import argparse
 import csv
 import dataclasses
+import importlib.util
 import json
 import os
 import platform
@@ -155,6 +156,13 @@ def build_parser(spec):
                         help="examples per timed inference call (taken from the test set)")
     parser.add_argument("--timing-repeats", type=_positive_int, default=20,
                         help="timed calls per model; the median is reported")
+    parser.add_argument("--inference-path", choices=("auto", "keras", "tflite"), default="auto",
+                        help="inference timed besides the Keras graph: 'tflite' = TFLite with "
+                        "the CondComp block-sparse custom ops (needs `bash tflite/build_ops.sh`); "
+                        "'auto' uses it when available")
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="threads of the TFLite interpreters (1 is the most repeatable on "
+                        "a shared machine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                         help="Keras fit verbosity (1: progress bars)")
@@ -225,21 +233,48 @@ def _check_blocks_divide(spec, args):
 # --------------------------------------------------------------------------- timing
 
 
-def fast_inference_fn(model):
-    """The fastest inference path the package offers for `model`, and its name.
+class TFLitePath:
+    """The package's fastest inference path: TFLite with the CondComp custom ops.
 
-    Uses `keras_condcomp.sparse` (block-sparse kernels) when it provides
-    `build_sparse_inference`; otherwise the masked Keras graph (every block
-    computed, then masked), which cannot be faster than the dense network.
+    `tflite/convert.py` turns each gated layer into one custom op that
+    computes only the active blocks (and skips inactive input blocks);
+    `keras_condcomp.litert.Interpreter` runs it. The dense reference on this
+    path is the same network converted with `dense=True` (every block on,
+    builtin FULLY_CONNECTED / CONV_2D ops run by XNNPACK): same shape, same
+    runtime, so the ratio isolates what gating saves.
+
+    Attributes:
+        available: Whether converter and native op library can be used.
+        reason: Why not, when not available.
     """
-    try:
-        from keras_condcomp import sparse  # owned by the fast-inference work
-    except ImportError:
-        sparse = None
-    builder = getattr(sparse, "build_sparse_inference", None) if sparse else None
-    if builder is not None:
-        return builder(model), "keras_condcomp.sparse"
-    return keras_graph_fn(model), "keras masked graph (no sparse path available)"
+
+    def __init__(self, threads):
+        self.threads = threads
+        self.available, self.reason, self.converter = False, "", None
+        convert_py = Path(__file__).resolve().parent.parent / "tflite" / "convert.py"
+        if not convert_py.is_file():
+            self.reason = f"{convert_py} not found"
+            return
+        try:
+            from keras_condcomp import litert
+
+            litert.load_library()
+        except Exception as error:  # noqa: BLE001 - any failure means: use Keras
+            self.reason = f"custom-op library unusable: {error}"
+            return
+        spec = importlib.util.spec_from_file_location("condcomp_tflite_convert", convert_py)
+        self.converter = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.converter)
+        self.litert = litert
+        self.available = True
+
+    def predictor(self, model, dense=False):
+        """`fn(x) -> y` running `model` converted to TFLite (custom ops, or dense)."""
+        flatbuffer = self.converter.convert(model, dense=dense)
+        interpreter = self.litert.Interpreter(
+            model_content=flatbuffer, num_threads=self.threads, custom_ops=not dense
+        )
+        return interpreter.predict
 
 
 def keras_graph_fn(model):
@@ -315,7 +350,19 @@ def run(spec, args):
     print(dataset.summary(), flush=True)
     timing_x = dataset.x_test[: args.timing_batch_size]
 
-    rows, inference_fns, condnets = [], {}, {}
+    tflite = None
+    if args.inference_path != "keras":
+        tflite = TFLitePath(args.threads)
+        if not tflite.available:
+            if args.inference_path == "tflite":
+                raise ValueError(
+                    "Argument `--inference-path` is 'tflite' but the TFLite path cannot be "
+                    f"used: {tflite.reason}. Received: inference_path='tflite'"
+                )
+            print(f"TFLite path not available ({tflite.reason}); timing Keras only.", flush=True)
+            tflite = None
+
+    rows, keras_fns, tflite_fns, condnets = [], {}, {}, {}
     if not args.no_baseline:
         keras.utils.set_random_seed(args.seed)
         dense_net = build_network(spec, args, gated=False)
@@ -326,9 +373,8 @@ def run(spec, args):
         metrics = dense_net.evaluate(dataset.x_test, dataset.y_test, verbose=0, return_dict=True)
         rows.append({"model": "dense", "tau": None, "test_error": 1.0 - metrics["accuracy"],
                      "flop_fraction": 1.0, "active_fraction": {}, "train_seconds": train_seconds})
-        inference_fns["dense"] = keras_graph_fn(dense_net)
+        keras_fns["dense"] = keras_graph_fn(dense_net)
 
-    inference_path = None
     for tau in args.tau:
         keras.utils.set_random_seed(args.seed)
         network = build_network(spec, args, gated=True, tau=tau)
@@ -345,18 +391,30 @@ def run(spec, args):
         active = {layer.name: float(metrics[f"{layer.name}_active"])
                   for layer in model.gated_layers}
         name = f"condnet_tau{tau:g}"
-        rows.append({"model": name, "tau": tau, "test_error": 1.0 - metrics["accuracy"],
-                     "flop_fraction": float(metrics["flop_fraction"]),
-                     "active_fraction": active, "train_seconds": train_seconds})
-        inference_fns[name], inference_path = fast_inference_fn(model)
+        row = {"model": name, "tau": tau, "test_error": 1.0 - metrics["accuracy"],
+               "flop_fraction": float(metrics["flop_fraction"]),
+               "active_fraction": active, "train_seconds": train_seconds}
+        keras_fns[name] = keras_graph_fn(model)
+        if tflite is not None:
+            tflite_fns[name] = tflite.predictor(model)
+            if "dense" not in tflite_fns:
+                tflite_fns["dense"] = tflite.predictor(model, dense=True)
+            # The custom ops must compute what the Keras model computes.
+            row["tflite_max_abs_diff"] = float(np.max(np.abs(
+                tflite_fns[name](timing_x) - keras.ops.convert_to_numpy(model(timing_x)))))
+        rows.append(row)
         condnets[tau] = model
 
-    seconds = time_models(inference_fns, timing_x, repeats=args.timing_repeats)
-    dense_seconds = seconds.get("dense")
+    all_fns = {("keras", n): f for n, f in keras_fns.items()}
+    all_fns.update({("tflite", n): f for n, f in tflite_fns.items()})
+    seconds = time_models(all_fns, timing_x, repeats=args.timing_repeats)
     for row in rows:
-        row["inference_ms"] = 1000.0 * seconds[row["model"]]
-        row["speedup_vs_dense"] = (dense_seconds / seconds[row["model"]]
-                                   if dense_seconds else None)
+        for path, prefix in (("keras", ""), ("tflite", "tflite_")):
+            own, dense = seconds.get((path, row["model"])), seconds.get((path, "dense"))
+            if own is None:
+                continue
+            row[f"{prefix}inference_ms"] = 1000.0 * own
+            row[f"{prefix}speedup_vs_dense"] = dense / own if dense else None
 
     frequencies_by_tau = {}
     for tau, model in condnets.items():
@@ -384,7 +442,12 @@ def run(spec, args):
                    if k != "input_shape"},
         "timing": {"batch_size": int(len(timing_x)), "repeats": args.timing_repeats,
                    "statistic": "median seconds per call, models interleaved",
-                   "condnet_path": inference_path, "dense_path": "keras graph",
+                   "keras": "model(x, training=False) in a tf.function; condnet = every "
+                   "block computed then masked; dense = the trained dense baseline",
+                   "tflite": ("not timed" if tflite is None else
+                              f"TFLite, {args.threads} threads; condnet = CondComp custom "
+                              "ops (active blocks only); dense = the same network converted "
+                              "with every block on (builtin ops, XNNPACK)"),
                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
                    f"TensorFlow {tf.__version__}"},
         "rows": rows,
@@ -392,6 +455,10 @@ def run(spec, args):
     write_results(args.out, results)
     print_summary(results)
     return results
+
+
+def _fmt(value, digits):
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def write_results(out, results):
@@ -402,8 +469,10 @@ def write_results(out, results):
     for row in results["rows"]:
         layer_names += [n for n in row["active_fraction"] if n not in layer_names]
     fields = ["example", "dataset", "smoke", "model", "tau", "test_error", "flop_fraction",
-              *[f"active_{n}" for n in layer_names], "inference_ms", "timing_batch_size",
-              "speedup_vs_dense", "condnet_inference_path", "train_seconds"]
+              *[f"active_{n}" for n in layer_names], "timing_batch_size",
+              "keras_inference_ms", "keras_speedup_vs_dense",
+              "tflite_inference_ms", "tflite_speedup_vs_dense", "tflite_max_abs_diff",
+              "train_seconds"]
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
@@ -411,30 +480,36 @@ def write_results(out, results):
             writer.writerow({
                 "example": results["example"], "dataset": results["dataset"]["name"],
                 "smoke": results["smoke"], "model": row["model"], "tau": row["tau"],
-                "test_error": f"{row['test_error']:.4f}",
-                "flop_fraction": f"{row['flop_fraction']:.4f}",
-                **{f"active_{n}": f"{v:.4f}" for n, v in row["active_fraction"].items()},
-                "inference_ms": f"{row['inference_ms']:.3f}",
+                "test_error": _fmt(row["test_error"], 4),
+                "flop_fraction": _fmt(row["flop_fraction"], 4),
+                **{f"active_{n}": _fmt(v, 4) for n, v in row["active_fraction"].items()},
                 "timing_batch_size": results["timing"]["batch_size"],
-                "speedup_vs_dense": ("" if row["speedup_vs_dense"] is None
-                                     else f"{row['speedup_vs_dense']:.3f}"),
-                "condnet_inference_path": ("keras graph" if row["model"] == "dense"
-                                           else results["timing"]["condnet_path"]),
-                "train_seconds": f"{row['train_seconds']:.1f}",
+                "keras_inference_ms": _fmt(row.get("inference_ms"), 3),
+                "keras_speedup_vs_dense": _fmt(row.get("speedup_vs_dense"), 3),
+                "tflite_inference_ms": _fmt(row.get("tflite_inference_ms"), 3),
+                "tflite_speedup_vs_dense": _fmt(row.get("tflite_speedup_vs_dense"), 3),
+                "tflite_max_abs_diff": _fmt(row.get("tflite_max_abs_diff"), 7),
+                "train_seconds": _fmt(row["train_seconds"], 1),
             })
 
 
 def print_summary(results):
     print(f"\n{results['example']} on {results['dataset']['source']}"
           f"{' (SMOKE: synthetic data, numbers mean nothing)' if results['smoke'] else ''}")
-    print(f"{'model':<18}{'test err':>9}{'FLOP frac':>10}{'ms/batch':>10}{'speedup':>9}  active")
+    print(f"{'model':<18}{'test err':>9}{'FLOP frac':>10}{'keras ms':>10}{'speedup':>9}"
+          f"{'tflite ms':>11}{'speedup':>9}  active per gated layer")
     for row in results["rows"]:
-        speedup = "" if row["speedup_vs_dense"] is None else f"{row['speedup_vs_dense']:.2f}x"
+        def speed(key):
+            return "" if row.get(key) is None else f"{row[key]:.2f}x"
+
+        tflite_ms = "" if row.get("tflite_inference_ms") is None else f"{row['tflite_inference_ms']:.2f}"
         active = " ".join(f"{v:.2f}" for v in row["active_fraction"].values())
         print(f"{row['model']:<18}{row['test_error']:>9.4f}{row['flop_fraction']:>10.3f}"
-              f"{row['inference_ms']:>10.2f}{speedup:>9}  {active}")
-    print(f"timing: batch of {results['timing']['batch_size']}, condnet path: "
-          f"{results['timing']['condnet_path']}")
+              f"{row.get('inference_ms', float('nan')):>10.2f}{speed('speedup_vs_dense'):>9}"
+              f"{tflite_ms:>11}{speed('tflite_speedup_vs_dense'):>9}  {active}")
+    timing = results["timing"]
+    print(f"timing: batch of {timing['batch_size']}, {timing['statistic']}\n"
+          f"  keras:  {timing['keras']}\n  tflite: {timing['tflite']}")
     print(f"wrote {results['config']['out']}/results.json, results.csv and figures")
 
 

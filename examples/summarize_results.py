@@ -41,8 +41,9 @@ def summarize(runs):
         models += [row["model"] for row in run["rows"] if row["model"] not in models]
     lines = [
         "| model | runs | test error (mean ± sd) | per run | FLOP fraction | active fraction "
-        "per gated layer | inference ms / batch | speedup vs dense |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "per gated layer | Keras ms / batch | Keras speedup | TFLite ms / batch | "
+        "TFLite speedup |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for model in models:
         rows = [row for run in runs for row in run["rows"] if row["model"] == model]
@@ -55,16 +56,18 @@ def summarize(runs):
             f"| {model} | {len(rows)} | {_mean_std(errors, 4)} | "
             f"{', '.join(f'{e:.4f}' for e in errors)} | "
             f"{_mean_std([row['flop_fraction'] for row in rows], 3)} | {active} | "
-            f"{_mean_std([row['inference_ms'] for row in rows], 2)} | "
-            f"{_mean_std([row['speedup_vs_dense'] for row in rows], 2)} |"
+            f"{_mean_std([row.get('inference_ms') for row in rows], 2)} | "
+            f"{_mean_std([row.get('speedup_vs_dense') for row in rows], 2)} | "
+            f"{_mean_std([row.get('tflite_inference_ms') for row in rows], 3) or '–'} | "
+            f"{_mean_std([row.get('tflite_speedup_vs_dense') for row in rows], 2) or '–'} |"
         )
     timing = runs[0]["timing"]
     lines.append("")
     lines.append(
         f"Data: {runs[0]['dataset']['source']} ({runs[0]['dataset']['num_train']} train / "
         f"{runs[0]['dataset']['num_test']} test){' — SMOKE (synthetic)' if runs[0]['smoke'] else ''}. "
-        f"Timing: batch of {timing['batch_size']}, {timing['statistic']}, condnet path: "
-        f"{timing['condnet_path']}; {timing['machine']}."
+        f"Timing: batch of {timing['batch_size']}, {timing['statistic']}; {timing['machine']}. "
+        f"Keras: {timing.get('keras', '')}. TFLite: {timing.get('tflite', 'not timed')}."
     )
     return "\n".join(lines)
 

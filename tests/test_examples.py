@@ -15,6 +15,19 @@ EXAMPLES = ["digits_fc", "mnist_fc", "cifar10_fc", "svhn_fc", "cifar10_conv"]
 GATED_LAYERS = {"digits_fc": 2, "mnist_fc": 2, "cifar10_fc": 2, "svhn_fc": 2, "cifar10_conv": 6}
 
 
+def _tflite_available():
+    from keras_condcomp import litert
+
+    try:
+        litert.load_library()
+    except Exception:  # noqa: BLE001 - not built here: the Keras-only path is tested
+        return False
+    return (EXAMPLES_DIR.parent / "tflite" / "convert.py").is_file()
+
+
+TFLITE_AVAILABLE = _tflite_available()
+
+
 @pytest.fixture(scope="module")
 def examples_on_path():
     sys.path.insert(0, str(EXAMPLES_DIR))
@@ -69,7 +82,12 @@ def test_smoke_run_writes_results_and_figures(name, tmp_path, examples_on_path, 
         csv_rows = list(csv.DictReader(f))
     assert [r["model"] for r in csv_rows] == [r["model"] for r in results["rows"]]
     assert "active_gated_1" in csv_rows[0]
-    assert results["timing"]["condnet_path"]
+    assert results["timing"]["keras"] and results["timing"]["tflite"]
+    if TFLITE_AVAILABLE:
+        for tau in taus:
+            row = rows[f"condnet_tau{tau:g}"]
+            assert row["tflite_inference_ms"] > 0 and row["tflite_speedup_vs_dense"] > 0
+            assert row["tflite_max_abs_diff"] < 1e-4  # custom ops compute what Keras computes
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -81,6 +99,23 @@ def test_help_lists_the_common_options(name, examples_on_path, capsys):
     text = capsys.readouterr().out
     for option in ("--epochs", "--tau", "--num-blocks", "--out", "--smoke", "--data-dir"):
         assert option in text
+
+
+def test_keras_only_timing_and_forced_tflite(tmp_path, examples_on_path):
+    example = load_example("digits_fc")
+    common = ["--smoke", "--tau", "0.5", "--verbose", "0", "--timing-repeats", "1"]
+    assert example.main(example.SPEC, [*common, "--inference-path", "keras",
+                                       "--out", str(tmp_path / "k")]) == 0
+    results = json.loads((tmp_path / "k" / "results.json").read_text())
+    assert results["timing"]["tflite"] == "not timed"
+    assert all("tflite_inference_ms" not in row for row in results["rows"])
+    if TFLITE_AVAILABLE:
+        assert example.main(example.SPEC, [*common, "--inference-path", "tflite",
+                                           "--out", str(tmp_path / "t")]) == 0
+    else:
+        with pytest.raises(ValueError, match="Received: inference_path='tflite'"):
+            example.main(example.SPEC, [*common, "--inference-path", "tflite",
+                                        "--out", str(tmp_path / "t")])
 
 
 def test_missing_data_set_exits_with_a_clear_message(tmp_path, examples_on_path, no_real_data,
@@ -147,8 +182,8 @@ def _fake_results(example, errors):
     return {
         "example": example, "smoke": False,
         "dataset": {"source": "sklearn", "num_train": 10, "num_test": 5},
-        "timing": {"batch_size": 5, "statistic": "median", "condnet_path": "keras",
-                   "machine": "test"},
+        "timing": {"batch_size": 5, "statistic": "median", "keras": "graph",
+                   "tflite": "not timed", "machine": "test"},
         "rows": [
             {"model": "dense", "tau": None, "test_error": errors[0], "flop_fraction": 1.0,
              "active_fraction": {}, "inference_ms": 1.0, "speedup_vs_dense": 1.0},
