@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Cross-compiles the CondComp custom ops for 64-bit ARM (aarch64, the ABI of
+# Android's arm64-v8a and of Linux ARM boards) with Debian's cross toolchain:
+#
+#   build/arm/condcomp_driver           static aarch64 test/benchmark driver
+#                                       (kernels + TFLite glue + reference)
+#   build/arm/libcondcomp_tflite_ops.so the op library for aarch64 Linux
+#                                       (stripped copy: *.stripped.so)
+#   build/arm/vec-report.txt            GCC's vectorizer report for the kernels
+#   build/arm/neon-report.txt           NEON fmla counts in the block kernels
+#
+# Needs: apt-get install g++-aarch64-linux-gnu (binutils come with it).
+# Run the result with tflite/arm/run_tests.sh (qemu-user) or on the device.
+#
+# Environment: CROSS (tool prefix, default aarch64-linux-gnu-; empty on an
+# aarch64 host), BUILD_DIR (default build/arm), ARM_CFLAGS (extra flags, e.g.
+# -mcpu=cortex-a76 to tune for a given phone core; the default is plain
+# armv8-a, NEON included, which every arm64-v8a device has).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+OPS="$ROOT/tflite/ops"
+ARM="$ROOT/tflite/arm"
+OUT="${BUILD_DIR:-$ROOT/build/arm}"
+if [ -z "${CROSS+x}" ]; then
+  if [ "$(uname -m)" = "aarch64" ]; then CROSS=""; else CROSS="aarch64-linux-gnu-"; fi
+fi
+CC="${CROSS}gcc"
+CXX="${CROSS}g++"
+OBJDUMP="${CROSS}objdump"
+STRIP="${CROSS}strip"
+for tool in "$CC" "$CXX" "$OBJDUMP" "$STRIP"; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "tflite/arm/build.sh: $tool not found (apt-get install g++-aarch64-linux-gnu)" >&2
+    exit 3
+  fi
+done
+mkdir -p "$OUT/obj"
+
+# Same flags as tflite/ops/CMakeLists.txt / build_ops.sh, for armv8-a.
+# shellcheck disable=SC2206
+EXTRA=(${ARM_CFLAGS:-})
+CFLAGS=(-std=gnu11 -O3 -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-psabi
+        -ffp-contract=fast -march=armv8-a "${EXTRA[@]}")
+KERNEL_SRCS=(condcomp_kernels flexbuffer_map cc_parallel condcomp_tflite_ops)
+
+for src in "${KERNEL_SRCS[@]}"; do
+  flags=("${CFLAGS[@]}")
+  if [ "$src" = condcomp_kernels ]; then
+    flags+=("-fopt-info-vec-optimized=$OUT/vec-report.txt")
+  fi
+  "$CC" "${flags[@]}" -fvisibility=hidden -c "$OPS/$src.c" -o "$OUT/obj/$src.o"
+done
+"$CC" "${CFLAGS[@]}" -fvisibility=hidden -c "$OPS/condcomp_register_tf.c" \
+  -o "$OUT/obj/condcomp_register_tf.o"
+
+OBJS=()
+for src in "${KERNEL_SRCS[@]}"; do OBJS+=("$OUT/obj/$src.o"); done
+
+# Shared op library (what an app or tf.lite on an ARM board loads).
+"$CC" -shared -Wl,-z,max-page-size=16384 -o "$OUT/libcondcomp_tflite_ops.so" "${OBJS[@]}" \
+  "$OUT/obj/condcomp_register_tf.o" -lpthread -lm -ldl
+"$STRIP" --strip-unneeded -o "$OUT/libcondcomp_tflite_ops.stripped.so" \
+  "$OUT/libcondcomp_tflite_ops.so"
+
+# Static test/benchmark driver: runs under qemu-aarch64 without a sysroot.
+"$CXX" -std=c++17 -O2 -Wall -Wextra -Wno-psabi -I"$OPS" -I"$ARM" -march=armv8-a "${EXTRA[@]}" \
+  -c "$ARM/condcomp_driver.cc" -o "$OUT/obj/condcomp_driver.o"
+"$CXX" -static -o "$OUT/condcomp_driver" "$OUT/obj/condcomp_driver.o" "${OBJS[@]}" \
+  -lpthread -lm
+
+# Did the block kernels become NEON code? Count vector FMAs (fmla vN.4s) in
+# the dense / conv block functions (the micro-kernels are inlined into them).
+"$OBJDUMP" -d --no-show-raw-insn "$OUT/obj/condcomp_kernels.o" > "$OUT/condcomp_kernels.dis"
+python3 - "$OUT/condcomp_kernels.dis" > "$OUT/neon-report.txt" <<'PY'
+import re, sys
+func, counts = None, {}
+for line in open(sys.argv[1]):
+    m = re.match(r"^[0-9a-f]+ <([^>]+)>:", line)
+    if m:
+        func = m.group(1)
+        counts[func] = {"fmla.4s": 0, "fmul.4s": 0, "scalar fmadd": 0, "insns": 0}
+        continue
+    if func is None or not re.match(r"^\s+[0-9a-f]+:", line):
+        continue
+    c = counts[func]
+    c["insns"] += 1
+    if re.search(r"\bfmla\s+v\d+\.4s", line):
+        c["fmla.4s"] += 1
+    elif re.search(r"\bfmul\s+v\d+\.4s", line):
+        c["fmul.4s"] += 1
+    elif re.search(r"\bfmadd\s+s\d+", line):
+        c["scalar fmadd"] += 1
+for f, c in sorted(counts.items()):
+    if c["insns"]:
+        print(f"{f}: {c['fmla.4s']} fmla v.4s, {c['fmul.4s']} fmul v.4s, "
+              f"{c['scalar fmadd']} scalar fmadd, {c['insns']} instructions")
+PY
+
+for f in condcomp_driver libcondcomp_tflite_ops.so libcondcomp_tflite_ops.stripped.so; do
+  printf '%s: %s bytes\n' "$f" "$(stat -c %s "$OUT/$f")"
+done
+echo "built $OUT (aarch64, $("$CC" -dumpversion))"
