@@ -38,6 +38,11 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+# Run from a source checkout without `pip install -e .`: make the package importable.
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isdir(os.path.join(_REPO, "keras_condcomp")) and _REPO not in sys.path:
+    sys.path.append(_REPO)
+
 DENSE_OP = "CondCompGatedDense"
 CONV_OP = "CondCompGatedConv2D"
 

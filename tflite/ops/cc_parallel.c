@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -26,20 +27,29 @@ typedef struct {
   cc_task_fn fn;
   void* arg;
   int num_threads;
+  uint32_t seq;           /* job sequence number the post belongs to */
   char pad[64];
 } cc_slot;
+
+/* Job state: (seq << 32) | CLOSED | number of workers running the job. A
+ * worker joins only while the job with its seq is open; the caller closes the
+ * job when it has run out of work itself and then waits only for the workers
+ * that joined, never for ones that have not been scheduled yet. */
+#define CC_CLOSED (1ull << 31)
+#define CC_RUNNING_MASK (CC_CLOSED - 1)
 
 typedef struct {
   pthread_mutex_t lock;
   pthread_cond_t wake;
-  atomic_int pending;  /* workers still running the current job */
+  atomic_ullong state; /* see CC_CLOSED */
+  uint32_t seq;
   atomic_int sleepers;
   atomic_flag busy;    /* one job at a time */
   int started;         /* worker threads created so far */
   cc_slot slots[CC_MAX_THREADS];
 } cc_pool;
 
-static cc_pool g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0,
+static cc_pool g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0,
                          ATOMIC_FLAG_INIT, 0, {{0}}};
 static pthread_mutex_t g_start_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -66,8 +76,19 @@ static void* worker_main(void* raw) {
       spins = 0;
     }
     seen = gen;
-    slot->fn(slot->arg, index, slot->num_threads);
-    atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel);
+    const unsigned long long want = (unsigned long long)slot->seq << 32;
+    unsigned long long st = atomic_load(&pool->state);
+    int joined = 0;
+    while ((st & ~CC_RUNNING_MASK) == want) { /* same job and not closed */
+      if (atomic_compare_exchange_weak(&pool->state, &st, st + 1)) {
+        joined = 1;
+        break;
+      }
+    }
+    if (joined) {
+      slot->fn(slot->arg, index, slot->num_threads);
+      atomic_fetch_sub(&pool->state, 1);
+    }
   }
   return NULL;
 }
@@ -104,12 +125,14 @@ int cc_parallel_run(int num_threads, cc_task_fn fn, void* arg) {
     return 1;
   }
   cc_pool* pool = &g_pool;
-  atomic_store(&pool->pending, num_threads - 1);
+  const uint32_t seq = ++pool->seq;
+  atomic_store(&pool->state, (unsigned long long)seq << 32);
   for (int i = 1; i < num_threads; ++i) {
     cc_slot* slot = &pool->slots[i];
     slot->fn = fn;
     slot->arg = arg;
     slot->num_threads = num_threads;
+    slot->seq = seq;
     atomic_fetch_add(&slot->generation, 1); /* seq_cst: ordered before the sleepers load */
   }
   if (atomic_load(&pool->sleepers) > 0) {
@@ -118,8 +141,9 @@ int cc_parallel_run(int num_threads, cc_task_fn fn, void* arg) {
     pthread_mutex_unlock(&pool->lock);
   }
   fn(arg, 0, num_threads);
+  atomic_fetch_or(&pool->state, CC_CLOSED);
   int spins = 0;
-  while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) {
+  while (atomic_load(&pool->state) & CC_RUNNING_MASK) {
     if (++spins < CC_SPIN_ITERATIONS) {
       CC_CPU_RELAX();
     } else {

@@ -1,7 +1,11 @@
 /* Tiny persistent thread pool for the CondComp kernels (pthreads, C11 atomics).
  *
- * cc_parallel_run(n, fn, arg) runs fn(arg, t, n) for t = 0..n-1, t = 0 on the
- * calling thread, and returns when all are done. Workers spin briefly after a
+ * cc_parallel_run(n, fn, arg) calls fn(arg, t, n) on the calling thread (t = 0)
+ * and on up to n-1 pool workers (distinct t in 1..n-1) that wake up while the
+ * caller is still working; it returns when every call has returned. Workers
+ * that are not scheduled in time simply do not take part, so `fn` must share
+ * its work dynamically (e.g. an atomic counter over work items), not assume
+ * that every t runs. Workers spin briefly after a
  * job (ops of one inference follow each other within microseconds) and then
  * sleep on a condition variable, so an idle pool costs no CPU. If the pool is
  * already running a job (another interpreter on another thread), the call runs

@@ -110,6 +110,18 @@ static const char* fxb_reason(cc_fxb_status s) {
   }
 }
 
+/* Printable-ASCII copy of untrusted option text for error messages (the
+ * runtime passes them on to Python, which needs valid UTF-8). */
+static const char* printable(char* out, size_t cap, const char* s, size_t len) {
+  size_t n = 0;
+  for (size_t i = 0; i < len && n + 1 < cap; ++i) {
+    const unsigned char c = (unsigned char)s[i];
+    out[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+  }
+  out[n] = 0;
+  return out;
+}
+
 static int is_known_key(int op, const char* key) {
   static const char* const common[] = {"activation", "threshold", "input_block_size"};
   static const char* const conv[] = {"padding", "stride_h", "stride_w", "dilation_h",
@@ -147,7 +159,8 @@ static void parse_options(OpData* d, const char* buffer, size_t length) {
       return;
     }
     if (!is_known_key(d->op, key)) {
-      set_error(d, "unknown option `%s`", key);
+      char buf[65];
+      set_error(d, "unknown option `%s`", printable(buf, sizeof(buf), key, strlen(key)));
       return;
     }
   }
@@ -159,8 +172,9 @@ static void parse_options(OpData* d, const char* buffer, size_t length) {
   } else {
     d->activation = cc_activation_from_name(str, len);
     if (d->activation < 0) {
-      set_error(d, "option `activation`='%.*s' is not supported; expected one of: %s",
-                (int)(len > 64 ? 64 : len), str, cc_activation_names());
+      char buf[65];
+      set_error(d, "option `activation`='%s' is not supported; expected one of: %s",
+                printable(buf, sizeof(buf), str, len), cc_activation_names());
     }
   }
   double thr;
@@ -182,8 +196,9 @@ static void parse_options(OpData* d, const char* buffer, size_t length) {
     } else if (len == 5 && memcmp(str, "valid", 5) == 0) {
       d->padding_same = 0;
     } else {
-      set_error(d, "option `padding`='%.*s' must be 'same' or 'valid'",
-                (int)(len > 64 ? 64 : len), str);
+      char buf[65];
+      set_error(d, "option `padding`='%s' must be 'same' or 'valid'",
+                printable(buf, sizeof(buf), str, len));
     }
     get_int_attr(d, &m, "stride_h", &d->stride_h, 1, 1 << 16);
     get_int_attr(d, &m, "stride_w", &d->stride_w, 1, 1 << 16);
@@ -417,18 +432,27 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
   return alloc_scratch(context, d, B, D / d->in_block_size, K, K, 2 * B);
 }
 
+/* Work is shared dynamically (atomic counters): a pool worker that wakes up
+ * late just finds nothing left (see cc_parallel.h). */
 typedef struct {
   cc_gated_dense* p;
   OpData* d;
+  atomic_int next_example;
+  int chunk;
   atomic_int next_block;
   atomic_ullong macs;
 } DenseJob;
 
 static void dense_gate_task(void* raw, int t, int n) {
+  (void)n;
   DenseJob* job = (DenseJob*)raw;
   const int B = job->p->batch;
-  const int lo = (int)((int64_t)B * t / n), hi = (int)((int64_t)B * (t + 1) / n);
-  cc_gated_dense_gate(job->p, lo, hi, job->d->fscratch + (size_t)t * job->p->num_blocks);
+  for (;;) {
+    const int lo = atomic_fetch_add(&job->next_example, job->chunk);
+    if (lo >= B) break;
+    const int hi = lo + job->chunk < B ? lo + job->chunk : B;
+    cc_gated_dense_gate(job->p, lo, hi, job->d->fscratch + (size_t)t * job->p->num_blocks);
+  }
 }
 
 static void dense_block_task(void* raw, int t, int n) {
@@ -477,6 +501,8 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   DenseJob job;
   job.p = &p;
   job.d = d;
+  atomic_init(&job.next_example, 0);
+  job.chunk = p.batch / (4 * d->num_threads) > 1 ? p.batch / (4 * d->num_threads) : 1;
   atomic_init(&job.next_block, 0);
   atomic_init(&job.macs, 0);
   const int threads = d->num_threads;
@@ -537,16 +563,20 @@ static TfLiteStatus prepare_conv(TfLiteContext* context, TfLiteNode* node) {
 typedef struct {
   cc_gated_conv2d* p;
   OpData* d;
+  atomic_int next_example;
   atomic_int next_block;
   atomic_ullong macs;
 } ConvJob;
 
 static void conv_gate_task(void* raw, int t, int n) {
+  (void)n;
   ConvJob* job = (ConvJob*)raw;
-  const int B = job->p->batch;
-  const int lo = (int)((int64_t)B * t / n), hi = (int)((int64_t)B * (t + 1) / n);
-  cc_gated_conv2d_gate(job->p, lo, hi,
-                       job->d->fscratch + (size_t)t * (job->p->in_c + job->p->num_blocks));
+  for (;;) {
+    const int e = atomic_fetch_add(&job->next_example, 1);
+    if (e >= job->p->batch) break;
+    cc_gated_conv2d_gate(job->p, e, e + 1,
+                         job->d->fscratch + (size_t)t * (job->p->in_c + job->p->num_blocks));
+  }
 }
 
 static void conv_block_task(void* raw, int t, int n) {
@@ -610,6 +640,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   ConvJob job;
   job.p = &p;
   job.d = d;
+  atomic_init(&job.next_example, 0);
   atomic_init(&job.next_block, 0);
   atomic_init(&job.macs, 0);
   const int threads = d->num_threads;

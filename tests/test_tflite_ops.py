@@ -1,0 +1,290 @@
+"""The CondComp TFLite custom ops against the Keras layers, and their input validation.
+
+Needs the native library (`bash tflite/build_ops.sh`); skipped with that reason
+otherwise, or failed when $CONDCOMP_REQUIRE_TFLITE_OPS=1 (CI).
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_condcomp as kc
+from keras_condcomp import litert
+from tflite_helpers import (
+    REPO,
+    custom_ops,
+    load_convert,
+    model_t,
+    pack,
+    require_ops_library,
+)
+
+TOL = 1e-5
+
+
+@pytest.fixture(autouse=True)
+def _needs_library():
+    require_ops_library()
+
+
+@pytest.fixture(scope="module")
+def cv():
+    return load_convert()
+
+
+def _set_policy(layer, rng, spread=3.0):
+    """Random policy whose decisions differ between examples and blocks."""
+    k = layer.policy.kernel
+    layer.policy.kernel.assign(rng.normal(0, spread / np.sqrt(k.shape[0]), k.shape).astype("f4"))
+    layer.policy.bias.assign(rng.normal(0, 0.5, layer.policy.bias.shape).astype("f4"))
+
+
+def _keras_masks(network):
+    return [np.asarray(l.gate_outputs.mask) for l in network._flatten_layers()
+            if isinstance(l, kc.GatedLayer)]
+
+
+def _check_against_keras(cv, network, inputs, threads=1):
+    data = cv.convert(network)
+    interp = litert.Interpreter(model_content=data, num_threads=threads)
+    mixed = []
+    for x in inputs:
+        y = interp.predict(x)
+        ref = np.asarray(network(x, training=False))
+        assert y.shape == ref.shape
+        if len(x):
+            err = float(np.max(np.abs(y - ref)))
+            assert err <= TOL, f"batch {len(x)}: max abs error {err}"
+            mixed += [0.0 < m.mean() < 1.0 for m in _keras_masks(network)]
+    assert any(mixed), "test inputs should switch some blocks on and others off"
+    return data
+
+
+def _mlp(rng, activation="relu", use_bias=True, units=(24, 15), blocks=(4, 3), threshold=0.5):
+    layers = [keras.Input((20,))]
+    for u, k in zip(units, blocks):
+        layers.append(kc.GatedDense(u, num_blocks=k, activation=activation, use_bias=use_bias,
+                                    threshold=threshold,
+                                    bias_initializer=keras.initializers.RandomNormal(0, 0.3)))
+    layers.append(keras.layers.Dense(5))
+    net = keras.Sequential(layers)
+    for layer in net.layers:
+        if isinstance(layer, kc.GatedDense):
+            _set_policy(layer, rng)
+    return net
+
+
+def test_gated_dense_matches_keras_several_batch_sizes(cv):
+    rng = np.random.default_rng(0)
+    net = _mlp(rng)
+    # block sizes 6 and 5: exercise the scalar tails as well as the vector loops
+    inputs = [rng.normal(size=(b, 20)).astype("f4") for b in (1, 2, 7, 33, 0, 4)]
+    data = _check_against_keras(cv, net, inputs)
+    assert cv.op_counts(data) == {"CondCompGatedDense": 2, "FULLY_CONNECTED": 1}
+
+
+@pytest.mark.parametrize("activation", ["linear", "sigmoid", "tanh", "gelu", "elu", "silu",
+                                        "softplus", "leaky_relu", "hard_sigmoid", "relu6"])
+def test_gated_dense_activations(cv, activation):
+    rng = np.random.default_rng(1)
+    net = _mlp(rng, activation=activation, units=(16,), blocks=(4,))
+    _check_against_keras(cv, net, [rng.normal(size=(9, 20)).astype("f4") * 2])
+
+
+def test_gated_dense_no_bias_threshold_and_wide_blocks(cv):
+    rng = np.random.default_rng(2)
+    # block size 72 = 64 + 8: both the 64-wide register tile and the 8-wide loop
+    net = _mlp(rng, use_bias=False, units=(144, 256), blocks=(2, 2), threshold=0.3)
+    _check_against_keras(cv, net, [rng.normal(size=(b, 20)).astype("f4") for b in (1, 5)])
+
+
+def test_two_threads_same_result(cv):
+    rng = np.random.default_rng(3)
+    net = _mlp(rng, units=(256, 128), blocks=(8, 4))
+    _check_against_keras(cv, net, [rng.normal(size=(b, 20)).astype("f4") for b in (1, 16)],
+                         threads=2)
+
+
+def _convnet(rng, padding, strides, dilation):
+    net = keras.Sequential([
+        keras.Input((9, 10, 3)),
+        kc.GatedConv2D(8, 3, num_blocks=4, padding=padding, strides=strides,
+                       dilation_rate=dilation, activation="relu",
+                       bias_initializer=keras.initializers.RandomNormal(0, 0.3)),
+        kc.GatedConv2D(12, (2, 3), num_blocks=3, padding="same", activation="tanh"),
+        keras.layers.Flatten(),
+        kc.GatedDense(6, num_blocks=2),
+    ])
+    for layer in net.layers:
+        if isinstance(layer, kc.GatedLayer):
+            _set_policy(layer, rng, spread=6.0)
+    return net
+
+
+@pytest.mark.parametrize("padding,strides,dilation", [
+    ("same", 1, 1), ("valid", 2, 1), ("same", 2, 1), ("valid", 1, 2), ("same", (1, 2), 1),
+])
+def test_gated_conv2d_matches_keras(cv, padding, strides, dilation):
+    rng = np.random.default_rng(4)
+    net = _convnet(rng, padding, strides, dilation)
+    inputs = [rng.normal(size=(b, 9, 10, 3)).astype("f4") for b in (1, 5)]
+    data = _check_against_keras(cv, net, inputs)
+    assert cv.op_counts(data)["CondCompGatedConv2D"] == 2
+
+
+def test_condcompmodel_keras_file_through_cli(tmp_path):
+    rng = np.random.default_rng(5)
+    net = _mlp(rng, units=(32, 32), blocks=(4, 4))
+    model = kc.CondCompModel(net)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = rng.normal(size=(64, 20)).astype("f4")
+    model.fit(x, rng.integers(0, 5, 64), epochs=1, batch_size=32, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    out = str(tmp_path / "m.tflite")
+    res = subprocess.run([sys.executable, os.path.join(REPO, "tflite", "convert.py"), path,
+                          "-o", out], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "CondCompGatedDense: 2" in res.stdout and "bytes" in res.stdout
+    ref = model.predict(x, verbose=0)
+    y = litert.Interpreter(out).predict(x)
+    assert np.max(np.abs(y - ref)) <= TOL
+
+
+def test_dense_baseline_runs_every_block(cv):
+    rng = np.random.default_rng(6)
+    net = _mlp(rng)
+    data = cv.convert(net, dense=True)
+    assert "CondCompGatedDense" not in cv.op_counts(data)
+    x = rng.normal(size=(3, 20)).astype("f4")
+    h = x
+    for layer in net.layers:
+        h = h @ layer.kernel.numpy() + layer.bias.numpy()
+        if isinstance(layer, kc.GatedDense):
+            h = np.maximum(h, 0)
+    y = litert.Interpreter(model_content=data, custom_ops=False).predict(x)
+    np.testing.assert_allclose(y, h, atol=1e-4)
+
+
+# ------------------------------------------------------------ validation
+
+@pytest.fixture(scope="module")
+def small_model(cv):
+    keras.utils.set_random_seed(7)
+    net = keras.Sequential([keras.Input((8,)), kc.GatedDense(6, num_blocks=3)])
+    return cv.convert(net)
+
+
+def _expect_error(data, *fragments):
+    with pytest.raises((RuntimeError, ValueError)) as info:
+        interp = litert.Interpreter(model_content=data)
+        interp.allocate_tensors()
+        interp.invoke()
+    text = str(info.value)
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+def _set_options(data, options):
+    from flatbuffers import flexbuffers
+
+    m = model_t(data)
+    (_, op), = custom_ops(m, "CondCompGatedDense")
+    op.customOptions = list(flexbuffers.Dumps(options)) if isinstance(options, dict) \
+        else list(options)
+    return pack(m)
+
+
+GOOD = {"activation": "linear", "threshold": 0.5, "input_block_size": 0}
+
+
+@pytest.mark.parametrize("options,fragments", [
+    ({**GOOD, "activation": "swishy"}, ["activation", "swishy", "not supported"]),
+    ({**GOOD, "threshold": 1.5}, ["threshold", "[0, 1]"]),
+    ({**GOOD, "threshold": "high"}, ["threshold", "wrong type"]),
+    ({"activation": "relu", "threshold": 0.5}, ["input_block_size", "missing"]),
+    ({**GOOD, "input_block_size": 3}, ["input_block_size", "divide"]),
+    ({**GOOD, "input_block_size": -1}, ["input_block_size", "out of range"]),
+    ({**GOOD, "colour": 1}, ["unknown option", "colour"]),
+])
+def test_prepare_rejects_bad_options(small_model, options, fragments):
+    _expect_error(_set_options(small_model, options), "CondCompGatedDense", *fragments)
+
+
+def test_prepare_rejects_malformed_option_bytes(small_model):
+    from flatbuffers import flexbuffers
+
+    good = bytes(flexbuffers.Dumps(GOOD))
+    rng = np.random.default_rng(8)
+    cases = [b"", b"\x00", good[:-3], good[:5], bytes(rng.integers(0, 256, 64, dtype=np.uint8))]
+    for i in range(40):  # corrupt single bytes of a valid map
+        bad = bytearray(good)
+        bad[rng.integers(len(bad))] = rng.integers(256)
+        cases.append(bytes(bad))
+    for case in cases:
+        data = _set_options(small_model, case)
+        try:
+            interp = litert.Interpreter(model_content=data)
+            interp.allocate_tensors()
+        except (RuntimeError, ValueError) as e:
+            assert "CondCompGatedDense" in str(e)
+
+
+def _edit_tensor(data, input_index, shape=None, dtype=None):
+    m = model_t(data)
+    (sub, op), = custom_ops(m, "CondCompGatedDense")
+    t = sub.tensors[op.inputs[input_index]]
+    if shape is not None:
+        t.shape = np.asarray(shape, np.int32)
+        if t.buffer and m.buffers[t.buffer].data is not None:
+            n = int(np.prod(shape))
+            m.buffers[t.buffer].data = np.zeros(n * 4, np.uint8)
+    if dtype is not None:
+        t.type = dtype
+    return pack(m)
+
+
+@pytest.mark.parametrize("input_index,shape,fragments", [
+    (1, (3, 7, 2), ["kernel", "input_dim 8"]),        # kernel D != x D
+    (1, (3, 8), ["kernel", "rank 3"]),
+    (2, (5,), ["bias", "expected num_blocks*block_size = 6"]),
+    (3, (8, 4), ["policy_kernel", "expected [8, 3]"]),
+    (4, (2,), ["policy_bias", "expected num_blocks = 3"]),
+    (1, (0, 8, 2), ["num_blocks >= 1"]),
+])
+def test_prepare_rejects_bad_shapes(small_model, input_index, shape, fragments):
+    _expect_error(_edit_tensor(small_model, input_index, shape=shape), *fragments)
+
+
+def test_prepare_rejects_wrong_dtype_and_arity(small_model):
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    _expect_error(_edit_tensor(small_model, 3, dtype=schema.TensorType.INT32),
+                  "policy_kernel", "float32")
+    m = model_t(small_model)
+    (_, op), = custom_ops(m, "CondCompGatedDense")
+    op.inputs = op.inputs[:4]
+    _expect_error(pack(m), "expected 5 inputs")
+
+
+def test_input_resize_wrong_features_is_an_error_not_a_crash(small_model):
+    interp = litert.Interpreter(model_content=small_model)
+    with pytest.raises((RuntimeError, ValueError)):
+        interp.predict(np.zeros((2, 9), np.float32))
+
+
+def test_empty_batch(small_model):
+    y = litert.Interpreter(model_content=small_model).predict(np.zeros((0, 8), np.float32))
+    assert y.shape == (0, 6)
+
+
+def test_library_reports_isa_and_stats(small_model):
+    litert.reset_stats()
+    litert.Interpreter(model_content=small_model).predict(np.ones((4, 8), np.float32))
+    s = litert.stats()
+    assert s["invokes"] == 1 and s["total_blocks"] == 12
+    assert isinstance(litert.kernel_isa(), str)

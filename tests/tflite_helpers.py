@@ -1,0 +1,66 @@
+"""Shared helpers for the TFLite tests: importing tflite/convert.py, editing flatbuffers."""
+
+import importlib.util
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONVERT_PY = os.path.join(REPO, "tflite", "convert.py")
+REQUIRE_ENV = "CONDCOMP_REQUIRE_TFLITE_OPS"
+
+
+def load_convert():
+    spec = importlib.util.spec_from_file_location("condcomp_tflite_convert", CONVERT_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def require_ops_library():
+    """Skips (or, with $CONDCOMP_REQUIRE_TFLITE_OPS=1 as in CI, fails) without the library."""
+    from keras_condcomp import litert
+
+    if litert.library_available():
+        return
+    msg = (
+        "CondComp TFLite op library not built (looked for "
+        f"{' or '.join(litert._candidates())}); run `bash tflite/build_ops.sh`"
+    )
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(msg + f" (${REQUIRE_ENV}=1 requires it)")
+    pytest.skip(msg)
+
+
+def model_t(data):
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+
+
+def pack(model):
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def custom_ops(model, name):
+    """(subgraph, operator) pairs of custom op `name` in a ModelT."""
+    out = []
+    for sub in model.subgraphs:
+        for op in sub.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            if code.customCode is not None and code.customCode.decode() == name:
+                out.append((sub, op))
+    return out
+
+
+def tensor_value(model, sub, index):
+    import numpy as np
+
+    t = sub.tensors[index]
+    buf = model.buffers[t.buffer].data
+    return np.frombuffer(bytes(bytearray(buf)), dtype=np.float32).reshape(t.shape)

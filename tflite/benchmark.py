@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""Speed of the CondComp custom ops vs the dense XNNPACK baseline (TFLite, CPU).
+
+    bash tflite/build_ops.sh
+    python tflite/benchmark.py                      # full table -> benchmarks/
+    python tflite/benchmark.py --runs 50 --taus 0.25 --batches 1 --threads 1   # quick look
+
+Network: 784-2048-2048-2048-10, three `GatedDense(2048, num_blocks=16,
+activation="relu")` layers and a `Dense(10)`, random (Glorot) weights. This
+measures speed, not accuracy: for each tau the policy biases are set so that
+every block of every layer is on for a fraction tau of the benchmark inputs
+(bias_k = -quantile_{1-tau} of block k's policy logit over a calibration set,
+layer by layer), so each example uses about tau of the blocks, a different set
+per example. Both models are converted from the same Keras model by
+tflite/convert.py: `--dense` (builtin FULLY_CONNECTED, run by XNNPACK, masks
+ignored) and the custom-op model. Runs are interleaved in one process (A, B, B,
+A, ... on the same inputs, a fresh input batch each run); medians over --runs.
+
+Columns: time per inference (median of invoke()), speedup = dense / custom,
+ideal = dense multiply-adds / custom multiply-adds for the measured active
+fractions (per layer 1/(a_in*a_out), plus the policies and the final Dense that
+the custom model also runs), and speedup as a percent of ideal.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+sys.path.insert(0, HERE)
+
+import numpy as np  # noqa: E402
+
+
+def positive_int(name):
+    def parse(value):
+        try:
+            v = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {value!r}")
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {value!r}")
+        return v
+
+    return parse
+
+
+def tau_value(value):
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--taus values must be numbers in (0, 1], got {value!r}")
+    if not 0.0 < v <= 1.0:
+        raise argparse.ArgumentTypeError(f"--taus values must be in (0, 1], got {value!r}")
+    return v
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--taus", type=tau_value, nargs="+", default=[0.5, 0.25, 0.1])
+    p.add_argument("--batches", type=positive_int("--batches"), nargs="+", default=[1, 32])
+    p.add_argument("--threads", type=positive_int("--threads"), nargs="+", default=[1, 2])
+    p.add_argument("--runs", type=positive_int("--runs"), default=200,
+                   help="timed runs per configuration and model (median reported)")
+    p.add_argument("--warmup", type=positive_int("--warmup"), default=20)
+    p.add_argument("--blocks", type=positive_int("--blocks"), default=16,
+                   help="num_blocks of each gated layer (must divide 2048)")
+    p.add_argument("--hidden", type=positive_int("--hidden"), default=2048)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "tflite_gated_mlp.md"),
+                   help="markdown table written here ('' to skip)")
+    p.add_argument("--profile", action="store_true",
+                   help="also time each gated layer alone (batch 1) to see where time goes")
+    args = p.parse_args(argv)
+    if args.hidden % args.blocks:
+        p.error(f"argument --blocks: {args.blocks} does not divide --hidden {args.hidden}")
+    if args.out:
+        d = os.path.dirname(os.path.abspath(args.out))
+        if not os.path.isdir(d):
+            p.error(f"argument --out: directory does not exist: {d!r}")
+    return args
+
+
+def build_network(hidden, blocks, seed):
+    import keras
+
+    import keras_condcomp as kc
+
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((784,))]
+    for i in range(3):
+        layers.append(kc.GatedDense(hidden, num_blocks=blocks, activation="relu",
+                                    name=f"gated_{i}"))
+    layers.append(keras.layers.Dense(10, name="logits"))
+    return keras.Sequential(layers, name="gated_mlp")
+
+
+def calibrate(network, tau, x_cal):
+    """Sets each gated layer's policy bias so every block is on for a fraction tau."""
+    import keras_condcomp as kc
+
+    h = x_cal
+    for layer in network.layers:
+        if isinstance(layer, kc.GatedDense):
+            logits = h @ layer.policy.kernel.numpy()
+            bias = -np.quantile(logits, 1.0 - tau, axis=0)
+            layer.policy.bias.assign(bias.astype(np.float32))
+        h = layer(h, training=False).numpy()
+
+
+def active_fractions(network, x):
+    import keras_condcomp as kc
+
+    network(x, training=False)
+    return [float(np.mean(l.gate_outputs.mask)) for l in network.layers
+            if isinstance(l, kc.GatedDense)]
+
+
+def mac_counts(network, fracs, blocks):
+    """(dense MACs, custom-op MACs) per example for the measured active fractions."""
+    import keras_condcomp as kc
+
+    dense = custom = 0.0
+    a_in = 1.0
+    i = 0
+    for layer in network.layers:
+        d_in = layer.kernel.shape[0]
+        units = layer.kernel.shape[1]
+        dense += d_in * units
+        if isinstance(layer, kc.GatedDense):
+            a_out = fracs[i]
+            custom += d_in * units * a_in * a_out + d_in * blocks * a_in  # main + policy
+            a_in = a_out
+            i += 1
+        else:
+            custom += d_in * units  # builtin FULLY_CONNECTED does not skip zeros
+    return dense, custom
+
+
+def time_pair(interp_a, interp_b, inputs, runs, warmup):
+    """Interleaved invoke() timings (seconds) of two interpreters on the same inputs."""
+    ta, tb = [], []
+    ia = interp_a.get_input_details()[0]["index"]
+    ib = interp_b.get_input_details()[0]["index"]
+    n = len(inputs)
+    for r in range(warmup + runs):
+        x = inputs[r % n]
+        order = (0, 1) if r % 2 == 0 else (1, 0)
+        for which in order:
+            interp, idx, sink = (interp_a, ia, ta) if which == 0 else (interp_b, ib, tb)
+            interp.set_tensor(idx, x)
+            t0 = time.perf_counter()
+            interp.invoke()
+            t1 = time.perf_counter()
+            if r >= warmup:
+                sink.append(t1 - t0)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def make_interp(data, threads, batch, custom_ops):
+    from keras_condcomp.litert import Interpreter
+
+    interp = Interpreter(model_content=data, num_threads=threads, custom_ops=custom_ops)
+    inp = interp.get_input_details()[0]
+    interp.resize_tensor_input(inp["index"], [batch] + list(inp["shape"][1:]), strict=False)
+    interp.allocate_tensors()
+    return interp
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def profile_layers(network, x, threads, runs, warmup):
+    """Times each gated layer alone (batch 1): custom op vs dense FC."""
+    import keras
+
+    import convert as cv
+    import keras_condcomp as kc
+
+    rows = []
+    h = x
+    for layer in network.layers:
+        out = layer(h, training=False).numpy()
+        if isinstance(layer, kc.GatedDense):
+            d_in = h.shape[1]
+            single = keras.Sequential([keras.Input((d_in,)), layer])
+            sparse = cv.convert(single)
+            dense = cv.convert(single, dense=True)
+            a = make_interp(dense, threads, 1, True)
+            b = make_interp(sparse, threads, 1, True)
+            inputs = [h[i:i + 1] for i in range(len(h))]
+            td, ts = time_pair(a, b, inputs, runs, warmup)
+            a_in = float(np.mean(np.any(h.reshape(len(h), -1, layer.block_size) != 0, axis=2))) \
+                if d_in != 784 else 1.0
+            a_out = float(np.mean(layer.gate_outputs.mask))
+            macs = d_in * layer.units * a_in * a_out
+            rows.append((layer.name, td, ts, a_in, a_out, macs, d_in * layer.units))
+        h = out
+    return rows
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import keras_condcomp.litert as litert
+    import convert as cv
+
+    try:
+        litert.load_library()
+    except litert.OpsLibraryError as e:
+        sys.exit(f"benchmark.py: {e}")
+    rng = np.random.default_rng(args.seed)
+    network = build_network(args.hidden, args.blocks, args.seed)
+    x_cal = rng.standard_normal((4096, 784)).astype(np.float32)
+    max_batch = max(args.batches)
+    pool = rng.standard_normal((max(64, 4 * max_batch), 784)).astype(np.float32)
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    header = [
+        "# CondComp TFLite custom ops vs dense XNNPACK: 784-2048-2048-2048-10 gated MLP",
+        "",
+        f"Policy biases are SET so each block is on for a fraction tau of the inputs "
+        f"(this measures speed, not accuracy; random Glorot weights, N(0,1) inputs). "
+        f"num_blocks={args.blocks} (block size {args.hidden // args.blocks}), float32, "
+        f"median of {args.runs} interleaved invoke() runs after {args.warmup} warm-up runs, "
+        f"a new input batch each run.",
+        "",
+        f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; kernel path: "
+        f"{litert.kernel_isa()}; TensorFlow {__import__('tensorflow').__version__} "
+        f"tf.lite.Interpreter (XNNPACK for builtin ops); 1-min load average at start: "
+        f"{load:.2f}.",
+        "",
+        "Command: `python tflite/benchmark.py " + " ".join(argv if argv is not None
+                                                          else sys.argv[1:]) + "`",
+        "",
+        "| tau | batch | threads | active (per layer) | dense XNNPACK ms | CondComp ms | speedup "
+        "| ideal | % of ideal | max abs err vs Keras |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    print("\n".join(header), flush=True)
+    lines = list(header)
+    profile = []
+    for tau in args.taus:
+        calibrate(network, tau, x_cal)
+        fracs = active_fractions(network, pool)
+        dense_macs, custom_macs = mac_counts(network, fracs, args.blocks)
+        ideal = dense_macs / custom_macs
+        sparse_data = cv.convert(network)
+        dense_data = cv.convert(network, dense=True)
+        ref = network(pool, training=False).numpy()
+        for batch in args.batches:
+            inputs = [pool[(i * batch) % len(pool):][:batch] for i in range(len(pool))]
+            inputs = [x if len(x) == batch else pool[:batch] for x in inputs]
+            for threads in args.threads:
+                a = make_interp(dense_data, threads, batch, True)
+                b = make_interp(sparse_data, threads, batch, True)
+                b.set_tensor(b.get_input_details()[0]["index"], pool[:batch])
+                b.invoke()
+                err = float(np.max(np.abs(
+                    b.get_tensor(b.get_output_details()[0]["index"]) - ref[:batch])))
+                td, ts = time_pair(a, b, inputs, args.runs, args.warmup)
+                speedup = td / ts
+                row = (f"| {tau:g} | {batch} | {threads} | "
+                       f"{', '.join(f'{f:.3f}' for f in fracs)} | {td * 1e3:.3f} | "
+                       f"{ts * 1e3:.3f} | {speedup:.2f}x | {ideal:.2f}x | "
+                       f"{100 * speedup / ideal:.0f}% | {err:.1e} |")
+                print(row, flush=True)
+                lines.append(row)
+        if args.profile:
+            for threads in args.threads:
+                for r in profile_layers(network, pool[:64], threads, args.runs, args.warmup):
+                    profile.append((tau, threads) + r)
+    if profile:
+        extra = [
+            "",
+            "Per-layer profile (each gated layer converted alone, batch 1): dense = same "
+            "layer as builtin FULLY_CONNECTED (XNNPACK).",
+            "",
+            "| tau | threads | layer | dense ms | CondComp ms | a_in | a_out | custom MACs "
+            "| CondComp GMAC/s | dense GMAC/s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for tau, threads, name, td, ts, a_in, a_out, macs, dmacs in profile:
+            extra.append(f"| {tau:g} | {threads} | {name} | {td * 1e3:.3f} | {ts * 1e3:.3f} | "
+                         f"{a_in:.3f} | {a_out:.3f} | {macs / 1e6:.2f}M | "
+                         f"{macs / ts / 1e9:.1f} | {dmacs / td / 1e9:.1f} |")
+        print("\n".join(extra))
+        lines.extend(extra)
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    tail = ["", f"1-min load average at end: {load_end:.2f}."]
+    print("\n".join(tail))
+    lines.extend(tail)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
