@@ -1,0 +1,242 @@
+"""Block-sparse inference path for gated layers in TensorFlow.
+
+At inference a gated layer needs only its active output blocks, computed from
+its non-zero input blocks (the previous gated layer's mask). This module
+computes exactly the masked dense result (docs/architecture.md) that way:
+
+1. the policy first: `mask = sigmoid(x @ Wp + bp) > threshold` (same ops as
+   `BernoulliBlockPolicy`, so the masks are bit-identical);
+2. the union over the batch of the active output blocks and of the non-zero
+   input blocks; their weight rows/columns are gathered (for batch 1 these are
+   exactly that example's blocks);
+3. one small matmul (or conv) over the gathered blocks, bias, activation,
+   times the per-example mask (an example may not use every block of the
+   union), scattered back into a zero output.
+
+When the gathered fraction of the weights (`density`) is above
+`max_density`, the gather costs more than it saves and the masked dense
+computation runs instead (`mode="auto"`); `mode="sparse"` / `"dense"` force a
+path. Everything is TensorFlow ops, usable eagerly and inside `tf.function`.
+
+    y, mask = gated_dense_inference(layer, x, input_mask=get_block_mask(x))
+
+The layer-facing hook is `layer_inference(layer, inputs, mode)`.
+"""
+
+import tensorflow as tf
+
+MODES = ("auto", "sparse", "dense")
+DEFAULT_MAX_DENSITY = 0.5
+
+
+def _check_mode(mode, max_density):
+    if mode not in MODES:
+        raise ValueError(f"Argument `mode` must be one of {MODES}. Received: mode={mode!r}")
+    if not isinstance(max_density, (int, float)) or isinstance(max_density, bool) or not (
+        0.0 <= max_density <= 1.0
+    ):
+        raise ValueError(
+            "Argument `max_density` must be a number in [0, 1]. "
+            f"Received: max_density={max_density!r}"
+        )
+
+
+def block_mask(x, policy_kernel, policy_bias, threshold):
+    """`(sigmoid(x @ Wp + bp) > threshold)` as 0./1. floats, like the policy layer."""
+    sigma = tf.sigmoid(tf.matmul(x, policy_kernel) + policy_bias)
+    return tf.cast(sigma > threshold, x.dtype)
+
+
+def _active_indices(mask):
+    """Indices of the blocks on for at least one example of the batch."""
+    return tf.reshape(tf.where(tf.reduce_any(mask > 0, axis=0)), [-1])
+
+
+def _block_units(blocks, block_size):
+    """Unit indices of `blocks` (each `block_size` consecutive units)."""
+    blocks = tf.cast(blocks, tf.int32)
+    return tf.reshape(blocks[:, None] * block_size + tf.range(block_size)[None, :], [-1])
+
+
+def _input_rows(x, input_mask, num_inputs):
+    """Input unit indices that may be non-zero somewhere in the batch, or None (all)."""
+    if input_mask is None:
+        return None
+    k_in = input_mask.shape[-1]
+    if k_in is None or num_inputs % k_in:
+        return None
+    return _block_units(_active_indices(input_mask), num_inputs // k_in)
+
+
+def _apply(activation, y):
+    return y if activation is None else activation(y)
+
+
+def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, threshold=0.5,
+                activation=None, input_mask=None, mode="auto",
+                max_density=DEFAULT_MAX_DENSITY):
+    """Inference of a GatedDense layer from its weights.
+
+    Args:
+        x: `(batch, D_in)` float tensor.
+        kernel: `(D_in, units)`; bias: `(units,)` or None.
+        policy_kernel: `(D_in, num_blocks)`; policy_bias: `(num_blocks,)`.
+        num_blocks: Number of blocks dividing `units`.
+        threshold: Inference rule `sigma > threshold`.
+        activation: Callable or None.
+        input_mask: Optional `(batch, K_in)` mask of the input blocks (the
+            previous gated layer's); inputs of blocks off for every example
+            are skipped. Must be right: those inputs are assumed to be zero.
+        mode: "auto", "sparse" or "dense".
+        max_density: In "auto", fraction of the weights above which the dense
+            path runs.
+
+    Returns:
+        `(y, mask)`: `(batch, units)` outputs (inactive blocks exactly 0) and
+        the `(batch, num_blocks)` 0./1. mask.
+    """
+    _check_mode(mode, max_density)
+    x = tf.convert_to_tensor(x)
+    kernel = tf.convert_to_tensor(kernel)
+    d_in, units = kernel.shape
+    block_size = units // num_blocks
+    mask = block_mask(x, policy_kernel, policy_bias, threshold)
+    unit_mask = tf.repeat(mask, block_size, axis=1)
+
+    def dense():
+        y = tf.matmul(x, kernel)
+        if bias is not None:
+            y = y + bias
+        return _apply(activation, y) * unit_mask
+
+    def sparse():
+        out_blocks = _active_indices(mask)
+        cols = _block_units(out_blocks, block_size)
+        rows = _input_rows(x, input_mask, d_in)
+        w = kernel if rows is None else tf.gather(kernel, rows, axis=0)
+        xs = x if rows is None else tf.gather(x, rows, axis=1)
+        y = tf.matmul(xs, tf.gather(w, cols, axis=1))
+        if bias is not None:
+            y = y + tf.gather(bias, cols)
+        y = _apply(activation, y) * tf.gather(unit_mask, cols, axis=1)
+        batch = tf.shape(x)[0]
+        # scatter the gathered columns back into a zero (units, batch) tensor
+        out = tf.scatter_nd(cols[:, None], tf.transpose(y), tf.stack([units, batch]))
+        return tf.transpose(out)
+
+    if mode == "dense":
+        return dense(), mask
+    if mode == "sparse":
+        return sparse(), mask
+    rows = _input_rows(x, input_mask, d_in)
+    in_frac = 1.0 if rows is None else tf.cast(tf.size(rows), tf.float32) / d_in
+    out_frac = tf.reduce_mean(tf.cast(tf.reduce_any(mask > 0, axis=0), tf.float32))
+    y = tf.cond(in_frac * out_frac > max_density, dense, sparse)
+    return y, mask
+
+
+def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, strides=(1, 1),
+                 padding="valid", dilation_rate=(1, 1), threshold=0.5, activation=None,
+                 input_mask=None, mode="auto", max_density=DEFAULT_MAX_DENSITY):
+    """Inference of a GatedConv2D layer (channels_last) from its weights.
+
+    Gathers the output-channel blocks on for some example and the input-channel
+    blocks that are non-zero (per `input_mask`), convolves only those. Same
+    arguments and return values as `gated_dense`, plus the convolution's.
+    """
+    _check_mode(mode, max_density)
+    x = tf.convert_to_tensor(x)
+    kernel = tf.convert_to_tensor(kernel)
+    c_in, filters = kernel.shape[2], kernel.shape[3]
+    block_size = filters // num_blocks
+    mask = block_mask(tf.reduce_mean(x, axis=(1, 2)), policy_kernel, policy_bias, threshold)
+    unit_mask = tf.repeat(mask, block_size, axis=1)[:, None, None, :]
+    pad = padding.upper()
+
+    def conv(inputs, w):
+        return tf.nn.conv2d(inputs, w, strides=strides, padding=pad, dilations=dilation_rate)
+
+    def dense():
+        y = conv(x, kernel)
+        if bias is not None:
+            y = y + bias
+        return _apply(activation, y) * unit_mask
+
+    def sparse():
+        cols = _block_units(_active_indices(mask), block_size)
+        rows = _input_rows(x, input_mask, c_in)
+        w = kernel if rows is None else tf.gather(kernel, rows, axis=2)
+        xs = x if rows is None else tf.gather(x, rows, axis=3)
+        y = conv(xs, tf.gather(w, cols, axis=3))
+        if bias is not None:
+            y = y + tf.gather(bias, cols)
+        y = _apply(activation, y) * tf.gather(unit_mask, cols, axis=3)
+        # channels last -> first to scatter, then back
+        y_t = tf.transpose(y, (3, 0, 1, 2))
+        shape = tf.concat([[filters], tf.shape(y_t)[1:]], axis=0)
+        return tf.transpose(tf.scatter_nd(cols[:, None], y_t, shape), (1, 2, 3, 0))
+
+    if mode == "dense":
+        return dense(), mask
+    if mode == "sparse":
+        return sparse(), mask
+    rows = _input_rows(x, input_mask, c_in)
+    in_frac = 1.0 if rows is None else tf.cast(tf.size(rows), tf.float32) / c_in
+    out_frac = tf.reduce_mean(tf.cast(tf.reduce_any(mask > 0, axis=0), tf.float32))
+    return tf.cond(in_frac * out_frac > max_density, dense, sparse), mask
+
+
+def layer_inference(layer, inputs, mode="auto", input_mask=None,
+                    max_density=DEFAULT_MAX_DENSITY):
+    """Deterministic inference of a built `GatedDense` / `GatedConv2D` layer.
+
+    `input_mask` defaults to the mask the previous gated layer attached to
+    `inputs` (`keras_condcomp.layers.get_block_mask`). Returns `(y, mask)`.
+    """
+    from keras_condcomp.layers import GatedConv2D, GatedDense, get_block_mask
+
+    if not isinstance(layer, (GatedDense, GatedConv2D)):
+        raise TypeError(
+            f"Expected a GatedDense or GatedConv2D layer, got {type(layer).__name__}"
+        )
+    if layer.policy.inference_mode != "threshold":
+        raise ValueError(
+            f"Layer {layer.name!r} samples its gates at inference "
+            f"(inference_mode={layer.policy.inference_mode!r}); the sparse path needs "
+            "inference_mode='threshold'."
+        )
+    if input_mask is None:
+        input_mask = get_block_mask(inputs)
+    common = dict(
+        threshold=layer.threshold,
+        activation=layer.activation,
+        input_mask=input_mask,
+        mode=mode,
+        max_density=max_density,
+    )
+    weights = (layer.kernel, layer.bias, layer.policy.kernel, layer.policy.bias,
+               layer.num_blocks)
+    if isinstance(layer, GatedDense):
+        return gated_dense(inputs, *weights, **common)
+    return gated_conv2d(inputs, *weights, strides=layer.strides, padding=layer.padding,
+                        dilation_rate=layer.dilation_rate, **common)
+
+
+def sequential_inference(layers, x, mode="auto", max_density=DEFAULT_MAX_DENSITY):
+    """Runs a list of layers, gated ones through this path, passing block masks along.
+
+    Returns `(y, masks)` with one mask per gated layer.
+    """
+    from keras_condcomp.layers import GatedLayer
+
+    masks = []
+    mask = None
+    for layer in layers:
+        if isinstance(layer, GatedLayer):
+            x, mask = layer_inference(layer, x, mode=mode, input_mask=mask,
+                                      max_density=max_density)
+            masks.append(mask)
+        else:
+            x = layer(x, training=False)
+            mask = None  # zero blocks are not known to survive other layers
+    return x, masks

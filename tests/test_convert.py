@@ -1,0 +1,164 @@
+"""tflite/convert.py: one custom op per gated layer, its options and block-major weights,
+the dense baseline, the SavedModel it goes through, and CLI errors.
+
+Needs TensorFlow only (not the native op library).
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_condcomp as kc
+from tflite_helpers import REPO, custom_ops, load_convert, model_t, tensor_value
+
+CONVERT = os.path.join(REPO, "tflite", "convert.py")
+
+
+@pytest.fixture(scope="module")
+def cv():
+    return load_convert()
+
+
+def _net(seed=0):
+    keras.utils.set_random_seed(seed)
+    net = keras.Sequential([
+        keras.Input((12,)),
+        kc.GatedDense(16, num_blocks=4, activation="relu", threshold=0.4),
+        kc.GatedDense(10, num_blocks=2, activation="tanh", use_bias=False),
+        keras.layers.Dense(3),
+    ])
+    rng = np.random.default_rng(seed)
+    for layer in net.layers[:2]:
+        layer.policy.kernel.assign(rng.normal(0, 1, layer.policy.kernel.shape).astype("f4"))
+        layer.policy.bias.assign(rng.normal(0, 1, layer.policy.bias.shape).astype("f4"))
+    return net
+
+
+def test_one_custom_op_per_gated_layer_with_options_and_block_major_weights(cv):
+    from flatbuffers import flexbuffers
+
+    net = _net()
+    data = cv.convert(net)
+    assert cv.op_counts(data) == {"CondCompGatedDense": 2, "FULLY_CONNECTED": 1}
+    m = model_t(data)
+    ops = custom_ops(m, "CondCompGatedDense")
+    options = [flexbuffers.Loads(bytes(bytearray(op.customOptions))) for _, op in ops]
+    by_act = {o["activation"]: o for o in options}
+    assert by_act["relu"] == {"activation": "relu", "threshold": pytest.approx(0.4),
+                              "input_block_size": 0}
+    # The second layer reads the first one's output: look for zero blocks of 4.
+    assert by_act["tanh"] == {"activation": "tanh", "threshold": 0.5, "input_block_size": 4}
+    layers = {16: net.layers[0], 10: net.layers[1]}
+    for sub, op in ops:
+        kernel_bm = tensor_value(m, sub, op.inputs[1])
+        layer = layers[kernel_bm.shape[0] * kernel_bm.shape[2]]
+        np.testing.assert_array_equal(
+            kernel_bm, cv.block_major_dense_kernel(layer.kernel.numpy(), layer.num_blocks))
+        # block j of the output is kernel[:, j*bs:(j+1)*bs], contiguous in kernel_bm[j]
+        bs = layer.block_size
+        np.testing.assert_array_equal(kernel_bm[1], layer.kernel.numpy()[:, bs:2 * bs])
+        bias = tensor_value(m, sub, op.inputs[2])
+        expected_bias = (layer.bias.numpy() if layer.bias is not None
+                         else np.zeros(layer.units, "f4"))
+        np.testing.assert_array_equal(bias, expected_bias)
+        np.testing.assert_array_equal(tensor_value(m, sub, op.inputs[3]),
+                                      layer.policy.kernel.numpy())
+        np.testing.assert_array_equal(tensor_value(m, sub, op.inputs[4]),
+                                      layer.policy.bias.numpy())
+    assert "call" not in net.layers[0].__dict__  # export patch removed
+
+
+def test_conv_options_and_layout(cv):
+    from flatbuffers import flexbuffers
+
+    keras.utils.set_random_seed(1)
+    net = keras.Sequential([
+        keras.Input((12, 12, 3)),
+        kc.GatedConv2D(6, (3, 2), num_blocks=3, strides=(2, 1), padding="same",
+                       activation="relu"),
+        kc.GatedConv2D(4, 3, num_blocks=2, dilation_rate=2),
+    ])
+    data = cv.convert(net)
+    m = model_t(data)
+    ops = custom_ops(m, "CondCompGatedConv2D")
+    assert len(ops) == 2
+    opts = sorted((flexbuffers.Loads(bytes(bytearray(op.customOptions))) for _, op in ops),
+                  key=lambda o: o["stride_h"])
+    assert opts[0] == {"activation": "linear", "threshold": 0.5, "input_block_size": 2,
+                       "padding": "valid", "stride_h": 1, "stride_w": 1, "dilation_h": 2,
+                       "dilation_w": 2}
+    assert opts[1]["stride_h"] == 2 and opts[1]["padding"] == "same"
+    for sub, op in ops:
+        kbm = tensor_value(m, sub, op.inputs[1])
+        layer = net.layers[0] if kbm.shape[1:3] == (3, 2) else net.layers[1]
+        np.testing.assert_array_equal(
+            kbm, cv.block_major_conv_kernel(layer.kernel.numpy(), layer.num_blocks))
+
+
+def test_saved_model_body_is_the_reference_semantics(cv, tmp_path):
+    import tensorflow as tf
+
+    net = _net(2)
+    cv.export_saved_model(net, str(tmp_path))
+    loaded = tf.saved_model.load(str(tmp_path))
+    x = np.random.default_rng(3).normal(size=(7, 12)).astype("f4")
+    np.testing.assert_allclose(loaded.serve(x).numpy(), net(x, training=False).numpy(),
+                               atol=1e-5)
+
+
+def test_dense_baseline_has_only_builtin_ops(cv):
+    data = cv.convert(_net(), dense=True)
+    counts = cv.op_counts(data)
+    assert counts["FULLY_CONNECTED"] == 3 and "CondCompGatedDense" not in counts
+    assert set(counts) <= {"FULLY_CONNECTED", "TANH"}
+
+
+def test_rejects_unconvertible_layers(cv):
+    net = keras.Sequential([keras.Input((4,)), kc.GatedDense(4, num_blocks=2,
+                                                             inference_mode="sample")])
+    with pytest.raises(cv.ConversionError, match="inference_mode"):
+        cv.convert(net)
+    net = keras.Sequential([keras.Input((4,)), kc.GatedDense(4, num_blocks=2,
+                                                             activation=lambda t: t * 2)])
+    with pytest.raises(cv.ConversionError, match="activation"):
+        cv.convert(net)
+    with pytest.raises(cv.ConversionError, match="no GatedDense"):
+        cv.convert(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+
+
+def _run_cli(*args):
+    return subprocess.run([sys.executable, CONVERT, *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_errors_name_the_argument(tmp_path):
+    res = _run_cli(str(tmp_path / "missing.keras"), "-o", str(tmp_path / "o.tflite"))
+    assert res.returncode == 2 and "argument MODEL: file not found" in res.stderr
+    other = tmp_path / "model.txt"
+    other.write_text("x")
+    res = _run_cli(str(other), "-o", str(tmp_path / "o.tflite"))
+    assert res.returncode == 2 and "argument MODEL: expected a .keras" in res.stderr
+    plain = tmp_path / "plain.keras"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(str(plain))
+    res = _run_cli(str(plain), "-o", str(tmp_path / "nodir" / "o.tflite"))
+    assert res.returncode == 2 and "argument -o/--output: directory does not exist" in res.stderr
+    res = _run_cli(str(plain), "-o", str(tmp_path / "o.tflite"))
+    assert res.returncode == 2 and "no GatedDense/GatedConv2D" in res.stderr
+
+
+def test_cli_writes_model_and_prints_summary(tmp_path):
+    model = kc.CondCompModel(_net(4))
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    res = _run_cli(path, "-o", str(tmp_path / "m.tflite"))
+    assert res.returncode == 0, res.stderr
+    assert "CondCompGatedDense: 2" in res.stdout and "FULLY_CONNECTED: 1" in res.stdout
+    assert os.path.getsize(tmp_path / "m.tflite") > 0
+    res = _run_cli(path, "-o", str(tmp_path / "d.tflite"), "--dense")
+    assert res.returncode == 0, res.stderr
+    assert "dense baseline" in res.stdout and "FULLY_CONNECTED: 3" in res.stdout
+    assert "CondCompGatedDense:" not in res.stdout

@@ -1,0 +1,102 @@
+"""keras_condcomp.sparse: the gathered block-sparse TF path equals the masked dense layers."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_condcomp as kc
+from keras_condcomp import sparse
+from keras_condcomp.layers import get_block_mask
+
+TOL = 1e-5
+
+
+def _randomize_policy(layer, rng, spread=3.0, bias=0.0):
+    k = layer.policy.kernel.shape
+    layer.policy.kernel.assign(rng.normal(0, spread / np.sqrt(k[0]), k).astype("f4"))
+    layer.policy.bias.assign(np.full(layer.policy.bias.shape, bias, "f4"))
+
+
+def _mlp(rng, bias=-0.5):
+    net = keras.Sequential([
+        keras.Input((30,)),
+        kc.GatedDense(64, num_blocks=8, activation="relu"),
+        kc.GatedDense(48, num_blocks=6, activation="tanh"),
+        keras.layers.Dense(4),
+    ])
+    for layer in net.layers[:2]:
+        _randomize_policy(layer, rng, bias=bias)
+    return net
+
+
+@pytest.mark.parametrize("batch", [1, 2, 9])
+@pytest.mark.parametrize("mode", ["sparse", "auto", "dense"])
+def test_dense_layer_paths_equal_masked_dense(batch, mode):
+    rng = np.random.default_rng(batch)
+    net = _mlp(rng)
+    first, second = net.layers[:2]
+    x = rng.normal(size=(batch, 30)).astype("f4")
+    h = first(x, training=False)
+    ref = np.asarray(second(h, training=False))
+    y, mask = sparse.layer_inference(second, h, mode=mode)
+    np.testing.assert_allclose(np.asarray(y), ref, atol=TOL)
+    np.testing.assert_array_equal(np.asarray(mask), np.asarray(second.gate_outputs.mask))
+    # the input mask travelled on `h` and was used
+    assert get_block_mask(h) is not None
+
+
+def test_sparse_path_skips_blocks_for_batch_one():
+    rng = np.random.default_rng(0)
+    net = _mlp(rng, bias=-1.0)
+    x = rng.normal(size=(1, 30)).astype("f4")
+    y, masks = sparse.sequential_inference(net.layers, x, mode="sparse")
+    np.testing.assert_allclose(np.asarray(y), np.asarray(net(x, training=False)), atol=TOL)
+    assert all(0 < np.asarray(m).mean() < 1 for m in masks)
+
+
+def test_whole_network_in_tf_function_and_extreme_masks():
+    rng = np.random.default_rng(1)
+    net = _mlp(rng)
+    fn = tf.function(lambda x: sparse.sequential_inference(net.layers, x, mode="auto")[0])
+    for bias in (-50.0, 50.0, -0.3):  # every block off, every block on, mixed
+        for layer in net.layers[:2]:
+            layer.policy.bias.assign(np.full(layer.policy.bias.shape, bias, "f4"))
+        for batch in (1, 5):
+            x = rng.normal(size=(batch, 30)).astype("f4")
+            np.testing.assert_allclose(np.asarray(fn(x)), np.asarray(net(x, training=False)),
+                                       atol=TOL)
+
+
+@pytest.mark.parametrize("mode", ["sparse", "auto"])
+@pytest.mark.parametrize("padding,strides", [("same", 1), ("valid", 2)])
+def test_conv_paths_equal_masked_conv(mode, padding, strides):
+    rng = np.random.default_rng(2)
+    net = keras.Sequential([
+        keras.Input((9, 9, 4)),
+        kc.GatedConv2D(12, 3, num_blocks=4, padding=padding, strides=strides,
+                       activation="relu"),
+        kc.GatedConv2D(8, 2, num_blocks=2, padding="same"),
+    ])
+    for layer in net.layers:
+        _randomize_policy(layer, rng, spread=8.0, bias=-0.2)
+    for batch in (1, 3):
+        x = rng.normal(size=(batch, 9, 9, 4)).astype("f4")
+        y, masks = sparse.sequential_inference(net.layers, x, mode=mode)
+        np.testing.assert_allclose(np.asarray(y), np.asarray(net(x, training=False)), atol=TOL)
+
+
+def test_argument_errors():
+    layer = kc.GatedDense(4, num_blocks=2)
+    layer.build((None, 3))
+    x = np.zeros((1, 3), "f4")
+    with pytest.raises(ValueError, match="mode"):
+        sparse.layer_inference(layer, x, mode="fast")
+    with pytest.raises(ValueError, match="max_density"):
+        sparse.layer_inference(layer, x, max_density=2.0)
+    with pytest.raises(TypeError, match="GatedDense or GatedConv2D"):
+        sparse.layer_inference(keras.layers.Dense(2), x)
+    sampled = kc.GatedDense(4, num_blocks=2, inference_mode="sample")
+    sampled.build((None, 3))
+    with pytest.raises(ValueError, match="inference_mode"):
+        sparse.layer_inference(sampled, x)
