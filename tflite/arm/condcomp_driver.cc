@@ -284,7 +284,7 @@ Reference reference(const Layer& L) {
     R.v.resize(static_cast<size_t>(L.B) * U);
     R.gate.resize(static_cast<size_t>(L.B) * K);
     for (int e = 0; e < L.B; ++e) {
-      const float* x = &L.x[static_cast<size_t>(e) * L.D];
+      const float* x = L.x.data() + static_cast<size_t>(e) * L.D;
       for (int k = 0; k < K; ++k) {
         double z = L.bp[k], a = std::fabs(L.bp[k]);
         for (int d = 0; d < L.D; ++d) {
@@ -317,7 +317,7 @@ Reference reference(const Layer& L) {
   R.gate.resize(static_cast<size_t>(L.B) * K);
   const long hw = static_cast<long>(L.H) * L.W;
   for (int e = 0; e < L.B; ++e) {
-    const float* xe = &L.x[static_cast<size_t>(e) * hw * C];
+    const float* xe = L.x.data() + static_cast<size_t>(e) * hw * C;
     std::vector<double> mean(C, 0.0), amean(C, 0.0);
     for (long s = 0; s < hw; ++s)
       for (int c = 0; c < C; ++c) {
@@ -1023,11 +1023,19 @@ bool apply_defect(int d, const Layer& L, NodeSetup* S, Rng& r) {
       S->shapes[0][r.range(0, static_cast<int>(S->shapes[0].size()) - 1)] = -r.range(1, 5);
       break;
     case kHugeX: {
-      // Element count fits in size_t (TFLite accepts the shape) but the output
-      // size overflows int and the products overflow int64 if done naively.
+      // x's element count stays under 2^40 (a shape TFLite accepts and the op
+      // sees in Prepare before any arena allocation), but the output would
+      // have more than INT_MAX elements: Prepare must refuse it.
       std::vector<int>& s = S->shapes[0];
-      for (size_t k = 0; k + 1 < s.size(); ++k) s[k] = 1 << r.range(18, 20);
-      if (L.op == 0) s[0] = 1 << 30;
+      if (L.op == 0) {
+        if (L.units() < 4 || L.D > 1024) return false;
+        s[0] = 1 << 30;
+      } else {
+        if (L.units() < 16) return false;
+        s[0] = 1 << 12;
+        s[1] = 1 << 12;
+        s[2] = 1 << 9;
+      }
       break;
     }
     case kEmptyOptions:

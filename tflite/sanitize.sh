@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Builds the CondComp custom ops (tflite/ops: kernels, FlexBuffers reader,
+# TFLite glue, thread pool) together with the test driver
+# tflite/arm/condcomp_driver.cc for the host under sanitizers, and runs the
+# driver's random cases through them:
+#
+#   1. AddressSanitizer + UndefinedBehaviorSanitizer (+ float-cast-overflow),
+#      kernels selected at run time (x86-64: the AVX2+FMA clone if the CPU has it)
+#   2. the same with the multiversioning off (baseline SSE2 / generic vectors)
+#   3. (--tsan) ThreadSanitizer on the glue with 2-4 threads (the op's thread pool)
+#
+# Every tensor buffer and the options buffer the driver hands the op is its
+# own exact-size heap block, so a read or write past any of them is reported.
+# Any sanitizer report aborts the run (-fno-sanitize-recover, halt_on_error).
+#
+#   bash tflite/sanitize.sh [--cases N] [--seed S] [--tsan]
+#
+# OPS_DIR=/path/to/patched/ops checks a modified copy of tflite/ops instead.
+#
+# Needs gcc/g++ with libasan/libubsan/libtsan (Debian: gcc, g++ — the runtime
+# libraries come with them). Default N = 3000 (each of kernels and ops per
+# build); about 1-2 minutes on 2 cores.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OPS="${OPS_DIR:-$ROOT/tflite/ops}"  # OPS_DIR: check a patched copy
+ARM="$ROOT/tflite/arm"
+OUT="${BUILD_DIR:-$ROOT/build/sanitize}"
+CASES=3000
+SEED=1
+TSAN=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cases) CASES="$2"; shift 2 ;;
+    --seed) SEED="$2"; shift 2 ;;
+    --tsan) TSAN=1; shift ;;
+    *) echo "usage: $0 [--cases N] [--seed S] [--tsan]" >&2; exit 2 ;;
+  esac
+done
+CC="${CC:-gcc}"
+CXX="${CXX:-g++}"
+mkdir -p "$OUT"
+SRCS=(condcomp_kernels flexbuffer_map cc_parallel condcomp_tflite_ops)
+
+build() {  # build NAME "SANITIZER FLAGS" [extra C flags...]
+  local name="$1" san="$2"
+  shift 2
+  local dir="$OUT/$name"
+  mkdir -p "$dir"
+  local objs=()
+  for src in "${SRCS[@]}"; do
+    # shellcheck disable=SC2086
+    "$CC" -std=gnu11 -O1 -g -fno-omit-frame-pointer -Wno-psabi -ffp-contract=fast $san "$@" \
+      -c "$OPS/$src.c" -o "$dir/$src.o"
+    objs+=("$dir/$src.o")
+  done
+  # shellcheck disable=SC2086
+  "$CXX" -std=c++17 -O1 -g -fno-omit-frame-pointer -Wno-psabi $san -I"$OPS" -I"$ARM" \
+    "$ARM/condcomp_driver.cc" "${objs[@]}" -o "$dir/condcomp_driver" -lpthread -lm
+}
+
+run() {  # run NAME MODE
+  local name="$1" mode="$2"
+  echo "== $name: $mode $CASES (seed $SEED)"
+  "$OUT/$name/condcomp_driver" "$mode" "$CASES" --seed "$SEED"
+}
+
+ASAN_FLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1:abort_on_error=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-allocator_may_return_null=1:halt_on_error=1:second_deadlock_stack=1}"
+
+build asan-ubsan "$ASAN_FLAGS"
+run asan-ubsan kernels
+run asan-ubsan ops
+
+build asan-ubsan-baseline "$ASAN_FLAGS" -DCONDCOMP_NO_MULTIVERSION
+run asan-ubsan-baseline kernels
+run asan-ubsan-baseline ops
+
+if [ "$TSAN" = 1 ]; then
+  build tsan "-fsanitize=thread"
+  # Only the glue runs the thread pool (recommended_num_threads up to 4).
+  run tsan ops
+fi
+echo "tflite/sanitize.sh: no sanitizer reports"
