@@ -1,11 +1,17 @@
 /* Portable CondComp kernels, see condcomp_kernels.h.
  *
- * Hot loop: for one output block j and one non-zero input block i, up to G
- * examples (or, for conv, G output pixels) that need (j, i) share every load
- * of a weight row W[j][d][0:bs]:  acc_g[0:bs] += x_g[d] * W[j][d][0:bs].
- * The accumulators of a column tile stay in registers over the whole input
- * block (micro-kernels G x T vectors of 8 floats), so the only memory traffic
- * is the weight tile (read once per group) and one broadcast per example-row.
+ * Work of one output block j: for each non-zero input block i that some
+ * example with block j on needs, the [in_block_size][bs] weight tile of (j, i)
+ * is contiguous (block-major layout) and is read once, in memory order:
+ *  - batch 1 / one example (accumulate_one): a register tile of up to 128
+ *    outputs (16 x 8 floats) accumulates the whole tile row by row, so the
+ *    tile streams sequentially and only the weights touch memory;
+ *  - several examples (accumulate_group, conv pixels too): 4 weight rows at a
+ *    time are applied to every example of the group while they sit in L1
+ *    (contiguous 8-float axpys of 4 rows, FMAs), so the examples share each
+ *    weight load.
+ * Batch-1 inference is memory-bound (about 1 flop per weight byte), so the
+ * point is to read only the active tiles, each sequentially.
  */
 #include "condcomp_kernels.h"
 
@@ -253,7 +259,8 @@ CC_ALWAYS_INLINE void accumulate_one(const float* w, size_t ldw, int cols, int r
 
 /* ------------------------------------------------------------------ dense */
 
-void cc_gated_dense_gate(const cc_gated_dense* p, int e_begin, int e_end, float* logits) {
+CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int e_end,
+                                      float* logits) {
   const int D = p->in_dim, K = p->num_blocks, ibs = p->in_block_size;
   const int n_in = D / ibs;
   for (int e = e_begin; e < e_end; ++e) {
@@ -368,7 +375,8 @@ int cc_conv_output_size(int in, int kernel, int stride, int dilation, int paddin
   return (int)out;
 }
 
-void cc_gated_conv2d_gate(const cc_gated_conv2d* p, int e_begin, int e_end, float* scratch) {
+CC_ALWAYS_INLINE void conv_gate_impl(const cc_gated_conv2d* p, int e_begin, int e_end,
+                                     float* scratch) {
   const int C = p->in_c, K = p->num_blocks, ibs = p->in_block_size, n_in = C / ibs;
   const size_t hw = (size_t)p->in_h * p->in_w;
   float* mean = scratch;
@@ -497,6 +505,43 @@ static int have_avx2_fma(void) {
   return cached;
 }
 #endif
+
+static void dense_gate_default(const cc_gated_dense* p, int b, int e, float* s) {
+  dense_gate_impl(p, b, e, s);
+}
+static void conv_gate_default(const cc_gated_conv2d* p, int b, int e, float* s) {
+  conv_gate_impl(p, b, e, s);
+}
+#if CC_X86_MULTIVERSION
+__attribute__((target("avx2,fma"))) static void dense_gate_avx2(const cc_gated_dense* p, int b,
+                                                               int e, float* s) {
+  dense_gate_impl(p, b, e, s);
+}
+__attribute__((target("avx2,fma"))) static void conv_gate_avx2(const cc_gated_conv2d* p, int b,
+                                                              int e, float* s) {
+  conv_gate_impl(p, b, e, s);
+}
+#endif
+
+void cc_gated_dense_gate(const cc_gated_dense* p, int e_begin, int e_end, float* logits) {
+#if CC_X86_MULTIVERSION
+  if (have_avx2_fma()) {
+    dense_gate_avx2(p, e_begin, e_end, logits);
+    return;
+  }
+#endif
+  dense_gate_default(p, e_begin, e_end, logits);
+}
+
+void cc_gated_conv2d_gate(const cc_gated_conv2d* p, int e_begin, int e_end, float* scratch) {
+#if CC_X86_MULTIVERSION
+  if (have_avx2_fma()) {
+    conv_gate_avx2(p, e_begin, e_end, scratch);
+    return;
+  }
+#endif
+  conv_gate_default(p, e_begin, e_end, scratch);
+}
 
 uint64_t cc_gated_dense_block(const cc_gated_dense* p, int j, int* examples) {
 #if CC_X86_MULTIVERSION
