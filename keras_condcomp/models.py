@@ -80,6 +80,24 @@ def _global_mean(values):
     return total / count
 
 
+def _global_batch_view(values, context):
+    """All replicas' `values` stacked along axis 0, differentiable in this replica's rows.
+
+    The value is the all-gathered global batch; its gradient flows only into
+    the rows that came from this replica (`values - stop_gradient(values)`
+    is exactly zero but carries the gradient), so no gradient has to cross
+    replicas. Works with unequal per-replica batch sizes.
+    """
+    local = ops.stop_gradient(values)
+    gathered = context.all_gather(local, axis=0)
+    size = tf.shape(values)[:1]
+    sizes = context.all_gather(size, axis=0)
+    begin = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+    after = tf.shape(gathered)[0] - begin - size[0]
+    paddings = [[begin, after]] + [[0, 0]] * (len(values.shape) - 1)
+    return gathered + tf.pad(values - local, paddings)
+
+
 def _reduce_to_batch(values):
     values = ops.cast(values, "float32")
     if len(values.shape) > 1:
@@ -225,11 +243,23 @@ class CondCompModel(keras.Model):
             )
         return ops.stop_gradient(_reduce_to_batch(self._per_example_loss(y, y_pred)))
 
-    def _policy_terms(self, y, y_pred, sample_weight):
-        """Per-batch REINFORCE surrogate and the costs it used."""
+    def _gate_outputs(self):
+        """The `GateOutputs` of every gated layer from the last forward pass.
+
+        Call right after the forward pass, before any cross-replica op: under
+        MirroredStrategy the replicas run `train_step` in threads sharing the
+        layer objects, and at each collective (merge call) another replica's
+        forward pass may overwrite `layer.gate_outputs`. (Keras' own layer
+        losses rely on the same ordering.)
+        """
+        return [layer.gate_outputs for layer in self._gated_layers]
+
+    def _policy_terms(self, y, y_pred, sample_weight, gates=None):
+        """Per-batch REINFORCE surrogate, the global mean cost and the baseline used."""
+        gates = self._gate_outputs() if gates is None else gates
         costs = self._example_costs(y, y_pred)
         log_prob = ops.sum(
-            ops.stack([ops.cast(l.gate_outputs.log_prob, "float32") for l in self._gated_layers]),
+            ops.stack([ops.cast(g.log_prob, "float32") for g in gates]),
             axis=0,
         )
         # Mean cost over the global batch: all-reduced across replicas under
@@ -245,35 +275,40 @@ class CondCompModel(keras.Model):
         self.baseline_ema.assign(decay * self.baseline_ema + (1.0 - decay) * mean_cost)
         self.baseline_updates.assign_add(1.0)
 
-    def _cross_replica_regularization(self):
+    def _cross_replica_regularization(self, gates=None):
         """Turns the gate regularizers into functions of the global batch.
 
         L_b and L_v are nonlinear in batch statistics of sigma (per-block mean
         and variance over examples), so under tf.distribute each replica's
         layer loss would regularize its own shard, not the global batch. Keras
         already adds each replica's `R(sigma_local) / num_replicas` (the layer
-        losses); this returns `(R(sigma_global) - R(sigma_local)) / num_replicas`
-        so the sum is `R(sigma_global) / num_replicas`. `all_gather` passes
-        gradients back to each replica's own rows, summed over replicas, so the
-        summed gradients equal single-device training on the global batch.
-        Returns None outside synchronous multi-replica training.
+        losses); this returns the correction that replaces it by a term of
+        value `R(sigma_global) / num_replicas` whose gradient is this
+        replica's examples' share of the gradient of `R(sigma_global)`, so the
+        gradients summed over replicas equal single-device training on the
+        global batch. No gradient goes through a collective op (see
+        `_global_batch_view`). Returns None outside multi-replica training.
         """
         context = _sync_replica_context()
         if context is None:
             return None
+        gates = self._gate_outputs() if gates is None else gates
+        num_replicas = float(context.num_replicas_in_sync)
         corrections = []
-        for layer in self._gated_layers:
-            sigma = layer.gate_outputs.sigma
-            global_sigma = context.all_gather(sigma, axis=0)
+        for layer, gate in zip(self._gated_layers, gates):
+            sigma = ops.cast(gate.sigma, "float32")
+            global_term = layer._regularization(_global_batch_view(sigma, context))
             corrections.append(
-                layer._regularization(global_sigma) - layer._regularization(sigma)
+                ops.stop_gradient(global_term) / num_replicas
+                + (global_term - ops.stop_gradient(global_term))
+                - layer._regularization(sigma) / num_replicas
             )
-        return keras.src.losses.loss.scale_loss_for_distribution(ops.sum(ops.stack(corrections)))
+        return ops.sum(ops.stack(corrections))
 
-    def _update_gate_metrics(self, surrogate, baseline):
+    def _update_gate_metrics(self, surrogate, baseline, gates=None):
         self.policy_loss_tracker.update_state(surrogate)
         self.baseline_tracker.update_state(baseline)
-        outputs = [layer.gate_outputs for layer in self._gated_layers]
+        outputs = self._gate_outputs() if gates is None else gates
         self.flop_fraction_tracker.update_state(gated_flop_fraction(outputs))
         for tracker, out in zip(self.active_trackers, outputs):
             # A NaN/Inf sigma switches blocks off silently (`noise < nan` is
@@ -289,19 +324,58 @@ class CondCompModel(keras.Model):
             keras.src.losses.loss.unscale_loss_for_distribution(loss), sample_weight=batch
         )
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3 builds the metrics and optimizer from the first batch, which
+        # it reduces with `strategy.reduce("MEAN", ...)`; that fails in eager
+        # mode under MultiWorkerMirroredStrategy (keras-team/keras#20585:
+        # "Attempt to convert a value (PerReplica...) to a Tensor"). Only
+        # shapes and dtypes matter here, so use this worker's first shard.
+        strategy = self._distribute_strategy
+        if iterator is not None and strategy is not None:
+            for _, _, it in iterator:
+                batch = next(it)
+                data_batch = tf.nest.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues)
+                    else v,
+                    batch,
+                )
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _reducible_logs(self, logs):
+        # Keras 3 reduces `train_step`'s outputs across workers with
+        # `strategy.reduce("MEAN", value, axis=0)` under multi-worker
+        # MultiWorkerMirroredStrategy, which fails on scalars ("Invalid
+        # reduction dimension 0 for input with 0 dimensions",
+        # keras-team/keras#20585). Shape `(1,)` values reduce to the mean over
+        # replicas, a scalar, as on one machine.
+        strategy = self.distribute_strategy
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+            getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)()
+        )
+        if not multi_worker:
+            return logs
+        return {
+            key: tf.reshape(value, [1]) if len(getattr(value, "shape", (0,))) == 0 else value
+            for key, value in logs.items()
+        }
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
+            gates = self._gate_outputs()  # before any cross-replica op
             # compute_loss already adds self.losses (the gate regularizers) once.
             loss = self._compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
-            correction = self._cross_replica_regularization()
+            correction = self._cross_replica_regularization(gates)
             if correction is not None:
                 loss = loss + correction
             self._track_loss(x, loss)
-            surrogate, mean_cost, baseline = self._policy_terms(y, y_pred, sample_weight)
+            surrogate, mean_cost, baseline = self._policy_terms(y, y_pred, sample_weight, gates)
             total = loss + self.policy_weight * (
                 keras.src.losses.loss.scale_loss_for_distribution(surrogate)
             )
@@ -310,22 +384,27 @@ class CondCompModel(keras.Model):
         gradients = tape.gradient(total, variables)
         self.optimizer.apply(gradients, variables)
         self._update_baseline(mean_cost)
-        self._update_gate_metrics(surrogate, baseline)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        self._update_gate_metrics(surrogate, baseline, gates)
+        return self._reducible_logs(
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        )
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         y_pred = self(x, training=False)
+        gates = self._gate_outputs()  # before any cross-replica op
         loss = self._compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
         )
-        correction = self._cross_replica_regularization()
+        correction = self._cross_replica_regularization(gates)
         if correction is not None:
             loss = loss + correction
         self._track_loss(x, loss)
-        surrogate, _, baseline = self._policy_terms(y, y_pred, sample_weight)
-        self._update_gate_metrics(surrogate, baseline)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        surrogate, _, baseline = self._policy_terms(y, y_pred, sample_weight, gates)
+        self._update_gate_metrics(surrogate, baseline, gates)
+        return self._reducible_logs(
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        )
 
     def _all_seed_generators(self):
         """Every `keras.random.SeedGenerator` of the model, in a fixed order."""
