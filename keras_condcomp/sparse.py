@@ -49,7 +49,7 @@ def block_mask(x, policy_kernel, policy_bias, threshold):
 
 def _active_indices(mask):
     """Indices of the blocks on for at least one example of the batch."""
-    return tf.reshape(tf.where(tf.reduce_any(mask > 0, axis=0)), [-1])
+    return tf.cast(tf.reshape(tf.where(tf.reduce_any(mask > 0, axis=0)), [-1]), tf.int32)
 
 
 def _block_units(blocks, block_size):
@@ -72,9 +72,43 @@ def _apply(activation, y):
     return y if activation is None else activation(y)
 
 
+def block_major_kernel(kernel, num_blocks):
+    """`(D_in, K*bs)` -> `(K, D_in, bs)`: each output block's weights contiguous."""
+    kernel = tf.convert_to_tensor(kernel)
+    d_in, units = kernel.shape
+    return tf.transpose(tf.reshape(kernel, (d_in, num_blocks, units // num_blocks)), (1, 0, 2))
+
+
+def _tiles_dense(x, kernel_bm, bias, activation, unit_mask, mask, input_mask):
+    """Sparse dense layer from block-major weights: gathers only the (out, in) tiles used."""
+    k, d_in, bs = kernel_bm.shape
+    k_in = input_mask.shape[-1] if input_mask is not None else None
+    if k_in is None or d_in % k_in:
+        k_in = 1
+        in_blocks = tf.zeros([1], tf.int32)
+    else:
+        in_blocks = _active_indices(input_mask)
+    ibs = d_in // k_in
+    out_blocks = _active_indices(mask)
+    n_out, n_in = tf.size(out_blocks), tf.size(in_blocks)
+    # kernel_bm viewed as tiles [K * K_in, ibs, bs]; tile (j, i) = j * K_in + i
+    tiles = tf.reshape(kernel_bm, (k * k_in, ibs, bs))
+    idx = tf.reshape(out_blocks[:, None] * k_in + in_blocks[None, :], [-1])
+    w = tf.reshape(tf.gather(tiles, idx), tf.stack([n_out, n_in * ibs, bs]))
+    xs = tf.gather(tf.reshape(x, (-1, k_in, ibs)), in_blocks, axis=1)
+    xs = tf.reshape(xs, tf.stack([tf.shape(x)[0], n_in * ibs]))
+    y = tf.einsum("br,orc->boc", xs, w)  # (B, n_out, bs)
+    if bias is not None:
+        y = y + tf.gather(tf.reshape(bias, (k, bs)), out_blocks)
+    y = _apply(activation, y) * tf.gather(mask, out_blocks, axis=1)[:, :, None]
+    out = tf.scatter_nd(out_blocks[:, None], tf.transpose(y, (1, 0, 2)),
+                        tf.stack([k, tf.shape(x)[0], bs]))
+    return tf.reshape(tf.transpose(out, (1, 0, 2)), (-1, k * bs))
+
+
 def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, threshold=0.5,
                 activation=None, input_mask=None, mode="auto",
-                max_density=DEFAULT_MAX_DENSITY):
+                max_density=DEFAULT_MAX_DENSITY, kernel_bm=None):
     """Inference of a GatedDense layer from its weights.
 
     Args:
@@ -90,6 +124,10 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
         mode: "auto", "sparse" or "dense".
         max_density: In "auto", fraction of the weights above which the dense
             path runs.
+        kernel_bm: Optional `block_major_kernel(kernel, num_blocks)`, computed
+            once (e.g. by `SparseInference`): the sparse path then gathers whole
+            contiguous (output block, input block) tiles, much cheaper than
+            gathering rows and columns of `kernel`.
 
     Returns:
         `(y, mask)`: `(batch, units)` outputs (inactive blocks exactly 0) and
@@ -110,6 +148,8 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
         return _apply(activation, y) * unit_mask
 
     def sparse():
+        if kernel_bm is not None:
+            return _tiles_dense(x, kernel_bm, bias, activation, unit_mask, mask, input_mask)
         out_blocks = _active_indices(mask)
         cols = _block_units(out_blocks, block_size)
         rows = _input_rows(x, input_mask, d_in)
@@ -187,7 +227,7 @@ def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, stride
 
 
 def layer_inference(layer, inputs, mode="auto", input_mask=None,
-                    max_density=DEFAULT_MAX_DENSITY):
+                    max_density=DEFAULT_MAX_DENSITY, kernel_bm=None):
     """Deterministic inference of a built `GatedDense` / `GatedConv2D` layer.
 
     `input_mask` defaults to the mask the previous gated layer attached to
@@ -217,26 +257,71 @@ def layer_inference(layer, inputs, mode="auto", input_mask=None,
     weights = (layer.kernel, layer.bias, layer.policy.kernel, layer.policy.bias,
                layer.num_blocks)
     if isinstance(layer, GatedDense):
-        return gated_dense(inputs, *weights, **common)
+        return gated_dense(inputs, *weights, kernel_bm=kernel_bm, **common)
     return gated_conv2d(inputs, *weights, strides=layer.strides, padding=layer.padding,
                         dilation_rate=layer.dilation_rate, **common)
 
 
-def sequential_inference(layers, x, mode="auto", max_density=DEFAULT_MAX_DENSITY):
+def sequential_inference(layers, x, mode="auto", max_density=DEFAULT_MAX_DENSITY,
+                         kernels_bm=None):
     """Runs a list of layers, gated ones through this path, passing block masks along.
 
-    Returns `(y, masks)` with one mask per gated layer.
+    `kernels_bm` optionally maps a GatedDense layer's name to its block-major
+    kernel. Returns `(y, masks)` with one mask per gated layer.
     """
     from keras_condcomp.layers import GatedLayer
 
     masks = []
     mask = None
+    kernels_bm = kernels_bm or {}
     for layer in layers:
         if isinstance(layer, GatedLayer):
             x, mask = layer_inference(layer, x, mode=mode, input_mask=mask,
-                                      max_density=max_density)
+                                      max_density=max_density,
+                                      kernel_bm=kernels_bm.get(layer.name))
             masks.append(mask)
         else:
             x = layer(x, training=False)
             mask = None  # zero blocks are not known to survive other layers
     return x, masks
+
+
+class SparseInference:
+    """Fast deterministic inference of a Sequential-like list of layers.
+
+    Snapshots block-major copies of the GatedDense kernels once (so call it
+    again, or `refresh()`, after the weights change) and runs
+    `sequential_inference` in a `tf.function`.
+
+        fast = SparseInference(network)      # network.layers in order
+        y = fast(x)
+    """
+
+    def __init__(self, network, mode="auto", max_density=DEFAULT_MAX_DENSITY):
+        from keras_condcomp.layers import GatedDense
+
+        _check_mode(mode, max_density)
+        self.layers = list(getattr(network, "layers", network))
+        self._dense = [l for l in self.layers if isinstance(l, GatedDense)]
+        self.mode = mode
+        self.max_density = max_density
+        self.refresh()
+        self._fn = tf.function(self._run)
+
+    def refresh(self):
+        """Re-snapshots the block-major kernels (after the layers' weights changed)."""
+        if not hasattr(self, "kernels_bm"):
+            self.kernels_bm = {
+                l.name: tf.Variable(block_major_kernel(l.kernel, l.num_blocks), trainable=False)
+                for l in self._dense
+            }
+        else:
+            for l in self._dense:
+                self.kernels_bm[l.name].assign(block_major_kernel(l.kernel, l.num_blocks))
+
+    def _run(self, x):
+        return sequential_inference(self.layers, x, mode=self.mode, max_density=self.max_density,
+                                    kernels_bm=self.kernels_bm)[0]
+
+    def __call__(self, x):
+        return self._fn(tf.convert_to_tensor(x, tf.float32))

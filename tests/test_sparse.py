@@ -55,6 +55,22 @@ def test_sparse_path_skips_blocks_for_batch_one():
     assert all(0 < np.asarray(m).mean() < 1 for m in masks)
 
 
+@pytest.mark.parametrize("batch", [1, 6])
+def test_sparse_inference_block_major_tiles(batch):
+    rng = np.random.default_rng(batch + 10)
+    net = _mlp(rng, bias=-0.8)
+    fast = sparse.SparseInference(net, mode="sparse")
+    x = rng.normal(size=(batch, 30)).astype("f4")
+    np.testing.assert_allclose(np.asarray(fast(x)), np.asarray(net(x, training=False)),
+                               atol=TOL)
+    # weights changed: stale until refresh()
+    first = net.layers[0]
+    first.kernel.assign(first.kernel.numpy() * 2)
+    fast.refresh()
+    np.testing.assert_allclose(np.asarray(fast(x)), np.asarray(net(x, training=False)),
+                               atol=TOL)
+
+
 def test_whole_network_in_tf_function_and_extreme_masks():
     rng = np.random.default_rng(1)
     net = _mlp(rng)

@@ -79,6 +79,8 @@ def parse_args(argv):
                    help="markdown table written here ('' to skip)")
     p.add_argument("--profile", action="store_true",
                    help="also time each gated layer alone (batch 1) to see where time goes")
+    p.add_argument("--tf", action="store_true",
+                   help="also time the TensorFlow paths (keras_condcomp.sparse vs masked Keras)")
     args = p.parse_args(argv)
     if args.hidden % args.blocks:
         p.error(f"argument --blocks: {args.blocks} does not divide --hidden {args.hidden}")
@@ -198,6 +200,7 @@ def profile_layers(network, x, threads, runs, warmup):
     for layer in network.layers:
         out = layer(h, training=False).numpy()
         if isinstance(layer, kc.GatedDense):
+            a_out = float(np.mean(np.asarray(layer.gate_outputs.mask)))
             d_in = h.shape[1]
             single = keras.Sequential([keras.Input((d_in,)), layer])
             sparse = cv.convert(single)
@@ -208,10 +211,35 @@ def profile_layers(network, x, threads, runs, warmup):
             td, ts = time_pair(a, b, inputs, runs, warmup)
             a_in = float(np.mean(np.any(h.reshape(len(h), -1, layer.block_size) != 0, axis=2))) \
                 if d_in != 784 else 1.0
-            a_out = float(np.mean(layer.gate_outputs.mask))
             macs = d_in * layer.units * a_in * a_out
             rows.append((layer.name, td, ts, a_in, a_out, macs, d_in * layer.units))
         h = out
+    return rows
+
+
+def time_tf_paths(network, pool, batches, runs, warmup):
+    """Median seconds of tf.function(masked Keras network) vs the gathered sparse path."""
+    import tensorflow as tf
+
+    from keras_condcomp import sparse
+
+    masked = tf.function(lambda x: network(x, training=False))
+    gathered = sparse.SparseInference(network, mode="auto")
+    rows = []
+    for batch in batches:
+        xs = [tf.constant(pool[(i * batch) % len(pool):][:batch]) for i in range(8)]
+        xs = [x for x in xs if x.shape[0] == batch] or [tf.constant(pool[:batch])]
+        err = float(np.max(np.abs(masked(xs[0]).numpy() - gathered(xs[0]).numpy())))
+        ta, tb = [], []
+        for r in range(warmup + runs):
+            x = xs[r % len(xs)]
+            for fn, sink in ((masked, ta), (gathered, tb)) if r % 2 == 0 else \
+                    ((gathered, tb), (masked, ta)):
+                t0 = time.perf_counter()
+                fn(x).numpy()
+                if r >= warmup:
+                    sink.append(time.perf_counter() - t0)
+        rows.append((batch, statistics.median(ta), statistics.median(tb), err))
     return rows
 
 
@@ -255,6 +283,7 @@ def main(argv=None):
     print("\n".join(header), flush=True)
     lines = list(header)
     profile = []
+    tf_rows = []
     for tau in args.taus:
         calibrate(network, tau, x_cal)
         fracs = active_fractions(network, pool)
@@ -281,6 +310,10 @@ def main(argv=None):
                        f"{100 * speedup / ideal:.0f}% | {err:.1e} |")
                 print(row, flush=True)
                 lines.append(row)
+        if args.tf:
+            for batch, tm, tg, err in time_tf_paths(network, pool, args.batches, args.runs,
+                                                     args.warmup):
+                tf_rows.append((tau, batch, tm, tg, err))
         if args.profile:
             for threads in args.threads:
                 for r in profile_layers(network, pool[:64], threads, args.runs, args.warmup):
@@ -299,6 +332,21 @@ def main(argv=None):
             extra.append(f"| {tau:g} | {threads} | {name} | {td * 1e3:.3f} | {ts * 1e3:.3f} | "
                          f"{a_in:.3f} | {a_out:.3f} | {macs / 1e6:.2f}M | "
                          f"{macs / ts / 1e9:.1f} | {dmacs / td / 1e9:.1f} |")
+        print("\n".join(extra))
+        lines.extend(extra)
+    if tf_rows:
+        extra = [
+            "",
+            "TensorFlow paths (tf.function, TF intra-op threads as configured by TF): masked "
+            "Keras network vs keras_condcomp.sparse.SparseInference(mode='auto') (gathers "
+            "block-major tiles).",
+            "",
+            "| tau | batch | masked Keras ms | sparse TF ms | speedup | max abs diff |",
+            "|---|---|---|---|---|---|",
+        ]
+        for tau, batch, tm, tg, err in tf_rows:
+            extra.append(f"| {tau:g} | {batch} | {tm * 1e3:.3f} | {tg * 1e3:.3f} | "
+                         f"{tm / tg:.2f}x | {err:.1e} |")
         print("\n".join(extra))
         lines.extend(extra)
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
