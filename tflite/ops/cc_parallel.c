@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define CC_CPU_RELAX() __builtin_ia32_pause()
@@ -15,10 +16,19 @@
 #define CC_CPU_RELAX() ((void)0)
 #endif
 
-/* ~tens of microseconds of spinning before a worker sleeps. */
-#ifndef CC_SPIN_ITERATIONS
-#define CC_SPIN_ITERATIONS 20000
+/* How long an idle worker spins before it sleeps: long enough to catch the
+ * next op of the same inference, short enough not to steal a core from
+ * whatever runs between inferences. */
+#ifndef CC_SPIN_NS
+#define CC_SPIN_NS 50000
 #endif
+#define CC_SPIN_ITERATIONS 2000 /* caller side, before it yields */
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* One mailbox per worker: a job is posted to exactly the workers that take
  * part in it, so a worker never runs a job it was not given. */
@@ -61,11 +71,14 @@ static void* worker_main(void* raw) {
   for (;;) {
     unsigned gen;
     int spins = 0;
+    uint64_t spin_start = 0;
     while ((gen = atomic_load(&slot->generation)) == seen) {
-      if (++spins < CC_SPIN_ITERATIONS) {
+      if ((++spins & 63) != 0) {
         CC_CPU_RELAX();
         continue;
       }
+      if (spin_start == 0) spin_start = now_ns();
+      if (now_ns() - spin_start < CC_SPIN_NS) continue;
       pthread_mutex_lock(&pool->lock);
       atomic_fetch_add(&pool->sleepers, 1);
       while (atomic_load(&slot->generation) == seen) {
@@ -74,6 +87,7 @@ static void* worker_main(void* raw) {
       atomic_fetch_sub(&pool->sleepers, 1);
       pthread_mutex_unlock(&pool->lock);
       spins = 0;
+      spin_start = 0;
     }
     seen = gen;
     const unsigned long long want = (unsigned long long)slot->seq << 32;
