@@ -10,8 +10,10 @@ calls `main(spec, argv)`. A run:
    `keras_condcomp.CondCompModel`);
 4. measures test error, per-layer active fraction, FLOP fraction and the
    inference time of every model on the same batch in the same process;
-5. writes `results.json`, `results.csv`, gate activations `gates_tau*.npz`,
-   heat maps `gates_tau*.png` and `block_frequency_vs_tau.png` to `--out`.
+5. writes `results.json`, `results.csv`, the trained models (`dense.keras`,
+   `condnet_tau*.keras`, inputs of `tflite/convert.py`), gate activations
+   `gates_tau*.npz`, heat maps `gates_tau*.png` and `block_frequency_vs_tau.png`
+   to `--out`.
 """
 
 import argparse
@@ -152,14 +154,18 @@ def build_parser(spec):
                         help="use a random subset of this many test examples")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip training the dense baseline network")
-    parser.add_argument("--timing-batch-size", type=_positive_int, default=256,
-                        help="examples per timed inference call (taken from the test set)")
-    parser.add_argument("--timing-repeats", type=_positive_int, default=20,
-                        help="timed calls per model; the median is reported")
-    parser.add_argument("--inference-path", choices=("auto", "keras", "tflite"), default="auto",
-                        help="inference timed besides the Keras graph: 'tflite' = TFLite with "
-                        "the CondComp block-sparse custom ops (needs `bash tflite/build_ops.sh`); "
-                        "'auto' uses it when available")
+    parser.add_argument("--timing-batch-size", type=_positive_int, nargs="+", default=[1, 256],
+                        help="batch size(s) of the timed inference calls (test examples); "
+                        "the block-sparse paths gain most on small batches")
+    parser.add_argument("--timing-repeats", type=_positive_int, default=50,
+                        help="timed calls per model and batch size; the median is reported")
+    parser.add_argument("--inference-path", nargs="+", choices=INFERENCE_PATHS,
+                        default=list(INFERENCE_PATHS),
+                        help="inference paths to time: 'keras' = masked Keras graph (every block "
+                        "computed, then masked); 'tf_sparse' = keras_condcomp.sparse (gathers "
+                        "active blocks, TensorFlow ops); 'tflite' = TFLite with the CondComp "
+                        "custom ops (needs `bash tflite/build_ops.sh`). Unavailable paths are "
+                        "skipped with a note unless named alone")
     parser.add_argument("--threads", type=_positive_int, default=1,
                         help="threads of the TFLite interpreters (1 is the most repeatable on "
                         "a shared machine)")
@@ -233,45 +239,92 @@ def _check_blocks_divide(spec, args):
 # --------------------------------------------------------------------------- timing
 
 
-class TFLitePath:
-    """The package's fastest inference path: TFLite with the CondComp custom ops.
+INFERENCE_PATHS = ("keras", "tf_sparse", "tflite")
+PATH_DESCRIPTIONS = {
+    "keras": "model(x, training=False) in a tf.function; condnet: every block computed, then "
+    "masked; dense: the trained dense baseline",
+    "tf_sparse": "keras_condcomp.sparse.SparseInference (TensorFlow ops, tf.function): gathers "
+    "the blocks active for any example of the batch; dense: the trained dense baseline in "
+    "the Keras graph",
+    "tflite": "TFLite (keras_condcomp.litert.Interpreter), {threads} thread(s); condnet: CondComp "
+    "custom ops computing active blocks only; dense: the same network converted with every "
+    "block on (builtin ops, XNNPACK)",
+}
 
-    `tflite/convert.py` turns each gated layer into one custom op that
-    computes only the active blocks (and skips inactive input blocks);
-    `keras_condcomp.litert.Interpreter` runs it. The dense reference on this
-    path is the same network converted with `dense=True` (every block on,
-    builtin FULLY_CONNECTED / CONV_2D ops run by XNNPACK): same shape, same
-    runtime, so the ratio isolates what gating saves.
+
+class InferencePaths:
+    """Builds the timed inference functions of each available path.
+
+    `keras` is always there. `tf_sparse` needs `keras_condcomp.sparse`;
+    `tflite` needs `tflite/convert.py` and the native op library
+    (`keras_condcomp.litert`). On the TFLite path the dense reference is the
+    condnet converted with `dense=True` (same shape, same runtime), so the
+    ratio isolates what gating saves.
 
     Attributes:
-        available: Whether converter and native op library can be used.
-        reason: Why not, when not available.
+        paths: The usable requested paths, in `INFERENCE_PATHS` order.
+        skipped: `{path: reason}` for requested paths that cannot be used.
     """
 
-    def __init__(self, threads):
+    def __init__(self, requested, threads):
         self.threads = threads
-        self.available, self.reason, self.converter = False, "", None
+        self.paths, self.skipped = [], {}
+        for path in INFERENCE_PATHS:
+            if path not in requested:
+                continue
+            reason = getattr(self, f"_setup_{path}")()
+            if reason:
+                self.skipped[path] = reason
+            else:
+                self.paths.append(path)
+
+    def _setup_keras(self):
+        return None
+
+    def _setup_tf_sparse(self):
+        try:
+            from keras_condcomp.sparse import SparseInference
+        except ImportError as error:
+            return f"keras_condcomp.sparse unavailable: {error}"
+        self._sparse_inference = SparseInference
+        return None
+
+    def _setup_tflite(self):
         convert_py = Path(__file__).resolve().parent.parent / "tflite" / "convert.py"
         if not convert_py.is_file():
-            self.reason = f"{convert_py} not found"
-            return
+            return f"{convert_py} not found"
         try:
             from keras_condcomp import litert
 
             litert.load_library()
-        except Exception as error:  # noqa: BLE001 - any failure means: use Keras
-            self.reason = f"custom-op library unusable: {error}"
-            return
+        except Exception as error:  # noqa: BLE001 - any failure means: skip this path
+            return f"custom-op library unusable: {error}"
         spec = importlib.util.spec_from_file_location("condcomp_tflite_convert", convert_py)
-        self.converter = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(self.converter)
-        self.litert = litert
-        self.available = True
+        self._converter = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self._converter)
+        self._litert = litert
+        return None
 
-    def predictor(self, model, dense=False):
-        """`fn(x) -> y` running `model` converted to TFLite (custom ops, or dense)."""
-        flatbuffer = self.converter.convert(model, dense=dense)
-        interpreter = self.litert.Interpreter(
+    def description(self, path):
+        return PATH_DESCRIPTIONS[path].format(threads=self.threads)
+
+    def condnet_fn(self, path, model):
+        """`fn(x) -> y`: deterministic inference of a trained `CondCompModel`."""
+        if path == "keras":
+            return keras_graph_fn(model)
+        if path == "tf_sparse":
+            return self._sparse_inference(model.network)
+        return self._tflite_fn(model, dense=False)
+
+    def dense_fn(self, path, dense_net, condnet):
+        """The dense reference of `path` (None when it has none)."""
+        if path == "tflite":
+            return self._tflite_fn(condnet, dense=True)
+        return None if dense_net is None else keras_graph_fn(dense_net)
+
+    def _tflite_fn(self, model, dense):
+        flatbuffer = self._converter.convert(model, dense=dense)
+        interpreter = self._litert.Interpreter(
             model_content=flatbuffer, num_threads=self.threads, custom_ops=not dense
         )
         return interpreter.predict
@@ -341,28 +394,24 @@ def run(spec, args):
     if args.smoke:
         args.epochs = 1
         args.timing_repeats = min(args.timing_repeats, 3)
-        args.timing_batch_size = min(args.timing_batch_size, SMOKE_TEST)
+        args.timing_batch_size = [min(b, SMOKE_TEST) for b in args.timing_batch_size]
         args.max_train = args.max_test = None
     _check_blocks_divide(spec, args)
     args.out.mkdir(parents=True, exist_ok=True)
     dataset = load_data(spec, args)
     args.input_shape = dataset.input_shape
     print(dataset.summary(), flush=True)
-    timing_x = dataset.x_test[: args.timing_batch_size]
+    paths = InferencePaths(args.inference_path, args.threads)
+    for path, reason in paths.skipped.items():
+        if len(args.inference_path) == 1:
+            raise ValueError(
+                f"Argument `--inference-path` asks for {path!r}, which cannot be used: "
+                f"{reason}. Received: inference_path={args.inference_path}"
+            )
+        print(f"Inference path {path!r} skipped: {reason}", flush=True)
+    check_x = dataset.x_test[: max(args.timing_batch_size)]
 
-    tflite = None
-    if args.inference_path != "keras":
-        tflite = TFLitePath(args.threads)
-        if not tflite.available:
-            if args.inference_path == "tflite":
-                raise ValueError(
-                    "Argument `--inference-path` is 'tflite' but the TFLite path cannot be "
-                    f"used: {tflite.reason}. Received: inference_path='tflite'"
-                )
-            print(f"TFLite path not available ({tflite.reason}); timing Keras only.", flush=True)
-            tflite = None
-
-    rows, keras_fns, tflite_fns, condnets = [], {}, {}, {}
+    rows, condnets, dense_net = [], {}, None
     if not args.no_baseline:
         keras.utils.set_random_seed(args.seed)
         dense_net = build_network(spec, args, gated=False)
@@ -372,8 +421,8 @@ def run(spec, args):
         train_seconds = _train(dense_net, dataset, args)
         metrics = dense_net.evaluate(dataset.x_test, dataset.y_test, verbose=0, return_dict=True)
         rows.append({"model": "dense", "tau": None, "test_error": 1.0 - metrics["accuracy"],
-                     "flop_fraction": 1.0, "active_fraction": {}, "train_seconds": train_seconds})
-        keras_fns["dense"] = keras_graph_fn(dense_net)
+                     "flop_fraction": 1.0, "active_fraction": {}, "train_seconds": train_seconds,
+                     "model_file": _save_model(dense_net, args.out / "dense.keras")})
 
     for tau in args.tau:
         keras.utils.set_random_seed(args.seed)
@@ -393,31 +442,48 @@ def run(spec, args):
         name = f"condnet_tau{tau:g}"
         row = {"model": name, "tau": tau, "test_error": 1.0 - metrics["accuracy"],
                "flop_fraction": float(metrics["flop_fraction"]),
-               "active_fraction": active, "train_seconds": train_seconds}
-        keras_fns[name] = keras_graph_fn(model)
-        if tflite is not None:
-            tflite_fns[name] = tflite.predictor(model)
-            if "dense" not in tflite_fns:
-                tflite_fns["dense"] = tflite.predictor(model, dense=True)
-            # The custom ops must compute what the Keras model computes.
-            row["tflite_max_abs_diff"] = float(np.max(np.abs(
-                tflite_fns[name](timing_x) - keras.ops.convert_to_numpy(model(timing_x)))))
+               "active_fraction": active, "train_seconds": train_seconds,
+               "model_file": _save_model(model, args.out / f"{name}.keras")}
         rows.append(row)
-        condnets[tau] = model
+        condnets[name] = model
 
-    all_fns = {("keras", n): f for n, f in keras_fns.items()}
-    all_fns.update({("tflite", n): f for n, f in tflite_fns.items()})
-    seconds = time_models(all_fns, timing_x, repeats=args.timing_repeats)
-    for row in rows:
-        for path, prefix in (("keras", ""), ("tflite", "tflite_")):
-            own, dense = seconds.get((path, row["model"])), seconds.get((path, "dense"))
-            if own is None:
-                continue
-            row[f"{prefix}inference_ms"] = 1000.0 * own
-            row[f"{prefix}speedup_vs_dense"] = dense / own if dense else None
+    row_by_model = {row["model"]: row for row in rows}
+    fns = {}  # (path, model name) -> fn
+    for path in list(paths.paths):
+        try:
+            path_fns = {}
+            for name, model in condnets.items():
+                path_fns[(path, name)] = paths.condnet_fn(path, model)
+                # Every fast path must compute what the Keras model computes.
+                expected = keras.ops.convert_to_numpy(model(check_x, training=False))
+                got = np.asarray(path_fns[(path, name)](check_x))
+                row_by_model[name].setdefault("max_abs_diff_vs_keras", {})[path] = float(
+                    np.max(np.abs(got - expected)))
+            if condnets:
+                dense_fn = paths.dense_fn(path, dense_net, next(iter(condnets.values())))
+                if dense_fn is not None:
+                    path_fns[(path, "dense")] = dense_fn
+        except Exception as error:  # noqa: BLE001 - keep the trained results; report why
+            if path == "keras" or len(args.inference_path) == 1:
+                raise
+            paths.paths.remove(path)
+            paths.skipped[path] = f"failed: {type(error).__name__}: {error}"[:500]
+            print(f"Inference path {path!r} failed and is not timed: {paths.skipped[path]}",
+                  file=sys.stderr, flush=True)
+            continue
+        fns.update(path_fns)
+    timings = []
+    for batch_size in args.timing_batch_size:
+        seconds = time_models(fns, dataset.x_test[:batch_size], repeats=args.timing_repeats)
+        for (path, name), value in seconds.items():
+            dense = seconds.get((path, "dense"))
+            timings.append({"path": path, "model": name, "batch_size": batch_size,
+                            "ms": 1000.0 * value,
+                            "speedup_vs_dense": dense / value if dense else None})
 
     frequencies_by_tau = {}
-    for tau, model in condnets.items():
+    for model in condnets.values():
+        tau = float(model.gated_layers[0].initial_tau)
         activations = plotting.gate_activations(model, dataset.x_test[:2000])
         labels = dataset.y_test[:2000]
         plotting.save_gate_activations(args.out / f"gates_tau{tau:g}.npz", activations,
@@ -440,16 +506,13 @@ def run(spec, args):
                     "num_train": int(len(dataset.x_train)), "num_test": int(len(dataset.x_test))},
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                    if k != "input_shape"},
-        "timing": {"batch_size": int(len(timing_x)), "repeats": args.timing_repeats,
-                   "statistic": "median seconds per call, models interleaved",
-                   "keras": "model(x, training=False) in a tf.function; condnet = every "
-                   "block computed then masked; dense = the trained dense baseline",
-                   "tflite": ("not timed" if tflite is None else
-                              f"TFLite, {args.threads} threads; condnet = CondComp custom "
-                              "ops (active blocks only); dense = the same network converted "
-                              "with every block on (builtin ops, XNNPACK)"),
+        "timing": {"statistic": f"median of {args.timing_repeats} calls, all models and "
+                   "paths interleaved in each round",
+                   "paths": {path: paths.description(path) for path in paths.paths},
+                   "skipped_paths": paths.skipped,
                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
                    f"TensorFlow {tf.__version__}"},
+        "timings": timings,
         "rows": rows,
     }
     write_results(args.out, results)
@@ -457,8 +520,29 @@ def run(spec, args):
     return results
 
 
+def _save_model(model, path):
+    """Saves `model` as a .keras file (input of `tflite/convert.py`); returns the file name."""
+    model.save(path)
+    return path.name
+
+
 def _fmt(value, digits):
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def timing_columns(results):
+    """`{column: (path, batch_size)}` for every timed path and batch size."""
+    columns = {}
+    for t in results["timings"]:
+        columns[f"{t['path']}_ms_b{t['batch_size']}"] = (t["path"], t["batch_size"])
+    return columns
+
+
+def _timing(results, model, path, batch_size):
+    for t in results["timings"]:
+        if (t["model"], t["path"], t["batch_size"]) == (model, path, batch_size):
+            return t
+    return None
 
 
 def write_results(out, results):
@@ -468,48 +552,54 @@ def write_results(out, results):
     layer_names = []
     for row in results["rows"]:
         layer_names += [n for n in row["active_fraction"] if n not in layer_names]
+    columns = timing_columns(results)
     fields = ["example", "dataset", "smoke", "model", "tau", "test_error", "flop_fraction",
-              *[f"active_{n}" for n in layer_names], "timing_batch_size",
-              "keras_inference_ms", "keras_speedup_vs_dense",
-              "tflite_inference_ms", "tflite_speedup_vs_dense", "tflite_max_abs_diff",
-              "train_seconds"]
+              *[f"active_{n}" for n in layer_names]]
+    for column in columns:
+        fields += [column, column.replace("_ms_", "_speedup_")]
+    fields += ["train_seconds"]
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for row in results["rows"]:
-            writer.writerow({
+            record = {
                 "example": results["example"], "dataset": results["dataset"]["name"],
                 "smoke": results["smoke"], "model": row["model"], "tau": row["tau"],
                 "test_error": _fmt(row["test_error"], 4),
                 "flop_fraction": _fmt(row["flop_fraction"], 4),
                 **{f"active_{n}": _fmt(v, 4) for n, v in row["active_fraction"].items()},
-                "timing_batch_size": results["timing"]["batch_size"],
-                "keras_inference_ms": _fmt(row.get("inference_ms"), 3),
-                "keras_speedup_vs_dense": _fmt(row.get("speedup_vs_dense"), 3),
-                "tflite_inference_ms": _fmt(row.get("tflite_inference_ms"), 3),
-                "tflite_speedup_vs_dense": _fmt(row.get("tflite_speedup_vs_dense"), 3),
-                "tflite_max_abs_diff": _fmt(row.get("tflite_max_abs_diff"), 7),
                 "train_seconds": _fmt(row["train_seconds"], 1),
-            })
+            }
+            for column, (path, batch_size) in columns.items():
+                t = _timing(results, row["model"], path, batch_size)
+                record[column] = _fmt(t and t["ms"], 4)
+                record[column.replace("_ms_", "_speedup_")] = _fmt(
+                    t and t["speedup_vs_dense"], 3)
+            writer.writerow(record)
 
 
 def print_summary(results):
     print(f"\n{results['example']} on {results['dataset']['source']}"
           f"{' (SMOKE: synthetic data, numbers mean nothing)' if results['smoke'] else ''}")
-    print(f"{'model':<18}{'test err':>9}{'FLOP frac':>10}{'keras ms':>10}{'speedup':>9}"
-          f"{'tflite ms':>11}{'speedup':>9}  active per gated layer")
+    print(f"{'model':<18}{'test err':>9}{'FLOP frac':>10}  active per gated layer")
     for row in results["rows"]:
-        def speed(key):
-            return "" if row.get(key) is None else f"{row[key]:.2f}x"
-
-        tflite_ms = "" if row.get("tflite_inference_ms") is None else f"{row['tflite_inference_ms']:.2f}"
         active = " ".join(f"{v:.2f}" for v in row["active_fraction"].values())
-        print(f"{row['model']:<18}{row['test_error']:>9.4f}{row['flop_fraction']:>10.3f}"
-              f"{row.get('inference_ms', float('nan')):>10.2f}{speed('speedup_vs_dense'):>9}"
-              f"{tflite_ms:>11}{speed('tflite_speedup_vs_dense'):>9}  {active}")
-    timing = results["timing"]
-    print(f"timing: batch of {timing['batch_size']}, {timing['statistic']}\n"
-          f"  keras:  {timing['keras']}\n  tflite: {timing['tflite']}")
+        print(f"{row['model']:<18}{row['test_error']:>9.4f}{row['flop_fraction']:>10.3f}  {active}")
+    print(f"\ninference time in ms per call ({results['timing']['statistic']}), "
+          "speedup = dense time / this time on the same path")
+    columns = timing_columns(results)
+    print(f"{'model':<18}" + "".join(f"{c:>22}" for c in columns))
+    for row in results["rows"]:
+        cells = []
+        for path, batch_size in columns.values():
+            t = _timing(results, row["model"], path, batch_size)
+            speed = "" if not t or t["speedup_vs_dense"] is None else f" ({t['speedup_vs_dense']:.2f}x)"
+            cells.append("" if t is None else f"{t['ms']:.3f}{speed}")
+        print(f"{row['model']:<18}" + "".join(f"{c:>22}" for c in cells))
+    for path, description in results["timing"]["paths"].items():
+        print(f"  {path}: {description}")
+    for path, reason in results["timing"]["skipped_paths"].items():
+        print(f"  {path}: skipped ({reason})")
     print(f"wrote {results['config']['out']}/results.json, results.csv and figures")
 
 

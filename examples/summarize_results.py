@@ -3,9 +3,10 @@
     python examples/summarize_results.py runs/digits_fc_seed*/results.json
 
 For every model (dense, condnet_tau...) prints the mean and standard deviation
-over the files of test error, FLOP fraction, per-layer active fraction,
-inference time and speedup over the dense net, plus the per-file values of
-test error, so a reader sees the seed-to-seed spread behind each mean.
+over the files of test error, FLOP fraction and per-layer active fraction,
+plus the per-file test errors (so a reader sees the seed-to-seed spread behind
+each mean), then the inference times and speedups of every timed path and
+batch size.
 """
 
 import argparse
@@ -34,16 +35,24 @@ def _mean_std(values, digits):
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
+def _timing_keys(runs):
+    keys = []
+    for run in runs:
+        for t in run.get("timings", []):
+            if (t["path"], t["batch_size"]) not in keys:
+                keys.append((t["path"], t["batch_size"]))
+    return keys
+
+
 def summarize(runs):
-    """Markdown table, one row per model, aggregated over `runs`."""
+    """Markdown tables aggregated over `runs`: accuracy/computation, then timings."""
     models = []
     for run in runs:
         models += [row["model"] for row in run["rows"] if row["model"] not in models]
     lines = [
         "| model | runs | test error (mean ± sd) | per run | FLOP fraction | active fraction "
-        "per gated layer | Keras ms / batch | Keras speedup | TFLite ms / batch | "
-        "TFLite speedup |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "per gated layer |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for model in models:
         rows = [row for run in runs for row in run["rows"] if row["model"] == model]
@@ -55,20 +64,37 @@ def summarize(runs):
         lines.append(
             f"| {model} | {len(rows)} | {_mean_std(errors, 4)} | "
             f"{', '.join(f'{e:.4f}' for e in errors)} | "
-            f"{_mean_std([row['flop_fraction'] for row in rows], 3)} | {active} | "
-            f"{_mean_std([row.get('inference_ms') for row in rows], 2)} | "
-            f"{_mean_std([row.get('speedup_vs_dense') for row in rows], 2)} | "
-            f"{_mean_std([row.get('tflite_inference_ms') for row in rows], 3) or '–'} | "
-            f"{_mean_std([row.get('tflite_speedup_vs_dense') for row in rows], 2) or '–'} |"
+            f"{_mean_std([row['flop_fraction'] for row in rows], 3)} | {active} |"
         )
+    keys = _timing_keys(runs)
+    if keys:
+        lines += ["", "Inference time, ms per call (speedup = dense / model on the same path "
+                  "and batch), mean ± sd over runs:", "",
+                  "| model | " + " | ".join(f"{p}, batch {b}" for p, b in keys) + " |",
+                  "| --- |" + " --- |" * len(keys)]
+        for model in models:
+            cells = []
+            for path, batch_size in keys:
+                found = [t for run in runs for t in run.get("timings", [])
+                         if (t["model"], t["path"], t["batch_size"]) == (model, path, batch_size)]
+                if not found:
+                    cells.append("–")
+                    continue
+                ms = _mean_std([t["ms"] for t in found], 3)
+                speed = _mean_std([t["speedup_vs_dense"] for t in found], 2)
+                cells.append(f"{ms} ({speed}x)" if speed else ms)
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
     timing = runs[0]["timing"]
     lines.append("")
     lines.append(
         f"Data: {runs[0]['dataset']['source']} ({runs[0]['dataset']['num_train']} train / "
         f"{runs[0]['dataset']['num_test']} test){' — SMOKE (synthetic)' if runs[0]['smoke'] else ''}. "
-        f"Timing: batch of {timing['batch_size']}, {timing['statistic']}; {timing['machine']}. "
-        f"Keras: {timing.get('keras', '')}. TFLite: {timing.get('tflite', 'not timed')}."
+        f"Timing: {timing['statistic']}; {timing['machine']}."
     )
+    for path, description in timing.get("paths", {}).items():
+        lines.append(f"- {path}: {description}")
+    for path, reason in timing.get("skipped_paths", {}).items():
+        lines.append(f"- {path}: not timed ({reason})")
     return "\n".join(lines)
 
 

@@ -30,6 +30,8 @@ QEMU = os.environ.get("QEMU", "qemu-aarch64")
 _missing = [t for t in (CROSS + "g++", CROSS + "gcc", CROSS + "objdump") if not shutil.which(t)]
 if not NATIVE and not shutil.which(QEMU):
     _missing.append(QEMU)
+if _missing and os.environ.get("CONDCOMP_REQUIRE_ARM") == "1":  # CI installs them: never skip
+    raise RuntimeError(f"$CONDCOMP_REQUIRE_ARM=1 but {', '.join(_missing)} not installed")
 pytestmark = pytest.mark.skipif(
     bool(_missing),
     reason=f"aarch64 toolchain / qemu not installed ({', '.join(_missing)}): "

@@ -35,6 +35,10 @@ def _missing():
     return missing
 
 
+if _missing() and os.environ.get("CONDCOMP_REQUIRE_ARM") == "1":  # CI installs them: never skip
+    raise RuntimeError(f"$CONDCOMP_REQUIRE_ARM=1 but {', '.join(_missing())} not installed")
+
+
 @pytest.mark.skipif(bool(_missing()), reason=f"needs {', '.join(_missing())} "
                     "(apt-get install default-jdk-headless g++-aarch64-linux-gnu)")
 def test_android_jni_library_builds_and_links(tmp_path):

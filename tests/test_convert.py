@@ -162,3 +162,29 @@ def test_cli_writes_model_and_prints_summary(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "dense baseline" in res.stdout and "FULLY_CONNECTED: 3" in res.stdout
     assert "CondCompGatedDense:" not in res.stdout
+
+
+def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path):
+    from tflite_helpers import require_ops_library
+
+    require_ops_library()
+    model = kc.CondCompModel(_net(5))
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    for extra in ([], ["--dense"]):
+        res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verify", "16", *extra)
+        assert res.returncode == 0, res.stderr
+        worst = float(res.stdout.split("max |tflite - keras| = ")[1].split()[0])
+        assert worst <= 1e-5
+    res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verify", "-1")
+    assert res.returncode == 2 and "argument --verify: must be >= 0" in res.stderr
+
+
+def test_verify_detects_a_model_that_computes_something_else(cv):
+    from tflite_helpers import require_ops_library
+
+    require_ops_library()
+    net = _net(6)
+    data = cv.convert(net)
+    net.layers[-1].kernel.assign(net.layers[-1].kernel + 1.0)  # Keras side changed after export
+    assert cv.verify(net, data, 8) > 1e-3

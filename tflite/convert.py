@@ -405,7 +405,14 @@ def _parse_args(argv):
         "--dense", action="store_true",
         help="export the dense baseline with builtin ops (every block on, masks ignored)",
     )
+    parser.add_argument(
+        "--verify", type=int, default=0, metavar="N",
+        help="after converting, run the .tflite (custom ops registered) and the Keras model "
+        "on N random inputs (batch 1 and batch N) and fail unless they agree within 1e-5",
+    )
     args = parser.parse_args(argv)
+    if args.verify < 0:
+        parser.error(f"argument --verify: must be >= 0, got {args.verify}")
     if not os.path.isfile(args.model):
         parser.error(f"argument MODEL: file not found: {args.model!r}")
     if not args.model.endswith((".keras", ".h5")):
@@ -441,7 +448,54 @@ def main(argv=None):
             f"block_size={layer.block_size} threshold={layer.threshold}"
             + (" (run densely)" if args.dense else "")
         )
+    if args.verify:
+        worst = verify(model, data, args.verify, dense=args.dense)
+        print(f"verified: max |tflite - keras| = {worst:.2e} on {args.verify} random inputs")
+        if not worst <= VERIFY_TOLERANCE:
+            print(f"error: exceeds {VERIFY_TOLERANCE:g}", file=sys.stderr)
+            return 1
     return 0
+
+
+VERIFY_TOLERANCE = 1e-5
+
+
+def verify(model, tflite_bytes, num_examples, dense=False, seed=0):
+    """Max abs difference between the .tflite and Keras deterministic inference.
+
+    Inputs are standard-normal; batch 1 and batch `num_examples` are both run
+    (the TFLite input is resized). For `dense=True` the reference is the
+    network with every block forced on (what the builtin-op export computes).
+    """
+    import numpy as np
+
+    from keras_condcomp import litert
+
+    network = unwrap(model)
+    shape = tuple(network.inputs[0].shape[1:])
+    x = np.random.default_rng(seed).standard_normal((num_examples, *shape)).astype("float32")
+    interpreter = litert.Interpreter(model_content=tflite_bytes, custom_ops=not dense)
+    with _all_blocks_on(network) if dense else contextlib.nullcontext():
+        expected = np.asarray(network(x, training=False))
+    worst = 0.0
+    for batch in (x[:1], x):
+        got = interpreter.predict(batch)
+        worst = max(worst, float(np.max(np.abs(got - expected[: len(batch)]))))
+    return worst
+
+
+@contextlib.contextmanager
+def _all_blocks_on(network):
+    """Gated layers of `network` with threshold 0: every block on, as in `--dense`."""
+    layers = gated_layers_of(network)
+    saved = [(layer, layer.policy.threshold) for layer in layers]
+    try:
+        for layer in layers:
+            layer.policy.threshold = 0.0
+        yield
+    finally:
+        for layer, threshold in saved:
+            layer.policy.threshold = threshold
 
 
 if __name__ == "__main__":

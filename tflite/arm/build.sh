@@ -18,7 +18,7 @@
 # armv8-a, NEON included, which every arm64-v8a device has).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-OPS="$ROOT/tflite/ops"
+OPS="${OPS_DIR:-$ROOT/tflite/ops}"  # OPS_DIR: build a patched copy instead
 ARM="$ROOT/tflite/arm"
 OUT="${BUILD_DIR:-$ROOT/build/arm}"
 if [ -z "${CROSS+x}" ]; then
