@@ -336,22 +336,32 @@ def keras_graph_fn(model):
 
 
 def time_models(fns, x, repeats, warmup=3):
-    """Median seconds per call of each `fns[name](x)`, timed in interleaved rounds.
+    """Median seconds per call of each `fns[(path, model)](x)`.
 
-    Interleaving (dense, condnet, dense, ...) makes load from other processes
-    hit every model alike instead of whichever happened to run last.
+    The models of one path are timed in interleaved rounds (dense, condnet,
+    ...; the order rotates every round) so load from other processes hits them
+    alike; speedups compare models of the same path. Paths are timed one after
+    the other: right after TensorFlow work, TF's worker threads keep spinning
+    for a while and would slow down whichever TFLite call came next.
     """
     x = tf.constant(x)
-    for fn in fns.values():
-        for _ in range(warmup):
-            np.asarray(fn(x))
-    seconds = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            np.asarray(fn(x))  # forces the result to be computed
-            seconds[name].append(time.perf_counter() - start)
-    return {name: float(np.median(values)) for name, values in seconds.items()}
+    x_numpy = x.numpy()
+    seconds = {}
+    for path in dict.fromkeys(key[0] for key in fns):
+        group = [(key, fn) for key, fn in fns.items() if key[0] == path]
+        inputs = x_numpy if path == "tflite" else x
+        for _, fn in group:
+            for _ in range(warmup):
+                np.asarray(fn(inputs))
+        times = {key: [] for key, _ in group}
+        for round_index in range(repeats):
+            shift = round_index % len(group)
+            for key, fn in group[shift:] + group[:shift]:
+                start = time.perf_counter()
+                np.asarray(fn(inputs))  # forces the result to be computed
+                times[key].append(time.perf_counter() - start)
+        seconds.update({key: float(np.median(values)) for key, values in times.items()})
+    return seconds
 
 
 # --------------------------------------------------------------------------- run
@@ -506,8 +516,8 @@ def run(spec, args):
                     "num_train": int(len(dataset.x_train)), "num_test": int(len(dataset.x_test))},
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                    if k != "input_shape"},
-        "timing": {"statistic": f"median of {args.timing_repeats} calls, all models and "
-                   "paths interleaved in each round",
+        "timing": {"statistic": f"median of {args.timing_repeats} calls, the models of a "
+                   "path interleaved in rotating order, paths one after the other",
                    "paths": {path: paths.description(path) for path in paths.paths},
                    "skipped_paths": paths.skipped,
                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "

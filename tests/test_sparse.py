@@ -116,3 +116,25 @@ def test_argument_errors():
     sampled.build((None, 3))
     with pytest.raises(ValueError, match="inference_mode"):
         sparse.layer_inference(sampled, x)
+
+
+def test_auto_mode_gathers_only_below_max_density(monkeypatch):
+    """Eagerly, tf.cond runs one branch: the tile gather runs iff density <= max_density."""
+    rng = np.random.default_rng(3)
+    kernel = rng.normal(size=(8, 16)).astype("f4")
+    kernel_bm = sparse.block_major_kernel(kernel, 4)
+    policy_kernel = np.zeros((8, 4), "f4")
+    x = rng.normal(size=(1, 8)).astype("f4")
+    calls = []
+    original = sparse._tiles_dense
+    monkeypatch.setattr(sparse, "_tiles_dense", lambda *a: calls.append(1) or original(*a))
+    # density = on_blocks / 4 (dense input)
+    for on_blocks, max_density, gathers in ((1, 0.3, True), (2, 0.3, False), (2, 0.5, True),
+                                            (3, 0.8, True), (4, 0.8, False)):
+        calls.clear()
+        policy_bias = np.array([10.0] * on_blocks + [-10.0] * (4 - on_blocks), "f4")
+        y, _ = sparse.gated_dense(x, kernel, None, policy_kernel, policy_bias, 4,
+                                  max_density=max_density, kernel_bm=kernel_bm)
+        assert bool(calls) == gathers, (on_blocks, max_density)
+        expected = (x @ kernel) * np.repeat(policy_bias > 0, 4)[None]
+        np.testing.assert_allclose(np.asarray(y), expected, atol=TOL)

@@ -63,6 +63,16 @@ def tau_value(value):
     return v
 
 
+def density_value(value):
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-density values must be numbers in [0, 1], got {value!r}")
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"--max-density values must be in [0, 1], got {value!r}")
+    return v
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--taus", type=tau_value, nargs="+", default=[0.5, 0.25, 0.1])
@@ -81,6 +91,8 @@ def parse_args(argv):
                    help="also time each gated layer alone (batch 1) to see where time goes")
     p.add_argument("--tf", action="store_true",
                    help="also time the TensorFlow paths (keras_condcomp.sparse vs masked Keras)")
+    p.add_argument("--max-density", type=density_value, nargs="+", default=None,
+                   help="max_density value(s) of the TF sparse path (default: the package's)")
     args = p.parse_args(argv)
     if args.hidden % args.blocks:
         p.error(f"argument --blocks: {args.blocks} does not divide --hidden {args.hidden}")
@@ -88,6 +100,8 @@ def parse_args(argv):
         d = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(d):
             p.error(f"argument --out: directory does not exist: {d!r}")
+        if os.path.isdir(args.out):  # found now, not after the whole benchmark
+            p.error(f"argument --out: is a directory: {args.out!r}")
     return args
 
 
@@ -217,14 +231,14 @@ def profile_layers(network, x, threads, runs, warmup):
     return rows
 
 
-def time_tf_paths(network, pool, batches, runs, warmup):
+def time_tf_paths(network, pool, batches, runs, warmup, max_density):
     """Median seconds of tf.function(masked Keras network) vs the gathered sparse path."""
     import tensorflow as tf
 
     from keras_condcomp import sparse
 
     masked = tf.function(lambda x: network(x, training=False))
-    gathered = sparse.SparseInference(network, mode="auto")
+    gathered = sparse.SparseInference(network, mode="auto", max_density=max_density)
     rows = []
     for batch in batches:
         xs = [tf.constant(pool[(i * batch) % len(pool):][:batch]) for i in range(8)]
@@ -239,7 +253,7 @@ def time_tf_paths(network, pool, batches, runs, warmup):
                 fn(x).numpy()
                 if r >= warmup:
                     sink.append(time.perf_counter() - t0)
-        rows.append((batch, statistics.median(ta), statistics.median(tb), err))
+        rows.append((max_density, batch, statistics.median(ta), statistics.median(tb), err))
     return rows
 
 
@@ -311,9 +325,12 @@ def main(argv=None):
                 print(row, flush=True)
                 lines.append(row)
         if args.tf:
-            for batch, tm, tg, err in time_tf_paths(network, pool, args.batches, args.runs,
-                                                     args.warmup):
-                tf_rows.append((tau, batch, tm, tg, err))
+            from keras_condcomp.sparse import DEFAULT_MAX_DENSITY
+
+            for max_density in args.max_density or [DEFAULT_MAX_DENSITY]:
+                for row in time_tf_paths(network, pool, args.batches, args.runs, args.warmup,
+                                         max_density):
+                    tf_rows.append((tau,) + row)
         if args.profile:
             for threads in args.threads:
                 for r in profile_layers(network, pool[:64], threads, args.runs, args.warmup):
@@ -341,11 +358,12 @@ def main(argv=None):
             "Keras network vs keras_condcomp.sparse.SparseInference(mode='auto') (gathers "
             "block-major tiles).",
             "",
-            "| tau | batch | masked Keras ms | sparse TF ms | speedup | max abs diff |",
-            "|---|---|---|---|---|---|",
+            "| tau | max_density | batch | masked Keras ms | sparse TF ms | speedup | "
+            "max abs diff |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for tau, batch, tm, tg, err in tf_rows:
-            extra.append(f"| {tau:g} | {batch} | {tm * 1e3:.3f} | {tg * 1e3:.3f} | "
+        for tau, max_density, batch, tm, tg, err in tf_rows:
+            extra.append(f"| {tau:g} | {max_density:g} | {batch} | {tm * 1e3:.3f} | {tg * 1e3:.3f} | "
                          f"{tm / tg:.2f}x | {err:.1e} |")
         print("\n".join(extra))
         lines.extend(extra)
