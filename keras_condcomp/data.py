@@ -161,6 +161,7 @@ class Dataset:
         """
         _check_optional_positive_int("max_train", max_train)
         _check_optional_positive_int("max_test", max_test)
+        _check_seed(seed)
         rng = np.random.default_rng(seed)
         x_train, y_train = _random_subset(self.x_train, self.y_train, max_train, rng)
         x_test, y_test = _random_subset(self.x_test, self.y_test, max_test, rng)
@@ -182,6 +183,15 @@ def _check_optional_positive_int(name, value):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(
             f"Argument `{name}` must be a positive integer or None. Received: {name}={value!r}"
+        )
+
+
+def _check_seed(seed):
+    if seed is not None and (
+        not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0
+    ):
+        raise ValueError(
+            f"Argument `seed` must be a non-negative integer or None. Received: seed={seed!r}"
         )
 
 
@@ -420,7 +430,24 @@ def _normalize(name, arrays, source):
     result = {}
     for split in ("train", "test"):
         x = np.asarray(arrays[f"x_{split}"])
-        y = np.asarray(arrays[f"y_{split}"]).reshape(-1).astype(np.int64)
+        y = np.asarray(arrays[f"y_{split}"]).reshape(-1)
+        if y.dtype.kind == "f":
+            integral = np.isfinite(y) & (y == np.round(y))
+            if not integral.all():
+                raise ValueError(
+                    f"{source}: y_{split} must hold integer class labels; it holds "
+                    f"non-integer values such as {float(y[~integral][0])}"
+                )
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"{source}: y_{split} must hold integer class labels, not {y.dtype}")
+        y = y.astype(np.int64)
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"{source}: x_{split} must hold numbers, not {x.dtype}")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise ValueError(
+                f"{source}: x_{split} holds {int(np.sum(~np.isfinite(x)))} NaN or Inf "
+                "pixel values; the file is corrupt"
+            )
         if x.size != len(x) * int(np.prod(shape)):
             raise ValueError(
                 f"{source}: x_{split} has shape {x.shape}, which does not hold "
@@ -449,7 +476,14 @@ def _find_local(name, directories):
             directory = base / sub if sub else base
             if not directory.is_dir():
                 continue
-            found = _load_npz_dir(name, directory) or _LOCAL_READERS[name](directory)
+            try:
+                found = _load_npz_dir(name, directory) or _LOCAL_READERS[name](directory)
+            except Exception as error:  # noqa: BLE001 - any reader error: name the files
+                raise ValueError(
+                    f"Cannot read the {name} files in {directory} ({type(error).__name__}: "
+                    f"{error}). A file is truncated or corrupt: replace it (original files: "
+                    f"{SOURCE_URLS[name]}) or remove it."
+                ) from error
             if found:
                 return found
     return None
@@ -542,6 +576,9 @@ def load_dataset(name, data_dir=None, download=None, max_train=None, max_test=No
     """
     _check_name(name)
     allow_download = _download_allowed(download)
+    _check_optional_positive_int("max_train", max_train)
+    _check_optional_positive_int("max_test", max_test)
+    _check_seed(seed)
     if name == "digits":
         dataset = load_digits()
     else:
@@ -588,7 +625,7 @@ def _not_found_message(name, directories, data_dir, tfds_dirs, download_note):
         f"  Local files: looked in {looked} (and their sub-directories {subdirs}) for "
         f"{_EXPECTED_FILES[name]}.\n"
         f"  Search order: data_dir argument ({data_dir if data_dir is not None else 'not given'}), "
-        f"${DATA_DIR_ENV} ({os.environ.get(DATA_DIR_ENV) or 'not set'}), "
+        f"${DATA_DIR_ENV} ({_describe_env_dirs()}), "
         f"{shared_datasets_dir()}, ~/.keras/datasets.\n"
         f"  tensorflow-datasets: no prepared {TFDS_NAMES[name]!r} in "
         f"{', '.join(str(d) for d in tfds_dirs)}.\n"
@@ -596,6 +633,14 @@ def _not_found_message(name, directories, data_dir, tfds_dirs, download_note):
         f"To provide it, get the original files ({SOURCE_URLS[name]}) into a directory and "
         f"pass data_dir=DIR (examples: --data-dir DIR) or set {DATA_DIR_ENV}=DIR."
     )
+
+
+def _describe_env_dirs():
+    value = os.environ.get(DATA_DIR_ENV)
+    if not value:
+        return "not set"
+    missing = [e for e in value.split(os.pathsep) if e and not Path(e).expanduser().is_dir()]
+    return value + (f"; does not exist: {', '.join(missing)}" if missing else "")
 
 
 def load_mnist(data_dir=None, download=None, **kwargs):
@@ -655,6 +700,7 @@ def synthetic_dataset(name, num_train=128, num_test=64, seed=0):
     _check_name(name)
     _check_optional_positive_int("num_train", num_train)
     _check_optional_positive_int("num_test", num_test)
+    _check_seed(seed)
     rng = np.random.default_rng(seed)
     shape = IMAGE_SHAPES[name]
     class_means = rng.uniform(0.0, 1.0, size=(NUM_CLASSES,) + shape)

@@ -1,11 +1,19 @@
 """Gated layers: Dense and Conv2D whose blocks of units are switched per example."""
 
+import numbers
+
 import keras
 from keras import ops
 
 from keras_condcomp import flops, regularizers
 from keras_condcomp.policy import BernoulliBlockPolicy
-from keras_condcomp.validation import check_non_negative, check_positive_int, check_probability
+from keras_condcomp.validation import (
+    FirstLoadErrorMixin,
+    check_non_negative,
+    check_positive_int,
+    check_probability,
+    config_error,
+)
 
 # Attribute under which a gated layer's output carries its block mask, so the
 # next gated layer knows which of its input blocks are exact zeros.
@@ -32,13 +40,15 @@ def _attach_block_mask(y, mask):
 
 
 def _check_divisible(name, value, num_blocks):
-    check_positive_int(name, value)
-    check_positive_int("num_blocks", num_blocks)
+    """Returns `(value, num_blocks)` as ints; `num_blocks` must divide `value`."""
+    value = check_positive_int(name, value)
+    num_blocks = check_positive_int("num_blocks", num_blocks)
     if value % num_blocks:
         raise ValueError(
             f"Argument `{name}` must be divisible by `num_blocks`. "
             f"Received: {name}={value}, num_blocks={num_blocks}"
         )
+    return value, num_blocks
 
 
 class GateOutputs:
@@ -64,7 +74,7 @@ class GateOutputs:
         self.macs = macs
 
 
-class GatedLayer(keras.layers.Layer):
+class GatedLayer(FirstLoadErrorMixin, keras.layers.Layer):
     """Base of the gated layers: owns the policy and its regularizers.
 
     Subclasses split their `num_outputs` units into `num_blocks` blocks, call
@@ -107,7 +117,7 @@ class GatedLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_int("num_blocks", num_blocks)
+        num_blocks = check_positive_int("num_blocks", num_blocks)
         check_probability("tau", tau)
         check_non_negative("block_balance_weight", block_balance_weight)
         check_non_negative("example_balance_weight", example_balance_weight)
@@ -216,6 +226,13 @@ class GatedLayer(keras.layers.Layer):
         for name, var in self.regularizer_weights.items():
             state[name] = float(ops.convert_to_numpy(var))
         return state
+
+    @classmethod
+    def from_config(cls, config):
+        try:
+            return super().from_config(config)
+        except TypeError as error:  # Keras' wrapper of any constructor error
+            raise config_error(cls, config, error) from None
 
     def get_config(self):
         config = super().get_config()
@@ -348,7 +365,7 @@ class GatedDense(GatedLayer):
         bias_constraint=None,
         **kwargs,
     ):
-        _check_divisible("units", units, num_blocks)
+        units, num_blocks = _check_divisible("units", units, num_blocks)
         super().__init__(num_blocks, activity_regularizer=activity_regularizer, **kwargs)
         self.units = units
         self.block_size = units // num_blocks
@@ -386,20 +403,24 @@ class GatedDense(GatedLayer):
         return config
 
 
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _normalize_pair(name, value):
-    if isinstance(value, int) and not isinstance(value, bool):
+    if _is_int(value):
         value = (value, value)
     value = tuple(value) if isinstance(value, (list, tuple)) else value
     if (
         not isinstance(value, tuple)
         or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+        or not all(_is_int(v) and v >= 1 for v in value)
     ):
         raise ValueError(
             f"Argument `{name}` must be a positive integer or a tuple of 2 positive "
             f"integers. Received: {name}={value!r}"
         )
-    return value
+    return tuple(int(v) for v in value)
 
 
 def _conv_output_length(size, kernel, stride, dilation, padding):
@@ -474,7 +495,7 @@ class GatedConv2D(GatedLayer):
         data_format="channels_last",
         **kwargs,
     ):
-        _check_divisible("filters", filters, num_blocks)
+        filters, num_blocks = _check_divisible("filters", filters, num_blocks)
         if data_format != "channels_last":
             raise ValueError(
                 "GatedConv2D supports only data_format='channels_last'. "

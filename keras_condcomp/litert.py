@@ -86,15 +86,22 @@ def load_library():
             )
         import tensorflow  # noqa: F401  (loads libtensorflow_cc, which exports AddCustom)
 
-        lib = ctypes.CDLL(path)
-        lib.CondCompRegisterOps.argtypes = [ctypes.c_void_p]
-        lib.CondCompRegisterOps.restype = None
-        lib.CondCompCanRegister.restype = ctypes.c_int
-        lib.CondCompKernelIsa.restype = ctypes.c_char_p
-        u64p = ctypes.POINTER(ctypes.c_uint64)
-        lib.CondCompGetStats.argtypes = [u64p, u64p, u64p, u64p]
-        lib.CondCompGetStats.restype = None
-        lib.CondCompResetStats.restype = None
+        try:
+            lib = ctypes.CDLL(path)
+            lib.CondCompRegisterOps.argtypes = [ctypes.c_void_p]
+            lib.CondCompRegisterOps.restype = None
+            lib.CondCompCanRegister.restype = ctypes.c_int
+            lib.CondCompKernelIsa.restype = ctypes.c_char_p
+            u64p = ctypes.POINTER(ctypes.c_uint64)
+            lib.CondCompGetStats.argtypes = [u64p, u64p, u64p, u64p]
+            lib.CondCompGetStats.restype = None
+            lib.CondCompResetStats.restype = None
+        except (OSError, AttributeError) as error:  # not a shared library / not ours
+            raise OpsLibraryError(
+                f"{path} is not a usable CondComp TFLite custom-op library ({error}). "
+                f"Rebuild it with `{BUILD_COMMAND}`, or point ${LIBRARY_ENV} at "
+                f"{LIBRARY_NAME}."
+            ) from error
         if not lib.CondCompCanRegister():
             raise OpsLibraryError(
                 "tflite::MutableOpResolver::AddCustom is not exported by the loaded TensorFlow "
@@ -157,8 +164,27 @@ class Interpreter:
 
     def __init__(self, model_path=None, model_content=None, num_threads=1, custom_ops=True,
                  **kwargs):
-        if model_path is not None and not os.path.isfile(model_path):
-            raise ValueError(f"Argument `model_path`: file not found: {model_path!r}")
+        if model_path is not None:
+            if model_content is not None:
+                raise ValueError(
+                    "Pass only one of `model_path` and `model_content`. Received: "
+                    f"model_path={model_path!r} and model_content of {len(model_content)} bytes"
+                )
+            if not os.path.isfile(model_path):
+                raise ValueError(
+                    "Argument `model_path` must be an existing .tflite file. "
+                    f"Received: model_path={model_path!r}"
+                )
+            # Read, not mmap-ed by path: only the model_content route runs the
+            # flatbuffer verifier, so a truncated or corrupt file is an error
+            # instead of an out-of-bounds read.
+            with open(model_path, "rb") as f:
+                model_content = f.read()
+            source = f"model_path={model_path!r}"
+        else:
+            source = "model_content"
+        if model_content is not None and len(model_content) == 0:
+            raise ValueError(f"The model is empty (0 bytes). Received: {source}")
         if num_threads is not None and (
             not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1
         ):
@@ -172,24 +198,68 @@ class Interpreter:
         cls = _tf_interpreter_class()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-            self._interpreter = cls(
-                model_path=model_path,
-                model_content=model_content,
-                num_threads=num_threads,
-                custom_op_registerers=registerers,
-                **kwargs,
-            )
+            try:
+                self._interpreter = cls(
+                    model_content=model_content,
+                    num_threads=num_threads,
+                    custom_op_registerers=registerers,
+                    **kwargs,
+                )
+            except ValueError as error:
+                if model_content is None:
+                    raise
+                raise ValueError(
+                    f"Cannot load the model (a truncated or corrupt .tflite file?): "
+                    f"{str(error).strip()}. Received: {source}"
+                ) from error
+        if not registerers:
+            self._check_no_condcomp_ops(source)
         self._batch = None
+
+    def _check_no_condcomp_ops(self, source):
+        """Fails now, not at the first invoke, on CondComp ops that nobody registered."""
+        try:
+            ops = {d["op_name"] for d in self._interpreter._get_ops_details()}
+        except (AttributeError, KeyError, RuntimeError):  # private API; the invoke still fails
+            return
+        used = sorted(ops & set(CUSTOM_OPS))
+        if used:
+            raise ValueError(
+                f"The model uses the CondComp custom ops {used}, which are registered "
+                "only with custom_ops=True (needs the native library, "
+                f"`{BUILD_COMMAND}`). Received: custom_ops=False for {source}"
+            )
 
     def __getattr__(self, name):
         return getattr(self._interpreter, name)
 
     def predict(self, x):
-        """Runs the model on `x` (batch first) and returns the first output."""
+        """Runs the model on `x` (batch first) and returns the first output.
+
+        `x` is converted to float32; it must have the model's input shape
+        apart from the batch size. An example whose input holds NaN or +-Inf
+        gets an all-NaN output row (the custom ops would turn a NaN policy
+        output into "block off" and return finite numbers; Keras returns NaN).
+        """
         import numpy as np
 
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise ValueError(
+                "Argument `x` must hold real numbers (bool, int or float). "
+                f"Received: x.dtype={x.dtype}"
+            )
         inp = self._interpreter.get_input_details()[0]
+        expected = tuple(int(d) for d in inp.get("shape_signature", inp["shape"]))
+        if x.ndim != len(expected) or any(
+            e >= 0 and e != d for e, d in zip(expected[1:], x.shape[1:])
+        ):
+            wanted = ", ".join(["batch"] + [str(d) if d >= 0 else "any" for d in expected[1:]])
+            raise ValueError(
+                f"Argument `x` must have shape ({wanted}) for this model. "
+                f"Received: x.shape={x.shape}"
+            )
+        x = np.ascontiguousarray(x, dtype=np.float32)
         if self._batch != x.shape[0] or tuple(inp["shape"]) != x.shape:
             self._interpreter.resize_tensor_input(inp["index"], list(x.shape), strict=False)
             self._interpreter.allocate_tensors()
@@ -197,4 +267,9 @@ class Interpreter:
         self._interpreter.set_tensor(inp["index"], x)
         self._interpreter.invoke()
         out = self._interpreter.get_output_details()[0]
-        return self._interpreter.get_tensor(out["index"])
+        y = self._interpreter.get_tensor(out["index"])
+        if y.ndim and y.dtype.kind == "f" and len(y) == len(x):
+            nonfinite = ~np.isfinite(x).all(axis=tuple(range(1, x.ndim)))
+            if nonfinite.any():
+                y[nonfinite] = np.nan
+        return y

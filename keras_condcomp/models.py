@@ -32,6 +32,8 @@ def reinforce_surrogate(cost, baseline, log_prob, sample_weight=None):
 
 def per_example_loss_fn(loss):
     """Returns `fn(y_true, y_pred) -> (batch,)` for a compiled Keras loss."""
+    if isinstance(loss, (list, tuple)) and len(loss) == 1:
+        loss = loss[0]  # `compile(loss=[fn])` of a single-output model
     if isinstance(loss, (dict, list, tuple)):
         raise ValueError(
             "CondCompModel needs one loss to derive each example's cost; pass "
@@ -241,7 +243,16 @@ class CondCompModel(keras.Model):
                 "CondCompModel needs a loss to derive each example's cost: call "
                 "`compile(loss=...)` or pass `cost=` to CondCompModel."
             )
-        return ops.stop_gradient(_reduce_to_batch(self._per_example_loss(y, y_pred)))
+        costs = self._per_example_loss(y, y_pred)
+        if len(getattr(costs, "shape", ())) == 0:
+            source = "cost" if self.cost else "loss"
+            raise ValueError(
+                f"CondCompModel needs one cost per example, but `{source}(y_true, y_pred)` "
+                "returned a scalar (a reduced loss?). Pass a function returning shape "
+                f"(batch,), e.g. an unreduced loss. Received: {source}="
+                f"{self.cost if self.cost else self.loss!r}"
+            )
+        return ops.stop_gradient(_reduce_to_batch(costs))
 
     def _gate_outputs(self):
         """The `GateOutputs` of every gated layer from the last forward pass.

@@ -3,13 +3,18 @@
 import keras
 from keras import ops
 
-from keras_condcomp.validation import check_positive_int, check_probability
+from keras_condcomp.validation import (
+    FirstLoadErrorMixin,
+    check_positive_int,
+    check_probability,
+    config_error,
+)
 
 INFERENCE_MODES = ("threshold", "sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_condcomp")
-class BernoulliBlockPolicy(keras.layers.Layer):
+class BernoulliBlockPolicy(FirstLoadErrorMixin, keras.layers.Layer):
     """Per-example Bernoulli policy over `num_blocks` blocks of units.
 
     Computes `sigma = sigmoid(x @ kernel + bias)`, one probability per block,
@@ -69,7 +74,7 @@ class BernoulliBlockPolicy(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_int("num_blocks", num_blocks)
+        num_blocks = check_positive_int("num_blocks", num_blocks)
         check_probability("threshold", threshold, low_inclusive=True)
         if inference_mode not in INFERENCE_MODES:
             raise ValueError(
@@ -125,6 +130,13 @@ class BernoulliBlockPolicy(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         shape = (input_shape[0], self.num_blocks)
         return shape, shape, (input_shape[0],)
+
+    @classmethod
+    def from_config(cls, config):
+        try:
+            return super().from_config(config)
+        except TypeError as error:  # Keras' wrapper of any constructor error
+            raise config_error(cls, config, error) from None
 
     def get_config(self):
         config = super().get_config()

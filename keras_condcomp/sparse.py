@@ -16,13 +16,17 @@ computes exactly the masked dense result (docs/architecture.md) that way:
 When the gathered fraction of the weights (`density`) is above
 `max_density`, the gather costs more than it saves and the masked dense
 computation runs instead (`mode="auto"`); `mode="sparse"` / `"dense"` force a
-path. Everything is TensorFlow ops, usable eagerly and inside `tf.function`.
+path. A batch whose input holds NaN or +-Inf always takes the dense path, so
+the result equals the Keras layer's (a NaN input gives NaN outputs, not the
+zeros of skipped blocks). Everything is TensorFlow ops, usable eagerly and
+inside `tf.function`.
 
     y, mask = gated_dense_inference(layer, x, input_mask=get_block_mask(x))
 
 The layer-facing hook is `layer_inference(layer, inputs, mode)`.
 """
 
+import numpy as np
 import tensorflow as tf
 
 MODES = ("auto", "sparse", "dense")
@@ -39,6 +43,11 @@ def _check_mode(mode, max_density):
             "Argument `max_density` must be a number in [0, 1]. "
             f"Received: max_density={max_density!r}"
         )
+
+
+def _all_finite(x):
+    """Scalar bool tensor: no NaN or +-Inf in `x` (the sparse path is exact only then)."""
+    return tf.reduce_all(tf.math.is_finite(x))
 
 
 def block_mask(x, policy_kernel, policy_bias, threshold):
@@ -167,11 +176,13 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
     if mode == "dense":
         return dense(), mask
     if mode == "sparse":
-        return sparse(), mask
+        return tf.cond(_all_finite(x), sparse, dense), mask
     rows = _input_rows(x, input_mask, d_in)
     in_frac = 1.0 if rows is None else tf.cast(tf.size(rows), tf.float32) / d_in
     out_frac = tf.reduce_mean(tf.cast(tf.reduce_any(mask > 0, axis=0), tf.float32))
-    y = tf.cond(in_frac * out_frac > max_density, dense, sparse)
+    use_dense = tf.logical_or(in_frac * out_frac > max_density,
+                              tf.logical_not(_all_finite(x)))
+    y = tf.cond(use_dense, dense, sparse)
     return y, mask
 
 
@@ -219,11 +230,13 @@ def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, stride
     if mode == "dense":
         return dense(), mask
     if mode == "sparse":
-        return sparse(), mask
+        return tf.cond(_all_finite(x), sparse, dense), mask
     rows = _input_rows(x, input_mask, c_in)
     in_frac = 1.0 if rows is None else tf.cast(tf.size(rows), tf.float32) / c_in
     out_frac = tf.reduce_mean(tf.cast(tf.reduce_any(mask > 0, axis=0), tf.float32))
-    return tf.cond(in_frac * out_frac > max_density, dense, sparse), mask
+    use_dense = tf.logical_or(in_frac * out_frac > max_density,
+                              tf.logical_not(_all_finite(x)))
+    return tf.cond(use_dense, dense, sparse), mask
 
 
 def layer_inference(layer, inputs, mode="auto", input_mask=None,
@@ -245,6 +258,7 @@ def layer_inference(layer, inputs, mode="auto", input_mask=None,
             f"(inference_mode={layer.policy.inference_mode!r}); the sparse path needs "
             "inference_mode='threshold'."
         )
+    _check_layer_input(layer, inputs)
     if input_mask is None:
         input_mask = get_block_mask(inputs)
     common = dict(
@@ -260,6 +274,31 @@ def layer_inference(layer, inputs, mode="auto", input_mask=None,
         return gated_dense(inputs, *weights, kernel_bm=kernel_bm, **common)
     return gated_conv2d(inputs, *weights, strides=layer.strides, padding=layer.padding,
                         dilation_rate=layer.dilation_rate, **common)
+
+
+def _check_built(layer):
+    if not layer.built:
+        raise ValueError(
+            f"Layer {layer.name!r} is not built: call it on data or `build(input_shape)` "
+            "before running the sparse path."
+        )
+
+
+def _check_layer_input(layer, inputs):
+    """Raises a ValueError naming the layer when `inputs` cannot be its input."""
+    from keras_condcomp.layers import GatedConv2D
+
+    _check_built(layer)
+    shape = tuple(inputs.shape)
+    if isinstance(layer, GatedConv2D):
+        rank, features, what = 4, layer.input_channels, "(batch, height, width, {})"
+    else:
+        rank, features, what = 2, layer.input_dim, "(batch, {})"
+    if len(shape) != rank or shape[-1] not in (None, features):
+        raise ValueError(
+            f"Layer {layer.name!r} ({type(layer).__name__}) expects inputs of shape "
+            f"{what.format(features)}. Received: inputs.shape={shape}"
+        )
 
 
 def sequential_inference(layers, x, mode="auto", max_density=DEFAULT_MAX_DENSITY,
@@ -298,10 +337,23 @@ class SparseInference:
     """
 
     def __init__(self, network, mode="auto", max_density=DEFAULT_MAX_DENSITY):
-        from keras_condcomp.layers import GatedDense
+        import keras
+
+        from keras_condcomp.layers import GatedDense, GatedLayer
 
         _check_mode(mode, max_density)
-        self.layers = list(getattr(network, "layers", network))
+        layers = getattr(network, "layers", network)
+        if not isinstance(layers, (list, tuple)) or not all(
+            isinstance(l, keras.layers.Layer) for l in layers
+        ):
+            raise ValueError(
+                "Argument `network` must be a Keras model with a `layers` list (e.g. "
+                f"keras.Sequential) or a list of Keras layers. Received: network={network!r}"
+            )
+        self.layers = list(layers)
+        for layer in self.layers:
+            if isinstance(layer, GatedLayer):
+                _check_built(layer)
         self._dense = [l for l in self.layers if isinstance(l, GatedDense)]
         self.mode = mode
         self.max_density = max_density
@@ -309,7 +361,20 @@ class SparseInference:
         self._fn = tf.function(self._run)
 
     def refresh(self):
-        """Re-snapshots the block-major kernels (after the layers' weights changed)."""
+        """Re-snapshots the block-major kernels (after the layers' weights changed).
+
+        Raises:
+            ValueError: a weight of a layer is NaN or +-Inf (the gathered path
+                would then differ from Keras, which propagates them).
+        """
+        for layer in self.layers:
+            for weight in layer.weights:
+                value = np.asarray(weight)
+                if value.dtype.kind == "f" and not np.isfinite(value).all():
+                    raise ValueError(
+                        f"Layer {layer.name!r} has NaN or Inf values in its weight "
+                        f"{weight.path!r}; SparseInference needs finite weights."
+                    )
         if not hasattr(self, "kernels_bm"):
             self.kernels_bm = {
                 l.name: tf.Variable(block_major_kernel(l.kernel, l.num_blocks), trainable=False)
@@ -324,4 +389,14 @@ class SparseInference:
                                     kernels_bm=self.kernels_bm)[0]
 
     def __call__(self, x):
-        return self._fn(tf.convert_to_tensor(x, tf.float32))
+        if isinstance(x, tf.Tensor):
+            real = x.dtype.is_floating or x.dtype.is_integer or x.dtype.is_bool
+        else:
+            x = np.asarray(x)
+            real = x.dtype.kind in "biuf"
+        if not real:
+            raise ValueError(
+                "Argument `x` must hold real numbers (bool, int or float). "
+                f"Received: x.dtype={x.dtype}"
+            )
+        return self._fn(tf.cast(x, tf.float32))
