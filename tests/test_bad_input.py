@@ -553,14 +553,11 @@ def _two_inputs():
     return keras.Model([a, b], kc.GatedDense(4, num_blocks=2)(keras.layers.Add()([a, b])))
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="open: tflite/convert.py does not check `model` (AttributeError)")
 def test_convert_argument_that_is_not_a_model(cv):
     with pytest.raises(ValueError, match=r"Received: model='model.keras'"):
         cv.convert("model.keras")
 
 
-@pytest.mark.xfail(strict=True, reason="open: tflite/convert.py converts NaN/Inf weights as is")
 def test_convert_nan_weights(cv):
     net = keras.Sequential([keras.Input((4,)), kc.GatedDense(4, num_blocks=2, name="n")])
     net.layers[0].kernel.assign(np.full((4, 4), NAN, "float32"))

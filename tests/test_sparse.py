@@ -19,6 +19,7 @@ def _randomize_policy(layer, rng, spread=3.0, bias=0.0):
 
 
 def _mlp(rng, bias=-0.5):
+    keras.utils.set_random_seed(int(rng.integers(1 << 30)))  # weights independent of test order
     net = keras.Sequential([
         keras.Input((30,)),
         kc.GatedDense(64, num_blocks=8, activation="relu"),

@@ -121,6 +121,23 @@ def _check_gated_layer(layer):
         )
 
 
+def _check_finite_weights(network):
+    """NaN/Inf weights would silently become a model that outputs NaN (or turns blocks off)."""
+    import numpy as np
+
+    for layer in network._flatten_layers(include_self=False, recursive=True):
+        for var in layer.weights:  # a layer's own and its sublayers' (first hit names it)
+            values = np.asarray(var)
+            if not np.issubdtype(values.dtype, np.floating):
+                continue
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise ConversionError(
+                    f"Layer {layer.name!r}: weight {var.path!r} holds {int(bad.sum())} NaN/Inf "
+                    "values; a diverged model cannot be converted."
+                )
+
+
 def block_major_dense_kernel(kernel, num_blocks):
     """[D, K*bs] -> [K, D, bs]."""
     import numpy as np
@@ -359,6 +376,14 @@ def export_saved_model(model, directory, dense=False):
 
 def convert(model, dense=False):
     """Returns the .tflite flatbuffer (bytes) of a Keras model with gated layers."""
+    import keras
+
+    if not isinstance(model, keras.layers.Layer):
+        raise ValueError(
+            "Argument `model` must be a Keras model (load a file with "
+            f"`load_keras_model(path)`). Received: model={model!r}"
+        )
+    _check_finite_weights(unwrap(model))
     tf = _tf()
     with tempfile.TemporaryDirectory() as tmp:
         export_saved_model(model, tmp, dense=dense)
