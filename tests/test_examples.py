@@ -84,7 +84,8 @@ def test_smoke_run_writes_results_and_figures(name, tmp_path, examples_on_path, 
     for model_name, row in rows.items():
         assert row["model_file"] == f"{model_name}.keras"
         loaded = keras.saving.load_model(out / row["model_file"])
-        x = np.zeros((2, *loaded.inputs[0].shape[1:]), "float32")
+        network = getattr(loaded, "network", loaded)  # CondCompModel wraps the network
+        x = np.zeros((2, *network.inputs[0].shape[1:]), "float32")
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(loaded.predict(x, verbose=0))))
     assert (out / "block_frequency_vs_tau.png").stat().st_size > 1000
     timed = {(t["path"], t["model"], t["batch_size"]) for t in results["timings"]}
