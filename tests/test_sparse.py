@@ -51,6 +51,10 @@ def test_sparse_path_skips_blocks_for_batch_one():
     rng = np.random.default_rng(0)
     net = _mlp(rng, bias=-1.0)
     x = rng.normal(size=(1, 30)).astype("f4")
+    for layer in net.layers[:2]:  # every other block on, whatever the random weights
+        k = layer.policy.bias.shape[0]
+        layer.policy.kernel.assign(np.zeros(layer.policy.kernel.shape, "f4"))
+        layer.policy.bias.assign(np.where(np.arange(k) % 2 == 0, 5.0, -5.0).astype("f4"))
     y, masks = sparse.sequential_inference(net.layers, x, mode="sparse")
     np.testing.assert_allclose(np.asarray(y), np.asarray(net(x, training=False)), atol=TOL)
     assert all(0 < np.asarray(m).mean() < 1 for m in masks)
