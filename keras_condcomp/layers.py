@@ -8,11 +8,10 @@ from keras import ops
 from keras_condcomp import flops, regularizers
 from keras_condcomp.policy import BernoulliBlockPolicy
 from keras_condcomp.validation import (
-    FirstLoadErrorMixin,
+    SavedModelErrorsMixin,
     check_non_negative,
     check_positive_int,
     check_probability,
-    config_error,
 )
 
 # Attribute under which a gated layer's output carries its block mask, so the
@@ -74,7 +73,7 @@ class GateOutputs:
         self.macs = macs
 
 
-class GatedLayer(FirstLoadErrorMixin, keras.layers.Layer):
+class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
     """Base of the gated layers: owns the policy and its regularizers.
 
     Subclasses split their `num_outputs` units into `num_blocks` blocks, call
@@ -226,13 +225,6 @@ class GatedLayer(FirstLoadErrorMixin, keras.layers.Layer):
         for name, var in self.regularizer_weights.items():
             state[name] = float(ops.convert_to_numpy(var))
         return state
-
-    @classmethod
-    def from_config(cls, config):
-        try:
-            return super().from_config(config)
-        except TypeError as error:  # Keras' wrapper of any constructor error
-            raise config_error(cls, config, error) from None
 
     def get_config(self):
         config = super().get_config()

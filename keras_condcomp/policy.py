@@ -4,17 +4,16 @@ import keras
 from keras import ops
 
 from keras_condcomp.validation import (
-    FirstLoadErrorMixin,
+    SavedModelErrorsMixin,
     check_positive_int,
     check_probability,
-    config_error,
 )
 
 INFERENCE_MODES = ("threshold", "sample")
 
 
 @keras.saving.register_keras_serializable(package="keras_condcomp")
-class BernoulliBlockPolicy(FirstLoadErrorMixin, keras.layers.Layer):
+class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
     """Per-example Bernoulli policy over `num_blocks` blocks of units.
 
     Computes `sigma = sigmoid(x @ kernel + bias)`, one probability per block,
@@ -130,13 +129,6 @@ class BernoulliBlockPolicy(FirstLoadErrorMixin, keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         shape = (input_shape[0], self.num_blocks)
         return shape, shape, (input_shape[0],)
-
-    @classmethod
-    def from_config(cls, config):
-        try:
-            return super().from_config(config)
-        except TypeError as error:  # Keras' wrapper of any constructor error
-            raise config_error(cls, config, error) from None
 
     def get_config(self):
         config = super().get_config()

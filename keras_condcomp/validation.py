@@ -71,17 +71,29 @@ def config_error(cls, config, error):
 _LAST_LOAD = weakref.WeakKeyDictionary()
 
 
-class FirstLoadErrorMixin:
-    """Reports why a layer's weights did not load, not "received 0 variables".
+class SavedModelErrorsMixin:
+    """Clear errors when a saved layer cannot be rebuilt or its weights not loaded.
 
-    A gated layer is reachable twice in a `CondCompModel` (through the network
-    and through `CondCompModel.gated_layers`); its weights are saved at the
-    first path. When loading them fails (e.g. a kernel of another shape),
-    Keras tries the layer again at the second path, where the file holds
-    nothing, and reports that second error ("expected 6 variables, but
-    received 0"). This mixin re-raises the first error there instead (and
-    skips the empty second path when the first load succeeded).
+    `from_config`: a config this version cannot build raises `config_error`'s
+    short ValueError instead of Keras' TypeError holding the whole config.
+
+    `load_own_variables`: reports why a layer's weights did not load, not
+    "received 0 variables". A gated layer is reachable twice in a
+    `CondCompModel` (through the network and through
+    `CondCompModel.gated_layers`); its weights are saved at the first path.
+    When loading them fails (e.g. a kernel of another shape), Keras tries the
+    layer again at the second path, where the file holds nothing, and reports
+    that second error ("expected 6 variables, but received 0"). This re-raises
+    the first error there instead (and skips the empty second path when the
+    first load succeeded).
     """
+
+    @classmethod
+    def from_config(cls, config):
+        try:
+            return super().from_config(config)
+        except TypeError as error:  # Keras' wrapper of any constructor error
+            raise config_error(cls, config, error) from None
 
     def load_own_variables(self, store):
         previous = _LAST_LOAD.get(self)
