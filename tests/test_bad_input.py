@@ -25,6 +25,7 @@ import keras_condcomp as kc
 from keras_condcomp import data, litert, sparse
 from keras_condcomp.callbacks import TerminateOnNonFinite
 from keras_condcomp.models import per_example_loss_fn
+from data_helpers import isolate_data_search
 from tflite_helpers import REPO, load_convert, require_ops_library
 
 CONVERT = os.path.join(REPO, "tflite", "convert.py")
@@ -626,13 +627,7 @@ def test_benchmark_cli_without_the_library(tmp_path, monkeypatch):
 
 @pytest.fixture
 def isolated_data(tmp_path, monkeypatch):
-    empty = tmp_path / "empty_home"
-    empty.mkdir()
-    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
-    monkeypatch.delenv(data.DOWNLOAD_ENV, raising=False)
-    monkeypatch.setenv("HOME", str(empty))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(empty / "tfds"))
-    monkeypatch.setattr(data, "shared_datasets_dir", lambda: empty / "shared")
+    isolate_data_search(tmp_path, monkeypatch)
     monkeypatch.setattr(data, "network_available", lambda url, timeout=None: False)
     directory = tmp_path / "data"
     directory.mkdir()

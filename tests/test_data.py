@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from data_helpers import isolate_data_search
 from keras_condcomp import data
 
 # Kept before the autouse fixture replaces it with a guard.
@@ -19,13 +20,7 @@ REAL_NETWORK_AVAILABLE = data.network_available
 @pytest.fixture(autouse=True)
 def isolated_search(tmp_path, monkeypatch):
     """Only directories a test creates are searched: no real data, no network."""
-    empty = tmp_path / "_empty"
-    empty.mkdir()
-    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
-    monkeypatch.delenv(data.DOWNLOAD_ENV, raising=False)
-    monkeypatch.setenv("HOME", str(empty))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(empty / "tfds"))
-    monkeypatch.setattr(data, "shared_datasets_dir", lambda: empty / "shared")
+    isolate_data_search(tmp_path, monkeypatch)
 
     def no_network(url, timeout=None):
         raise AssertionError("tests must not touch the network")

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from data_helpers import isolate_data_search
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLES = ["digits_fc", "mnist_fc", "cifar10_fc", "svhn_fc", "cifar10_conv"]
@@ -44,16 +45,7 @@ def load_example(name):
 @pytest.fixture
 def no_real_data(tmp_path, monkeypatch):
     """Makes sure no real data set is found, so nothing large is ever loaded."""
-    from keras_condcomp import data
-
-    empty = tmp_path / "_empty"
-    empty.mkdir()
-    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
-    monkeypatch.delenv(data.DOWNLOAD_ENV, raising=False)
-    monkeypatch.setenv("HOME", str(empty))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(empty / "tfds"))
-    monkeypatch.setattr(data, "shared_datasets_dir", lambda: empty / "shared")
-    return empty
+    return isolate_data_search(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
