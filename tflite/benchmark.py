@@ -53,29 +53,27 @@ def positive_int(name):
     return parse
 
 
-def tau_value(value):
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--taus values must be numbers in (0, 1], got {value!r}")
-    if not 0.0 < v <= 1.0:
-        raise argparse.ArgumentTypeError(f"--taus values must be in (0, 1], got {value!r}")
-    return v
+def fraction(name, low_inclusive):
+    """argparse type: a number in (0, 1] (or [0, 1] when `low_inclusive`)."""
+    interval = "[0, 1]" if low_inclusive else "(0, 1]"
 
+    def parse(value):
+        try:
+            v = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name} values must be numbers in {interval}, got {value!r}")
+        if not (0.0 <= v if low_inclusive else 0.0 < v) or v > 1.0:
+            raise argparse.ArgumentTypeError(f"{name} values must be in {interval}, got {value!r}")
+        return v
 
-def density_value(value):
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--max-density values must be numbers in [0, 1], got {value!r}")
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"--max-density values must be in [0, 1], got {value!r}")
-    return v
+    return parse
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--taus", type=tau_value, nargs="+", default=[0.5, 0.25, 0.1])
+    p.add_argument("--taus", type=fraction("--taus", low_inclusive=False), nargs="+",
+                   default=[0.5, 0.25, 0.1])
     p.add_argument("--batches", type=positive_int("--batches"), nargs="+", default=[1, 32])
     p.add_argument("--threads", type=positive_int("--threads"), nargs="+", default=[1, 2])
     p.add_argument("--runs", type=positive_int("--runs"), default=200,
@@ -91,7 +89,8 @@ def parse_args(argv):
                    help="also time each gated layer alone (batch 1) to see where time goes")
     p.add_argument("--tf", action="store_true",
                    help="also time the TensorFlow paths (keras_condcomp.sparse vs masked Keras)")
-    p.add_argument("--max-density", type=density_value, nargs="+", default=None,
+    p.add_argument("--max-density", type=fraction("--max-density", low_inclusive=True),
+                   nargs="+", default=None,
                    help="max_density value(s) of the TF sparse path (default: the package's)")
     args = p.parse_args(argv)
     if args.hidden % args.blocks:

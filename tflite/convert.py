@@ -126,7 +126,8 @@ def _check_finite_weights(network):
     import numpy as np
 
     for layer in network._flatten_layers(include_self=False, recursive=True):
-        for var in layer.weights:  # a layer's own and its sublayers' (first hit names it)
+        # Each variable once, under the layer that created it (not its parents too).
+        for var in layer._trainable_variables + layer._non_trainable_variables:
             values = np.asarray(var)
             if not np.issubdtype(values.dtype, np.floating):
                 continue
