@@ -4,7 +4,9 @@ Gated layers learn per example which blocks of units to compute; a REINFORCE
 trained policy decides, and the sparse kernels skip the rest at inference.
 """
 
+from keras_condcomp.budget import calibrate_thresholds, set_top_k
 from keras_condcomp.callbacks import GatingScheduler, linear_schedule
+from keras_condcomp.gate import GatingReport, freeze_network, gate
 from keras_condcomp.layers import GatedConv2D, GatedDense, GatedLayer, get_block_mask
 from keras_condcomp.models import CondCompModel, reinforce_surrogate
 from keras_condcomp.policy import BernoulliBlockPolicy
@@ -17,8 +19,13 @@ __all__ = [
     "GatedConv2D",
     "GatedDense",
     "GatedLayer",
+    "GatingReport",
     "GatingScheduler",
+    "calibrate_thresholds",
+    "freeze_network",
+    "gate",
     "get_block_mask",
     "linear_schedule",
     "reinforce_surrogate",
+    "set_top_k",
 ]

@@ -7,10 +7,9 @@ Where the data come from, first match wins:
 
 1. local files in the search directories: the `data_dir` argument, then the
    `CONDCOMP_DATA_DIR` environment variable (several directories separated by
-   `os.pathsep`), then `../shared/datasets` next to the repository and Keras'
-   cache `~/.keras/datasets`. Accepted formats, per data set:
+   `os.pathsep`), then Keras' cache `~/.keras/datasets`. Accepted formats, per data set:
 
-   * MNIST: the idx files `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
+   * MNIST and Fashion-MNIST: the idx files `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
      `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte` (optionally `.gz`);
    * CIFAR-10: the python pickle batches `cifar-10-batches-py/`, the binary
      batches `cifar-10-batches-bin/`, or the archive `cifar-10-python.tar.gz`;
@@ -50,19 +49,21 @@ import numpy as np
 DATA_DIR_ENV = "CONDCOMP_DATA_DIR"
 DOWNLOAD_ENV = "CONDCOMP_DOWNLOAD"
 
-DATASET_NAMES = ("mnist", "cifar10", "svhn", "digits")
+DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10", "svhn", "digits")
 IMAGE_SHAPES = {
     "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
     "cifar10": (32, 32, 3),
     "svhn": (32, 32, 3),
     "digits": (8, 8, 1),
 }
 NUM_CLASSES = 10
-TFDS_NAMES = {"mnist": "mnist", "cifar10": "cifar10", "svhn": "svhn_cropped"}
+TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10", "svhn": "svhn_cropped"}
 # Where the original files are published; named in the not-found message and
 # used to check that the network is reachable before a tfds download.
 SOURCE_URLS = {
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "fashion_mnist": "https://github.com/zalandoresearch/fashion-mnist",
     "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     "svhn": "http://ufldl.stanford.edu/housenumbers/",
 }
@@ -72,11 +73,13 @@ DOWNLOAD_SOCKET_TIMEOUT_S = 60.0
 
 _SUBDIRS = {
     "mnist": ("", "mnist", "MNIST", "MNIST/raw", "mnist/raw"),
+    "fashion_mnist": ("", "fashion_mnist", "fashion-mnist", "FashionMNIST/raw"),
     "cifar10": ("", "cifar10", "cifar-10", "CIFAR10", "cifar10/raw"),
     "svhn": ("", "svhn", "SVHN", "svhn_cropped", "svhn/raw"),
 }
 _NPZ_NAMES = {
     "mnist": ("mnist.npz",),
+    "fashion_mnist": ("fashion_mnist.npz", "fashion-mnist.npz"),
     "cifar10": ("cifar10.npz", "cifar-10.npz"),
     "svhn": ("svhn.npz", "svhn_cropped.npz"),
 }
@@ -89,6 +92,10 @@ _MNIST_FILES = {
 _EXPECTED_FILES = {
     "mnist": "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
     "t10k-labels-idx1-ubyte (each optionally .gz) or mnist.npz",
+    "fashion_mnist": "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+    "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each optionally .gz; Debian: "
+    "apt-get install dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist) "
+    "or fashion_mnist.npz",
     "cifar10": "cifar-10-batches-py/ (data_batch_1..5, test_batch), cifar-10-batches-bin/ "
     "(data_batch_1..5.bin, test_batch.bin), cifar-10-python.tar.gz or cifar10.npz",
     "svhn": "train_32x32.mat and test_32x32.mat, or svhn.npz",
@@ -212,11 +219,6 @@ def _check_name(name):
 # --------------------------------------------------------------------------- search
 
 
-def shared_datasets_dir():
-    """`../shared/datasets` next to the repository holding this package."""
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
-
-
 def search_directories(data_dir=None):
     """Directories searched for local files, in order, existing ones only.
 
@@ -239,7 +241,6 @@ def search_directories(data_dir=None):
     for entry in os.environ.get(DATA_DIR_ENV, "").split(os.pathsep):
         if entry:
             candidates.append(Path(entry).expanduser())
-    candidates.append(shared_datasets_dir())
     candidates.append(Path("~/.keras/datasets").expanduser())
     seen, result = set(), []
     for path in candidates:
@@ -419,6 +420,7 @@ def _load_npz_dir(name, directory):
 
 _LOCAL_READERS = {
     "mnist": _load_mnist_idx,
+    "fashion_mnist": _load_mnist_idx,
     "cifar10": _load_cifar_dir,
     "svhn": _load_svhn_dir,
 }
@@ -626,7 +628,7 @@ def _not_found_message(name, directories, data_dir, tfds_dirs, download_note):
         f"{_EXPECTED_FILES[name]}.\n"
         f"  Search order: data_dir argument ({data_dir if data_dir is not None else 'not given'}), "
         f"${DATA_DIR_ENV} ({_describe_env_dirs()}), "
-        f"{shared_datasets_dir()}, ~/.keras/datasets.\n"
+        f"~/.keras/datasets.\n"
         f"  tensorflow-datasets: no prepared {TFDS_NAMES[name]!r} in "
         f"{', '.join(str(d) for d in tfds_dirs)}.\n"
         f"  Download: {download_note}.\n"

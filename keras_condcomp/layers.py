@@ -38,6 +38,47 @@ def _attach_block_mask(y, mask):
     return y
 
 
+def nonfinite_rows_to_nan(inputs, outputs):
+    """Sets to NaN every output row whose input row holds a NaN or an Inf.
+
+    The semantics of every inference path for non-finite inputs, written
+    here once rather than left to the backend: whether NaN survives
+    `relu`, `max` or a skipped block differs between CPU kernels (oneDNN on
+    or off), and a masked-off block would otherwise turn it into 0.
+    """
+    axes = tuple(range(1, len(inputs.shape)))
+    finite = ops.all(ops.isfinite(inputs), axis=axes)
+    for _ in range(len(outputs.shape) - 1):
+        finite = ops.expand_dims(finite, -1)
+    return ops.where(finite, outputs, ops.cast(float("nan"), outputs.dtype))
+
+
+def gated_layers(model):
+    """The gated layers inside a Keras model or layer, in call order.
+
+    Walks `model.layers` (topological order for Sequential and functional
+    models) depth first; `keras.Layer._flatten_layers` does not keep that
+    order, and calibrating or exporting layer by layer needs it.
+    """
+    found, seen = [], set()
+
+    def visit(layer):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if isinstance(layer, GatedLayer):
+            found.append(layer)
+            return
+        children = getattr(layer, "layers", None)
+        if children is None:
+            children = layer._flatten_layers(include_self=False, recursive=False)
+        for child in children:
+            visit(child)
+
+    visit(model)
+    return found
+
+
 def _check_divisible(name, value, num_blocks):
     """Returns `(value, num_blocks)` as ints; `num_blocks` must divide `value`."""
     value = check_positive_int(name, value)
@@ -88,7 +129,11 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
         example_balance_weight: Weight of L_e (each example uses a fraction
             tau of the blocks).
         variance_weight: Weight of L_v (rewards sigma varying across examples).
-        threshold: Inference rule `sigma > threshold`.
+        threshold: Inference rule `sigma > threshold` (see
+            `keras_condcomp.calibrate_thresholds` to set it from data).
+        top_k: Optional positive integer: at inference each example computes
+            exactly its `top_k` blocks of largest sigma (a fixed cost per
+            example) instead of `sigma > threshold`.
         inference_mode: `"threshold"` (default) or `"sample"`.
         stop_policy_gradient: If `True` (default) the policy does not
             backpropagate into the layers before it.
@@ -113,6 +158,7 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
         policy_kernel_initializer="glorot_uniform",
         policy_bias_initializer="zeros",
         seed=None,
+        top_k=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -137,6 +183,7 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
             kernel_initializer=policy_kernel_initializer,
             bias_initializer=policy_bias_initializer,
             seed=seed,
+            top_k=top_k,
             name="policy",
         )
         self.gate_outputs = None
@@ -179,11 +226,12 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
         self.gate_outputs = GateOutputs(mask, sigma, log_prob, input_active, macs)
         return mask
 
-    def _bias_activate_and_mask(self, outputs, mask):
+    def _bias_activate_and_mask(self, outputs, mask, inputs):
         """Adds the bias, applies the activation, zeroes the inactive blocks.
 
         Masking after the activation keeps inactive blocks at exactly 0 for
-        any activation, which is what lets the next layer skip them.
+        any activation, which is what lets the next layer skip them. Rows of
+        non-finite inputs come out all NaN (`nonfinite_rows_to_nan`).
         """
         if self.bias is not None:
             outputs = ops.add(outputs, self.bias)
@@ -192,7 +240,8 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
         unit_mask = ops.repeat(ops.cast(mask, outputs.dtype), self.block_size, axis=1)
         for _ in range(len(outputs.shape) - 2):  # broadcast over spatial axes
             unit_mask = ops.expand_dims(unit_mask, 1)
-        return _attach_block_mask(outputs * unit_mask, mask)
+        outputs = nonfinite_rows_to_nan(inputs, outputs * unit_mask)
+        return _attach_block_mask(outputs, mask)
 
     def _regularization(self, sigma):
         sigma = ops.cast(sigma, "float32")
@@ -243,6 +292,7 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
                     self.policy.bias_initializer
                 ),
                 "seed": self.seed,
+                "top_k": self.policy.top_k,
             }
         )
         return config
@@ -384,7 +434,7 @@ class GatedDense(GatedLayer):
 
     def call(self, inputs, training=None):
         mask = self._gate(inputs, inputs, self.input_dim, training)
-        return self._bias_activate_and_mask(ops.matmul(inputs, self.kernel), mask)
+        return self._bias_activate_and_mask(ops.matmul(inputs, self.kernel), mask, inputs)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units)
@@ -535,7 +585,19 @@ class GatedConv2D(GatedLayer):
         self._build_gating((input_shape[0], self.input_channels))
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: self.input_channels})
 
+    def _check_output_not_empty(self, input_shape):
+        output_shape = self.compute_output_shape(tuple(input_shape))
+        if any(size == 0 for size in output_shape[1:3]):
+            raise ValueError(
+                f"Layer {self.name!r}: an input of shape {tuple(input_shape)} resulted in an "
+                f"empty output of shape {tuple(output_shape)} (kernel_size={self.kernel_size}, "
+                f"strides={self.strides}, dilation_rate={self.dilation_rate}, "
+                f"padding={self.padding!r}); the input must be at least as large as the "
+                "dilated kernel, or use padding='same'."
+            )
+
     def call(self, inputs, training=None):
+        self._check_output_not_empty(inputs.shape)
         summary = ops.mean(inputs, axis=(1, 2))
         mask = self._gate(summary, inputs, self.input_channels, training)
         outputs = ops.conv(
@@ -546,7 +608,7 @@ class GatedConv2D(GatedLayer):
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
-        return self._bias_activate_and_mask(outputs, mask)
+        return self._bias_activate_and_mask(outputs, mask, inputs)
 
     def compute_output_shape(self, input_shape):
         spatial = [

@@ -3,11 +3,12 @@
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from keras_condcomp.flops import gated_flop_fraction
-from keras_condcomp.layers import GatedLayer
+from keras_condcomp.layers import gated_layers
 
 
 def reinforce_surrogate(cost, baseline, log_prob, sample_weight=None):
@@ -49,6 +50,8 @@ def per_example_loss_fn(loss):
         return fn.call
     return fn
 
+
+BASELINES = ("ema", "learned", "leave_one_out")
 
 # Keys under which `CondCompModel.save_own_variables` stores the states of the
 # `keras.random.SeedGenerator`s of its layers (Keras does not save them itself).
@@ -126,7 +129,10 @@ class CondCompModel(keras.Model):
     are not compared with a baseline of zero. `evaluate` and `predict` use the
     deterministic policy (`sigma > threshold`).
 
-    Logged every epoch: `policy_loss`, `baseline`, `flop_fraction` (gated
+    Logged every epoch: `task_loss` (the mean per-example cost: the compiled
+    loss without the gate regularizers, what `EarlyStopping` or
+    `ModelCheckpoint` should monitor as `val_task_loss`), `policy_loss`,
+    `baseline`, `flop_fraction` (gated
     layers' multiply-adds over the same layers run densely, policies
     included) and `<layer>_active` (fraction of active blocks per layer).
 
@@ -137,6 +143,17 @@ class CondCompModel(keras.Model):
         policy_weight: Float >= 0, weight of the REINFORCE surrogate.
         cost: Optional `fn(y_true, y_pred) -> (batch,)` cost to minimize by
             REINFORCE instead of the compiled loss.
+        baseline: How the REINFORCE baseline `b` is formed:
+            `"ema"` (default): the bias-corrected moving average of the cost;
+            `"learned"`: the EMA plus an input-dependent correction, a linear
+            function of the flattened first input fitted by least squares to
+            `cost - ema` (the `baseline_head` layer);
+            `"leave_one_out"`: with `num_samples=K >= 2` mask samples per
+            example, each sample's baseline is the mean cost of the other
+            `K - 1` samples of the same example.
+        num_samples: Positive integer K, mask samples drawn per example in
+            each training step (the batch is run K times, at K times the
+            cost); the network and policy gradients average over them.
         **kwargs: Keyword arguments of `keras.Model`, such as `name`.
 
     Call arguments:
@@ -156,8 +173,23 @@ class CondCompModel(keras.Model):
     >>> model.fit(x, y, epochs=10, callbacks=[keras.callbacks.EarlyStopping()])
     """
 
-    def __init__(self, network, baseline_decay=0.9, policy_weight=1.0, cost=None, **kwargs):
+    def __init__(self, network, baseline_decay=0.9, policy_weight=1.0, cost=None,
+                 baseline="ema", num_samples=1, **kwargs):
         super().__init__(**kwargs)
+        if baseline not in BASELINES:
+            raise ValueError(
+                f"Argument `baseline` must be one of {BASELINES}. Received: baseline={baseline!r}"
+            )
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+            raise ValueError(
+                "Argument `num_samples` must be a positive integer. "
+                f"Received: num_samples={num_samples!r}"
+            )
+        if baseline == "leave_one_out" and num_samples < 2:
+            raise ValueError(
+                "baseline='leave_one_out' needs num_samples >= 2 (each sample's baseline is "
+                f"the mean cost of the others). Received: num_samples={num_samples!r}"
+            )
         if not isinstance(network, keras.layers.Layer):
             raise ValueError(
                 "Argument `network` must be a Keras model or layer. "
@@ -189,8 +221,16 @@ class CondCompModel(keras.Model):
         self.baseline_decay = float(baseline_decay)
         self.policy_weight = float(policy_weight)
         self.cost = cost
+        self.baseline_kind = baseline
+        self.num_samples = num_samples
+        # Input-dependent correction of the EMA baseline (baseline="learned"),
+        # a linear function of the flattened first input, fitted by least squares.
+        self.baseline_head = (
+            keras.layers.Dense(1, kernel_initializer="zeros", name="baseline_head")
+            if baseline == "learned" else None
+        )
         self._per_example_loss = None
-        gated = [layer for layer in network._flatten_layers() if isinstance(layer, GatedLayer)]
+        gated = gated_layers(network)
         if not gated:
             raise ValueError(
                 "Argument `network` contains no gated layer (GatedDense or "
@@ -211,6 +251,8 @@ class CondCompModel(keras.Model):
             aggregation="only_first_replica",
         )
         self.policy_loss_tracker = keras.metrics.Mean(name="policy_loss")
+        self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
+        self.grad_var_tracker = keras.metrics.Mean(name="policy_grad_var")
         self.baseline_tracker = keras.metrics.Mean(name="baseline")
         self.flop_fraction_tracker = keras.metrics.Mean(name="flop_fraction")
         self.active_trackers = [keras.metrics.Mean(name=f"{name}_active") for name in names]
@@ -223,6 +265,15 @@ class CondCompModel(keras.Model):
     def build(self, input_shape):
         if not self.network.built:
             self.network.build(input_shape)
+        if self.baseline_head is not None and not self.baseline_head.built:
+            shape = input_shape
+            if isinstance(shape, dict):
+                shape = next(iter(shape.values()))
+            while isinstance(shape, (list, tuple)) and shape and isinstance(
+                shape[0], (list, tuple)
+            ):
+                shape = shape[0]  # several inputs: the head reads the first
+            self.baseline_head.build((None, int(np.prod([int(d) for d in shape[1:]]))))
         self.built = True
 
     def call(self, inputs, training=None):
@@ -265,8 +316,18 @@ class CondCompModel(keras.Model):
         """
         return [layer.gate_outputs for layer in self._gated_layers]
 
-    def _policy_terms(self, y, y_pred, sample_weight, gates=None):
-        """Per-batch REINFORCE surrogate, the global mean cost and the baseline used."""
+    def _baseline_head_input(self, x):
+        first = next(i for i in tf.nest.flatten(x) if i is not None)
+        return ops.stop_gradient(ops.reshape(ops.cast(first, "float32"), (ops.shape(first)[0], -1)))
+
+    def _policy_terms(self, x, y, y_pred, sample_weight, gates=None, training=True):
+        """REINFORCE terms of a batch.
+
+        Returns `(surrogate, mean_cost, baseline, baseline_fit_loss)`:
+        the surrogate whose gradient is the REINFORCE estimate, the global
+        mean cost, the mean baseline used and the least-squares loss of the
+        learned baseline head (0 for the other baselines).
+        """
         gates = self._gate_outputs() if gates is None else gates
         costs = self._example_costs(y, y_pred)
         log_prob = ops.sum(
@@ -276,10 +337,41 @@ class CondCompModel(keras.Model):
         # Mean cost over the global batch: all-reduced across replicas under
         # tf.distribute, so every replica uses and stores the same baseline.
         mean_cost = _global_mean(costs)
-        # Before any update the baseline is this batch's mean cost.
+        # Before any update the EMA baseline is this batch's mean cost.
         baseline = ops.where(self.baseline_updates > 0, self.baseline(), mean_cost)
+        fit_loss = ops.zeros((), "float32")
+        if self.baseline_kind == "learned":
+            correction = ops.reshape(self.baseline_head(self._baseline_head_input(x)), (-1,))
+            fit_loss = ops.mean(ops.square(costs - ops.stop_gradient(baseline) - correction))
+            baseline = baseline + ops.stop_gradient(correction)
+        elif self.baseline_kind == "leave_one_out" and training:
+            # Training rows are `num_samples` copies of the batch (`_repeat_batch`;
+            # evaluation, one copy, uses the EMA):
+            # each sample's baseline is the mean cost of the other samples of
+            # the same example, independent of its own mask.
+            per_sample = ops.reshape(costs, (self.num_samples, -1))
+            others = (ops.sum(per_sample, axis=0, keepdims=True) - per_sample) / (
+                self.num_samples - 1.0
+            )
+            baseline = ops.reshape(others, (-1,))
         surrogate = reinforce_surrogate(costs, baseline, log_prob, sample_weight)
-        return surrogate, mean_cost, baseline
+        self._track_policy_grad_variance(costs - baseline, gates)
+        return surrogate, mean_cost, ops.mean(baseline), fit_loss
+
+    def _track_policy_grad_variance(self, advantage, gates):
+        """Logs `policy_grad_var`: variance over examples of the REINFORCE gradient.
+
+        Per example the REINFORCE gradient with respect to a policy's logits
+        is `(cost - b) * (u - sigma)`; its variance over the batch, averaged
+        over blocks and gated layers, is what a better baseline lowers.
+        """
+        advantage = ops.expand_dims(ops.stop_gradient(ops.cast(advantage, "float32")), -1)
+        variances = [
+            ops.mean(ops.var(advantage * (ops.cast(g.mask, "float32")
+                                          - ops.cast(g.sigma, "float32")), axis=0))
+            for g in gates
+        ]
+        self.grad_var_tracker.update_state(ops.mean(ops.stack(variances)))
 
     def _update_baseline(self, mean_cost):
         decay = self.baseline_decay
@@ -316,8 +408,9 @@ class CondCompModel(keras.Model):
             )
         return ops.sum(ops.stack(corrections))
 
-    def _update_gate_metrics(self, surrogate, baseline, gates=None):
+    def _update_gate_metrics(self, surrogate, baseline, mean_cost, gates=None):
         self.policy_loss_tracker.update_state(surrogate)
+        self.task_loss_tracker.update_state(mean_cost)
         self.baseline_tracker.update_state(baseline)
         outputs = self._gate_outputs() if gates is None else gates
         self.flop_fraction_tracker.update_state(gated_flop_fraction(outputs))
@@ -373,46 +466,56 @@ class CondCompModel(keras.Model):
             for key, value in logs.items()
         }
 
+    def _repeat_batch(self, x, y, sample_weight):
+        """`num_samples` copies of the batch along axis 0 (one mask sample each)."""
+        if self.num_samples == 1:
+            return x, y, sample_weight
+
+        def repeat(t):
+            return None if t is None else ops.concatenate([t] * self.num_samples, axis=0)
+
+        return tuple(tf.nest.map_structure(repeat, v) if v is not None else None
+                     for v in (x, y, sample_weight))
+
+    def _forward(self, x, y, sample_weight, training):
+        """Forward pass, total loss and REINFORCE terms shared by train and test steps."""
+        y_pred = self(x, training=training)
+        gates = self._gate_outputs()  # before any cross-replica op
+        # compute_loss already adds self.losses (the gate regularizers) once.
+        loss = self._compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+        correction = self._cross_replica_regularization(gates)
+        if correction is not None:
+            loss = loss + correction
+        self._track_loss(x, loss)
+        surrogate, mean_cost, baseline, fit_loss = self._policy_terms(
+            x, y, y_pred, sample_weight, gates, training=training
+        )
+        self._update_gate_metrics(surrogate, baseline, mean_cost, gates)
+        return y_pred, loss, surrogate, mean_cost, fit_loss
+
     def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = self._repeat_batch(*keras.utils.unpack_x_y_sample_weight(data))
         with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            gates = self._gate_outputs()  # before any cross-replica op
-            # compute_loss already adds self.losses (the gate regularizers) once.
-            loss = self._compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            y_pred, loss, surrogate, mean_cost, fit_loss = self._forward(
+                x, y, sample_weight, training=True
             )
-            correction = self._cross_replica_regularization(gates)
-            if correction is not None:
-                loss = loss + correction
-            self._track_loss(x, loss)
-            surrogate, mean_cost, baseline = self._policy_terms(y, y_pred, sample_weight, gates)
-            total = loss + self.policy_weight * (
-                keras.src.losses.loss.scale_loss_for_distribution(surrogate)
+            total = loss + keras.src.losses.loss.scale_loss_for_distribution(
+                self.policy_weight * surrogate + fit_loss
             )
             total = self.optimizer.scale_loss(total)
         variables = self.trainable_variables
         gradients = tape.gradient(total, variables)
         self.optimizer.apply(gradients, variables)
         self._update_baseline(mean_cost)
-        self._update_gate_metrics(surrogate, baseline, gates)
         return self._reducible_logs(
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         )
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        y_pred = self(x, training=False)
-        gates = self._gate_outputs()  # before any cross-replica op
-        loss = self._compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
-        )
-        correction = self._cross_replica_regularization(gates)
-        if correction is not None:
-            loss = loss + correction
-        self._track_loss(x, loss)
-        surrogate, _, baseline = self._policy_terms(y, y_pred, sample_weight, gates)
-        self._update_gate_metrics(surrogate, baseline, gates)
+        y_pred = self._forward(x, y, sample_weight, training=False)[0]
         return self._reducible_logs(
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         )
@@ -471,6 +574,8 @@ class CondCompModel(keras.Model):
                 "baseline_decay": self.baseline_decay,
                 "policy_weight": self.policy_weight,
                 "cost": keras.saving.serialize_keras_object(self.cost),
+                "baseline": self.baseline_kind,
+                "num_samples": self.num_samples,
             }
         )
         return config

@@ -29,6 +29,10 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
             `sigma_i > threshold`.
         inference_mode: `"threshold"` (deterministic, default) or `"sample"`
             (draw `u ~ Bernoulli(sigma)` at inference too).
+        top_k: Optional positive integer <= `num_blocks`. With
+            `inference_mode="threshold"`, each example computes exactly its
+            `top_k` blocks of largest sigma instead of those above
+            `threshold` (a fixed per-example cost, for a latency bound).
         stop_input_gradient: Boolean. If `True` (default), no gradient flows
             from the policy into the layers that produced its input, so the
             policy has its own parameters as in the paper.
@@ -70,10 +74,12 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
         bias_initializer="zeros",
         kernel_regularizer=None,
         seed=None,
+        top_k=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         num_blocks = check_positive_int("num_blocks", num_blocks)
+        self.top_k = check_top_k(top_k, num_blocks)
         check_probability("threshold", threshold, low_inclusive=True)
         if inference_mode not in INFERENCE_MODES:
             raise ValueError(
@@ -122,6 +128,8 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
                 ops.shape(sigma), dtype=sigma.dtype, seed=self.seed_generator
             )
             mask = ops.cast(ops.less(noise, sigma), sigma.dtype)
+        elif self.top_k is not None:
+            mask = top_k_mask(sigma, self.top_k)
         else:
             mask = ops.cast(ops.greater(sigma, self.threshold), sigma.dtype)
         return mask, sigma, bernoulli_log_prob(logits, mask)
@@ -142,9 +150,30 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "seed": self.seed,
+                "top_k": self.top_k,
             }
         )
         return config
+
+
+def check_top_k(top_k, num_blocks):
+    """`top_k` as an int in [1, num_blocks], or None."""
+    if top_k is None:
+        return None
+    top_k = check_positive_int("top_k", top_k)
+    if top_k > num_blocks:
+        raise ValueError(
+            "Argument `top_k` must be at most `num_blocks`. "
+            f"Received: top_k={top_k}, num_blocks={num_blocks}"
+        )
+    return top_k
+
+
+def top_k_mask(sigma, k):
+    """0./1. mask of each row's `k` largest entries of `sigma` (lowest index first on ties)."""
+    _, indices = ops.top_k(sigma, k=k, sorted=False)
+    one_hot = ops.one_hot(indices, ops.shape(sigma)[-1], dtype=sigma.dtype)
+    return ops.minimum(ops.sum(one_hot, axis=-2), 1.0)
 
 
 def bernoulli_log_prob(logits, mask):

@@ -53,9 +53,16 @@ def _all_finite(x):
     return tf.reduce_all(tf.math.is_finite(x))
 
 
-def block_mask(x, policy_kernel, policy_bias, threshold):
-    """`(sigmoid(x @ Wp + bp) > threshold)` as 0./1. floats, like the policy layer."""
+def block_mask(x, policy_kernel, policy_bias, threshold, top_k=None):
+    """`(sigmoid(x @ Wp + bp) > threshold)` (or each row's `top_k` largest) as 0./1. floats.
+
+    The same rule as the policy layer's inference (`BernoulliBlockPolicy`).
+    """
+    from keras_condcomp.policy import top_k_mask
+
     sigma = tf.sigmoid(tf.matmul(x, policy_kernel) + policy_bias)
+    if top_k is not None:
+        return tf.cast(top_k_mask(sigma, top_k), x.dtype)
     return tf.cast(sigma > threshold, x.dtype)
 
 
@@ -120,7 +127,7 @@ def _tiles_dense(x, kernel_bm, bias, activation, unit_mask, mask, input_mask):
 
 def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, threshold=0.5,
                 activation=None, input_mask=None, mode="auto",
-                max_density=DEFAULT_MAX_DENSITY, kernel_bm=None):
+                max_density=DEFAULT_MAX_DENSITY, kernel_bm=None, top_k=None):
     """Inference of a GatedDense layer from its weights.
 
     Args:
@@ -129,6 +136,8 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
         policy_kernel: `(D_in, num_blocks)`; policy_bias: `(num_blocks,)`.
         num_blocks: Number of blocks dividing `units`.
         threshold: Inference rule `sigma > threshold`.
+        top_k: Optional int: each example's `top_k` blocks of largest sigma
+            instead of the threshold rule.
         activation: Callable or None.
         input_mask: Optional `(batch, K_in)` mask of the input blocks (the
             previous gated layer's); inputs of blocks off for every example
@@ -150,7 +159,7 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
     kernel = tf.convert_to_tensor(kernel)
     d_in, units = kernel.shape
     block_size = units // num_blocks
-    mask = block_mask(x, policy_kernel, policy_bias, threshold)
+    mask = block_mask(x, policy_kernel, policy_bias, threshold, top_k)
     unit_mask = tf.repeat(mask, block_size, axis=1)
 
     def dense():
@@ -191,7 +200,7 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
 
 def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, strides=(1, 1),
                  padding="valid", dilation_rate=(1, 1), threshold=0.5, activation=None,
-                 input_mask=None, mode="auto", max_density=DEFAULT_MAX_DENSITY):
+                 input_mask=None, mode="auto", max_density=DEFAULT_MAX_DENSITY, top_k=None):
     """Inference of a GatedConv2D layer (channels_last) from its weights.
 
     Gathers the output-channel blocks on for some example and the input-channel
@@ -203,7 +212,8 @@ def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, stride
     kernel = tf.convert_to_tensor(kernel)
     c_in, filters = kernel.shape[2], kernel.shape[3]
     block_size = filters // num_blocks
-    mask = block_mask(tf.reduce_mean(x, axis=(1, 2)), policy_kernel, policy_bias, threshold)
+    mask = block_mask(tf.reduce_mean(x, axis=(1, 2)), policy_kernel, policy_bias, threshold,
+                      top_k)
     unit_mask = tf.repeat(mask, block_size, axis=1)[:, None, None, :]
     pad = padding.upper()
 
@@ -249,7 +259,12 @@ def layer_inference(layer, inputs, mode="auto", input_mask=None,
     `input_mask` defaults to the mask the previous gated layer attached to
     `inputs` (`keras_condcomp.layers.get_block_mask`). Returns `(y, mask)`.
     """
-    from keras_condcomp.layers import GatedConv2D, GatedDense, get_block_mask
+    from keras_condcomp.layers import (
+        GatedConv2D,
+        GatedDense,
+        get_block_mask,
+        nonfinite_rows_to_nan,
+    )
 
     if not isinstance(layer, (GatedDense, GatedConv2D)):
         raise TypeError(
@@ -266,6 +281,7 @@ def layer_inference(layer, inputs, mode="auto", input_mask=None,
         input_mask = get_block_mask(inputs)
     common = dict(
         threshold=layer.threshold,
+        top_k=layer.policy.top_k,
         activation=layer.activation,
         input_mask=input_mask,
         mode=mode,
@@ -274,9 +290,13 @@ def layer_inference(layer, inputs, mode="auto", input_mask=None,
     weights = (layer.kernel, layer.bias, layer.policy.kernel, layer.policy.bias,
                layer.num_blocks)
     if isinstance(layer, GatedDense):
-        return gated_dense(inputs, *weights, kernel_bm=kernel_bm, **common)
-    return gated_conv2d(inputs, *weights, strides=layer.strides, padding=layer.padding,
-                        dilation_rate=layer.dilation_rate, **common)
+        y, mask = gated_dense(inputs, *weights, kernel_bm=kernel_bm, **common)
+    else:
+        layer._check_output_not_empty(inputs.shape)
+        y, mask = gated_conv2d(inputs, *weights, strides=layer.strides, padding=layer.padding,
+                               dilation_rate=layer.dilation_rate, **common)
+    # Same semantics as the Keras call for non-finite input rows.
+    return nonfinite_rows_to_nan(tf.cast(inputs, y.dtype), y), mask
 
 
 def _check_built(layer):
@@ -344,7 +364,11 @@ class SparseInference:
 
         from keras_condcomp.layers import GatedDense, GatedLayer
 
+        from keras_condcomp.models import CondCompModel
+
         _check_mode(mode, max_density)
+        if isinstance(network, CondCompModel):
+            network = network.network  # its own `layers` is just [network]
         layers = getattr(network, "layers", network)
         if not isinstance(layers, (list, tuple)) or not all(
             isinstance(l, keras.layers.Layer) for l in layers

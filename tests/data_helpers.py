@@ -4,8 +4,8 @@ from keras_condcomp import data
 
 
 def isolate_data_search(tmp_path, monkeypatch):
-    """Points every place the loaders look ($CONDCOMP_DATA_DIR, $HOME, TFDS, the
-    shared data sets) at a new empty directory, which it returns, and turns off
+    """Points every place the loaders look ($CONDCOMP_DATA_DIR, $HOME, TFDS) at a
+    new empty directory, which it returns, and turns off
     download permission; the network check itself is left to the caller."""
     empty = tmp_path / "_empty"
     empty.mkdir()
@@ -13,5 +13,4 @@ def isolate_data_search(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DOWNLOAD_ENV, raising=False)
     monkeypatch.setenv("HOME", str(empty))
     monkeypatch.setenv("TFDS_DATA_DIR", str(empty / "tfds"))
-    monkeypatch.setattr(data, "shared_datasets_dir", lambda: empty / "shared")
     return empty

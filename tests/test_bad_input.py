@@ -136,24 +136,20 @@ def test_policy_wrong_rank_and_nan_input():
 
 
 def test_nan_and_inf_inputs_give_nan_outputs_not_a_crash():
+    """Defined by our code (layers.nonfinite_rows_to_nan), not by the CPU backend:
+    an example whose input holds NaN or +-Inf gets an all-NaN output row."""
     dense = kc.GatedDense(4, num_blocks=2, activation="relu")
     x = np.array([[NAN, 0, 0], [INF, -1, 0], [-INF, 0, 2], [1, 2, 3]], "float32")
     for training in (False, True):
         y = np.asarray(dense(x, training=training))
-        assert np.isnan(y[0]).all()  # NaN * mask 0 is NaN: NaN in -> NaN out
+        assert np.isnan(y[:3]).all(), y
         assert np.isfinite(y[3]).all()
-    # +-Inf: the documented formula in IEEE arithmetic (Inf, NaN or numbers).
-    with np.errstate(all="ignore"):
-        h = np.maximum(x[1:3] @ dense.kernel.numpy() + dense.bias.numpy(), 0)
-        logits = x[1:3] @ dense.policy.kernel.numpy() + dense.policy.bias.numpy()
-        expected = h * np.repeat(logits > 0, 2, axis=1)  # sigma > 0.5
-    np.testing.assert_array_equal(np.asarray(dense(x, training=False))[1:3], expected)
     conv = kc.GatedConv2D(4, 3, num_blocks=2)
-    xc = np.ones((1, 5, 5, 2), "float32")
+    xc = np.ones((2, 5, 5, 2), "float32")
     xc[0, 0, 0, 0] = NAN
     y = np.asarray(conv(xc, training=False))
-    assert np.isnan(y[0, 0, 0]).all()  # the positions that see the NaN
-    assert np.isfinite(y[0, 2, 2]).all()
+    assert np.isnan(y[0]).all()  # every position of the example with the NaN
+    assert np.isfinite(y[1]).all()
 
 
 def test_nan_weights():

@@ -13,7 +13,7 @@ def _np_example_balance(sigma, tau):
 
 
 def _np_variance(sigma):
-    return -np.sum(sigma.var(axis=0))
+    return 0.25 * sigma.shape[1] - np.sum(sigma.var(axis=0))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -34,8 +34,20 @@ def test_regularizers_zero_at_target():
     sigma = np.full((4, 8), 0.25, "float32")
     assert float(regularizers.block_balance_loss(sigma, 0.25)) == pytest.approx(0.0, abs=1e-7)
     assert float(regularizers.example_balance_loss(sigma, 0.25)) == pytest.approx(0.0, abs=1e-7)
-    assert float(regularizers.variance_loss(sigma)) == pytest.approx(0.0, abs=1e-7)
-    # A bimodal policy with the same mean has strictly lower (better) L_v.
+    # A constant policy gets the largest L_v (no variance: 1/4 per block) ...
+    assert float(regularizers.variance_loss(sigma)) == pytest.approx(8 * 0.25, abs=1e-6)
+    # ... a bimodal policy with the same mean a strictly lower one, and the
+    # most varied policy possible (half the examples all on) exactly 0.
     bimodal = np.zeros((4, 8), "float32")
     bimodal[0] = 1.0
-    assert float(regularizers.variance_loss(bimodal)) < -1.0
+    assert float(regularizers.variance_loss(bimodal)) < 8 * 0.25 - 1.0
+    halves = np.zeros((4, 8), "float32")
+    halves[:2] = 1.0
+    assert float(regularizers.variance_loss(halves)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_variance_loss_is_never_negative():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        sigma = (rng.uniform(size=(33, 5)) > rng.uniform()).astype("float32")
+        assert float(regularizers.variance_loss(sigma)) >= -1e-6

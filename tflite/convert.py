@@ -109,6 +109,12 @@ def _check_gated_layer(layer):
             f"Layer {layer.name!r}: inference_mode={layer.policy.inference_mode!r} samples the "
             "gates at inference; only inference_mode='threshold' can be converted."
         )
+    if layer.policy.top_k is not None:
+        raise ConversionError(
+            f"Layer {layer.name!r}: top_k={layer.policy.top_k} is not supported by the CondComp "
+            "TFLite ops yet (they apply `sigma > threshold`); set a budget with "
+            "keras_condcomp.calibrate_thresholds and top_k=None instead."
+        )
     for var in (layer.kernel, layer.policy.kernel):
         if keras.backend.standardize_dtype(var.dtype) != "float32":
             raise ConversionError(
@@ -305,9 +311,9 @@ class _GatedExport:
 
 
 def gated_layers_of(network):
-    from keras_condcomp.layers import GatedLayer
+    from keras_condcomp.layers import gated_layers
 
-    return [l for l in network._flatten_layers(include_self=True) if isinstance(l, GatedLayer)]
+    return gated_layers(network)
 
 
 def unwrap(model):

@@ -1,0 +1,267 @@
+"""Gate a trained dense network and fine-tune it (issue 10's recipe), vs from scratch.
+
+One run, one seed:
+
+1. split the training set into train and a validation split (`--val-size`,
+   carved with the seed; the test set is only evaluated, never used to choose);
+2. train the dense network (784-H-H-10 by default) for `--dense-epochs`;
+3. for each `--tau`: `keras_condcomp.gate` it (every hidden Dense layer,
+   `--num-blocks` blocks), warm up the policies with the network frozen
+   (`--warmup-epochs`), fine-tune everything with tau annealed from 1 to its
+   target (`--finetune-epochs`, `--anneal-epochs`), then calibrate the
+   thresholds on the validation split so that each layer's mean active
+   fraction is tau (`keras_condcomp.calibrate_thresholds`);
+4. optionally (`--scratch-epochs N`) train the same condnet from scratch;
+5. record validation and test error, per-layer active fraction and FLOP
+   fraction at inference, and wall time; write `results.json` and the
+   `.keras` models to `--out`.
+
+    python examples/gate_pretrained.py --data-dir ../shared/datasets/mnist --seed 0 --out runs/gate_s0
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_condcomp  # noqa: E402
+from keras_condcomp import data as condcomp_data  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
+    parser.add_argument("--data-dir", default=None, help="directory with the idx files")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[1024, 1024])
+    parser.add_argument("--num-blocks", type=int, default=16)
+    parser.add_argument("--tau", type=float, nargs="+", default=[0.25])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-size", type=int, default=5000)
+    parser.add_argument("--max-train", type=int, default=None,
+                        help="use only this many training examples (before the split)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--finetune-learning-rate", type=float, default=3e-4)
+    parser.add_argument("--baseline", default="ema", choices=("ema", "learned", "leave_one_out"),
+                        help="REINFORCE baseline of CondCompModel")
+    parser.add_argument("--num-samples", type=int, default=1,
+                        help="mask samples per example per step (leave_one_out needs >= 2)")
+    parser.add_argument("--dense-epochs", type=int, default=15)
+    parser.add_argument("--warmup-epochs", type=int, default=1)
+    parser.add_argument("--finetune-epochs", type=int, default=20)
+    parser.add_argument("--anneal-epochs", type=int, default=4,
+                        help="fine-tuning epochs over which tau goes from 1 to its target")
+    parser.add_argument("--hard-epochs", type=int, default=0,
+                        help="stage 3: epochs of network fine-tuning under the inference masks")
+    parser.add_argument("--hard-learning-rate", type=float, default=3e-4)
+    parser.add_argument("--budget", default="threshold", choices=("threshold", "top_k"),
+                        help="inference budget: thresholds calibrated on the validation split "
+                        "to tau (convertible to TFLite), or the top round(tau*blocks) blocks")
+    parser.add_argument("--scratch-epochs", type=int, default=0,
+                        help="also train the condnet from scratch for this many epochs (0: no)")
+    parser.add_argument("--block-balance-weight", type=float, default=1.0)
+    parser.add_argument("--example-balance-weight", type=float, default=2.0)
+    parser.add_argument("--variance-weight", type=float, default=1.0)
+    parser.add_argument("--out", type=Path, default=Path("runs/gate_pretrained"))
+    parser.add_argument("--dense-model", type=Path, default=None,
+                        help="start from this trained dense .keras model (same seed's split) "
+                        "instead of training one")
+    parser.add_argument("--verbose", type=int, default=2)
+    return parser.parse_args(argv)
+
+
+def load_split(args):
+    """`(x_train, y_train), (x_val, y_val), (x_test, y_test)` as flat float32."""
+    dataset = condcomp_data.load_dataset(args.dataset, data_dir=args.data_dir,
+                                         max_train=args.max_train, seed=args.seed).flattened()
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(dataset.x_train))
+    val, train = order[: args.val_size], order[args.val_size:]
+    return ((dataset.x_train[train], dataset.y_train[train]),
+            (dataset.x_train[val], dataset.y_train[val]),
+            (dataset.x_test, dataset.y_test))
+
+
+def dense_network(input_dim, hidden, num_classes=10):
+    layers = [keras.Input((input_dim,))]
+    layers += [keras.layers.Dense(h, activation="relu", name=f"hidden_{i + 1}")
+               for i, h in enumerate(hidden)]
+    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="classifier"))
+    return keras.Sequential(layers, name="dense_net")
+
+
+def compile_model(model, learning_rate, decay_steps=None):
+    """Adam; with `decay_steps`, the learning rate follows a cosine decay to 0 over them."""
+    if decay_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def fit(model, train, epochs, args, callbacks=()):
+    start = time.perf_counter()
+    if epochs > 0:
+        model.fit(*train, epochs=epochs, batch_size=args.batch_size, shuffle=True,
+                  verbose=args.verbose, callbacks=list(callbacks))
+    return time.perf_counter() - start
+
+
+def measure(model, split):
+    metrics = model.evaluate(*split, batch_size=512, verbose=0, return_dict=True)
+    row = {"error": 1.0 - float(metrics["accuracy"])}
+    if isinstance(model, keras_condcomp.CondCompModel):
+        row["flop_fraction"] = float(metrics["flop_fraction"])
+        row["active_fraction"] = {layer.name: float(metrics[f"{layer.name}_active"])
+                                  for layer in model.gated_layers}
+    return row
+
+
+def gating_arguments(args, tau):
+    return dict(tau=tau, block_balance_weight=args.block_balance_weight,
+                example_balance_weight=args.example_balance_weight,
+                variance_weight=args.variance_weight)
+
+
+def set_budget(model, tau, val, args):
+    """Calibrated thresholds (default) or a fixed top-k per example, from the validation split."""
+    if args.budget == "top_k":
+        keras_condcomp.set_top_k(model, max(1, round(tau * args.num_blocks)))
+        return {}
+    return keras_condcomp.calibrate_thresholds(model, val[0], target=tau)
+
+
+def adapt_to_inference_masks(model, train, val, tau, args):
+    """Stage 3: fine-tune the network under its deterministic (inference) masks.
+
+    REINFORCE training samples masks; inference applies the calibrated rule.
+    Here the policies are frozen and the network is trained through the
+    masks it will use at inference: a functional wrapper calls the network
+    with `training=False`, which Keras keeps during `fit` (the network has no
+    dropout or batch normalization whose training mode this would change).
+    The thresholds are calibrated again afterwards, since the first layer's
+    output, the next policy's input, moved.
+    """
+    if args.hard_epochs <= 0:
+        return
+    network = model.network
+    for layer in model.gated_layers:
+        layer.set_gating(block_balance_weight=0.0, example_balance_weight=0.0,
+                         variance_weight=0.0)
+        for variable in layer.policy.trainable_variables:
+            variable.trainable = False
+    inputs = keras.Input(network.inputs[0].shape[1:])
+    wrapper = keras.Model(inputs, network(inputs, training=False))
+    steps = -(-len(train[0]) // args.batch_size)
+    compile_model(wrapper, args.hard_learning_rate, steps * args.hard_epochs)
+    fit(wrapper, train, args.hard_epochs, args)
+    for layer in model.gated_layers:
+        for variable in layer.policy.variables:
+            variable.trainable = True
+    set_budget(model, tau, val, args)
+
+
+def condnet_row(model, tau, val, test, seconds, epochs, how):
+    thresholds = {layer.name: layer.threshold for layer in model.gated_layers}
+    row = {"model": "condnet", "how": how, "tau": tau, "epochs": epochs,
+           "train_seconds": seconds, "thresholds": thresholds,
+           "top_k": model.gated_layers[0].policy.top_k,
+           "val": measure(model, val), "test": measure(model, test)}
+    if row["top_k"] is None:
+        # The same model under a fixed per-example budget (Keras/TF paths only).
+        k = max(1, round(tau * model.gated_layers[0].num_blocks))
+        keras_condcomp.set_top_k(model, k)
+        row["top_k_budget"] = {"k": k, "val": measure(model, val), "test": measure(model, test)}
+        keras_condcomp.set_top_k(model, None)
+    print(f"{how} tau={tau:g}: val err {row['val']['error']:.4f} test err "
+          f"{row['test']['error']:.4f} active {row['test']['active_fraction']} "
+          f"FLOP {row['test']['flop_fraction']:.3f} ({seconds:.0f} s)", flush=True)
+    return row
+
+
+def run(args):
+    args.out.mkdir(parents=True, exist_ok=True)
+    train, val, test = load_split(args)
+    sizes = {"train": len(train[0]), "val": len(val[0]), "test": len(test[0])}
+    print(f"{args.dataset}: {sizes}", flush=True)
+    results = {"dataset": args.dataset, "sizes": sizes, "args": {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "rows": []}
+
+    def save():
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+
+    steps = -(-len(train[0]) // args.batch_size)
+    keras.utils.set_random_seed(args.seed)
+    if args.dense_model is not None:
+        dense = keras.models.load_model(args.dense_model)
+        seconds = float("nan")
+    else:
+        dense = dense_network(train[0].shape[1], args.hidden)
+        compile_model(dense, args.learning_rate, steps * args.dense_epochs)
+        seconds = fit(dense, train, args.dense_epochs, args)
+    row = {"model": "dense", "how": "dense", "tau": None, "epochs": args.dense_epochs,
+           "train_seconds": seconds, "val": measure(dense, val), "test": measure(dense, test)}
+    print(f"dense: val err {row['val']['error']:.4f} test err {row['test']['error']:.4f}",
+          flush=True)
+    results["rows"].append(row)
+    dense.save(args.out / "dense.keras")
+    save()
+
+    for tau in args.tau:
+        keras.utils.set_random_seed(args.seed)
+        network = keras_condcomp.gate(dense, args.num_blocks, seed=args.seed,
+                                      **gating_arguments(args, tau))
+        model = keras_condcomp.CondCompModel(network, baseline=args.baseline,
+                                             num_samples=args.num_samples)
+        start = time.perf_counter()
+        keras_condcomp.freeze_network(model)
+        compile_model(model, args.learning_rate)
+        fit(model, train, args.warmup_epochs, args)
+        keras_condcomp.freeze_network(model, frozen=False)
+        compile_model(model, args.finetune_learning_rate, steps * args.finetune_epochs)
+        schedule = [keras_condcomp.GatingScheduler(
+            tau=keras_condcomp.linear_schedule(1.0, tau, args.anneal_epochs))
+        ] if args.anneal_epochs > 0 else []
+        fit(model, train, args.finetune_epochs, args, schedule)
+        set_budget(model, tau, val, args)
+        print(f"before stage 3: val err {measure(model, val)['error']:.4f}", flush=True)
+        adapt_to_inference_masks(model, train, val, tau, args)
+        seconds = time.perf_counter() - start
+        row = condnet_row(model, tau, val, test, seconds,
+                          args.warmup_epochs + args.finetune_epochs + args.hard_epochs,
+                          "gated_dense")
+        row["dense_epochs"] = args.dense_epochs
+        results["rows"].append(row)
+        model.save(args.out / f"gated_tau{tau:g}.keras")
+        save()
+
+        if args.scratch_epochs > 0:
+            keras.utils.set_random_seed(args.seed)
+            scratch_dense = dense_network(train[0].shape[1], args.hidden)
+            network = keras_condcomp.gate(scratch_dense, args.num_blocks, seed=args.seed,
+                                          **gating_arguments(args, tau))
+            model = keras_condcomp.CondCompModel(network, baseline=args.baseline,
+                                                 num_samples=args.num_samples)
+            compile_model(model, args.learning_rate, steps * args.scratch_epochs)
+            schedule = [keras_condcomp.GatingScheduler(
+                tau=keras_condcomp.linear_schedule(1.0, tau, max(1, args.scratch_epochs // 3)))]
+            seconds = fit(model, train, args.scratch_epochs, args, schedule)
+            set_budget(model, tau, val, args)
+            results["rows"].append(condnet_row(model, tau, val, test, seconds,
+                                               args.scratch_epochs, "scratch"))
+            model.save(args.out / f"scratch_tau{tau:g}.keras")
+            save()
+    return results
+
+
+if __name__ == "__main__":
+    run(parse_args())
+    sys.exit(0)

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Accuracy and TFLite speed of the *trained* models of examples/gate_pretrained.py.
+
+    python tflite/benchmark_trained.py runs/mnist_gate_s0 runs/mnist_gate_s1 runs/mnist_gate_s2
+
+Reads each run directory's `results.json` (one seed each) and summarizes
+test error (mean ± sd over the seeds, every seed listed), per-layer active
+fraction and FLOP fraction at inference. Then, for the first run directory,
+converts its trained dense net (builtin FULLY_CONNECTED, run by XNNPACK) and
+its trained condnets (`tflite/convert.py`, CondComp custom ops) and times them
+side by side on the real test images: interleaved invoke() calls in one
+process, medians over `--runs`, batch 1 and 32, 1 and 2 threads. Writes
+`benchmarks/trained_models.json` (rows: dataset, train_size, test_size,
+model, tau, seeds, test_error_mean, test_error_sd, active_max,
+flop_fraction, tflite_speedup_b1) and `benchmarks/trained_models.md`.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", type=Path, nargs="+", help="run directories (one seed each)")
+    p.add_argument("--data-dir", default=None, help="data directory of the runs (test images)")
+    p.add_argument("--timing-runs", type=int, default=300)
+    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--out", type=Path, default=HERE.parent / "benchmarks" / "trained_models")
+    return p.parse_args(argv)
+
+
+def _summary(rows):
+    errors = [r["test"]["error"] for r in rows]
+    out = {"test_error_mean": statistics.fmean(errors),
+           "test_error_sd": statistics.stdev(errors) if len(errors) > 1 else 0.0,
+           "test_errors": errors}
+    if "active_fraction" in rows[0]["test"]:
+        actives = [max(r["test"]["active_fraction"].values()) for r in rows]
+        out["active_max"] = max(actives)
+        out["active_per_seed"] = [r["test"]["active_fraction"] for r in rows]
+        out["flop_fraction"] = statistics.fmean(r["test"]["flop_fraction"] for r in rows)
+    else:
+        out["active_max"], out["flop_fraction"] = None, 1.0
+    return out
+
+
+def summarize(run_dirs):
+    """Rows of the accuracy table, one per (how, tau), over the seeds."""
+    results = [json.loads((d / "results.json").read_text()) for d in run_dirs]
+    groups = {}
+    for result in results:
+        for row in result["rows"]:
+            groups.setdefault((row["how"], row["tau"]), []).append((result, row))
+    table = []
+    for (how, tau), members in groups.items():
+        result = members[0][0]
+        rows = [row for _, row in members]
+        table.append({
+            "dataset": result["dataset"], "train_size": result["sizes"]["train"],
+            "val_size": result["sizes"]["val"], "test_size": result["sizes"]["test"],
+            "model": "dense" if how == "dense" else "condnet", "how": how, "tau": tau,
+            "seeds": [m[0]["args"]["seed"] for m in members],
+            "epochs": rows[0]["epochs"], **_summary(rows), "tflite_speedup_b1": None,
+        })
+    return table, results[0]
+
+
+def time_pair(interp_a, interp_b, inputs, runs, warmup):
+    from benchmark import time_pair as interleaved
+
+    return interleaved(interp_a, interp_b, inputs, runs, warmup)
+
+
+def speed(run_dir, result, args):
+    """`{(how, tau): {(batch, threads): (dense_ms, condcomp_ms)}}` for one run directory."""
+    import keras
+    import tensorflow as tf
+
+    import convert as cv
+    from benchmark import make_interp
+    from keras_condcomp import data as condcomp_data
+
+    dataset = condcomp_data.load_dataset(result["dataset"], data_dir=args.data_dir).flattened()
+    x = dataset.x_test[:2048]
+    dense = keras.models.load_model(run_dir / "dense.keras")
+    dense_bytes = tf.lite.TFLiteConverter.from_keras_model(dense).convert()
+    timings = {}
+    for row in result["rows"]:
+        if row["how"] == "dense":
+            continue
+        name = f"{'gated' if row['how'] == 'gated_dense' else 'scratch'}_tau{row['tau']:g}.keras"
+        model = keras.models.load_model(run_dir / name)
+        custom_bytes = cv.convert(model)
+        reference = np.asarray(model.predict(x[:256], verbose=0))
+        check = make_interp(custom_bytes, 1, 256, True)
+        check.set_tensor(check.get_input_details()[0]["index"], x[:256])
+        check.invoke()
+        err = float(np.max(np.abs(check.get_tensor(check.get_output_details()[0]["index"])
+                                  - reference)))
+        cells = {}
+        for batch in args.batches:
+            inputs = [x[i * batch:(i + 1) * batch] for i in range(len(x) // batch)]
+            for threads in args.threads:
+                a = make_interp(dense_bytes, threads, batch, False)
+                b = make_interp(custom_bytes, threads, batch, True)
+                td, tc = time_pair(a, b, inputs, args.timing_runs, args.warmup)
+                cells[(batch, threads)] = (td * 1e3, tc * 1e3)
+                print(f"{row['how']} tau={row['tau']:g} batch {batch} threads {threads}: "
+                      f"dense {td * 1e3:.3f} ms, condcomp {tc * 1e3:.3f} ms, "
+                      f"{td / tc:.2f}x", flush=True)
+        timings[(row["how"], row["tau"])] = {"cells": cells, "max_abs_err": err}
+    return timings
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from benchmark import cpu_name
+
+    table, first = summarize(args.runs)
+    timings = speed(args.runs[0], first, args)
+    lines = [
+        f"# Trained models: {first['dataset']} ({table[0]['train_size']} train / "
+        f"{table[0]['val_size']} validation / {table[0]['test_size']} test)",
+        "",
+        "Test error mean ± sd over the seeds (each listed); active = largest per-layer "
+        "fraction of blocks computed at inference on the test set; FLOP fraction = gated "
+        "layers' multiply-adds (policies included) over the same layers run densely. "
+        f"Speed: seed {first['args']['seed']}'s models, TFLite CondComp custom ops vs the "
+        f"trained dense net's builtin-op model (XNNPACK), interleaved, median of "
+        f"{args.timing_runs} invoke() runs on test images, CPU: {cpu_name()}.",
+        "",
+        "Command: `python tflite/benchmark_trained.py " + " ".join(
+            argv if argv is not None else sys.argv[1:]) + "`",
+        "",
+        "| model | tau | seeds | test error | per seed | active (max layer) | FLOP fraction "
+        "| " + " | ".join(f"speedup b{b} t{t}" for b in args.batches for t in args.threads)
+        + " |",
+        "|---|---|---|---|---|---|---|" + "---|" * (len(args.batches) * len(args.threads)),
+    ]
+    for row in table:
+        timing = timings.get((row["how"], row["tau"]))
+        cells = []
+        for b in args.batches:
+            for t in args.threads:
+                if timing is None:
+                    cells.append("1.00x" if row["model"] == "dense" else "-")
+                else:
+                    dense_ms, custom_ms = timing["cells"][(b, t)]
+                    cells.append(f"{dense_ms / custom_ms:.2f}x ({custom_ms:.3f} ms)")
+        if timing is not None:
+            dense_ms, custom_ms = timing["cells"][(args.batches[0], args.threads[0])]
+            row["tflite_speedup_b1"] = dense_ms / custom_ms
+            row["tflite_ms"] = {f"b{b}_t{t}": timing["cells"][(b, t)]
+                                for b in args.batches for t in args.threads}
+            row["tflite_max_abs_err_vs_keras"] = timing["max_abs_err"]
+        active = "-" if row["active_max"] is None else f"{row['active_max']:.3f}"
+        lines.append(
+            f"| {row['how']} | {row['tau'] if row['tau'] is not None else '-'} | "
+            f"{len(row['seeds'])} | {row['test_error_mean']:.4f} ± {row['test_error_sd']:.4f} | "
+            f"{', '.join(f'{e:.4f}' for e in row['test_errors'])} | {active} | "
+            f"{row['flop_fraction']:.3f} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text(text)
+    args.out.with_suffix(".json").write_text(json.dumps(table, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
