@@ -39,7 +39,14 @@ from keras_condcomp import data as condcomp_data  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
+    parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist", "cifar10"))
+    parser.add_argument("--arch", default="fc", choices=("fc", "conv"),
+                        help="fc: input-H-H-10 MLP; conv: --filters convolutions (3x3, max "
+                        "pooling after every second), then --hidden dense layers")
+    parser.add_argument("--filters", type=int, nargs="+", default=[32, 32, 64, 64])
+    parser.add_argument("--gate-layers", nargs="+", default=None,
+                        help="names of the layers to gate (default: every hidden Dense/Conv2D "
+                        "that can be); conv layers are conv_1.., dense ones hidden_1..")
     parser.add_argument("--data-dir", default=None, help="directory with the idx files")
     parser.add_argument("--hidden", type=int, nargs="+", default=[1024, 1024])
     parser.add_argument("--num-blocks", type=int, default=16)
@@ -51,6 +58,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--finetune-learning-rate", type=float, default=3e-4)
+    parser.add_argument("--policy-learning-rate", type=float, default=None,
+                        help="separate Adam learning rate for the policies while fine-tuning "
+                        "(CondCompModel.compile(policy_optimizer=...)); default: the network's")
     parser.add_argument("--baseline", default="ema", choices=("ema", "learned", "leave_one_out"),
                         help="REINFORCE baseline of CondCompModel")
     parser.add_argument("--num-samples", type=int, default=1,
@@ -82,7 +92,8 @@ def parse_args(argv=None):
 def load_split(args):
     """`(x_train, y_train), (x_val, y_val), (x_test, y_test)` as flat float32."""
     dataset = condcomp_data.load_dataset(args.dataset, data_dir=args.data_dir,
-                                         max_train=args.max_train, seed=args.seed).flattened()
+                                         max_train=args.max_train, seed=args.seed)
+    dataset = dataset.flattened() if args.arch == "fc" else dataset.standardized()
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(dataset.x_train))
     val, train = order[: args.val_size], order[args.val_size:]
@@ -91,20 +102,34 @@ def load_split(args):
             (dataset.x_test, dataset.y_test))
 
 
-def dense_network(input_dim, hidden, num_classes=10):
-    layers = [keras.Input((input_dim,))]
+def dense_network(input_shape, args, num_classes=10):
+    layers = [keras.Input(input_shape)]
+    if args.arch == "conv":
+        for i, filters in enumerate(args.filters):
+            layers.append(keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                              name=f"conv_{i + 1}"))
+            if i % 2 == 1:
+                layers.append(keras.layers.MaxPooling2D(name=f"pool_{i // 2 + 1}"))
+        layers.append(keras.layers.Flatten(name="flatten"))
     layers += [keras.layers.Dense(h, activation="relu", name=f"hidden_{i + 1}")
-               for i, h in enumerate(hidden)]
+               for i, h in enumerate(args.hidden)]
     layers.append(keras.layers.Dense(num_classes, activation="softmax", name="classifier"))
     return keras.Sequential(layers, name="dense_net")
 
 
-def compile_model(model, learning_rate, decay_steps=None):
+def adam(learning_rate, decay_steps=None):
     """Adam; with `decay_steps`, the learning rate follows a cosine decay to 0 over them."""
     if decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return keras.optimizers.Adam(learning_rate)
+
+
+def compile_model(model, learning_rate, decay_steps=None, policy_learning_rate=None):
+    extra = {}
+    if policy_learning_rate is not None:
+        extra["policy_optimizer"] = adam(policy_learning_rate, decay_steps)
+    model.compile(optimizer=adam(learning_rate, decay_steps),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"], **extra)
 
 
 def fit(model, train, epochs, args, callbacks=()):
@@ -158,7 +183,7 @@ def adapt_to_inference_masks(model, train, val, tau, args):
                          variance_weight=0.0)
         for variable in layer.policy.trainable_variables:
             variable.trainable = False
-    inputs = keras.Input(network.inputs[0].shape[1:])
+    inputs = keras.Input(network.inputs[0].shape[1:])  # (no dropout/BN in these networks)
     wrapper = keras.Model(inputs, network(inputs, training=False))
     steps = -(-len(train[0]) // args.batch_size)
     compile_model(wrapper, args.hard_learning_rate, steps * args.hard_epochs)
@@ -204,7 +229,7 @@ def run(args):
         dense = keras.models.load_model(args.dense_model)
         seconds = float("nan")
     else:
-        dense = dense_network(train[0].shape[1], args.hidden)
+        dense = dense_network(train[0].shape[1:], args)
         compile_model(dense, args.learning_rate, steps * args.dense_epochs)
         seconds = fit(dense, train, args.dense_epochs, args)
     row = {"model": "dense", "how": "dense", "tau": None, "epochs": args.dense_epochs,
@@ -217,8 +242,10 @@ def run(args):
 
     for tau in args.tau:
         keras.utils.set_random_seed(args.seed)
-        network = keras_condcomp.gate(dense, args.num_blocks, seed=args.seed,
-                                      **gating_arguments(args, tau))
+        network, report = keras_condcomp.gate(dense, args.num_blocks, seed=args.seed,
+                                              layers=args.gate_layers, return_report=True,
+                                              **gating_arguments(args, tau))
+        print(f"gated {report.gated}; left as they were: {report.skipped}", flush=True)
         model = keras_condcomp.CondCompModel(network, baseline=args.baseline,
                                              num_samples=args.num_samples)
         start = time.perf_counter()
@@ -226,7 +253,8 @@ def run(args):
         compile_model(model, args.learning_rate)
         fit(model, train, args.warmup_epochs, args)
         keras_condcomp.freeze_network(model, frozen=False)
-        compile_model(model, args.finetune_learning_rate, steps * args.finetune_epochs)
+        compile_model(model, args.finetune_learning_rate, steps * args.finetune_epochs,
+                      args.policy_learning_rate)
         schedule = [keras_condcomp.GatingScheduler(
             tau=keras_condcomp.linear_schedule(1.0, tau, args.anneal_epochs))
         ] if args.anneal_epochs > 0 else []
@@ -245,12 +273,13 @@ def run(args):
 
         if args.scratch_epochs > 0:
             keras.utils.set_random_seed(args.seed)
-            scratch_dense = dense_network(train[0].shape[1], args.hidden)
+            scratch_dense = dense_network(train[0].shape[1:], args)
             network = keras_condcomp.gate(scratch_dense, args.num_blocks, seed=args.seed,
-                                          **gating_arguments(args, tau))
+                                          layers=args.gate_layers, **gating_arguments(args, tau))
             model = keras_condcomp.CondCompModel(network, baseline=args.baseline,
                                                  num_samples=args.num_samples)
-            compile_model(model, args.learning_rate, steps * args.scratch_epochs)
+            compile_model(model, args.learning_rate, steps * args.scratch_epochs,
+                          args.policy_learning_rate)
             schedule = [keras_condcomp.GatingScheduler(
                 tau=keras_condcomp.linear_schedule(1.0, tau, max(1, args.scratch_epochs // 3)))]
             seconds = fit(model, train, args.scratch_epochs, args, schedule)

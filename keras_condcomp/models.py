@@ -230,6 +230,7 @@ class CondCompModel(keras.Model):
             if baseline == "learned" else None
         )
         self._per_example_loss = None
+        self.policy_optimizer = None
         gated = gated_layers(network)
         if not gated:
             raise ValueError(
@@ -256,6 +257,65 @@ class CondCompModel(keras.Model):
         self.baseline_tracker = keras.metrics.Mean(name="baseline")
         self.flop_fraction_tracker = keras.metrics.Mean(name="flop_fraction")
         self.active_trackers = [keras.metrics.Mean(name=f"{name}_active") for name in names]
+
+    def compile(self, optimizer="rmsprop", *args, policy_optimizer=None, **kwargs):
+        """`keras.Model.compile`, plus an optional separate optimizer for the policies.
+
+        Args:
+            policy_optimizer: Optional optimizer (instance or name) for the
+                policy weights of the gated layers; the paper trains them
+                with a much smaller learning rate than the network. `None`
+                (default): `optimizer` trains everything. Its state is saved
+                with the model like `optimizer`'s.
+            *args, **kwargs: Arguments of `keras.Model.compile`.
+        """
+        super().compile(optimizer, *args, **kwargs)
+        self.policy_optimizer = (
+            None if policy_optimizer is None else keras.optimizers.get(policy_optimizer)
+        )
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None and self.policy_optimizer is not None:
+            config = dict(config)
+            config["policy_optimizer"] = keras.saving.serialize_keras_object(
+                self.policy_optimizer
+            )
+        return config
+
+    def compile_from_config(self, config):
+        # `compile` is overridden, so Keras' own compile_from_config would skip it.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            # The variables each optimizer updates (see `_apply_gradients`), so
+            # their saved states load slot for slot.
+            policy_ids = {id(v) for v in self._policy_variables()}
+            self.optimizer.build([
+                v for v in self.trainable_variables
+                if self.policy_optimizer is None or id(v) not in policy_ids
+            ])
+            self._build_policy_optimizer()
+
+    def _policy_variables(self):
+        return [v for layer in self._gated_layers for v in layer.policy.trainable_variables]
+
+    def _build_policy_optimizer(self):
+        if self.policy_optimizer is not None and not self.policy_optimizer.built:
+            self.policy_optimizer.build(self._policy_variables())
+
+    def _apply_gradients(self, gradients, variables):
+        if self.policy_optimizer is None:
+            self.optimizer.apply(gradients, variables)
+            return
+        policy_ids = {id(v) for v in self._policy_variables()}
+        pairs = list(zip(gradients, variables))
+        network = [(g, v) for g, v in pairs if id(v) not in policy_ids]
+        policy = [(g, v) for g, v in pairs if id(v) in policy_ids]
+        if network:
+            self.optimizer.apply(*zip(*network))
+        if policy:
+            self.policy_optimizer.apply(*zip(*policy))
 
     @property
     def gated_layers(self):
@@ -446,7 +506,8 @@ class CondCompModel(keras.Model):
                 )
                 break
             iterator = None
-        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        self._build_policy_optimizer()
 
     def _reducible_logs(self, logs):
         # Keras 3 reduces `train_step`'s outputs across workers with
@@ -507,7 +568,7 @@ class CondCompModel(keras.Model):
             total = self.optimizer.scale_loss(total)
         variables = self.trainable_variables
         gradients = tape.gradient(total, variables)
-        self.optimizer.apply(gradients, variables)
+        self._apply_gradients(gradients, variables)
         self._update_baseline(mean_cost)
         return self._reducible_logs(
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

@@ -88,7 +88,7 @@ def test_bad_arguments(digits, kwargs, match):
 
 
 def test_top_k_gives_every_example_exactly_k_blocks_in_keras_and_sparse(digits):
-    from tflite_helpers import load_convert
+    from tflite_helpers import load_convert, require_ops_library
 
     x, y = digits
     model = _trained(x, y)
@@ -100,9 +100,37 @@ def test_top_k_gives_every_example_exactly_k_blocks_in_keras_and_sparse(digits):
         np.testing.assert_array_equal(np.asarray(layer.gate_outputs.mask).sum(axis=1), 3)
     np.testing.assert_allclose(np.asarray(SparseInference(model, mode="sparse")(x[:300])),
                                expected, atol=1e-5)
-    with pytest.raises(ValueError, match="top_k=3 is not supported by the CondComp TFLite ops"):
-        load_convert().convert(model)
+    # The TFLite custom ops apply the same rule.
+    require_ops_library()
+    from keras_condcomp import litert
+
+    tflite = litert.Interpreter(model_content=load_convert().convert(model))
+    np.testing.assert_allclose(tflite.predict(x[:300]), expected, atol=1e-5)
     set_top_k(model, None)
     assert model.network.get_layer("g2").policy.top_k is None
     with pytest.raises(ValueError, match="top_k"):
         set_top_k(model, 9)
+
+
+def test_top_k_conv_model_matches_in_keras_sparse_and_tflite():
+    from tflite_helpers import load_convert, require_ops_library
+
+    from keras_condcomp import GatedConv2D, litert, set_top_k
+
+    require_ops_library()
+    keras.utils.set_random_seed(3)
+    network = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        GatedConv2D(8, 3, num_blocks=4, padding="same", activation="relu", name="c1"),
+        GatedConv2D(8, 3, num_blocks=4, activation="relu", name="c2"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(5),
+    ])
+    x = np.random.default_rng(0).uniform(size=(16, 8, 8, 3)).astype("float32")
+    set_top_k(network, 2)
+    expected = np.asarray(network(x, training=False))
+    for name in ("c1", "c2"):
+        np.testing.assert_array_equal(
+            np.asarray(network.get_layer(name).gate_outputs.mask).sum(axis=1), 2)
+    tflite = litert.Interpreter(model_content=load_convert().convert(network))
+    np.testing.assert_allclose(tflite.predict(x), expected, atol=1e-5)

@@ -78,3 +78,29 @@ def test_leave_one_out_baseline_lowers_gradient_variance_vs_no_baseline(digits):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         _model(**kwargs)
+
+
+def test_policy_optimizer_trains_the_policies_with_its_own_learning_rate(digits, tmp_path):
+    x, y = digits
+    model = _model()
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"], policy_optimizer=keras.optimizers.SGD(0.0))
+    policy = np.asarray(model.network.get_layer("g1").policy.kernel).copy()
+    kernel = np.asarray(model.network.get_layer("g1").kernel).copy()
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    # Learning rate 0 for the policies: they stay; the network moves.
+    np.testing.assert_array_equal(np.asarray(model.network.get_layer("g1").policy.kernel), policy)
+    assert not np.array_equal(np.asarray(model.network.get_layer("g1").kernel), kernel)
+    assert model.optimizer.iterations.numpy() == model.policy_optimizer.iterations.numpy() > 0
+
+    model = _model()
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
+                  policy_optimizer=keras.optimizers.Adam(1e-4))
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.policy_optimizer, keras.optimizers.Adam)
+    assert float(loaded.policy_optimizer.learning_rate) == pytest.approx(1e-4)
+    for saved, restored in zip(model.policy_optimizer.variables, loaded.policy_optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(saved), np.asarray(restored))
+    loaded.fit(x, y, epochs=1, batch_size=64, verbose=0)  # resumes training

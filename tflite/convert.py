@@ -109,12 +109,6 @@ def _check_gated_layer(layer):
             f"Layer {layer.name!r}: inference_mode={layer.policy.inference_mode!r} samples the "
             "gates at inference; only inference_mode='threshold' can be converted."
         )
-    if layer.policy.top_k is not None:
-        raise ConversionError(
-            f"Layer {layer.name!r}: top_k={layer.policy.top_k} is not supported by the CondComp "
-            "TFLite ops yet (they apply `sigma > threshold`); set a budget with "
-            "keras_condcomp.calibrate_thresholds and top_k=None instead."
-        )
     for var in (layer.kernel, layer.policy.kernel):
         if keras.backend.standardize_dtype(var.dtype) != "float32":
             raise ConversionError(
@@ -243,6 +237,8 @@ class _GatedExport:
             "threshold": float(layer.threshold),
             "input_block_size": input_block_size(layer, num_inputs),
         }
+        if layer.policy.top_k is not None:
+            self.attrs["top_k"] = int(layer.policy.top_k)
         if self.is_conv:
             self.attrs.update(
                 padding=layer.padding,
@@ -257,6 +253,14 @@ class _GatedExport:
         tf = _tf()
         act = _tf_activation(self.activation)
         threshold = self.attrs["threshold"]
+        top_k = self.attrs.get("top_k")
+        from keras_condcomp.policy import top_k_mask
+
+        def gate(sigma, dtype):
+            if top_k is not None:
+                return tf.cast(top_k_mask(sigma, top_k), dtype)
+            return tf.cast(sigma > threshold, dtype)
+
         if self.is_conv:
             strides = (self.attrs["stride_h"], self.attrs["stride_w"])
             dilations = (self.attrs["dilation_h"], self.attrs["dilation_w"])
@@ -269,7 +273,7 @@ class _GatedExport:
                 kernel = tf.reshape(tf.transpose(kernel_bm, (1, 2, 3, 0, 4)), (kh, kw, c, k * bs))
                 sigma = tf.sigmoid(tf.matmul(tf.reduce_mean(x, axis=(1, 2)), policy_kernel)
                                    + policy_bias)
-                mask = tf.cast(sigma > threshold, x.dtype)
+                mask = gate(sigma, x.dtype)
                 y = tf.nn.conv2d(x, kernel, strides=strides, padding=padding, dilations=dilations)
                 y = act(y + bias)
                 return y * tf.repeat(mask, bs, axis=1)[:, None, None, :]
@@ -282,7 +286,7 @@ class _GatedExport:
             k, d, bs = tf.unstack(tf.shape(kernel_bm))
             kernel = tf.reshape(tf.transpose(kernel_bm, (1, 0, 2)), (d, k * bs))
             sigma = tf.sigmoid(tf.matmul(x, policy_kernel) + policy_bias)
-            mask = tf.cast(sigma > threshold, x.dtype)
+            mask = gate(sigma, x.dtype)
             return act(tf.matmul(x, kernel) + bias) * tf.repeat(mask, bs, axis=1)
 
         return gated_dense

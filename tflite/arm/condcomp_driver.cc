@@ -513,6 +513,7 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.in_block_size = L.ibs();
     p.activation = L.act;
     p.threshold = L.thr;
+    p.top_k = 0;
     y->assign(static_cast<size_t>(L.B) * U, std::nanf(""));
     std::vector<uint8_t> in_active(static_cast<size_t>(L.B) * (L.D / L.ibs()) + 0);
     std::vector<uint8_t> out_mask(static_cast<size_t>(L.B) * K);
@@ -554,6 +555,7 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.in_block_size = L.ibs();
     p.activation = L.act;
     p.threshold = L.thr;
+    p.top_k = 0;
     y->assign(static_cast<size_t>(L.B) * OH * OW * U, std::nanf(""));
     std::vector<uint8_t> in_active(static_cast<size_t>(L.B) * (L.D / L.ibs()));
     std::vector<uint8_t> out_mask(static_cast<size_t>(L.B) * K);

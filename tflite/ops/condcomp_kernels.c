@@ -156,6 +156,27 @@ CC_ALWAYS_INLINE uint8_t gate_on(float z, float threshold) {
   return sigma > threshold ? 1 : 0;
 }
 
+/* The top_k rule: mask = the k blocks of largest sigma = sigmoid(z), sigma
+ * rounded to float as in gate_on (so saturated logits tie as they do in the
+ * float32 reference), lowest index first on ties, NaN below every number.
+ * O(K * k), for the few tens of blocks a layer has. */
+static void top_k_mask(const float* z, int K, int k, uint8_t* mask) {
+  for (int b = 0; b < K; ++b) mask[b] = 0;
+  for (int r = 0; r < k && r < K; ++r) {
+    int best = -1;
+    float best_sigma = 0.0f;
+    for (int b = 0; b < K; ++b) {
+      if (mask[b]) continue;
+      const float sigma = (float)(1.0 / (1.0 + exp(-(double)z[b])));
+      if (best < 0 || (sigma > best_sigma) || (isnan(best_sigma) && !isnan(sigma))) {
+        best = b;
+        best_sigma = sigma;
+      }
+    }
+    mask[best] = 1;
+  }
+}
+
 /* gate_on without the exp for logits clearly on either side of the threshold:
  * z >= on_from is on and z <= off_to is off (both checked with gate_on
  * itself, which is monotone in z), with a margin of many float ulps of
@@ -363,6 +384,10 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
       i = i1;
     }
     uint8_t* mask = p->out_mask + (size_t)e * K;
+    if (p->top_k > 0) {
+      top_k_mask(logits, K, p->top_k, mask);
+      continue;
+    }
     for (int k = 0; k < K; ++k) mask[k] = gate_on_fast(logits[k], p->threshold, &gb);
   }
 }
@@ -510,6 +535,10 @@ CC_ALWAYS_INLINE void conv_gate_impl(const cc_gated_conv2d* p, int e_begin, int 
       for (int k = 0; k < K; ++k) logits[k] += m * wp[k];
     }
     uint8_t* mask = p->out_mask + (size_t)e * K;
+    if (p->top_k > 0) {
+      top_k_mask(logits, K, p->top_k, mask);
+      continue;
+    }
     for (int k = 0; k < K; ++k) mask[k] = gate_on(logits[k], p->threshold);
   }
 }

@@ -71,6 +71,9 @@ typedef struct {
   /* Scratch owned by the caller: */
   uint8_t* in_active;  /* [B][D_in / in_block_size] */
   uint8_t* out_mask;   /* [B][K] */
+  /* Last, so positional initializers that stop earlier leave it 0. */
+  int top_k;           /* > 0: each example's top_k blocks of largest sigmoid(logit)
+                          (lowest index first on ties) instead of the threshold rule */
 } cc_gated_dense;
 
 /* Phase 1, examples [e_begin, e_end): finds the non-zero input blocks and
@@ -105,6 +108,7 @@ typedef struct {
   float* y;
   uint8_t* in_active;         /* [B][C_in / in_block_size] */
   uint8_t* out_mask;          /* [B][K] */
+  int top_k;                  /* as in cc_gated_dense */
 } cc_gated_conv2d;
 
 /* Phase 1 for examples [e_begin, e_end): channel-block activity, spatial mean

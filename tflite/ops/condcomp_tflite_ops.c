@@ -5,7 +5,10 @@
  *                                policy_kernel [D, K], policy_bias [K]
  *                        output: y [B, K*bs]
  *                        options: activation (string), threshold (float),
- *                                 input_block_size (int, 0 = D)
+ *                                 input_block_size (int, 0 = D), optional
+ *                                 top_k (int in [1, K]: each example's top_k
+ *                                 blocks of largest sigma instead of the
+ *                                 threshold rule; absent or 0 = threshold)
  *   CondCompGatedConv2D  inputs: x [B, H, W, C], kernel_bm [K, KH, KW, C, bs],
  *                                bias [K*bs], policy_kernel [C, K], policy_bias [K]
  *                        output: y [B, OH, OW, K*bs]
@@ -57,6 +60,7 @@ typedef struct {
   int activation;
   float threshold;
   int64_t input_block_size;
+  int64_t top_k; /* 0: threshold rule */
   int padding_same;
   int64_t stride_h, stride_w, dilation_h, dilation_w;
   /* scratch, sized in Prepare */
@@ -168,7 +172,8 @@ static const char* printable(char* out, size_t cap, const char* s, size_t len) {
 }
 
 static int is_known_key(int op, const char* key) {
-  static const char* const common[] = {"activation", "threshold", "input_block_size"};
+  static const char* const common[] = {"activation", "threshold", "input_block_size",
+                                       "top_k"};
   static const char* const conv[] = {"padding", "stride_h", "stride_w", "dilation_h",
                                      "dilation_w"};
   for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); ++i)
@@ -232,6 +237,9 @@ static void parse_options(OpData* d, const char* buffer, size_t length) {
     d->threshold = (float)thr;
   }
   get_int_attr(d, &m, "input_block_size", &d->input_block_size, 0, INT_MAX);
+  int64_t unused;
+  if (cc_fxb_get_int(&m, "top_k", &unused) != CC_FXB_MISSING)
+    get_int_attr(d, &m, "top_k", &d->top_k, 0, INT_MAX);
   if (d->op == kOpConv) {
     s = cc_fxb_get_string(&m, "padding", &str, &len);
     if (s != CC_FXB_OK) {
@@ -426,6 +434,9 @@ static TfLiteStatus check_gating_inputs(TfLiteContext* context, OpData* d, const
     FAIL(context, d, "option `input_block_size`=%lld must divide the input size %lld",
          (long long)d->input_block_size, (long long)in);
   d->in_block_size = (int)ibs;
+  if (d->top_k > K)
+    FAIL(context, d, "option `top_k`=%lld exceeds num_blocks = %lld", (long long)d->top_k,
+         (long long)K);
   return kTfLiteOk;
 }
 
@@ -527,6 +538,7 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   p.in_block_size = d->in_block_size;
   p.activation = d->activation;
   p.threshold = d->threshold;
+  p.top_k = (int)d->top_k;
   if (ts.out->dims == NULL || ts.out->dims->size != 2 || ts.out->dims->data[0] != p.batch ||
       ts.out->dims->data[1] != p.num_blocks * p.block_size)
     FAIL(context, d, "output shape changed after Prepare");
@@ -663,6 +675,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   p.in_block_size = d->in_block_size;
   p.activation = d->activation;
   p.threshold = d->threshold;
+  p.top_k = (int)d->top_k;
   if (ts.out->dims == NULL || ts.out->dims->size != 4 || ts.out->dims->data[0] != p.batch ||
       ts.out->dims->data[1] != p.out_h || ts.out->dims->data[2] != p.out_w ||
       ts.out->dims->data[3] != p.num_blocks * p.block_size)
