@@ -5,8 +5,9 @@ trained policy decides, and the sparse kernels skip the rest at inference.
 """
 
 from keras_condcomp.budget import calibrate_thresholds, set_top_k
-from keras_condcomp.callbacks import GatingScheduler, linear_schedule
+from keras_condcomp.callbacks import GateSummaries, GatingScheduler, linear_schedule
 from keras_condcomp.gate import GatingReport, freeze_network, gate
+from keras_condcomp.gates import gate_activations, summary
 from keras_condcomp.layers import GatedConv2D, GatedDense, GatedLayer, get_block_mask
 from keras_condcomp.models import CondCompModel, reinforce_surrogate
 from keras_condcomp.policy import BernoulliBlockPolicy
@@ -18,14 +19,17 @@ __all__ = [
     "CondCompModel",
     "GatedConv2D",
     "GatedDense",
+    "GateSummaries",
     "GatedLayer",
     "GatingReport",
     "GatingScheduler",
     "calibrate_thresholds",
     "freeze_network",
     "gate",
+    "gate_activations",
     "get_block_mask",
     "linear_schedule",
     "reinforce_surrogate",
     "set_top_k",
+    "summary",
 ]

@@ -14,6 +14,8 @@ import numbers
 import numpy as np
 from keras import ops
 
+from keras_condcomp.gates import gate_activations
+
 from keras_condcomp.layers import gated_layers
 from keras_condcomp.policy import check_top_k
 from keras_condcomp.validation import check_positive_int, check_probability
@@ -21,13 +23,8 @@ from keras_condcomp.validation import check_positive_int, check_probability
 
 def gate_sigmas(model, x, batch_size=256):
     """Per-layer `(examples, num_blocks)` sigma arrays of `model` on `x` (inference rule)."""
-    layers = gated_layers(model)
-    sigmas = {layer.name: [] for layer in layers}
-    for start in range(0, len(x), batch_size):
-        model(x[start:start + batch_size], training=False)
-        for layer in layers:
-            sigmas[layer.name].append(ops.convert_to_numpy(layer.gate_outputs.sigma))
-    return {name: np.concatenate(parts) for name, parts in sigmas.items()}
+    return {name: gates["sigma"]
+            for name, gates in gate_activations(model, x, batch_size).items()}
 
 
 def _reset_compiled_functions(model):

@@ -1,4 +1,4 @@
-"""Callbacks that change the gating targets and regularizer weights during training."""
+"""Callbacks: schedules of the gating targets and regularizer weights, NaN/Inf stops, resumable backups, TensorBoard gate summaries."""
 
 import json
 
@@ -276,3 +276,78 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 "batch": self._last_batch_seen,
                 "batches_done": self._batches_done,
             }))
+
+
+class GateSummaries(keras.callbacks.Callback):
+    """Writes what the gates do to TensorBoard, so a user watches the policies form.
+
+    Every `every_n_epochs` epochs it runs the model in inference mode on `x`
+    and writes, per gated layer (tags `gates/<layer>/...`): `active_fraction`
+    (scalar), `sigma` (histogram of all sigma values), `block_on_frequency`
+    (histogram over blocks of how often each is on) and `block_<i>_on`
+    scalars, and the `heatmap` image (examples x blocks, white = on,
+    examples grouped by label when `y` is given).
+
+        keras_condcomp.CondCompModel(network).fit(..., callbacks=[
+            GateSummaries("logs", x_val[:512], y_val[:512])])
+        # tensorboard --logdir logs
+
+    Args:
+        log_dir: Directory of the event files (a `gates` sub-directory is used).
+        x: Inputs on which the gates are recorded (a validation subset).
+        y: Optional labels of `x`, to group the heat map's rows by class.
+        every_n_epochs: Positive integer.
+    """
+
+    def __init__(self, log_dir, x, y=None, every_n_epochs=1):
+        super().__init__()
+        if not isinstance(every_n_epochs, int) or isinstance(every_n_epochs, bool) \
+                or every_n_epochs < 1:
+            raise ValueError("Argument `every_n_epochs` must be a positive integer. "
+                             f"Received: every_n_epochs={every_n_epochs!r}")
+        self.x = np.asarray(x)
+        if self.x.ndim < 2 or len(self.x) == 0:
+            raise ValueError("Argument `x` must be a non-empty batch of inputs. "
+                             f"Received: x with shape {self.x.shape}")
+        self.order = None
+        if y is not None:
+            y = np.asarray(y).reshape(-1)
+            if len(y) != len(self.x):
+                raise ValueError(f"Arguments `x` and `y` must have as many examples. "
+                                 f"Received: {len(self.x)} and {len(y)}")
+            self.order = np.argsort(y, kind="stable")
+        self.log_dir = str(log_dir)
+        self.every_n_epochs = every_n_epochs
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch % self.every_n_epochs:
+            return
+        import os
+
+        import tensorflow as tf
+
+        from keras_condcomp.gates import gate_activations
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "gates"))
+        activations = gate_activations(self.model, self.x)
+        with self._writer.as_default(step=epoch):
+            for name, gates in activations.items():
+                mask = gates["mask"] if self.order is None else gates["mask"][self.order]
+                frequency = mask.mean(axis=0)
+                tf.summary.scalar(f"gates/{name}/active_fraction", float(mask.mean()))
+                tf.summary.histogram(f"gates/{name}/sigma", gates["sigma"])
+                tf.summary.histogram(f"gates/{name}/block_on_frequency", frequency)
+                for block, value in enumerate(frequency):
+                    tf.summary.scalar(f"gates/{name}/block_{block}_on", float(value))
+                # Examples down, blocks across, each block a few pixels wide.
+                width = max(1, 256 // mask.shape[1])
+                image = np.repeat(mask, width, axis=1)[None, :, :, None].astype("float32")
+                tf.summary.image(f"gates/{name}/heatmap", image)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

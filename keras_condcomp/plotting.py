@@ -23,55 +23,10 @@ import sys
 
 import numpy as np
 
+from keras_condcomp.gates import gate_activations  # noqa: F401 - re-exported
+
 _MASK_PREFIX = "mask__"
 _SIGMA_PREFIX = "sigma__"
-
-
-def _gated_layers(model):
-    from keras_condcomp.layers import GatedLayer
-
-    if hasattr(model, "gated_layers"):
-        return list(model.gated_layers)
-    return [layer for layer in model._flatten_layers() if isinstance(layer, GatedLayer)]
-
-
-def gate_activations(model, x, batch_size=256):
-    """Runs `model` in inference mode on `x` and records every gated layer's gates.
-
-    Args:
-        model: A `CondCompModel` or any Keras model holding gated layers.
-        x: Array of inputs.
-        batch_size: Positive integer, examples per forward pass.
-
-    Returns:
-        Dict `{layer_name: {"mask": (examples, blocks), "sigma": (examples,
-        blocks)}}` of numpy float32 arrays, in layer order.
-    """
-    from keras import ops
-
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(
-            f"Argument `batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
-        )
-    layers = _gated_layers(model)
-    if not layers:
-        raise ValueError(
-            "Argument `model` holds no gated layer (GatedDense or GatedConv2D). "
-            f"Received: model={getattr(model, 'name', model)!r}"
-        )
-    collected = {layer.name: {"mask": [], "sigma": []} for layer in layers}
-    x = np.asarray(x)
-    for start in range(0, len(x), batch_size):
-        # An eager call leaves each layer's `gate_outputs` as concrete tensors.
-        model(x[start : start + batch_size], training=False)
-        for layer in layers:
-            outputs = layer.gate_outputs
-            collected[layer.name]["mask"].append(ops.convert_to_numpy(outputs.mask))
-            collected[layer.name]["sigma"].append(ops.convert_to_numpy(outputs.sigma))
-    return {
-        name: {key: np.concatenate(parts).astype(np.float32) for key, parts in arrays.items()}
-        for name, arrays in collected.items()
-    }
 
 
 def block_frequencies(activations):

@@ -12,4 +12,4 @@ for seed in 0 1 2; do
   "$PY" examples/gate_pretrained.py --data-dir "$DATA" --seed "$seed" --tau 0.25 0.5 \
     --out "runs/mnist_gate_s$seed" --verbose 0
 done
-"$PY" tflite/benchmark_trained.py --data-dir "$DATA" runs/mnist_gate_s0 runs/mnist_gate_s1 runs/mnist_gate_s2
+"$PY" tflite/benchmark_trained.py runs/mnist_gate_s0 runs/mnist_gate_s1 runs/mnist_gate_s2

@@ -134,3 +134,28 @@ def test_top_k_conv_model_matches_in_keras_sparse_and_tflite():
             np.asarray(network.get_layer(name).gate_outputs.mask).sum(axis=1), 2)
     tflite = litert.Interpreter(model_content=load_convert().convert(network))
     np.testing.assert_allclose(tflite.predict(x), expected, atol=1e-5)
+
+
+def test_summary_table_reports_each_layers_budget(digits, tmp_path, capsys):
+    from tflite_helpers import load_convert, require_ops_library
+
+    from keras_condcomp import summary
+
+    x, y = digits
+    model = _trained(x, y)
+    calibrate_thresholds(model, x[:800], target=0.25)
+    text = summary(model, x[:800], print_fn=None)
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["layer", "blocks", "block"]
+    g1 = next(line for line in lines if line.startswith("g1 (dense)"))
+    assert " 8 " in g1 and " 16 " in g1 and "0.250" in g1  # blocks, block size, active
+    assert "of the dense multiply-adds over 800 examples" in lines[-1]
+    # tflite/convert.py prints it for the model it converts.
+    require_ops_library()
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x[:300])
+    convert = load_convert()
+    assert convert.main([str(tmp_path / "m.keras"), "-o", str(tmp_path / "m.tflite"),
+                         "--summary-data", str(tmp_path / "x.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "gates of the Keras model on 300 examples" in out and "g2 (dense)" in out

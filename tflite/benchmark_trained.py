@@ -33,7 +33,8 @@ import numpy as np  # noqa: E402
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", type=Path, nargs="+", help="run directories (one seed each)")
-    p.add_argument("--data-dir", default=None, help="data directory of the runs (test images)")
+    p.add_argument("--data-dir", default=None,
+                   help="data directory for the test images (default: each run's own --data-dir)")
     p.add_argument("--timing-runs", type=int, default=300)
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
@@ -58,24 +59,36 @@ def _summary(rows):
 
 
 def summarize(run_dirs):
-    """Rows of the accuracy table, one per (how, tau), over the seeds."""
-    results = [json.loads((d / "results.json").read_text()) for d in run_dirs]
+    """Rows of the accuracy table, one per (dataset, how, tau, budget), over the seeds.
+
+    Returns `(table, first)`: the rows and `{dataset: (run dir, results)}` of
+    the first run directory of each data set (the one timed).
+    """
+    first = {}
     groups = {}
-    for result in results:
+    for run_dir in run_dirs:
+        result = json.loads((run_dir / "results.json").read_text())
+        first.setdefault(result["dataset"], (run_dir, result))
         for row in result["rows"]:
-            groups.setdefault((row["how"], row["tau"]), []).append((result, row))
+            key = (result["dataset"], row["how"], row["tau"])
+            groups.setdefault(key + ("threshold",), []).append((result, row))
+            if "top_k_budget" in row:
+                top = dict(row, **row["top_k_budget"])
+                groups.setdefault(key + (f"top_k={row['top_k_budget']['k']}",), []).append(
+                    (result, top))
     table = []
-    for (how, tau), members in groups.items():
+    for (dataset, how, tau, budget), members in groups.items():
         result = members[0][0]
         rows = [row for _, row in members]
         table.append({
             "dataset": result["dataset"], "train_size": result["sizes"]["train"],
             "val_size": result["sizes"]["val"], "test_size": result["sizes"]["test"],
             "model": "dense" if how == "dense" else "condnet", "how": how, "tau": tau,
+            "budget": None if how == "dense" else budget,
             "seeds": [m[0]["args"]["seed"] for m in members],
             "epochs": rows[0]["epochs"], **_summary(rows), "tflite_speedup_b1": None,
         })
-    return table, results[0]
+    return table, first
 
 
 def time_pair(interp_a, interp_b, inputs, runs, warmup):
@@ -85,15 +98,22 @@ def time_pair(interp_a, interp_b, inputs, runs, warmup):
 
 
 def speed(run_dir, result, args):
-    """`{(how, tau): {(batch, threads): (dense_ms, condcomp_ms)}}` for one run directory."""
+    """`{(how, tau, budget): {"cells": {(batch, threads): (dense_ms, condcomp_ms)}, ...}}`.
+
+    Times every condnet of one run directory against its trained dense net,
+    each condnet with its calibrated thresholds and with its top-k budget
+    (the TFLite ops apply both rules).
+    """
     import keras
     import tensorflow as tf
 
-    import convert as cv
-    from benchmark import make_interp
+    import keras_condcomp
     from keras_condcomp import data as condcomp_data
 
-    dataset = condcomp_data.load_dataset(result["dataset"], data_dir=args.data_dir).flattened()
+    args_of_run = result["args"]
+    dataset = condcomp_data.load_dataset(result["dataset"],
+                                         data_dir=args.data_dir or args_of_run["data_dir"])
+    dataset = dataset.flattened() if args_of_run.get("arch", "fc") == "fc" else dataset.standardized()
     x = dataset.x_test[:2048]
     dense = keras.models.load_model(run_dir / "dense.keras")
     dense_bytes = tf.lite.TFLiteConverter.from_keras_model(dense).convert()
@@ -103,26 +123,40 @@ def speed(run_dir, result, args):
             continue
         name = f"{'gated' if row['how'] == 'gated_dense' else 'scratch'}_tau{row['tau']:g}.keras"
         model = keras.models.load_model(run_dir / name)
-        custom_bytes = cv.convert(model)
-        reference = np.asarray(model.predict(x[:256], verbose=0))
-        check = make_interp(custom_bytes, 1, 256, True)
-        check.set_tensor(check.get_input_details()[0]["index"], x[:256])
-        check.invoke()
-        err = float(np.max(np.abs(check.get_tensor(check.get_output_details()[0]["index"])
-                                  - reference)))
-        cells = {}
-        for batch in args.batches:
-            inputs = [x[i * batch:(i + 1) * batch] for i in range(len(x) // batch)]
-            for threads in args.threads:
-                a = make_interp(dense_bytes, threads, batch, False)
-                b = make_interp(custom_bytes, threads, batch, True)
-                td, tc = time_pair(a, b, inputs, args.timing_runs, args.warmup)
-                cells[(batch, threads)] = (td * 1e3, tc * 1e3)
-                print(f"{row['how']} tau={row['tau']:g} batch {batch} threads {threads}: "
-                      f"dense {td * 1e3:.3f} ms, condcomp {tc * 1e3:.3f} ms, "
-                      f"{td / tc:.2f}x", flush=True)
-        timings[(row["how"], row["tau"])] = {"cells": cells, "max_abs_err": err}
+        budgets = [("threshold", None)]
+        if "top_k_budget" in row:
+            budgets.append((f"top_k={row['top_k_budget']['k']}", row["top_k_budget"]["k"]))
+        for budget, top_k in budgets:
+            keras_condcomp.set_top_k(model, top_k)
+            label = f"{result['dataset']} {row['how']} tau={row['tau']:g} {budget}"
+            timings[(row["how"], row["tau"], budget)] = time_model(
+                model, dense_bytes, x, args, label)
     return timings
+
+
+def time_model(model, dense_bytes, x, args, label):
+    """Checks the custom-op model against Keras, then times it against the dense model."""
+    import convert as cv
+    from benchmark import make_interp
+
+    custom_bytes = cv.convert(model)
+    reference = np.asarray(model.predict(x[:256], verbose=0))
+    check = make_interp(custom_bytes, 1, 256, True)
+    check.set_tensor(check.get_input_details()[0]["index"], x[:256])
+    check.invoke()
+    err = float(np.max(np.abs(check.get_tensor(check.get_output_details()[0]["index"])
+                              - reference)))
+    cells = {}
+    for batch in args.batches:
+        inputs = [x[i * batch:(i + 1) * batch] for i in range(len(x) // batch)]
+        for threads in args.threads:
+            a = make_interp(dense_bytes, threads, batch, False)
+            b = make_interp(custom_bytes, threads, batch, True)
+            td, tc = time_pair(a, b, inputs, args.timing_runs, args.warmup)
+            cells[(batch, threads)] = (td * 1e3, tc * 1e3)
+            print(f"{label} batch {batch} threads {threads}: dense {td * 1e3:.3f} ms, "
+                  f"condcomp {tc * 1e3:.3f} ms, {td / tc:.2f}x", flush=True)
+    return {"cells": cells, "max_abs_err": err}
 
 
 def main(argv=None):
@@ -130,48 +164,53 @@ def main(argv=None):
     from benchmark import cpu_name
 
     table, first = summarize(args.runs)
-    timings = speed(args.runs[0], first, args)
+    timings = {dataset: speed(run_dir, result, args)
+               for dataset, (run_dir, result) in first.items()}
+    cols = [(b, t) for b in args.batches for t in args.threads]
     lines = [
-        f"# Trained models: {first['dataset']} ({table[0]['train_size']} train / "
-        f"{table[0]['val_size']} validation / {table[0]['test_size']} test)",
+        "# Trained models: accuracy and TFLite speed of the same models",
         "",
         "Test error mean ± sd over the seeds (each listed); active = largest per-layer "
-        "fraction of blocks computed at inference on the test set; FLOP fraction = gated "
-        "layers' multiply-adds (policies included) over the same layers run densely. "
-        f"Speed: seed {first['args']['seed']}'s models, TFLite CondComp custom ops vs the "
-        f"trained dense net's builtin-op model (XNNPACK), interleaved, median of "
-        f"{args.timing_runs} invoke() runs on test images, CPU: {cpu_name()}.",
+        "fraction of blocks computed at inference on the test set (mean over examples); "
+        "FLOP fraction = gated layers' multiply-adds (policies included) over the same "
+        "layers run densely. Budget: thresholds calibrated on the validation split to tau, "
+        "or a fixed top-k blocks per example. Speed: the first seed's models, TFLite "
+        "CondComp custom ops vs the trained dense net's builtin-op model (XNNPACK), "
+        f"interleaved, median of {args.timing_runs} invoke() runs on test images, "
+        f"speedup = dense ms / CondComp ms. CPU: {cpu_name()}, {os.cpu_count()} cores.",
         "",
         "Command: `python tflite/benchmark_trained.py " + " ".join(
             argv if argv is not None else sys.argv[1:]) + "`",
         "",
-        "| model | tau | seeds | test error | per seed | active (max layer) | FLOP fraction "
-        "| " + " | ".join(f"speedup b{b} t{t}" for b in args.batches for t in args.threads)
-        + " |",
-        "|---|---|---|---|---|---|---|" + "---|" * (len(args.batches) * len(args.threads)),
+        "| data (train/val/test) | model | tau | budget | seeds | test error | per seed "
+        "| active (max layer) | FLOP fraction | "
+        + " | ".join(f"speedup b{b} t{t}" for b, t in cols) + " |",
+        "|---|---|---|---|---|---|---|---|---|" + "---|" * len(cols),
     ]
     for row in table:
-        timing = timings.get((row["how"], row["tau"]))
+        timing = timings[row["dataset"]].get((row["how"], row["tau"], row["budget"]))
         cells = []
-        for b in args.batches:
-            for t in args.threads:
-                if timing is None:
-                    cells.append("1.00x" if row["model"] == "dense" else "-")
-                else:
-                    dense_ms, custom_ms = timing["cells"][(b, t)]
-                    cells.append(f"{dense_ms / custom_ms:.2f}x ({custom_ms:.3f} ms)")
+        for b, t in cols:
+            if timing is None:
+                cells.append("1.00x" if row["model"] == "dense" else "-")
+            else:
+                dense_ms, custom_ms = timing["cells"][(b, t)]
+                cells.append(f"{dense_ms / custom_ms:.2f}x ({custom_ms:.3f} vs {dense_ms:.3f} ms)")
         if timing is not None:
-            dense_ms, custom_ms = timing["cells"][(args.batches[0], args.threads[0])]
+            dense_ms, custom_ms = timing["cells"][cols[0]]
             row["tflite_speedup_b1"] = dense_ms / custom_ms
-            row["tflite_ms"] = {f"b{b}_t{t}": timing["cells"][(b, t)]
-                                for b in args.batches for t in args.threads}
+            row["tflite_ms"] = {f"b{b}_t{t}": {"dense": timing["cells"][(b, t)][0],
+                                               "condcomp": timing["cells"][(b, t)][1]}
+                                for b, t in cols}
             row["tflite_max_abs_err_vs_keras"] = timing["max_abs_err"]
         active = "-" if row["active_max"] is None else f"{row['active_max']:.3f}"
         lines.append(
-            f"| {row['how']} | {row['tau'] if row['tau'] is not None else '-'} | "
-            f"{len(row['seeds'])} | {row['test_error_mean']:.4f} ± {row['test_error_sd']:.4f} | "
-            f"{', '.join(f'{e:.4f}' for e in row['test_errors'])} | {active} | "
-            f"{row['flop_fraction']:.3f} | " + " | ".join(cells) + " |")
+            f"| {row['dataset']} ({row['train_size']}/{row['val_size']}/{row['test_size']}) "
+            f"| {row['how']} | {row['tau'] if row['tau'] is not None else '-'} "
+            f"| {row['budget'] or '-'} | {len(row['seeds'])} "
+            f"| {row['test_error_mean']:.4f} ± {row['test_error_sd']:.4f} "
+            f"| {', '.join(f'{e:.4f}' for e in row['test_errors'])} | {active} "
+            f"| {row['flop_fraction']:.3f} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -446,7 +446,14 @@ def _parse_args(argv):
         help="after converting, run the .tflite (custom ops registered) and the Keras model "
         "on N random inputs (batch 1 and batch N) and fail unless they agree within 1e-5",
     )
+    parser.add_argument(
+        "--summary-data", metavar="X.npy",
+        help="inputs (a .npy array, e.g. a validation split) on which to print the per-layer "
+        "gate summary (keras_condcomp.summary): active fractions and multiply-adds",
+    )
     args = parser.parse_args(argv)
+    if args.summary_data is not None and not os.path.isfile(args.summary_data):
+        parser.error(f"argument --summary-data: file not found: {args.summary_data!r}")
     if args.verify < 0:
         parser.error(f"argument --verify: must be >= 0, got {args.verify}")
     if not os.path.isfile(args.model):
@@ -479,11 +486,21 @@ def main(argv=None):
     for name, count in sorted(op_counts(data).items()):
         print(f"  {name}: {count}")
     for layer in gated_layers_of(network):
+        rule = (f"top_k={layer.policy.top_k}" if layer.policy.top_k is not None
+                else f"threshold={layer.threshold}")
         print(
             f"  {layer.name}: {type(layer).__name__} num_blocks={layer.num_blocks} "
-            f"block_size={layer.block_size} threshold={layer.threshold}"
+            f"block_size={layer.block_size} {rule}"
             + (" (run densely)" if args.dense else "")
         )
+    if args.summary_data is not None:
+        import numpy as np
+
+        from keras_condcomp import summary
+
+        x = np.load(args.summary_data)
+        print(f"gates of the Keras model on {len(x)} examples of {args.summary_data}:")
+        summary(network, x)
     if args.verify:
         worst = verify(model, data, args.verify, dense=args.dense)
         print(f"verified: max |tflite - keras| = {worst:.2e} on {args.verify} random inputs")
