@@ -9,9 +9,12 @@ MirroredStrategy training; the slow test adds two MultiWorkerMirroredStrategy
 workers talking over loopback gRPC.
 
 Gate sampling is made a deterministic function of each example for these
-comparisons (`hashed_policy_call`): with the policy's SeedGenerator every
-replica draws the same noise for its shard, so a 2-replica run and a
-1-device run sample different gates and cannot be compared step by step.
+comparisons (`hashed_policy_call`): with real sampling each replica draws
+from its own seed stream (`keras_condcomp.policy.uniform_noise`), so a
+2-replica run and a 1-device run sample different gates and cannot be
+compared step by step. The real sampler is tested separately: the replicas'
+masks differ, their on-frequency matches sigma, and a 2-replica run on
+digits reaches the single-device accuracy.
 With example-determined gates, the only differences left are the order of
 floating-point sums, so weights, optimizer slots, the baseline and the logged
 gate statistics must agree to float tolerance; per-replica baselines, or
@@ -120,6 +123,60 @@ LOCAL_RUNS = {
     "mirrored4": (4, True),
 }
 LOCAL_GROUPS = (("single", "mirrored2", "mirrored2_sampled"), ("mirrored4",))
+SAMPLING_P = 0.3      # sigma of every block in the sampling probe
+SAMPLING_CALLS = 40   # policy calls per replica in the probe
+SAMPLING_BATCH = 32   # examples per replica per call
+
+
+def probe_sampling(strategy, out):
+    """Masks that each of 2 replicas samples for identical inputs and sigma = SAMPLING_P."""
+    import keras
+    import tensorflow as tf
+
+    from keras_condcomp.policy import BernoulliBlockPolicy
+
+    with strategy.scope():
+        policy = BernoulliBlockPolicy(
+            8, kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant(np.log(SAMPLING_P / (1 - SAMPLING_P))),
+            seed=5)
+        policy.build((None, 4))
+    x = tf.ones((SAMPLING_BATCH, 4))
+
+    @tf.function
+    def step():
+        return strategy.run(lambda: policy(x, training=True)[0])
+
+    masks = [[np.asarray(m) for m in strategy.experimental_local_results(step())]
+             for _ in range(SAMPLING_CALLS)]
+    np.save(out, np.asarray(masks).transpose(1, 0, 2, 3))  # [replica, call, batch, block]
+
+
+def train_digits(strategy, out):
+    """A small real problem with the real sampler: test accuracy after 15 epochs."""
+    import keras
+    from sklearn.datasets import load_digits
+
+    from keras_condcomp import CondCompModel, GatedDense, GatingScheduler, linear_schedule
+
+    data = load_digits()
+    x = (data.data / 16.0).astype("float32")
+    y = data.target
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        network = keras.Sequential([
+            keras.Input((64,)),
+            GatedDense(128, num_blocks=8, activation="relu", tau=0.5, name="g1", seed=1),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        model = CondCompModel(network)
+        model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    model.fit(x[:1400], y[:1400], batch_size=64, epochs=15, verbose=0,
+              callbacks=[GatingScheduler(tau=linear_schedule(1.0, 0.5, 5))])
+    accuracy = model.evaluate(x[1400:], y[1400:], verbose=0, return_dict=True)["accuracy"]
+    with open(out, "w") as f:
+        json.dump({"accuracy": float(accuracy), "replicas": strategy.num_replicas_in_sync}, f)
 
 
 def train(strategy, init_weights, out, deterministic_gates):
@@ -173,6 +230,11 @@ def worker(mode, out_dir, names=""):
         else:
             strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
         train(strategy, init_weights, os.path.join(out_dir, name + ".npz"), deterministic)
+        if name == "mirrored2_sampled":
+            probe_sampling(strategy, os.path.join(out_dir, "sampling_probe.npy"))
+            train_digits(strategy, os.path.join(out_dir, "digits_mirrored2.json"))
+        if name == "single":
+            train_digits(strategy, os.path.join(out_dir, "digits_single.json"))
 
 
 # --------------------------------------------------------------------------
@@ -277,6 +339,30 @@ def test_mirrored_strategy_trains_with_sampled_gates(runs):
     assert_no_replica_drift(state)
     assert state["copies/baseline_updates"][0] == EPOCHS * NUM_EXAMPLES / GLOBAL_BATCH
     assert np.all(np.isfinite(state["history/loss"]))
+
+
+def test_replicas_sample_independent_masks_with_the_right_frequency(runs):
+    masks = np.load(runs["dir"] / "sampling_probe.npy")  # [replica, call, batch, block]
+    assert masks.shape == (2, SAMPLING_CALLS, SAMPLING_BATCH, 8)
+    # Same inputs, same sigma: with one shared stream the replicas' masks were equal.
+    differ = np.mean(masks[0] != masks[1])
+    expected = 2 * SAMPLING_P * (1 - SAMPLING_P)  # P(two independent draws differ)
+    n = masks[0].size
+    assert abs(differ - expected) < 5 * np.sqrt(expected * (1 - expected) / n), differ
+    for replica in range(2):
+        frequency = masks[replica].mean()
+        # 5 binomial standard deviations of the mean of n draws.
+        assert abs(frequency - SAMPLING_P) < 5 * np.sqrt(SAMPLING_P * (1 - SAMPLING_P) / n)
+    # Successive calls use new noise too.
+    assert np.mean(masks[0, 0] != masks[0, 1]) > 0.2
+
+
+def test_two_replicas_with_real_sampling_reach_single_device_accuracy(runs):
+    single = json.loads((runs["dir"] / "digits_single.json").read_text())
+    mirrored = json.loads((runs["dir"] / "digits_mirrored2.json").read_text())
+    assert mirrored["replicas"] == 2 and single["replicas"] == 1
+    assert single["accuracy"] > 0.85, single  # it learns (chance: 0.1)
+    assert mirrored["accuracy"] > single["accuracy"] - 0.03, (mirrored, single)
 
 
 def _free_ports(count):
