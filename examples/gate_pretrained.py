@@ -76,6 +76,9 @@ def parse_args(argv=None):
     parser.add_argument("--budget", default="threshold", choices=("threshold", "top_k"),
                         help="inference budget: thresholds calibrated on the validation split "
                         "to tau (convertible to TFLite), or the top round(tau*blocks) blocks")
+    parser.add_argument("--equal-flops-baseline", action="store_true",
+                        help="also train a dense net with tau of the hidden units per tau "
+                        "(the same multiply-adds as the condnet): the peer at equal compute")
     parser.add_argument("--scratch-epochs", type=int, default=0,
                         help="also train the condnet from scratch for this many epochs (0: no)")
     parser.add_argument("--block-balance-weight", type=float, default=1.0)
@@ -287,6 +290,25 @@ def run(args):
             results["rows"].append(condnet_row(model, tau, val, test, seconds,
                                                args.scratch_epochs, "scratch"))
             model.save(args.out / f"scratch_tau{tau:g}.keras")
+            save()
+
+        if args.equal_flops_baseline and args.arch == "fc":
+            # The peer at the same compute: a plain dense net whose hidden layers
+            # have tau of the units (tau * H inputs and outputs per layer after
+            # the first: about the condnet's multiply-adds).
+            small = argparse.Namespace(**{**vars(args),
+                                          "hidden": [max(1, round(tau * h)) for h in args.hidden]})
+            keras.utils.set_random_seed(args.seed)
+            peer = dense_network(train[0].shape[1:], small)
+            compile_model(peer, args.learning_rate, steps * args.dense_epochs)
+            seconds = fit(peer, train, args.dense_epochs, args)
+            row = {"model": "dense", "how": "dense_equal_flops", "tau": tau,
+                   "hidden": small.hidden, "epochs": args.dense_epochs,
+                   "train_seconds": seconds, "val": measure(peer, val), "test": measure(peer, test)}
+            print(f"dense {small.hidden} (equal FLOPs at tau={tau:g}): test err "
+                  f"{row['test']['error']:.4f}", flush=True)
+            results["rows"].append(row)
+            peer.save(args.out / f"dense_equal_flops_tau{tau:g}.keras")
             save()
     return results
 

@@ -9,5 +9,5 @@ DATA=${1:-/usr/share/datasets/fashion-mnist}
 PY=${PYTHON:-.venv/bin/python}
 for seed in 0 1 2; do
   "$PY" examples/gate_pretrained.py --dataset fashion_mnist --data-dir "$DATA" --seed "$seed" \
-    --tau 0.25 0.5 --out "runs/fashion_gate_s$seed" --verbose 0
+    --tau 0.25 0.5 --equal-flops-baseline --out "runs/fashion_gate_s$seed" --verbose 0
 done

@@ -10,6 +10,8 @@ DATA=${1:?usage: run_mnist_seeds.sh MNIST_DIR}
 PY=${PYTHON:-.venv/bin/python}
 for seed in 0 1 2; do
   "$PY" examples/gate_pretrained.py --data-dir "$DATA" --seed "$seed" --tau 0.25 0.5 \
-    --out "runs/mnist_gate_s$seed" --verbose 0
+    --equal-flops-baseline --out "runs/mnist_gate_s$seed" --verbose 0
 done
-"$PY" tflite/benchmark_trained.py runs/mnist_gate_s0 runs/mnist_gate_s1 runs/mnist_gate_s2
+# The summary and timing of all trained models (MNIST, Fashion-MNIST, CIFAR-10
+# subset) is one command, run once every data set's runs exist:
+#   python tflite/benchmark_trained.py runs/{mnist,fashion,cifar}_gate_s{0,1,2}

@@ -14,6 +14,7 @@ import pytest
 
 from keras_condcomp import CondCompModel, calibrate_thresholds, gate
 from keras_condcomp import data as condcomp_data
+from model_helpers import dense_mlp
 
 FASHION_DIR = Path(os.environ.get("CONDCOMP_FASHION_MNIST_DIR",
                                   "/usr/share/datasets/fashion-mnist"))
@@ -36,12 +37,7 @@ def fashion():
 def test_condnet_learns_an_input_dependent_policy_on_fashion_mnist(fashion):
     keras.utils.set_random_seed(0)
     x, y = fashion.x_train, fashion.y_train
-    dense = keras.Sequential([
-        keras.Input((784,)),
-        keras.layers.Dense(256, activation="relu"),
-        keras.layers.Dense(256, activation="relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
+    dense = dense_mlp(784, (256, 256))
     dense.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     dense.fit(x, y, epochs=2, batch_size=128, verbose=0)  # ~190 steps

@@ -7,6 +7,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from keras_condcomp import CondCompModel, GatedDense, GatingScheduler, linear_schedule
+from model_helpers import dense_mlp
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +36,7 @@ def _gated_model(tau=0.25, seed=0):
 def test_gated_mlp_learns_digits_close_to_dense_with_fewer_blocks(digits):
     x_train, x_test, y_train, y_test = digits
     keras.utils.set_random_seed(0)
-    dense = keras.Sequential(
-        [
-            keras.Input((64,)),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
+    dense = dense_mlp(64, (128, 128))
     dense.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     dense.fit(x_train, y_train, epochs=40, batch_size=64, verbose=0)

@@ -83,8 +83,8 @@ def summarize(run_dirs):
         table.append({
             "dataset": result["dataset"], "train_size": result["sizes"]["train"],
             "val_size": result["sizes"]["val"], "test_size": result["sizes"]["test"],
-            "model": "dense" if how == "dense" else "condnet", "how": how, "tau": tau,
-            "budget": None if how == "dense" else budget,
+            "model": "dense" if how.startswith("dense") else "condnet", "how": how, "tau": tau,
+            "budget": None if how.startswith("dense") else budget,
             "seeds": [m[0]["args"]["seed"] for m in members],
             "epochs": rows[0]["epochs"], **_summary(rows), "tflite_speedup_b1": None,
         })
@@ -119,6 +119,12 @@ def speed(run_dir, result, args):
     dense_bytes = tf.lite.TFLiteConverter.from_keras_model(dense).convert()
     timings = {}
     for row in result["rows"]:
+        if row["how"] == "dense_equal_flops":
+            peer = keras.models.load_model(run_dir / f"dense_equal_flops_tau{row['tau']:g}.keras")
+            peer_bytes = tf.lite.TFLiteConverter.from_keras_model(peer).convert()
+            timings[(row["how"], row["tau"], None)] = time_builtin(
+                peer_bytes, dense_bytes, x, args, f"{result['dataset']} small dense {row['hidden']}")
+            continue
         if row["how"] == "dense":
             continue
         name = f"{'gated' if row['how'] == 'gated_dense' else 'scratch'}_tau{row['tau']:g}.keras"
@@ -134,6 +140,29 @@ def speed(run_dir, result, args):
     return timings
 
 
+def time_against_dense(model_bytes, custom_ops, dense_bytes, x, args, label):
+    """`{(batch, threads): (dense_ms, model_ms)}`: interleaved medians on the test inputs."""
+    from benchmark import make_interp
+
+    cells = {}
+    for batch in args.batches:
+        inputs = [x[i * batch:(i + 1) * batch] for i in range(len(x) // batch)]
+        for threads in args.threads:
+            a = make_interp(dense_bytes, threads, batch, False)
+            b = make_interp(model_bytes, threads, batch, custom_ops)
+            td, tm = time_pair(a, b, inputs, args.timing_runs, args.warmup)
+            cells[(batch, threads)] = (td * 1e3, tm * 1e3)
+            print(f"{label} batch {batch} threads {threads}: dense {td * 1e3:.3f} ms, "
+                  f"this model {tm * 1e3:.3f} ms, {td / tm:.2f}x", flush=True)
+    return cells
+
+
+def time_builtin(peer_bytes, dense_bytes, x, args, label):
+    """A builtin-op (XNNPACK) peer model timed against the dense model."""
+    return {"cells": time_against_dense(peer_bytes, False, dense_bytes, x, args, label),
+            "max_abs_err": None}
+
+
 def time_model(model, dense_bytes, x, args, label):
     """Checks the custom-op model against Keras, then times it against the dense model."""
     import convert as cv
@@ -146,17 +175,8 @@ def time_model(model, dense_bytes, x, args, label):
     check.invoke()
     err = float(np.max(np.abs(check.get_tensor(check.get_output_details()[0]["index"])
                               - reference)))
-    cells = {}
-    for batch in args.batches:
-        inputs = [x[i * batch:(i + 1) * batch] for i in range(len(x) // batch)]
-        for threads in args.threads:
-            a = make_interp(dense_bytes, threads, batch, False)
-            b = make_interp(custom_bytes, threads, batch, True)
-            td, tc = time_pair(a, b, inputs, args.timing_runs, args.warmup)
-            cells[(batch, threads)] = (td * 1e3, tc * 1e3)
-            print(f"{label} batch {batch} threads {threads}: dense {td * 1e3:.3f} ms, "
-                  f"condcomp {tc * 1e3:.3f} ms, {td / tc:.2f}x", flush=True)
-    return {"cells": cells, "max_abs_err": err}
+    return {"cells": time_against_dense(custom_bytes, True, dense_bytes, x, args, label),
+            "max_abs_err": err}
 
 
 def main(argv=None):
@@ -192,7 +212,7 @@ def main(argv=None):
         cells = []
         for b, t in cols:
             if timing is None:
-                cells.append("1.00x" if row["model"] == "dense" else "-")
+                cells.append("1.00x" if row["how"] == "dense" else "-")
             else:
                 dense_ms, custom_ms = timing["cells"][(b, t)]
                 cells.append(f"{dense_ms / custom_ms:.2f}x ({custom_ms:.3f} vs {dense_ms:.3f} ms)")
