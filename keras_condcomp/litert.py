@@ -238,8 +238,10 @@ class Interpreter:
 
         `x` is converted to float32; it must have the model's input shape
         apart from the batch size. An example whose input holds NaN or +-Inf
-        gets an all-NaN output row (the custom ops would turn a NaN policy
-        output into "block off" and return finite numbers; Keras returns NaN).
+        gets an all-NaN output row, as in Keras. The CondComp ops already
+        write such rows as NaN; the whole-model rule is kept here because
+        builtin kernels around them (XNNPACK's relu/max) may turn NaN into
+        numbers.
         """
         import numpy as np
 

@@ -174,6 +174,18 @@ def check_output(c, y):
         return None
     act = c["act"]
     B = y.shape[0]
+    # An example whose input holds NaN or +-Inf: its whole output row is NaN
+    # (keras_condcomp.layers.nonfinite_rows_to_nan), the other rows as usual.
+    x = np.asarray(c["x"]).reshape(B, -1)
+    nonfinite = ~np.isfinite(x).all(axis=1)
+    if not np.isnan(y.reshape(B, -1)[nonfinite]).all():
+        return "an example with a non-finite input does not get an all-NaN output row"
+    if nonfinite.all():
+        return None
+    keep = ~nonfinite
+    y, z, gates = y[keep], z[keep], gates[keep]
+    err = np.broadcast_to(err, (B,) + z.shape[1:])[keep] if np.ndim(err) else err
+    B = y.shape[0]
     yb = y.reshape(B, -1, K, bs)
     zb = z.reshape(B, -1, K, bs)
     eb = np.broadcast_to(err, z.shape).reshape(B, -1, K, bs)

@@ -288,3 +288,31 @@ def test_library_reports_isa_and_stats(small_model):
     s = litert.stats()
     assert s["invokes"] == 1 and s["total_blocks"] == 12
     assert isinstance(litert.kernel_isa(), str)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_nonfinite_input_rows_are_nan_in_the_op_itself(cv, kind):
+    """Raw invoke() (not litert.predict's whole-model rule): the op writes NaN rows."""
+    rng = np.random.default_rng(7)
+    if kind == "dense":
+        layer = kc.GatedDense(16, num_blocks=4, activation="relu")
+        net = keras.Sequential([keras.Input((12,)), layer])
+        x = rng.normal(size=(5, 12)).astype("f4")
+        x[1, 3], x[3, 0] = np.nan, -np.inf
+    else:
+        layer = kc.GatedConv2D(8, 3, num_blocks=4, padding="same", activation="relu")
+        net = keras.Sequential([keras.Input((6, 6, 4)), layer])
+        x = rng.normal(size=(5, 6, 6, 4)).astype("f4")
+        x[1, 2, 2, 1], x[3, 0, 5, 3] = np.inf, np.nan
+    _set_policy(layer, rng)
+    interp = litert.Interpreter(model_content=cv.convert(net))._interpreter
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    interp.resize_tensor_input(inp["index"], list(x.shape))
+    interp.allocate_tensors()
+    interp.set_tensor(inp["index"], x)
+    interp.invoke()
+    y = interp.get_tensor(out["index"])
+    expected = np.asarray(net(x, training=False))
+    bad = np.array([False, True, False, True, False])
+    assert np.isnan(y[bad]).all() and np.isnan(expected[bad]).all()
+    np.testing.assert_allclose(y[~bad], expected[~bad], atol=TOL)

@@ -369,12 +369,34 @@ Reference reference(const Layer& L) {
 
 // Compares kernel output y (shape R.shape) with the reference. Returns "" or
 // the first mismatch.
+// True iff example e's input holds a NaN or +-Inf: then its whole output row
+// must be NaN (keras_condcomp.layers.nonfinite_rows_to_nan).
+bool example_nonfinite(const Layer& L, int e) {
+  const size_t n = L.x.size() / static_cast<size_t>(L.B);
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(L.x[static_cast<size_t>(e) * n + i])) return true;
+  return false;
+}
+
 std::string compare(const Layer& L, const Reference& R, const float* y, Stats* st) {
   const int K = L.K, bs = L.bs, U = L.units();
   size_t per_example = 1;
   for (size_t i = 1; i < R.shape.size(); ++i) per_example *= R.shape[i];
   const size_t positions = per_example / U;
   for (int e = 0; e < L.B; ++e) {
+    if (example_nonfinite(L, e)) {
+      for (size_t i = 0; i < per_example; ++i) {
+        const float v = y[static_cast<size_t>(e) * per_example + i];
+        if (!std::isnan(v)) {
+          char b[160];
+          snprintf(b, sizeof b, "example %d has a non-finite input but y[%zu]=%.9g, not NaN", e,
+                   static_cast<size_t>(e) * per_example + i, v);
+          return b;
+        }
+      }
+      st->values_checked += static_cast<long>(per_example);
+      continue;
+    }
     for (int j = 0; j < K; ++j) {
       const uint8_t g = R.gate[static_cast<size_t>(e) * K + j];
       bool all_zero = true;

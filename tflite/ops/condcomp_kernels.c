@@ -156,6 +156,19 @@ CC_ALWAYS_INLINE uint8_t gate_on(float z, float threshold) {
   return sigma > threshold ? 1 : 0;
 }
 
+/* 1 iff all n values are finite: 0 * v is 0 for finite v and NaN for NaN and
+ * +-Inf, so the sum is NaN iff some value is not finite (no -ffast-math). */
+static int all_finite(const float* x, size_t n) {
+  float probe = 0.0f;
+  for (size_t i = 0; i < n; ++i) probe += 0.0f * x[i];
+  return probe == probe;
+}
+
+static void fill_nan(float* y, size_t n) {
+  const float nan = __builtin_nanf("");
+  for (size_t i = 0; i < n; ++i) y[i] = nan;
+}
+
 /* The top_k rule: mask = the k blocks of largest sigma = sigmoid(z), sigma
  * rounded to float as in gate_on (so saturated logits tie as they do in the
  * float32 reference), lowest index first on ties, NaN below every number.
@@ -368,6 +381,11 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
   for (int e = e_begin; e < e_end; ++e) {
     const float* x = p->x + (size_t)e * D;
     uint8_t* act = p->in_active + (size_t)e * n_in;
+    if (!all_finite(x, (size_t)D)) {
+      memset(p->out_mask + (size_t)e * K, CC_ROW_NONFINITE, (size_t)K);
+      memset(act, 0, (size_t)n_in);
+      continue;
+    }
     for (int i = 0; i < n_in; ++i) act[i] = (uint8_t)any_nonzero(x + (size_t)i * ibs, ibs);
     for (int k = 0; k < K; ++k) logits[k] = p->policy_bias[k];
     /* Policy over each run of consecutive non-zero input blocks: the rows of
@@ -402,7 +420,10 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
   uint64_t macs = 0;
   for (int e = 0; e < B; ++e) {
     float* y = p->y + (size_t)e * units + (size_t)j * bs;
-    if (p->out_mask[(size_t)e * K + j]) {
+    const uint8_t m = p->out_mask[(size_t)e * K + j];
+    if (m == CC_ROW_NONFINITE) {
+      fill_nan(y, (size_t)bs);
+    } else if (m) {
       on[n_on++] = e;
       if (p->bias) {
         memcpy(y, p->bias + (size_t)j * bs, sizeof(float) * bs);
@@ -508,6 +529,11 @@ CC_ALWAYS_INLINE void conv_gate_impl(const cc_gated_conv2d* p, int e_begin, int 
   for (int e = e_begin; e < e_end; ++e) {
     const float* x = p->x + (size_t)e * hw * C;
     uint8_t* act = p->in_active + (size_t)e * n_in;
+    if (!all_finite(x, hw * (size_t)C)) {
+      memset(p->out_mask + (size_t)e * K, CC_ROW_NONFINITE, (size_t)K);
+      memset(act, 0, (size_t)n_in);
+      continue;
+    }
     for (int c = 0; c < C; ++c) mean[c] = 0.0f;
     for (size_t s = 0; s < hw; ++s) {
       const float* xs = x + s * C;
@@ -551,7 +577,12 @@ CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
   uint64_t macs = 0;
   for (int e = 0; e < p->batch; ++e) {
     float* ye = p->y + (size_t)e * OH * OW * units + (size_t)j * bs;
-    if (!p->out_mask[(size_t)e * K + j]) {
+    const uint8_t m = p->out_mask[(size_t)e * K + j];
+    if (m == CC_ROW_NONFINITE) {
+      for (size_t s = 0; s < (size_t)OH * OW; ++s) fill_nan(ye + s * units, (size_t)bs);
+      continue;
+    }
+    if (!m) {
       for (size_t s = 0; s < (size_t)OH * OW; ++s) memset(ye + s * units, 0, sizeof(float) * bs);
       continue;
     }

@@ -52,6 +52,12 @@ const char* cc_activation_names(void);
 /* Applies `act` in place to n floats. */
 void cc_apply_activation(int act, float* v, size_t n);
 
+/* out_mask value of every block of an example whose input holds a NaN or an
+ * Inf: no block is computed and the example's whole output row is NaN (the
+ * semantics of keras_condcomp.layers.nonfinite_rows_to_nan). Otherwise out_mask
+ * entries are 0 (off) or 1 (on). */
+#define CC_ROW_NONFINITE 2
+
 /* ---------------------------------------------------------------- Dense */
 
 typedef struct {

@@ -572,7 +572,7 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   cc_parallel_run(threads, dense_block_task, &job);
 
   uint64_t active = 0;
-  for (size_t i = 0; i < (size_t)p.batch * p.num_blocks; ++i) active += p.out_mask[i];
+  for (size_t i = 0; i < (size_t)p.batch * p.num_blocks; ++i) active += p.out_mask[i] == 1;
   atomic_fetch_add(&g_stat_macs, atomic_load(&job.macs));
   atomic_fetch_add(&g_stat_invokes, 1);
   atomic_fetch_add(&g_stat_active_blocks, active);
@@ -711,7 +711,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   cc_parallel_run(threads, conv_block_task, &job);
 
   uint64_t active = 0;
-  for (size_t i = 0; i < (size_t)p.batch * p.num_blocks; ++i) active += p.out_mask[i];
+  for (size_t i = 0; i < (size_t)p.batch * p.num_blocks; ++i) active += p.out_mask[i] == 1;
   atomic_fetch_add(&g_stat_macs, atomic_load(&job.macs));
   atomic_fetch_add(&g_stat_invokes, 1);
   atomic_fetch_add(&g_stat_active_blocks, active);
