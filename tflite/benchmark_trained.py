@@ -39,6 +39,8 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--no-timing", action="store_true",
+                   help="the accuracy table only (no TFLite conversion or timing)")
     p.add_argument("--out", type=Path, default=HERE.parent / "benchmarks" / "trained_models")
     return p.parse_args(argv)
 
@@ -58,6 +60,19 @@ def _summary(rows):
     return out
 
 
+def variant(result, row):
+    """How a condnet was trained, beyond the defaults (REINFORCE baseline, K, policy lr)."""
+    if row["how"].startswith("dense"):
+        return ""
+    a = result["args"]
+    parts = [f"baseline={a.get('baseline', 'ema')}"]
+    if a.get("num_samples", 1) > 1:
+        parts.append(f"K={a['num_samples']}")
+    if a.get("policy_learning_rate") is not None:
+        parts.append(f"policy lr={a['policy_learning_rate']:g}")
+    return ", ".join(parts)
+
+
 def summarize(run_dirs):
     """Rows of the accuracy table, one per (dataset, how, tau, budget), over the seeds.
 
@@ -70,14 +85,18 @@ def summarize(run_dirs):
         result = json.loads((run_dir / "results.json").read_text())
         first.setdefault(result["dataset"], (run_dir, result))
         for row in result["rows"]:
-            key = (result["dataset"], row["how"], row["tau"])
+            key = (result["dataset"], row["how"], row["tau"], variant(result, row),
+                   row["epochs"])
+            seed = result["args"]["seed"]
+            if any(m[0]["args"]["seed"] == seed for m in groups.get(key + ("threshold",), [])):
+                continue  # the same seed's dense net, recorded again by another run
             groups.setdefault(key + ("threshold",), []).append((result, row))
             if "top_k_budget" in row:
                 top = dict(row, **row["top_k_budget"])
                 groups.setdefault(key + (f"top_k={row['top_k_budget']['k']}",), []).append(
                     (result, top))
     table = []
-    for (dataset, how, tau, budget), members in groups.items():
+    for (dataset, how, tau, trained, epochs, budget), members in groups.items():
         result = members[0][0]
         rows = [row for _, row in members]
         table.append({
@@ -85,8 +104,8 @@ def summarize(run_dirs):
             "val_size": result["sizes"]["val"], "test_size": result["sizes"]["test"],
             "model": "dense" if how.startswith("dense") else "condnet", "how": how, "tau": tau,
             "budget": None if how.startswith("dense") else budget,
-            "seeds": [m[0]["args"]["seed"] for m in members],
-            "epochs": rows[0]["epochs"], **_summary(rows), "tflite_speedup_b1": None,
+            "variant": trained, "seeds": [m[0]["args"]["seed"] for m in members],
+            "epochs": epochs, "train_seconds": [r.get("train_seconds") for r in rows], **_summary(rows), "tflite_speedup_b1": None,
         })
     return table, first
 
@@ -184,9 +203,9 @@ def main(argv=None):
     from benchmark import cpu_name
 
     table, first = summarize(args.runs)
-    timings = {dataset: speed(run_dir, result, args)
+    timings = {dataset: {} if args.no_timing else speed(run_dir, result, args)
                for dataset, (run_dir, result) in first.items()}
-    cols = [(b, t) for b in args.batches for t in args.threads]
+    cols = [] if args.no_timing else [(b, t) for b in args.batches for t in args.threads]
     lines = [
         "# Trained models: accuracy and TFLite speed of the same models",
         "",
@@ -202,10 +221,10 @@ def main(argv=None):
         "Command: `python tflite/benchmark_trained.py " + " ".join(
             argv if argv is not None else sys.argv[1:]) + "`",
         "",
-        "| data (train/val/test) | model | tau | budget | seeds | test error | per seed "
-        "| active (max layer) | FLOP fraction | "
+        "| data (train/val/test) | model | trained | epochs | tau | budget | seeds | test error "
+        "| per seed | active (max layer) | FLOP fraction | "
         + " | ".join(f"speedup b{b} t{t}" for b, t in cols) + " |",
-        "|---|---|---|---|---|---|---|---|---|" + "---|" * len(cols),
+        "|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(cols),
     ]
     for row in table:
         timing = timings[row["dataset"]].get((row["how"], row["tau"], row["budget"]))
@@ -226,11 +245,12 @@ def main(argv=None):
         active = "-" if row["active_max"] is None else f"{row['active_max']:.3f}"
         lines.append(
             f"| {row['dataset']} ({row['train_size']}/{row['val_size']}/{row['test_size']}) "
-            f"| {row['how']} | {row['tau'] if row['tau'] is not None else '-'} "
+            f"| {row['how']} | {row['variant'] or '-'} | {row['epochs']} "
+            f"| {row['tau'] if row['tau'] is not None else '-'} "
             f"| {row['budget'] or '-'} | {len(row['seeds'])} "
             f"| {row['test_error_mean']:.4f} ± {row['test_error_sd']:.4f} "
             f"| {', '.join(f'{e:.4f}' for e in row['test_errors'])} | {active} "
-            f"| {row['flop_fraction']:.3f} | " + " | ".join(cells) + " |")
+            f"| {row['flop_fraction']:.3f} |" + "".join(f" {c} |" for c in cells))
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
