@@ -1,6 +1,7 @@
 """Gated layers: Dense and Conv2D whose blocks of units are switched per example."""
 
 import numbers
+import warnings
 
 import keras
 from keras import ops
@@ -187,6 +188,9 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
             name="policy",
         )
         self.gate_outputs = None
+        # Set by CondCompModel for the layers it trains (see `_gate`).
+        self._trained_by_condcomp = False
+        self._warned_plain_training = False
 
     @property
     def threshold(self):
@@ -219,6 +223,15 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
         return ops.mean(input_mask, axis=-1), input_mask
 
     def _gate(self, policy_input, inputs, num_inputs, training):
+        if training and not self._trained_by_condcomp and not self._warned_plain_training:
+            self._warned_plain_training = True
+            warnings.warn(
+                f"Gated layer {self.name!r} is called with training=True outside "
+                "keras_condcomp.CondCompModel: its policy then learns only from the "
+                "L_b/L_e/L_v regularizers, not from the task (no REINFORCE term). Wrap "
+                "the network, `CondCompModel(network)`, and train that.",
+                stacklevel=3,
+            )
         mask, sigma, log_prob = self.policy(policy_input, training=training)
         self.add_loss(self._regularization(sigma))
         input_active, _ = self._input_active_fraction(inputs, num_inputs)

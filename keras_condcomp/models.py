@@ -241,6 +241,8 @@ class CondCompModel(keras.Model):
         if len(set(names)) != len(names):
             raise ValueError(f"Gated layers must have unique names. Received: {names}")
         self._gated_layers = gated
+        for layer in gated:
+            layer._trained_by_condcomp = True
         # Raw (not bias-corrected) EMA of the cost; "mean" aggregation averages
         # the update over replicas under tf.distribute.
         self.baseline_ema = self.add_weight(

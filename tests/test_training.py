@@ -146,3 +146,21 @@ def test_model_without_gated_layers_is_rejected():
     network = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="no gated layer"):
         CondCompModel(network)
+
+
+def test_plain_fit_of_gated_layers_warns_once_naming_condcompmodel(digits):
+    x_train, _, y_train, _ = digits
+    keras.utils.set_random_seed(0)
+    network = keras.Sequential([keras.Input((64,)), GatedDense(32, num_blocks=4, name="g"),
+                                keras.layers.Dense(10, activation="softmax")])
+    network.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.warns(UserWarning, match=r"Gated layer 'g' .*outside keras_condcomp.CondCompModel"):
+        network.fit(x_train[:128], y_train[:128], epochs=2, verbose=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        network.fit(x_train[:128], y_train[:128], epochs=1, verbose=0)  # once only
+        model = CondCompModel(network)  # wrapped: no warning
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.fit(x_train[:128], y_train[:128], epochs=1, verbose=0)
