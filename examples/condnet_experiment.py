@@ -19,7 +19,6 @@ calls `main(spec, argv)`. A run:
 import argparse
 import csv
 import dataclasses
-import importlib.util
 import json
 import os
 import platform
@@ -290,18 +289,14 @@ class InferencePaths:
         return None
 
     def _setup_tflite(self):
-        convert_py = Path(__file__).resolve().parent.parent / "tflite" / "convert.py"
-        if not convert_py.is_file():
-            return f"{convert_py} not found"
         try:
             from keras_condcomp import litert
+            from keras_condcomp import tflite as converter
 
             litert.load_library()
         except Exception as error:  # noqa: BLE001 - any failure means: skip this path
             return f"custom-op library unusable: {error}"
-        spec = importlib.util.spec_from_file_location("condcomp_tflite_convert", convert_py)
-        self._converter = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(self._converter)
+        self._converter = converter
         self._litert = litert
         return None
 

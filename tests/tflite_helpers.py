@@ -1,20 +1,18 @@
-"""Shared helpers for the TFLite tests: importing tflite/convert.py, editing flatbuffers."""
+"""Shared helpers for the TFLite tests: the converter, the op library, editing flatbuffers."""
 
-import importlib.util
 import os
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONVERT_PY = os.path.join(REPO, "tflite", "convert.py")
 REQUIRE_ENV = "CONDCOMP_REQUIRE_TFLITE_OPS"
 
 
 def load_convert():
-    spec = importlib.util.spec_from_file_location("condcomp_tflite_convert", CONVERT_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The converter module, `keras_condcomp.tflite` (its CLI is tflite/convert.py)."""
+    from keras_condcomp import tflite
+
+    return tflite
 
 
 def require_ops_library():

@@ -205,7 +205,7 @@ def profile_layers(network, x, threads, runs, warmup):
     """Times each gated layer alone (batch 1): custom op vs dense FC."""
     import keras
 
-    import convert as cv
+    from keras_condcomp import tflite as cv
     import keras_condcomp as kc
 
     rows = []
@@ -259,7 +259,7 @@ def time_tf_paths(network, pool, batches, runs, warmup, max_density):
 def main(argv=None):
     args = parse_args(argv)
     import keras_condcomp.litert as litert
-    import convert as cv
+    from keras_condcomp import tflite as cv
 
     try:
         litert.load_library()

@@ -184,7 +184,7 @@ def time_builtin(peer_bytes, dense_bytes, x, args, label):
 
 def time_model(model, dense_bytes, x, args, label):
     """Checks the custom-op model against Keras, then times it against the dense model."""
-    import convert as cv
+    from keras_condcomp import tflite as cv
     from benchmark import make_interp
 
     custom_bytes = cv.convert(model)

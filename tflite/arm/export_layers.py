@@ -30,7 +30,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))  # tflite/ (convert.py)
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # repository root
 
 
@@ -67,7 +66,7 @@ def export(model, path, batch=4, seed=0):
     import keras
     import numpy as np
 
-    import convert as cv
+    from keras_condcomp import tflite as cv
     from keras_condcomp.layers import GatedConv2D, GatedDense
 
     network = cv.unwrap(model)
@@ -141,7 +140,7 @@ def main(argv=None):
     if args.demo:
         model = demo_model(args.seed)
     else:
-        import convert as cv
+        from keras_condcomp import tflite as cv
 
         model = cv.load_keras_model(args.model)
     n = export(model, args.output, batch=args.batch, seed=args.seed)

@@ -1,0 +1,554 @@
+"""Converts a Keras 3 model with gated layers to a TFLite model.
+
+    python tflite/convert.py MODEL.keras -o model.tflite           # custom ops
+    python tflite/convert.py MODEL.keras -o dense.tflite --dense   # builtin-op baseline
+    python -m keras_condcomp.tflite MODEL.keras -o model.tflite    # the same command line
+
+From Python: `keras_condcomp.tflite.convert(model, dense=False)` returns the
+flatbuffer bytes; `verify(model, tflite_bytes, n)` compares it with Keras.
+
+Route: Keras model -> SavedModel (Keras `ExportArchive`) ->
+`tf.lite.TFLiteConverter.from_saved_model`. Each `GatedDense` / `GatedConv2D`
+is emitted as ONE custom op (`CondCompGatedDense` / `CondCompGatedConv2D`):
+during export the layer's `call` is temporarily replaced by a `tf.function`
+whose `experimental_implements` carries `tfl_fusable_op: true` and the op's
+attributes, so the converter's prepare-composite-functions pass replaces the
+whole function by a `tfl.custom` op whose inputs are the function arguments
+(x, block-major kernel, bias, policy kernel, policy bias) and whose custom
+options are a FlexBuffers map of the attributes (see
+tensorflow/compiler/mlir/lite/transforms/prepare_composite_functions_tf.cc).
+The function body is the reference masked computation, so the SavedModel
+itself still runs in TensorFlow with the same semantics.
+
+Weights are stored block-major (kernel [K, D_in, bs] for dense,
+[K, KH, KW, C_in, bs] for conv) so an output block's weights are contiguous.
+
+`--dense` exports the same network with each gated layer run densely
+(activation(x W + b), masks ignored = every block on) with builtin ops
+(FULLY_CONNECTED / CONV_2D), the XNNPACK baseline of the same shape and weights.
+
+Running the result needs the custom-op library: `bash tflite/build_ops.sh`,
+then `keras_condcomp.litert.Interpreter("model.tflite")`.
+"""
+
+import argparse
+import collections
+import contextlib
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+DENSE_OP = "CondCompGatedDense"
+CONV_OP = "CondCompGatedConv2D"
+
+# Activations the C kernels implement (tflite/ops/condcomp_kernels.c).
+SUPPORTED_ACTIVATIONS = (
+    "linear", "relu", "relu6", "sigmoid", "tanh", "elu", "selu", "softplus", "softsign",
+    "silu", "swish", "gelu", "leaky_relu", "hard_sigmoid", "hard_silu", "hard_swish", "mish",
+    "exponential",
+)
+
+
+class ConversionError(ValueError):
+    """The model cannot be converted (unsupported layer configuration)."""
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def activation_name(layer):
+    """Keras activation of `layer` as the name the C kernels accept."""
+    import keras
+
+    act = layer.activation
+    name = keras.activations.serialize(act) if act is not None else "linear"
+    if isinstance(name, dict):  # e.g. {"class_name": "function", "config": "relu", ...}
+        name = name.get("config") if name.get("class_name") == "function" else None
+    if not isinstance(name, str) or name not in SUPPORTED_ACTIVATIONS:
+        raise ConversionError(
+            f"Layer {layer.name!r}: activation {act!r} has no CondComp kernel; supported: "
+            f"{', '.join(SUPPORTED_ACTIVATIONS)}"
+        )
+    # keras.activations.leaky_relu's default slope (0.2) is what the kernel uses.
+    return name
+
+
+def _implements(op_name, attrs):
+    parts = [f'name: "{op_name}"', 'attr {key: "tfl_fusable_op" value { b: true } }']
+    for key, value in sorted(attrs.items()):
+        if isinstance(value, bool):
+            raise TypeError(key)
+        if isinstance(value, int):
+            parts.append(f'attr {{key: "{key}" value {{ i: {value} }} }}')
+        elif isinstance(value, float):
+            parts.append(f'attr {{key: "{key}" value {{ f: {value!r} }} }}')
+        else:
+            parts.append(f'attr {{key: "{key}" value {{ s: "{value}" }} }}')
+    return " ".join(parts)
+
+
+def _tf_activation(name):
+    import keras
+
+    return keras.activations.get(name)
+
+
+def _check_gated_layer(layer):
+    import keras
+
+    if layer.policy.inference_mode != "threshold":
+        raise ConversionError(
+            f"Layer {layer.name!r}: inference_mode={layer.policy.inference_mode!r} samples the "
+            "gates at inference; only inference_mode='threshold' can be converted."
+        )
+    for var in (layer.kernel, layer.policy.kernel):
+        if keras.backend.standardize_dtype(var.dtype) != "float32":
+            raise ConversionError(
+                f"Layer {layer.name!r}: only float32 weights are supported, got {var.dtype}."
+            )
+    if keras.backend.standardize_dtype(layer.compute_dtype) != "float32":
+        raise ConversionError(
+            f"Layer {layer.name!r}: only float32 compute is supported (dtype policy "
+            f"{layer.dtype_policy.name!r})."
+        )
+
+
+def _check_finite_weights(network):
+    """NaN/Inf weights would silently become a model that outputs NaN (or turns blocks off)."""
+    import numpy as np
+
+    for layer in network._flatten_layers(include_self=False, recursive=True):
+        # Each variable once, under the layer that created it (not its parents too).
+        for var in layer._trainable_variables + layer._non_trainable_variables:
+            values = np.asarray(var)
+            if not np.issubdtype(values.dtype, np.floating):
+                continue
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise ConversionError(
+                    f"Layer {layer.name!r}: weight {var.path!r} holds {int(bad.sum())} NaN/Inf "
+                    "values; a diverged model cannot be converted."
+                )
+
+
+def block_major_dense_kernel(kernel, num_blocks):
+    """[D, K*bs] -> [K, D, bs]."""
+    import numpy as np
+
+    d, units = kernel.shape
+    return np.ascontiguousarray(
+        kernel.reshape(d, num_blocks, units // num_blocks).transpose(1, 0, 2)
+    )
+
+
+def block_major_conv_kernel(kernel, num_blocks):
+    """[KH, KW, C, K*bs] -> [K, KH, KW, C, bs]."""
+    import numpy as np
+
+    kh, kw, c, f = kernel.shape
+    return np.ascontiguousarray(
+        kernel.reshape(kh, kw, c, num_blocks, f // num_blocks).transpose(3, 0, 1, 2, 4)
+    )
+
+
+def _producer(layer):
+    """The layer producing `layer`'s (first) input in a functional graph, or None."""
+    try:
+        node = layer._inbound_nodes[0]
+        tensor = node.input_tensors[0]
+        return tensor._keras_history.operation
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
+def input_block_size(layer, num_inputs):
+    """Granularity at which the kernel looks for all-zero input blocks.
+
+    When the input comes straight from another gated layer, its blocks are the
+    ones that can be exactly zero; otherwise 0 (= the whole input, skipped only
+    if it is all zero). Any divisor is correct: the kernel checks the data, this
+    only sets how finely it looks.
+    """
+    from keras_condcomp.layers import GatedLayer
+
+    prev = _producer(layer)
+    if isinstance(prev, GatedLayer) and num_inputs % prev.block_size == 0:
+        if type(prev).__name__ == type(layer).__name__:
+            return int(prev.block_size)
+    return 0
+
+
+class _GatedExport:
+    """Block-major copies of one gated layer's weights plus its fused call."""
+
+    def __init__(self, module, layer, dense):
+        import numpy as np
+
+        tf = _tf()
+        from keras_condcomp.layers import GatedConv2D, GatedDense
+
+        _check_gated_layer(layer)
+        self.layer = layer
+        self.dense = dense
+        self.is_conv = isinstance(layer, GatedConv2D)
+        if not self.is_conv and not isinstance(layer, GatedDense):
+            raise ConversionError(f"Unsupported gated layer type {type(layer).__name__}")
+        self.activation = activation_name(layer)
+        k = int(layer.num_blocks)
+        kernel = np.asarray(layer.kernel.numpy(), dtype=np.float32)
+        units = kernel.shape[-1]
+        bias = (
+            np.asarray(layer.bias.numpy(), dtype=np.float32)
+            if layer.bias is not None
+            else np.zeros((units,), np.float32)
+        )
+        prefix = layer.name.replace("/", "_")
+        if dense:
+            self.kernel = tf.Variable(kernel, trainable=False, name=f"{prefix}_kernel")
+        elif self.is_conv:
+            self.kernel = tf.Variable(
+                block_major_conv_kernel(kernel, k), trainable=False, name=f"{prefix}_kernel_bm"
+            )
+        else:
+            self.kernel = tf.Variable(
+                block_major_dense_kernel(kernel, k), trainable=False, name=f"{prefix}_kernel_bm"
+            )
+        self.bias = tf.Variable(bias, trainable=False, name=f"{prefix}_bias")
+        self.policy_kernel = tf.Variable(
+            np.asarray(layer.policy.kernel.numpy(), np.float32), trainable=False,
+            name=f"{prefix}_policy_kernel",
+        )
+        self.policy_bias = tf.Variable(
+            np.asarray(layer.policy.bias.numpy(), np.float32), trainable=False,
+            name=f"{prefix}_policy_bias",
+        )
+        module.tracked.extend([self.kernel, self.bias, self.policy_kernel, self.policy_bias])
+        num_inputs = kernel.shape[-2]
+        self.attrs = {
+            "activation": self.activation,
+            "threshold": float(layer.threshold),
+            "input_block_size": input_block_size(layer, num_inputs),
+        }
+        if layer.policy.top_k is not None:
+            self.attrs["top_k"] = int(layer.policy.top_k)
+        if self.is_conv:
+            self.attrs.update(
+                padding=layer.padding,
+                stride_h=int(layer.strides[0]),
+                stride_w=int(layer.strides[1]),
+                dilation_h=int(layer.dilation_rate[0]),
+                dilation_w=int(layer.dilation_rate[1]),
+            )
+        self.fn = self._dense_fn() if dense else self._fused_fn()
+
+    def _fused_fn(self):
+        tf = _tf()
+        act = _tf_activation(self.activation)
+        threshold = self.attrs["threshold"]
+        top_k = self.attrs.get("top_k")
+        from keras_condcomp.policy import top_k_mask
+
+        def gate(sigma, dtype):
+            if top_k is not None:
+                return tf.cast(top_k_mask(sigma, top_k), dtype)
+            return tf.cast(sigma > threshold, dtype)
+
+        if self.is_conv:
+            strides = (self.attrs["stride_h"], self.attrs["stride_w"])
+            dilations = (self.attrs["dilation_h"], self.attrs["dilation_w"])
+            padding = self.attrs["padding"].upper()
+
+            @tf.function(experimental_implements=_implements(CONV_OP, self.attrs))
+            def gated_conv2d(x, kernel_bm, bias, policy_kernel, policy_bias):
+                # Reference semantics (docs/architecture.md); TFLite replaces this body.
+                k, kh, kw, c, bs = tf.unstack(tf.shape(kernel_bm))
+                kernel = tf.reshape(tf.transpose(kernel_bm, (1, 2, 3, 0, 4)), (kh, kw, c, k * bs))
+                sigma = tf.sigmoid(tf.matmul(tf.reduce_mean(x, axis=(1, 2)), policy_kernel)
+                                   + policy_bias)
+                mask = gate(sigma, x.dtype)
+                y = tf.nn.conv2d(x, kernel, strides=strides, padding=padding, dilations=dilations)
+                y = act(y + bias)
+                return y * tf.repeat(mask, bs, axis=1)[:, None, None, :]
+
+            return gated_conv2d
+
+        @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
+        def gated_dense(x, kernel_bm, bias, policy_kernel, policy_bias):
+            # Reference semantics (docs/architecture.md); TFLite replaces this body.
+            k, d, bs = tf.unstack(tf.shape(kernel_bm))
+            kernel = tf.reshape(tf.transpose(kernel_bm, (1, 0, 2)), (d, k * bs))
+            sigma = tf.sigmoid(tf.matmul(x, policy_kernel) + policy_bias)
+            mask = gate(sigma, x.dtype)
+            return act(tf.matmul(x, kernel) + bias) * tf.repeat(mask, bs, axis=1)
+
+        return gated_dense
+
+    def _dense_fn(self):
+        tf = _tf()
+        act = _tf_activation(self.activation)
+        if self.is_conv:
+            strides = (self.attrs["stride_h"], self.attrs["stride_w"])
+            dilations = (self.attrs["dilation_h"], self.attrs["dilation_w"])
+            padding = self.attrs["padding"].upper()
+
+            def conv(x, kernel, bias, policy_kernel, policy_bias):
+                y = tf.nn.conv2d(x, kernel, strides=strides, padding=padding, dilations=dilations)
+                return act(tf.nn.bias_add(y, bias))
+
+            return conv
+
+        def dense(x, kernel, bias, policy_kernel, policy_bias):
+            return act(tf.matmul(x, kernel) + bias)
+
+        return dense
+
+    def call(self, inputs, *args, **kwargs):
+        return self.fn(inputs, self.kernel, self.bias, self.policy_kernel, self.policy_bias)
+
+
+def gated_layers_of(network):
+    from keras_condcomp.layers import gated_layers
+
+    return gated_layers(network)
+
+
+def unwrap(model):
+    """The user's network: `CondCompModel.network`, or the model itself."""
+    return getattr(model, "network", model)
+
+
+@contextlib.contextmanager
+def _patched_calls(exports):
+    """Temporarily routes each gated layer's `call` to its export function."""
+    saved = []
+    try:
+        for exp in exports:
+            saved.append((exp.layer, exp.layer.__dict__.get("call")))
+            exp.layer.call = exp.call
+        yield
+    finally:
+        for layer, original in saved:
+            if original is None:
+                del layer.call
+            else:
+                layer.call = original
+
+
+def _input_spec(network):
+    tf = _tf()
+    inputs = getattr(network, "inputs", None)
+    if not inputs:
+        raise ConversionError(
+            "The network has no defined inputs; build it with keras.Input (functional or "
+            "Sequential with an Input) before converting."
+        )
+    if len(inputs) != 1:
+        raise ConversionError(f"Only single-input networks are supported, got {len(inputs)}.")
+    shape = tuple(inputs[0].shape)
+    return tf.TensorSpec((None,) + shape[1:], tf.float32, name="x")
+
+
+def export_saved_model(model, directory, dense=False):
+    """Writes the SavedModel used for conversion; returns the export objects."""
+    import keras
+
+    tf = _tf()
+    network = unwrap(model)
+    gated = gated_layers_of(network)
+    if not gated:
+        raise ConversionError(
+            f"Model {network.name!r} contains no GatedDense/GatedConv2D layer; nothing to convert."
+        )
+    spec = _input_spec(network)
+    module = tf.Module()
+    module.tracked = []
+    exports = [_GatedExport(module, layer, dense) for layer in gated]
+    archive = keras.export.ExportArchive()
+    archive.track(network)
+    archive.track(module)
+
+    def serve(x):
+        with _patched_calls(exports):
+            return network(x, training=False)
+
+    archive.add_endpoint("serve", serve, input_signature=[spec])
+    with contextlib.redirect_stdout(sys.stderr):
+        archive.write_out(directory, verbose=False)
+    return exports
+
+
+def convert(model, dense=False):
+    """Returns the .tflite flatbuffer (bytes) of a Keras model with gated layers."""
+    import keras
+
+    if not isinstance(model, keras.layers.Layer):
+        raise ValueError(
+            "Argument `model` must be a Keras model (load a file with "
+            f"`load_keras_model(path)`). Received: model={model!r}"
+        )
+    _check_finite_weights(unwrap(model))
+    tf = _tf()
+    with tempfile.TemporaryDirectory() as tmp:
+        export_saved_model(model, tmp, dense=dense)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter.allow_custom_ops = not dense
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter.convert()
+
+
+def op_counts(tflite_bytes):
+    """{op name: count} over all subgraphs of a .tflite flatbuffer."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAsModel(tflite_bytes, 0)
+    counts = collections.Counter()
+    for s in range(model.SubgraphsLength()):
+        sub = model.Subgraphs(s)
+        for o in range(sub.OperatorsLength()):
+            code = model.OperatorCodes(sub.Operators(o).OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            if builtin == schema.BuiltinOperator.CUSTOM:
+                counts[code.CustomCode().decode()] += 1
+            else:
+                counts[names.get(builtin, str(builtin))] += 1
+    return dict(counts)
+
+
+def load_keras_model(path):
+    import keras
+
+    import keras_condcomp  # noqa: F401  (registers the serializable classes)
+
+    return keras.saving.load_model(path, compile=False)
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="convert.py",
+        description="Convert a Keras model with GatedDense/GatedConv2D layers to TFLite.",
+    )
+    parser.add_argument("model", metavar="MODEL", help="Keras model file (.keras)")
+    parser.add_argument("-o", "--output", required=True, help="output .tflite path")
+    parser.add_argument(
+        "--dense", action="store_true",
+        help="export the dense baseline with builtin ops (every block on, masks ignored)",
+    )
+    parser.add_argument(
+        "--verify", type=int, default=0, metavar="N",
+        help="after converting, run the .tflite (custom ops registered) and the Keras model "
+        "on N random inputs (batch 1 and batch N) and fail unless they agree within 1e-5",
+    )
+    parser.add_argument(
+        "--summary-data", metavar="X.npy",
+        help="inputs (a .npy array, e.g. a validation split) on which to print the per-layer "
+        "gate summary (keras_condcomp.summary): active fractions and multiply-adds",
+    )
+    args = parser.parse_args(argv)
+    if args.summary_data is not None and not os.path.isfile(args.summary_data):
+        parser.error(f"argument --summary-data: file not found: {args.summary_data!r}")
+    if args.verify < 0:
+        parser.error(f"argument --verify: must be >= 0, got {args.verify}")
+    if not os.path.isfile(args.model):
+        parser.error(f"argument MODEL: file not found: {args.model!r}")
+    if not args.model.endswith((".keras", ".h5")):
+        parser.error(f"argument MODEL: expected a .keras (or .h5) file, got {args.model!r}")
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):
+        parser.error(f"argument -o/--output: directory does not exist: {out_dir!r}")
+    if os.path.isdir(args.output):
+        parser.error(f"argument -o/--output: is a directory: {args.output!r}")
+    return parser, args
+
+
+def main(argv=None):
+    parser, args = _parse_args(argv)
+    try:
+        model = load_keras_model(args.model)
+    except Exception as e:  # noqa: BLE001 - report any loading failure with the argument
+        parser.error(f"argument MODEL: could not load {args.model!r}: {e}")
+    try:
+        data = convert(model, dense=args.dense)
+    except ConversionError as e:
+        parser.error(f"argument MODEL: {e}")
+    with open(args.output, "wb") as f:
+        f.write(data)
+    network = unwrap(model)
+    kind = "dense baseline (builtin ops)" if args.dense else "custom ops"
+    print(f"wrote {args.output}: {len(data):,} bytes, {kind}")
+    for name, count in sorted(op_counts(data).items()):
+        print(f"  {name}: {count}")
+    for layer in gated_layers_of(network):
+        rule = (f"top_k={layer.policy.top_k}" if layer.policy.top_k is not None
+                else f"threshold={layer.threshold}")
+        print(
+            f"  {layer.name}: {type(layer).__name__} num_blocks={layer.num_blocks} "
+            f"block_size={layer.block_size} {rule}"
+            + (" (run densely)" if args.dense else "")
+        )
+    if args.summary_data is not None:
+        import numpy as np
+
+        from keras_condcomp import summary
+
+        x = np.load(args.summary_data)
+        print(f"gates of the Keras model on {len(x)} examples of {args.summary_data}:")
+        summary(network, x)
+    if args.verify:
+        worst = verify(model, data, args.verify, dense=args.dense)
+        print(f"verified: max |tflite - keras| = {worst:.2e} on {args.verify} random inputs")
+        if not worst <= VERIFY_TOLERANCE:
+            print(f"error: exceeds {VERIFY_TOLERANCE:g}", file=sys.stderr)
+            return 1
+    return 0
+
+
+VERIFY_TOLERANCE = 1e-5
+
+
+def verify(model, tflite_bytes, num_examples, dense=False, seed=0):
+    """Max abs difference between the .tflite and Keras deterministic inference.
+
+    Inputs are standard-normal; batch 1 and batch `num_examples` are both run
+    (the TFLite input is resized). For `dense=True` the reference is the
+    network with every block forced on (what the builtin-op export computes).
+    """
+    import numpy as np
+
+    from keras_condcomp import litert
+
+    network = unwrap(model)
+    shape = tuple(network.inputs[0].shape[1:])
+    x = np.random.default_rng(seed).standard_normal((num_examples, *shape)).astype("float32")
+    interpreter = litert.Interpreter(model_content=tflite_bytes, custom_ops=not dense)
+    with _all_blocks_on(network) if dense else contextlib.nullcontext():
+        expected = np.asarray(network(x, training=False))
+    worst = 0.0
+    for batch in (x[:1], x):
+        got = interpreter.predict(batch)
+        worst = max(worst, float(np.max(np.abs(got - expected[: len(batch)]))))
+    return worst
+
+
+@contextlib.contextmanager
+def _all_blocks_on(network):
+    """Gated layers of `network` with threshold 0: every block on, as in `--dense`."""
+    layers = gated_layers_of(network)
+    saved = [(layer, layer.policy.threshold) for layer in layers]
+    try:
+        for layer in layers:
+            layer.policy.threshold = 0.0
+        yield
+    finally:
+        for layer, threshold in saved:
+            layer.policy.threshold = threshold
+
+
+if __name__ == "__main__":
+    sys.exit(main())
