@@ -60,7 +60,7 @@ def test_gate_pretrained_then_benchmark_trained(tmp_path):
     stdout = _run([str(REPO / "tflite" / "benchmark_trained.py"), *runs, "--timing-runs", "5",
                    "--warmup", "1", "--batches", "1", "--threads", "1",
                    "--out", str(tmp_path / "table")], tmp_path)
-    assert "| fashion_mnist (1200/300/10000) | gated_dense | baseline=ema | 2 | 0.5 | threshold | 2 |" in stdout
+    assert "| fashion_mnist (1200/300/10000) | gated_dense | 4 blocks, baseline=ema | 2 | 0.5 | threshold | 2 | 0." in stdout
     rows = json.loads((tmp_path / "table.json").read_text())
     assert {row["how"] for row in rows} == {"dense", "gated_dense", "dense_equal_flops"}
     for row in rows:

@@ -47,7 +47,8 @@ def parse_args(argv=None):
 
 def _summary(rows):
     errors = [r["test"]["error"] for r in rows]
-    out = {"test_error_mean": statistics.fmean(errors),
+    out = {"val_error_mean": statistics.fmean(r["val"]["error"] for r in rows),
+           "test_error_mean": statistics.fmean(errors),
            "test_error_sd": statistics.stdev(errors) if len(errors) > 1 else 0.0,
            "test_errors": errors}
     if "active_fraction" in rows[0]["test"]:
@@ -65,7 +66,7 @@ def variant(result, row):
     if row["how"].startswith("dense"):
         return ""
     a = result["args"]
-    parts = [f"baseline={a.get('baseline', 'ema')}"]
+    parts = [f"{a.get('num_blocks', 16)} blocks", f"baseline={a.get('baseline', 'ema')}"]
     if a.get("num_samples", 1) > 1:
         parts.append(f"K={a['num_samples']}")
     if a.get("policy_learning_rate") is not None:
@@ -221,10 +222,11 @@ def main(argv=None):
         "Command: `python tflite/benchmark_trained.py " + " ".join(
             argv if argv is not None else sys.argv[1:]) + "`",
         "",
-        "| data (train/val/test) | model | trained | epochs | tau | budget | seeds | test error "
-        "| per seed | active (max layer) | FLOP fraction | "
-        + " | ".join(f"speedup b{b} t{t}" for b, t in cols) + " |",
-        "|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(cols),
+        "| data (train/val/test) | model | trained | epochs | tau | budget | seeds | val error "
+        "| test error "
+        "| per seed | active (max layer) | FLOP fraction |"
+        + "".join(f" speedup b{b} t{t} |" for b, t in cols),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(cols),
     ]
     for row in table:
         timing = timings[row["dataset"]].get((row["how"], row["tau"], row["budget"]))
@@ -248,6 +250,7 @@ def main(argv=None):
             f"| {row['how']} | {row['variant'] or '-'} | {row['epochs']} "
             f"| {row['tau'] if row['tau'] is not None else '-'} "
             f"| {row['budget'] or '-'} | {len(row['seeds'])} "
+            f"| {row['val_error_mean']:.4f} "
             f"| {row['test_error_mean']:.4f} ± {row['test_error_sd']:.4f} "
             f"| {', '.join(f'{e:.4f}' for e in row['test_errors'])} | {active} "
             f"| {row['flop_fraction']:.3f} |" + "".join(f" {c} |" for c in cells))
