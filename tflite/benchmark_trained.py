@@ -5,7 +5,8 @@
 
 Reads each run directory's `results.json` (one seed each) and summarizes
 test error (mean ± sd over the seeds, every seed listed), per-layer active
-fraction and FLOP fraction at inference. Then, for the first run directory,
+fraction and FLOP fraction at inference. Then, for the first run directory of
+each data set and block count,
 converts its trained dense net (builtin FULLY_CONNECTED, run by XNNPACK) and
 its trained condnets (`tflite/convert.py`, CondComp custom ops) and times them
 side by side on the real test images: interleaved invoke() calls in one
@@ -77,14 +78,16 @@ def variant(result, row):
 def summarize(run_dirs):
     """Rows of the accuracy table, one per (dataset, how, tau, budget), over the seeds.
 
-    Returns `(table, first)`: the rows and `{dataset: (run dir, results)}` of
-    the first run directory of each data set (the one timed).
+    Returns `(table, first)`: the rows and `{(dataset, num_blocks): (run dir,
+    results)}` of the first run directory of each data set and block count
+    (the one timed).
     """
     first = {}
     groups = {}
     for run_dir in run_dirs:
         result = json.loads((run_dir / "results.json").read_text())
-        first.setdefault(result["dataset"], (run_dir, result))
+        config = (result["dataset"], result["args"].get("num_blocks", 16))
+        first.setdefault(config, (run_dir, result))
         for row in result["rows"]:
             key = (result["dataset"], row["how"], row["tau"], variant(result, row),
                    row["epochs"])
@@ -105,6 +108,7 @@ def summarize(run_dirs):
             "val_size": result["sizes"]["val"], "test_size": result["sizes"]["test"],
             "model": "dense" if how.startswith("dense") else "condnet", "how": how, "tau": tau,
             "budget": None if how.startswith("dense") else budget,
+            "num_blocks": result["args"].get("num_blocks", 16),
             "variant": trained, "seeds": [m[0]["args"]["seed"] for m in members],
             "epochs": epochs, "train_seconds": [r.get("train_seconds") for r in rows], **_summary(rows), "tflite_speedup_b1": None,
         })
@@ -204,8 +208,8 @@ def main(argv=None):
     from benchmark import cpu_name
 
     table, first = summarize(args.runs)
-    timings = {dataset: {} if args.no_timing else speed(run_dir, result, args)
-               for dataset, (run_dir, result) in first.items()}
+    timings = {config: {} if args.no_timing else speed(run_dir, result, args)
+               for config, (run_dir, result) in first.items()}
     cols = [] if args.no_timing else [(b, t) for b in args.batches for t in args.threads]
     lines = [
         "# Trained models: accuracy and TFLite speed of the same models",
@@ -229,7 +233,8 @@ def main(argv=None):
         "|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(cols),
     ]
     for row in table:
-        timing = timings[row["dataset"]].get((row["how"], row["tau"], row["budget"]))
+        timing = timings.get((row["dataset"], row["num_blocks"]), {}).get(
+            (row["how"], row["tau"], row["budget"]))
         cells = []
         for b, t in cols:
             if timing is None:
