@@ -226,9 +226,21 @@ def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, stride
             y = y + bias
         return _apply(activation, y) * unit_mask
 
+    def at_least_one(indices):
+        # TF's conv2d refuses a filter with a zero dimension. With no active
+        # output block, output channel 0 is computed and then multiplied by
+        # its mask, 0 for every example; with no non-zero input block, input
+        # channel 0 is read, which is then zero for every example. Either way
+        # the result is the defined one (exact zeros; activation(bias) in the
+        # active blocks).
+        return tf.cond(tf.size(indices) > 0, lambda: indices,
+                       lambda: tf.zeros((1,), indices.dtype))
+
     def sparse():
-        cols = _block_units(_active_indices(mask), block_size)
+        cols = at_least_one(_block_units(_active_indices(mask), block_size))
         rows = _input_rows(x, input_mask, c_in)
+        if rows is not None:
+            rows = at_least_one(rows)
         w = kernel if rows is None else tf.gather(kernel, rows, axis=2)
         xs = x if rows is None else tf.gather(x, rows, axis=3)
         y = conv(xs, tf.gather(w, cols, axis=3))

@@ -143,3 +143,32 @@ def test_auto_mode_gathers_only_below_max_density(monkeypatch):
         assert bool(calls) == gathers, (on_blocks, max_density)
         expected = (x @ kernel) * np.repeat(policy_bias > 0, 4)[None]
         np.testing.assert_allclose(np.asarray(y), expected, atol=TOL)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+@pytest.mark.parametrize("bias_value", [-50.0, 50.0])  # every block off / every block on
+@pytest.mark.parametrize("mode", ["auto", "sparse"])
+def test_zero_and_all_active_blocks_match_keras(kind, bias_value, mode):
+    """No active block (was `filter must not have zero elements` for conv) and all active."""
+    import keras_condcomp as kc
+
+    keras.utils.set_random_seed(0)
+    if kind == "dense":
+        net = keras.Sequential([keras.Input((12,)),
+                                kc.GatedDense(8, num_blocks=4, activation="relu", name="g1"),
+                                kc.GatedDense(8, num_blocks=4, activation="tanh", name="g2")])
+        x = np.random.default_rng(0).uniform(size=(3, 12)).astype("float32")
+    else:
+        net = keras.Sequential([
+            keras.Input((6, 6, 4)),
+            kc.GatedConv2D(8, 3, num_blocks=4, padding="same", activation="relu", name="g1"),
+            kc.GatedConv2D(8, 3, num_blocks=4, padding="same", activation="tanh", name="g2"),
+        ])
+        x = np.random.default_rng(0).uniform(size=(3, 6, 6, 4)).astype("float32")
+    for layer in net.layers:
+        layer.bias.assign(np.full(layer.bias.shape, 0.3, "float32"))
+        layer.policy.bias.assign(np.full((4,), bias_value, "float32"))
+    expected = np.asarray(net(x, training=False))
+    assert (expected == 0).all() if bias_value < 0 else (expected != 0).any()
+    got = np.asarray(sparse.SparseInference(net, mode=mode)(x))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
