@@ -173,19 +173,17 @@ static void fill_nan(float* y, size_t n) {
 /* The top_k rule: mask = the k blocks of largest sigma = sigmoid(z), sigma
  * rounded to float as in gate_on (so saturated logits tie as they do in the
  * float32 reference), lowest index first on ties, NaN below every number.
- * O(K * k), for the few tens of blocks a layer has. */
-static void top_k_mask(const float* z, int K, int k, uint8_t* mask) {
-  for (int b = 0; b < K; ++b) mask[b] = 0;
+ * Overwrites z (per-thread scratch) with sigma; O(K * k) compares. */
+static void top_k_mask(float* z, int K, int k, uint8_t* mask) {
+  for (int b = 0; b < K; ++b) {
+    mask[b] = 0;
+    z[b] = (float)(1.0 / (1.0 + exp(-(double)z[b])));
+  }
   for (int r = 0; r < k && r < K; ++r) {
     int best = -1;
-    float best_sigma = 0.0f;
     for (int b = 0; b < K; ++b) {
       if (mask[b]) continue;
-      const float sigma = (float)(1.0 / (1.0 + exp(-(double)z[b])));
-      if (best < 0 || (sigma > best_sigma) || (isnan(best_sigma) && !isnan(sigma))) {
-        best = b;
-        best_sigma = sigma;
-      }
+      if (best < 0 || z[b] > z[best] || (isnan(z[best]) && !isnan(z[b]))) best = b;
     }
     mask[best] = 1;
   }
