@@ -263,7 +263,8 @@ def run(args):
         ] if args.anneal_epochs > 0 else []
         fit(model, train, args.finetune_epochs, args, schedule)
         set_budget(model, tau, val, args)
-        print(f"before stage 3: val err {measure(model, val)['error']:.4f}", flush=True)
+        if args.hard_epochs > 0:  # otherwise condnet_row measures the same model
+            print(f"before stage 3: val err {measure(model, val)['error']:.4f}", flush=True)
         adapt_to_inference_masks(model, train, val, tau, args)
         seconds = time.perf_counter() - start
         row = condnet_row(model, tau, val, test, seconds,
