@@ -14,7 +14,13 @@ One run, one seed:
 4. optionally (`--scratch-epochs N`) train the same condnet from scratch;
 5. record validation and test error, per-layer active fraction and FLOP
    fraction at inference, and wall time; write `results.json` and the
-   `.keras` models to `--out`.
+   `.keras` models to `--out`. Every training stage also records, per epoch,
+   the validation error and the training seconds (validation time excluded):
+   the `curve` of each row. With `--budget top_k` the condnets' curves are
+   measured under the inference budget from the first epoch; with the
+   threshold budget, under the uncalibrated 0.5 threshold (calibration comes
+   after training). `--threads 1` pins TensorFlow to one thread so that wall
+   times of runs are comparable.
 
     python examples/gate_pretrained.py --data-dir ../shared/datasets/mnist --seed 0 --out runs/gate_s0
 """
@@ -88,6 +94,8 @@ def parse_args(argv=None):
     parser.add_argument("--dense-model", type=Path, default=None,
                         help="start from this trained dense .keras model (same seed's split) "
                         "instead of training one")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="TensorFlow intra- and inter-op threads (default: TensorFlow's)")
     parser.add_argument("--verbose", type=int, default=2)
     return parser.parse_args(argv)
 
@@ -135,11 +143,51 @@ def compile_model(model, learning_rate, decay_steps=None, policy_learning_rate=N
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"], **extra)
 
 
-def fit(model, train, epochs, args, callbacks=()):
+class EpochCurve(keras.callbacks.Callback):
+    """Per epoch of `fit`: the validation error and the training seconds.
+
+    The seconds exclude the per-epoch validation pass (timed through
+    `on_test_begin`/`on_test_end`, which `fit` calls around it), so that a
+    curve's time is what training alone costs.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.points = []
+        self._epoch_start = self._test_start = 0.0
+        self._test_seconds = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+        self._test_seconds = 0.0
+
+    def on_test_begin(self, logs=None):
+        self._test_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self._test_seconds += time.perf_counter() - self._test_start
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._epoch_start - self._test_seconds
+        self.points.append({"train_seconds": seconds,
+                            "val_error": 1.0 - float(logs["val_accuracy"])})
+
+
+def fit(model, train, epochs, args, callbacks=(), val=None, curve=None):
+    """Trains for `epochs`; returns the wall seconds. With `val` and `curve`
+    (a list), appends one point per epoch to `curve` (see `EpochCurve`)."""
     start = time.perf_counter()
     if epochs > 0:
+        callbacks = list(callbacks)
+        recorder = None
+        if curve is not None:
+            recorder = EpochCurve()
+            callbacks.append(recorder)
         model.fit(*train, epochs=epochs, batch_size=args.batch_size, shuffle=True,
-                  verbose=args.verbose, callbacks=list(callbacks))
+                  verbose=args.verbose, callbacks=callbacks,
+                  validation_data=val if curve is not None else None)
+        if recorder is not None:
+            curve.extend(recorder.points)
     return time.perf_counter() - start
 
 
@@ -157,6 +205,14 @@ def gating_arguments(args, tau):
     return dict(tau=tau, block_balance_weight=args.block_balance_weight,
                 example_balance_weight=args.example_balance_weight,
                 variance_weight=args.variance_weight)
+
+
+def inference_budget(model, tau, args):
+    """Before training: the top-k budget (if chosen), so per-epoch validation
+    measures what inference will run. Training itself samples the masks and
+    is unaffected."""
+    if args.budget == "top_k":
+        keras_condcomp.set_top_k(model, max(1, round(tau * args.num_blocks)))
 
 
 def set_budget(model, tau, val, args):
@@ -228,15 +284,17 @@ def run(args):
 
     steps = -(-len(train[0]) // args.batch_size)
     keras.utils.set_random_seed(args.seed)
+    dense_curve = []
     if args.dense_model is not None:
         dense = keras.models.load_model(args.dense_model)
         seconds = float("nan")
     else:
         dense = dense_network(train[0].shape[1:], args)
         compile_model(dense, args.learning_rate, steps * args.dense_epochs)
-        seconds = fit(dense, train, args.dense_epochs, args)
+        seconds = fit(dense, train, args.dense_epochs, args, val=val, curve=dense_curve)
     row = {"model": "dense", "how": "dense", "tau": None, "epochs": args.dense_epochs,
-           "train_seconds": seconds, "val": measure(dense, val), "test": measure(dense, test)}
+           "train_seconds": seconds, "curve": dense_curve,
+           "val": measure(dense, val), "test": measure(dense, test)}
     print(f"dense: val err {row['val']['error']:.4f} test err {row['test']['error']:.4f}",
           flush=True)
     results["rows"].append(row)
@@ -252,16 +310,18 @@ def run(args):
         model = keras_condcomp.CondCompModel(network, baseline=args.baseline,
                                              num_samples=args.num_samples)
         start = time.perf_counter()
+        curve = []
+        inference_budget(model, tau, args)
         keras_condcomp.freeze_network(model)
         compile_model(model, args.learning_rate)
-        fit(model, train, args.warmup_epochs, args)
+        fit(model, train, args.warmup_epochs, args, val=val, curve=curve)
         keras_condcomp.freeze_network(model, frozen=False)
         compile_model(model, args.finetune_learning_rate, steps * args.finetune_epochs,
                       args.policy_learning_rate)
         schedule = [keras_condcomp.GatingScheduler(
             tau=keras_condcomp.linear_schedule(1.0, tau, args.anneal_epochs))
         ] if args.anneal_epochs > 0 else []
-        fit(model, train, args.finetune_epochs, args, schedule)
+        fit(model, train, args.finetune_epochs, args, schedule, val=val, curve=curve)
         set_budget(model, tau, val, args)
         if args.hard_epochs > 0:  # otherwise condnet_row measures the same model
             print(f"before stage 3: val err {measure(model, val)['error']:.4f}", flush=True)
@@ -271,6 +331,7 @@ def run(args):
                           args.warmup_epochs + args.finetune_epochs + args.hard_epochs,
                           "gated_dense")
         row["dense_epochs"] = args.dense_epochs
+        row["curve"] = curve
         results["rows"].append(row)
         model.save(args.out / f"gated_tau{tau:g}.keras")
         save()
@@ -286,10 +347,13 @@ def run(args):
                           args.policy_learning_rate)
             schedule = [keras_condcomp.GatingScheduler(
                 tau=keras_condcomp.linear_schedule(1.0, tau, max(1, args.scratch_epochs // 3)))]
-            seconds = fit(model, train, args.scratch_epochs, args, schedule)
+            curve = []
+            inference_budget(model, tau, args)
+            seconds = fit(model, train, args.scratch_epochs, args, schedule, val=val, curve=curve)
             set_budget(model, tau, val, args)
-            results["rows"].append(condnet_row(model, tau, val, test, seconds,
-                                               args.scratch_epochs, "scratch"))
+            row = condnet_row(model, tau, val, test, seconds, args.scratch_epochs, "scratch")
+            row["curve"] = curve
+            results["rows"].append(row)
             model.save(args.out / f"scratch_tau{tau:g}.keras")
             save()
 
@@ -315,5 +379,11 @@ def run(args):
 
 
 if __name__ == "__main__":
-    run(parse_args())
+    arguments = parse_args()
+    if arguments.threads is not None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(arguments.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(arguments.threads)
+    run(arguments)
     sys.exit(0)

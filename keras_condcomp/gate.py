@@ -37,7 +37,8 @@ class GatingReport:
     """What `gate` did: the names of the gated layers and why others were left alone.
 
     Attributes:
-        gated: Names of the layers replaced by gated layers, in model order.
+        gated: Names of the layers replaced by gated layers, in model order;
+            a layer of a nested sub-model is named "submodel/layer".
         skipped: `{layer name: reason}` for Dense/Conv2D layers left as they were.
     """
 
@@ -111,20 +112,48 @@ def _gated_counterpart(layer, num_blocks, gating, seed):
     )
 
 
+def _is_nested_model(layer):
+    """Whether `clone_model(..., recursive=True)` clones `layer` layer by layer.
+
+    That is exactly the Sequential and functional models
+    (keras/src/models/cloning.py); the functional model class has no public
+    name, so it is recognised through `keras.src` (tested with Keras 3.5-3.15).
+    """
+    from keras.src.models.functional import Functional
+
+    return isinstance(layer, (keras.Sequential, Functional))
+
+
+def _walk(model, is_output_model, prefix=""):
+    """`(path, layer, is_output_layer)` for every layer of `model`, nested models included.
+
+    `path` is the layer name, prefixed by the names of the nested models it
+    sits in ("backbone/hidden_1"). A layer is an output layer if it produces
+    an output of the model given to `gate` (directly, or as the last layer of
+    a nested model that does).
+    """
+    outputs = _output_layer_names(model) if is_output_model else set()
+    for layer in model.layers:
+        path = prefix + layer.name
+        if _is_nested_model(layer):
+            yield from _walk(layer, layer.name in outputs, path + "/")
+        else:
+            yield path, layer, layer.name in outputs
+
+
 def _select(layers, model, num_blocks, gate_output_layer):
-    """Splits `model`'s Dense/Conv2D layers into `(to_gate, report)` by the `layers` rule."""
+    """`(to_gate, report)`: the Dense/Conv2D layers to gate (by id) and the report."""
     report = GatingReport()
-    outputs = _output_layer_names(model)
     candidates = [
-        layer for layer in model.layers
+        (path, layer, is_output) for path, layer, is_output in _walk(model, True)
         if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D))
         and not isinstance(layer, GatedLayer)
     ]
-    names = {layer.name for layer in candidates}
+    names = {path for path, _, _ in candidates} | {layer.name for _, layer, _ in candidates}
     if layers is None:
-        chosen = lambda layer: True  # noqa: E731
+        chosen = lambda path, layer: True  # noqa: E731
     elif callable(layers):
-        chosen = layers
+        chosen = lambda path, layer: layers(layer)  # noqa: E731
     elif isinstance(layers, (list, tuple, set)) and all(isinstance(n, str) for n in layers):
         unknown = sorted(set(layers) - names)
         if unknown:
@@ -134,26 +163,42 @@ def _select(layers, model, num_blocks, gate_output_layer):
                 f"Received: layers={layers!r}"
             )
         wanted = set(layers)
-        chosen = lambda layer: layer.name in wanted  # noqa: E731
+        chosen = lambda path, layer: path in wanted or layer.name in wanted  # noqa: E731
     else:
         raise ValueError(
             "Argument `layers` must be None, a list of layer names or a callable "
             f"`fn(layer) -> bool`. Received: layers={layers!r}"
         )
-    to_gate = set()
-    for layer in candidates:
-        if not chosen(layer):
+    to_gate = {}
+    for path, layer, is_output in candidates:
+        if not chosen(path, layer):
             continue
-        if layer.name in outputs and not gate_output_layer:
-            report.skipped[layer.name] = "output layer (pass gate_output_layer=True to gate it)"
+        if is_output and not gate_output_layer:
+            report.skipped[path] = "output layer (pass gate_output_layer=True to gate it)"
             continue
         reason = _why_not_gateable(layer, num_blocks)
         if reason is None:
-            to_gate.add(layer.name)
-            report.gated.append(layer.name)
+            to_gate[id(layer)] = len(report.gated)
+            report.gated.append(path)
         else:
-            report.skipped[layer.name] = reason
+            report.skipped[path] = reason
     return to_gate, report
+
+
+def _copy_weights(old_model, new_model, to_gate):
+    """Copies every weight of `old_model` into its clone, nested models included."""
+    for old in old_model.layers:
+        if isinstance(old, keras.layers.InputLayer):
+            continue
+        new = new_model.get_layer(old.name)
+        if id(old) in to_gate:
+            new.kernel.assign(old.kernel)
+            if old.bias is not None:
+                new.bias.assign(old.bias)
+        elif _is_nested_model(old):
+            _copy_weights(old, new, to_gate)
+        else:
+            new.set_weights(old.get_weights())
 
 
 def gate(model, num_blocks, layers=None, gate_output_layer=False, seed=None,
@@ -163,7 +208,9 @@ def gate(model, num_blocks, layers=None, gate_output_layer=False, seed=None,
     The chosen `keras.layers.Dense` (rank-2 input) and `keras.layers.Conv2D`
     layers become `GatedDense` / `GatedConv2D` with the original kernel,
     bias, activation, regularizers and constraints; every other layer is
-    cloned with its weights. The original model is not changed. Layers that
+    cloned with its weights; nested Sequential and functional sub-models are
+    walked too (their layers are reported as "submodel/layer"). The original
+    model is not changed. Layers that
     cannot be gated (units or filters not divisible by `num_blocks`, rank > 2
     inputs, grouped or channels-first convolutions, LoRA or quantized layers)
     and the output layer (unless `gate_output_layer=True`) are left as they
@@ -173,7 +220,8 @@ def gate(model, num_blocks, layers=None, gate_output_layer=False, seed=None,
         model: A built `keras.Sequential` or functional `keras.Model`.
         num_blocks: Positive integer, blocks per gated layer.
         layers: Which layers to gate: `None` (every Dense/Conv2D that can
-            be), a list of layer names, or `fn(layer) -> bool`.
+            be), a list of layer names (or "submodel/layer" paths), or
+            `fn(layer) -> bool`.
         gate_output_layer: Boolean, also gate the layer(s) producing the
             model outputs (off by default: a gated classifier layer would
             zero whole groups of logits).
@@ -217,32 +265,22 @@ def gate(model, num_blocks, layers=None, gate_output_layer=False, seed=None,
     if seed is not None:
         seed = check_positive_int("seed", seed + 1) - 1
     to_gate, report = _select(layers, model, num_blocks, gate_output_layer)
-    order = {name: i for i, name in enumerate(report.gated)}
 
     def clone(layer):
-        if layer.name in to_gate:
-            layer_seed = None if seed is None else seed + order[layer.name]
+        if id(layer) in to_gate:
+            layer_seed = None if seed is None else seed + to_gate[id(layer)]
             return _gated_counterpart(layer, num_blocks, gating, layer_seed)
         return layer.__class__.from_config(layer.get_config())
 
     try:
-        gated = keras.models.clone_model(model, clone_function=clone)
+        gated = keras.models.clone_model(model, clone_function=clone, recursive=True)
     except Exception as error:  # noqa: BLE001 - re-raised with the model named.
         raise ValueError(
             f"Could not clone {model.name!r} layer by layer ({type(error).__name__}: "
             f"{error}). `gate` supports Sequential and functional models of "
             "standard or serializable layers."
         ) from error
-    for old in model.layers:
-        if isinstance(old, keras.layers.InputLayer):
-            continue
-        new = gated.get_layer(old.name)
-        if isinstance(new, GatedLayer):
-            new.kernel.assign(old.kernel)
-            if old.bias is not None:
-                new.bias.assign(old.bias)
-        else:
-            new.set_weights(old.get_weights())
+    _copy_weights(model, gated, to_gate)
     return (gated, report) if return_report else gated
 
 

@@ -6,7 +6,9 @@ import pytest
 from sklearn.datasets import load_digits
 
 import keras_condcomp
+import keras_condcomp.tflite
 from keras_condcomp import CondCompModel, GatedConv2D, GatedDense, freeze_network, gate
+from keras_condcomp.layers import gated_layers
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +80,47 @@ def test_functional_conv_model_and_layer_selection():
     assert "not divisible" in report.skipped["c1"]
     _, report = gate(model, num_blocks=5, gate_output_layer=True, return_report=True)
     assert report.gated == ["logits"]
+
+
+def test_nested_submodels_are_walked_and_keep_their_weights(digits):
+    """A trained backbone inside a bigger model: its Dense layers are gated too."""
+    x, y = digits
+    keras.utils.set_random_seed(2)
+    backbone = keras.Sequential([
+        keras.Input((64,)),
+        keras.layers.Dense(32, activation="relu", name="h1"),
+        keras.layers.Dense(32, activation="relu", name="h2"),
+    ], name="backbone")
+    inputs = keras.Input((64,))
+    features = backbone(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax", name="head")(features)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0)
+
+    gated, report = gate(model, num_blocks=4, threshold=0.0, seed=5, return_report=True)
+    assert report.gated == ["backbone/h1", "backbone/h2"]
+    assert "output layer" in report.skipped["head"]
+    inner = gated.get_layer("backbone")
+    assert isinstance(inner.get_layer("h1"), GatedDense)
+    assert [inner.get_layer(n).get_config()["seed"] for n in ("h1", "h2")] == [5, 6]
+    assert gated_layers(gated) == [inner.get_layer("h1"), inner.get_layer("h2")]
+    np.testing.assert_allclose(np.asarray(gated(x[:50], training=False)),
+                               np.asarray(model(x[:50], training=False)), atol=1e-6)
+    # The original backbone is untouched and still plain Dense.
+    assert isinstance(backbone.get_layer("h1"), keras.layers.Dense)
+    # The converter finds the nested gated layers (one custom op each).
+    counts = keras_condcomp.tflite.op_counts(keras_condcomp.tflite.convert(gated))
+    assert counts.get("CondCompGatedDense") == 2
+
+    only, report = gate(model, num_blocks=4, layers=["backbone/h2"], return_report=True)
+    assert report.gated == ["backbone/h2"]
+    assert isinstance(only.get_layer("backbone").get_layer("h1"), keras.layers.Dense)
+    # A nested model that produces the outputs: its last layer is the output layer.
+    tail = keras.Sequential([keras.Input((64,)), backbone])
+    _, report = gate(tail, num_blocks=4, return_report=True)
+    assert report.gated == ["backbone/h1"]
+    assert "output layer" in report.skipped["backbone/h2"]
 
 
 @pytest.mark.parametrize("kwargs, match", [
