@@ -2,25 +2,26 @@
 
 The custom ops (`CondCompGatedDense`, `CondCompGatedConv2D`) live in a native
 library built by `bash tflite/build_ops.sh`
-(`build/tflite_ops/libcondcomp_tflite_ops.so`). It is loaded lazily, the first
-time an interpreter needs it, so importing and training with
-`keras_condcomp` never requires it.
+(`build/tflite_ops/libcondcomp_tflite_ops.so`) or shipped inside the wheel.
+It is loaded lazily, the first time an interpreter needs it, so importing and
+training with `keras_condcomp` never requires it.
 
     from keras_condcomp.litert import Interpreter
     interp = Interpreter("model.tflite", num_threads=2)
     y = interp.predict(x)              # resizes the batch dimension as needed
 
-The interpreter is TensorFlow's `tf.lite.Interpreter` (its
-`InterpreterWithCustomOps` subclass; XNNPACK runs the builtin ops); the ops
-are added through its `custom_op_registerers` hook, which hands the library a
-`tflite::MutableOpResolver*` (see tflite/ops/condcomp_register_tf.c).
-`ai_edge_litert`'s interpreter is a separately built copy of the runtime whose
-resolver cannot be reached from outside, so it is not used here. On Android the
-same kernels are registered with the TFLite C API
+Runtimes: LiteRT's interpreter (`ai_edge_litert`, what Linux boards and
+Android deploy with) when it is installed, TensorFlow's `tf.lite.Interpreter`
+otherwise; `runtime=` or `$CONDCOMP_RUNTIME` ("litert" / "tensorflow") picks
+one. XNNPACK runs the builtin ops in both. The library is attached as an
+external delegate (`load_delegate(path)`: tflite/ops/condcomp_delegate.c)
+that claims every CondComp node; nothing depends on a C++ symbol of either
+runtime. On Android the same kernels are registered with the TFLite C API
 (`TfLiteInterpreterOptionsAddCustomOp` + `CondCompGatedDenseRegistration()`).
 
 Library lookup order: `$CONDCOMP_TFLITE_OPS` (a path to the .so), then
-`build/tflite_ops/` of the source checkout, then next to this module.
+`build/tflite_ops/` of the source checkout, then next to this module (the
+wheel's copy).
 """
 
 import ctypes
@@ -32,6 +33,12 @@ LIBRARY_ENV = "CONDCOMP_TFLITE_OPS"
 LIBRARY_NAME = "libcondcomp_tflite_ops.so"
 BUILD_COMMAND = "bash tflite/build_ops.sh"
 CUSTOM_OPS = ("CondCompGatedDense", "CondCompGatedConv2D")
+RUNTIME_ENV = "CONDCOMP_RUNTIME"
+RUNTIMES = ("auto", "litert", "tensorflow")
+# Runtime versions whose TFLite C structs (tflite/ops/tflite_c_abi.h) were
+# checked against the library: [lowest, first untested).
+TESTED_VERSIONS = {"tensorflow": ((2, 16), (2, 22)), "litert": ((2, 0), (2, 4))}
+UNTESTED_ENV = "CONDCOMP_ALLOW_UNTESTED_RUNTIME"
 
 _lock = threading.Lock()
 _library = None
@@ -69,8 +76,7 @@ def load_library():
     """Loads (once) and returns the custom-op library as a `ctypes.CDLL`.
 
     Raises:
-        OpsLibraryError: not built, or the running TensorFlow does not export
-            what the registerer needs.
+        OpsLibraryError: not built, or not a CondComp op library.
     """
     global _library
     with _lock:
@@ -84,13 +90,9 @@ def load_library():
                 f"Build it with `{BUILD_COMMAND}` from the repository root, or set "
                 f"${LIBRARY_ENV} to its path."
             )
-        import tensorflow  # noqa: F401  (loads libtensorflow_cc, which exports AddCustom)
-
         try:
             lib = ctypes.CDLL(path)
-            lib.CondCompRegisterOps.argtypes = [ctypes.c_void_p]
-            lib.CondCompRegisterOps.restype = None
-            lib.CondCompCanRegister.restype = ctypes.c_int
+            lib.tflite_plugin_create_delegate  # noqa: B018 (the delegate entry point)
             lib.CondCompKernelIsa.restype = ctypes.c_char_p
             u64p = ctypes.POINTER(ctypes.c_uint64)
             lib.CondCompGetStats.argtypes = [u64p, u64p, u64p, u64p]
@@ -102,12 +104,6 @@ def load_library():
                 f"Rebuild it with `{BUILD_COMMAND}`, or point ${LIBRARY_ENV} at "
                 f"{LIBRARY_NAME}."
             ) from error
-        if not lib.CondCompCanRegister():
-            raise OpsLibraryError(
-                "tflite::MutableOpResolver::AddCustom is not exported by the loaded TensorFlow "
-                "(expected in libtensorflow_cc.so.2 of the pip wheel); cannot register the "
-                "CondComp custom ops with tf.lite.Interpreter."
-            )
         _library = lib
         return lib
 
@@ -129,41 +125,76 @@ def reset_stats():
     load_library().CondCompResetStats()
 
 
-def _registerer(lib):
-    # tf.lite.Interpreter calls each registerer with the resolver address (int).
-    def register(resolver_address):
-        lib.CondCompRegisterOps(ctypes.c_void_p(resolver_address))
+def _version(text):
+    parts = []
+    for piece in text.split(".")[:2]:
+        digits = "".join(c for c in piece if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
 
-    return register
+
+def _check_tested(runtime, version):
+    """Refuses (clearly, before any native call) a runtime version outside the tested range."""
+    low, high = TESTED_VERSIONS[runtime]
+    if not low <= _version(version) < high and os.environ.get(UNTESTED_ENV) != "1":
+        raise OpsLibraryError(
+            f"The CondComp op library was checked against {runtime} "
+            f"{'.'.join(map(str, low))} up to (not including) {'.'.join(map(str, high))}, "
+            f"whose TFLite C structs it relies on; this is {runtime} {version}. Use a "
+            f"tested version, or set ${UNTESTED_ENV}=1 to try anyway (a struct that "
+            "changed layout would make the ops read wrong memory)."
+        )
 
 
-def _tf_interpreter_class():
-    import tensorflow as tf  # noqa: F401
-    # tf.lite.Interpreter plus the `custom_op_registerers` argument (not exported
-    # under tf.lite, but part of the same module since TF 2.4).
-    from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
+def resolve_runtime(runtime=None):
+    """`(name, interpreter module, version)` of the runtime: name "litert" or "tensorflow".
 
-    return InterpreterWithCustomOps
+    `runtime` (or `$CONDCOMP_RUNTIME`): "auto" (default: LiteRT if
+    `ai_edge_litert` is installed, else TensorFlow), "litert" or "tensorflow".
+    """
+    runtime = runtime or os.environ.get(RUNTIME_ENV) or "auto"
+    if runtime not in RUNTIMES:
+        raise ValueError(f"Argument `runtime` must be one of {RUNTIMES}. Received: runtime={runtime!r}")
+    if runtime in ("auto", "litert"):
+        try:
+            import ai_edge_litert
+            from ai_edge_litert import interpreter as module
+        except ImportError as error:
+            if runtime == "litert":
+                raise ValueError(
+                    "runtime='litert' needs the `ai_edge_litert` package "
+                    "(pip install 'keras_condcomp[runtime]'). Received: runtime='litert'"
+                ) from error
+        else:
+            return "litert", module, getattr(ai_edge_litert, "__version__", "0")
+    import tensorflow as tf
+    from tensorflow.lite.python import interpreter as module
+
+    return "tensorflow", module, tf.__version__
 
 
 class Interpreter:
-    """`tf.lite.Interpreter` with the CondComp custom ops registered.
+    """A TFLite interpreter (LiteRT or `tf.lite`) with the CondComp ops attached.
 
     Args:
         model_path: Path of a `.tflite` file (or use `model_content`).
         model_content: The flatbuffer bytes.
         num_threads: Threads for XNNPACK and for the custom ops (the ops read
             the interpreter's recommended thread count). Default 1.
-        custom_ops: Register the CondComp ops (needs the native library).
+        custom_ops: Attach the CondComp ops (needs the native library).
             `False` runs builtin-only models (e.g. `convert.py --dense`) without it.
-        **kwargs: Passed to `tf.lite.Interpreter`.
+        runtime: "auto" (default; `$CONDCOMP_RUNTIME` if set), "litert"
+            (`ai_edge_litert`) or "tensorflow" (`tf.lite`).
+        **kwargs: Passed to the runtime's interpreter (`experimental_delegates`
+            are kept, ours is added after them).
 
-    All `tf.lite.Interpreter` methods are available (attribute delegation);
-    `predict(x)` is a convenience for single-input single-output models.
+    All methods of the runtime's interpreter are available (attribute
+    delegation); `predict(x)` is a convenience for single-input
+    single-output models; `runtime` says which runtime runs the model.
     """
 
     def __init__(self, model_path=None, model_content=None, num_threads=1, custom_ops=True,
-                 **kwargs):
+                 runtime=None, **kwargs):
         if model_path is not None:
             if model_content is not None:
                 raise ValueError(
@@ -192,17 +223,22 @@ class Interpreter:
                 f"Argument `num_threads` must be a positive integer. Received: "
                 f"num_threads={num_threads!r}"
             )
-        registerers = list(kwargs.pop("custom_op_registerers", []) or [])
+        self.runtime, module, version = resolve_runtime(runtime)
+        delegates = list(kwargs.pop("experimental_delegates", []) or [])
         if custom_ops:
-            registerers.append(_registerer(load_library()))
-        cls = _tf_interpreter_class()
+            _check_tested(self.runtime, version)
+            delegates.append(module.load_delegate(load_library()._name))
+        if kwargs.get("custom_op_registerers"):
+            cls = module.InterpreterWithCustomOps
+        else:
+            cls = module.Interpreter
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
             try:
                 self._interpreter = cls(
                     model_content=model_content,
                     num_threads=num_threads,
-                    custom_op_registerers=registerers,
+                    experimental_delegates=delegates,
                     **kwargs,
                 )
             except ValueError as error:
@@ -212,7 +248,7 @@ class Interpreter:
                     f"Cannot load the model (a truncated or corrupt .tflite file?): "
                     f"{str(error).strip()}. Received: {source}"
                 ) from error
-        if not registerers:
+        if not custom_ops:
             self._check_no_condcomp_ops(source)
         self._batch = None
 

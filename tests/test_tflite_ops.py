@@ -16,6 +16,7 @@ import keras_condcomp as kc
 from keras_condcomp import litert
 from tflite_helpers import (
     REPO,
+    REQUIRE_ENV,
     custom_ops,
     load_convert,
     model_t,
@@ -316,3 +317,47 @@ def test_nonfinite_input_rows_are_nan_in_the_op_itself(cv, kind):
     bad = np.array([False, True, False, True, False])
     assert np.isnan(y[bad]).all() and np.isnan(expected[bad]).all()
     np.testing.assert_allclose(y[~bad], expected[~bad], atol=TOL)
+
+
+RUNTIMES = ["tensorflow"] + (["litert"] if litert.resolve_runtime()[0] == "litert" else [])
+
+
+def test_both_runtimes_run_the_same_models_with_the_same_tolerance(cv):
+    """LiteRT (ai_edge_litert) and tf.lite load the ops as the same delegate."""
+    if len(RUNTIMES) < 2 and os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail("ai_edge_litert is not installed; CI installs the [litert] extra")
+    rng = np.random.default_rng(11)
+    dense_net = _mlp(rng)
+    conv_layer = kc.GatedConv2D(8, 3, num_blocks=4, padding="same", activation="relu")
+    conv_net = keras.Sequential([keras.Input((6, 6, 3)), conv_layer, keras.layers.Flatten(),
+                                 keras.layers.Dense(4)])
+    _set_policy(conv_layer, rng)
+    for net, shape in ((dense_net, (20,)), (conv_net, (6, 6, 3))):
+        data = cv.convert(net)
+        for batch in (1, 9):
+            x = rng.normal(size=(batch,) + shape).astype("f4")
+            ref = np.asarray(net(x, training=False))
+            outputs = {}
+            for runtime in RUNTIMES:
+                interp = litert.Interpreter(model_content=data, runtime=runtime, num_threads=2)
+                assert interp.runtime == runtime
+                ops = {d["op_name"] for d in interp._get_ops_details()}
+                assert "DELEGATE" in ops  # our delegate took the CondComp nodes
+                outputs[runtime] = interp.predict(x)
+                np.testing.assert_allclose(outputs[runtime], ref, atol=TOL)
+            if len(RUNTIMES) == 2:
+                np.testing.assert_allclose(outputs["litert"], outputs["tensorflow"], atol=TOL)
+
+
+def test_runtime_argument_and_untested_versions(small_model, monkeypatch):
+    with pytest.raises(ValueError, match="Argument `runtime` must be one of"):
+        litert.Interpreter(model_content=small_model, runtime="tflite")
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # as if not installed
+    with pytest.raises(ValueError, match=r"keras_condcomp\[runtime\]"):
+        litert.Interpreter(model_content=small_model, runtime="litert")
+    assert litert.Interpreter(model_content=small_model).runtime == "tensorflow"
+    monkeypatch.setitem(litert.TESTED_VERSIONS, "tensorflow", ((1, 0), (1, 1)))
+    with pytest.raises(litert.OpsLibraryError, match="CONDCOMP_ALLOW_UNTESTED_RUNTIME"):
+        litert.Interpreter(model_content=small_model, runtime="tensorflow")
+    monkeypatch.setenv("CONDCOMP_ALLOW_UNTESTED_RUNTIME", "1")
+    assert litert.Interpreter(model_content=small_model, runtime="tensorflow").runtime == "tensorflow"

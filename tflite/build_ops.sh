@@ -27,8 +27,8 @@ else
   "$CC" -std=gnu11 -O3 -fPIC -shared -Wall -Wextra -Wno-unused-parameter -Wno-psabi \
     -fvisibility=hidden -ffp-contract=fast "${extra[@]}" \
     "$SRC/condcomp_kernels.c" "$SRC/condcomp_tflite_ops.c" "$SRC/flexbuffer_map.c" \
-    "$SRC/cc_parallel.c" "$SRC/condcomp_register_tf.c" \
-    -o "$LIB" -lpthread -lm -ldl
+    "$SRC/cc_parallel.c" "$SRC/condcomp_delegate.c" \
+    -o "$LIB" -lpthread -lm
 fi
 
 if [ ! -f "$LIB" ]; then

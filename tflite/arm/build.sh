@@ -42,6 +42,8 @@ EXTRA=(${ARM_CFLAGS:-})
 CFLAGS=(-std=gnu11 -O3 -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-psabi
         -ffp-contract=fast -march=armv8-a "${EXTRA[@]}")
 KERNEL_SRCS=(condcomp_kernels flexbuffer_map cc_parallel condcomp_tflite_ops)
+# The external delegate (what LiteRT / tf.lite load with load_delegate) goes
+# into the shared library only: the static driver registers the ops itself.
 
 for src in "${KERNEL_SRCS[@]}"; do
   flags=("${CFLAGS[@]}")
@@ -50,15 +52,15 @@ for src in "${KERNEL_SRCS[@]}"; do
   fi
   "$CC" "${flags[@]}" -fvisibility=hidden -c "$OPS/$src.c" -o "$OUT/obj/$src.o"
 done
-"$CC" "${CFLAGS[@]}" -fvisibility=hidden -c "$OPS/condcomp_register_tf.c" \
-  -o "$OUT/obj/condcomp_register_tf.o"
+"$CC" "${CFLAGS[@]}" -fvisibility=hidden -c "$OPS/condcomp_delegate.c" \
+  -o "$OUT/obj/condcomp_delegate.o"
 
 OBJS=()
 for src in "${KERNEL_SRCS[@]}"; do OBJS+=("$OUT/obj/$src.o"); done
 
 # Shared op library (what an app or tf.lite on an ARM board loads).
 "$CC" -shared -Wl,-z,max-page-size=16384 -o "$OUT/libcondcomp_tflite_ops.so" "${OBJS[@]}" \
-  "$OUT/obj/condcomp_register_tf.o" -lpthread -lm -ldl
+  "$OUT/obj/condcomp_delegate.o" -lpthread -lm
 "$STRIP" --strip-unneeded -o "$OUT/libcondcomp_tflite_ops.stripped.so" \
   "$OUT/libcondcomp_tflite_ops.so"
 

@@ -22,7 +22,7 @@
  * Registering: CondCompGatedDenseRegistration() / CondCompGatedConv2DRegistration()
  * return the registrations for TfLiteInterpreterOptionsAddCustomOp (TFLite C
  * API, e.g. on Android) or tflite::MutableOpResolver::AddCustom;
- * condcomp_register_tf.c adds the desktop Python registerer.
+ * condcomp_delegate.c wraps them as the delegate the desktop runtimes load.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

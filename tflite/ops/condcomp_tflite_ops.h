@@ -25,13 +25,15 @@ extern "C" {
 CONDCOMP_EXPORT const TfLiteRegistration* CondCompGatedDenseRegistration(void);
 CONDCOMP_EXPORT const TfLiteRegistration* CondCompGatedConv2DRegistration(void);
 
-/* Desktop Python registerer for tf.lite.Interpreter(custom_op_registerers=[...]):
- * `resolver` is the tflite::MutableOpResolver* the interpreter passes. Adds both
- * ops through the AddCustom of the TensorFlow library loaded in the process.
- * Defined in condcomp_register_tf.c (not built for Android). */
-CONDCOMP_EXPORT void CondCompRegisterOps(void* resolver);
-/* 1 if CondCompRegisterOps can find tflite::MutableOpResolver::AddCustom. */
-CONDCOMP_EXPORT int CondCompCanRegister(void);
+/* The ops as a TFLite delegate that claims every CondComp node (desktop
+ * runtimes: LiteRT's and tf.lite's `load_delegate(path)` call the
+ * tflite_plugin_* entry points). Defined in condcomp_delegate.c. */
+CONDCOMP_EXPORT TfLiteDelegate* CondCompDelegateCreate(void);
+CONDCOMP_EXPORT void CondCompDelegateDelete(TfLiteDelegate* delegate);
+CONDCOMP_EXPORT TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values,
+                                                              size_t num_options,
+                                                              void (*report_error)(const char*));
+CONDCOMP_EXPORT void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate);
 
 /* Process-wide counters: multiply-adds done by the block kernels, invocations,
  * active and total (example, block) pairs. */

@@ -128,7 +128,11 @@ typedef struct TfLiteContext {
   TfLiteStatus (*GetNodeAndRegistration)(struct TfLiteContext*, int node_index,
                                          TfLiteNode** node,
                                          struct TfLiteRegistration** registration);
-  void* ReplaceNodeSubsetsWithDelegateKernels; /* takes a struct by value; never called */
+  /* Takes the registration by value: sizeof(TfLiteRegistration) is part of the ABI. */
+  TfLiteStatus (*ReplaceNodeSubsetsWithDelegateKernels)(struct TfLiteContext*,
+                                                        struct TfLiteRegistration registration,
+                                                        const TfLiteIntArray* nodes_to_replace,
+                                                        struct TfLiteDelegate* delegate);
   int recommended_num_threads;
   void* GetExternalContext;
   void* SetExternalContext;
@@ -163,6 +167,34 @@ typedef struct TfLiteRegistration {
   uint64_t inplace_operator;
 } TfLiteRegistration;
 
+typedef int TfLiteBufferHandle;
+
+typedef enum TfLiteDelegateFlags {
+  kTfLiteDelegateFlagsNone = 0,
+  kTfLiteDelegateFlagsAllowDynamicTensors = 1,
+} TfLiteDelegateFlags;
+
+typedef struct TfLiteDelegate {
+  void* data_;
+  TfLiteStatus (*Prepare)(TfLiteContext* context, struct TfLiteDelegate* delegate);
+  TfLiteStatus (*CopyFromBufferHandle)(TfLiteContext* context, struct TfLiteDelegate* delegate,
+                                       TfLiteBufferHandle buffer_handle, TfLiteTensor* tensor);
+  TfLiteStatus (*CopyToBufferHandle)(TfLiteContext* context, struct TfLiteDelegate* delegate,
+                                     TfLiteBufferHandle buffer_handle, TfLiteTensor* tensor);
+  void (*FreeBufferHandle)(TfLiteContext* context, struct TfLiteDelegate* delegate,
+                           TfLiteBufferHandle* handle);
+  int64_t flags;
+  void* opaque_delegate_builder; /* struct TfLiteOpaqueDelegateBuilder*; must stay NULL */
+} TfLiteDelegate;
+
+/* What a delegate kernel's init receives as `buffer`. */
+typedef struct TfLiteDelegateParams {
+  struct TfLiteDelegate* delegate;
+  TfLiteIntArray* nodes_to_replace;
+  TfLiteIntArray* input_tensors;
+  TfLiteIntArray* output_tensors;
+} TfLiteDelegateParams;
+
 /* BuiltinOperator_CUSTOM in the schema. */
 #define CONDCOMP_BUILTIN_CUSTOM 32
 
@@ -190,6 +222,13 @@ CC_STATIC_ASSERT(offsetof(TfLiteContext, tensors_size) == 0, "TfLiteContext.tens
 CC_STATIC_ASSERT(offsetof(TfLiteContext, tensors) == 16, "TfLiteContext.tensors");
 CC_STATIC_ASSERT(offsetof(TfLiteContext, ResizeTensor) == 32, "TfLiteContext.ResizeTensor");
 CC_STATIC_ASSERT(offsetof(TfLiteContext, ReportError) == 40, "TfLiteContext.ReportError");
+CC_STATIC_ASSERT(offsetof(TfLiteContext, GetExecutionPlan) == 8, "TfLiteContext.GetExecutionPlan");
+CC_STATIC_ASSERT(offsetof(TfLiteContext, GetNodeAndRegistration) == 56, "TfLiteContext.GetNodeAndRegistration");
+CC_STATIC_ASSERT(offsetof(TfLiteContext, ReplaceNodeSubsetsWithDelegateKernels) == 64, "TfLiteContext.ReplaceNodeSubsetsWithDelegateKernels");
+CC_STATIC_ASSERT(offsetof(TfLiteDelegate, Prepare) == 8, "TfLiteDelegate.Prepare");
+CC_STATIC_ASSERT(offsetof(TfLiteDelegate, flags) == 40, "TfLiteDelegate.flags");
+CC_STATIC_ASSERT(sizeof(TfLiteDelegate) == 56, "sizeof(TfLiteDelegate)");
+CC_STATIC_ASSERT(offsetof(TfLiteDelegateParams, nodes_to_replace) == 8, "TfLiteDelegateParams.nodes_to_replace");
 CC_STATIC_ASSERT(offsetof(TfLiteContext, recommended_num_threads) == 72, "TfLiteContext.recommended_num_threads");
 CC_STATIC_ASSERT(offsetof(TfLiteContext, ResizeTensorExplicit) == 144, "TfLiteContext.ResizeTensorExplicit");
 CC_STATIC_ASSERT(offsetof(TfLiteContext, GetTensor) == 160, "TfLiteContext.GetTensor");
