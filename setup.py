@@ -1,6 +1,57 @@
-"""Setuptools build of keras_condcomp (metadata lives here; pyproject.toml names the backend)."""
+"""Setuptools build of keras_condcomp (metadata lives here; pyproject.toml names the backend).
 
-from setuptools import find_packages, setup
+The wheel carries the TFLite custom-op library: `build_ext` compiles
+tflite/ops/*.c into `keras_condcomp/libcondcomp_tflite_ops.so` (a plain
+shared library loaded with ctypes, not a Python extension module) with the
+flags of tflite/build_ops.sh; the kernels pick AVX2/AVX-512 at run time, so
+the wheel is not tied to the build machine's CPU (`CONDCOMP_NATIVE=1` builds
+for it instead). Setuptools rather than scikit-build-core because five C
+files with no dependencies need no CMake at install time (CMake stays for
+cross and NDK builds: tflite/ops/CMakeLists.txt). A failed compile does not
+fail the install: the Python package trains without the library, and
+`keras_condcomp.litert` then says how to build it.
+"""
+
+import os
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+OPS = os.path.join("tflite", "ops")
+OPS_SOURCES = ["condcomp_kernels.c", "condcomp_tflite_ops.c", "flexbuffer_map.c",
+               "cc_parallel.c", "condcomp_delegate.c"]
+OPS_LIBRARY = "libcondcomp_tflite_ops.so"
+
+
+class BuildOpsLibrary(build_ext):
+    """Builds the op library as `keras_condcomp/libcondcomp_tflite_ops.so`."""
+
+    def get_ext_filename(self, fullname):
+        # Called with the dotted name or only its last part: no ABI suffix either way.
+        if fullname.split(".")[-1] == OPS_LIBRARY[: -len(".so")]:
+            return os.path.join(*fullname.split(".")) + ".so"
+        return super().get_ext_filename(fullname)
+
+    def get_export_symbols(self, ext):
+        return []  # not a Python module: no PyInit_ symbol to export
+
+    def build_extension(self, ext):
+        if os.environ.get("CONDCOMP_NATIVE") == "1":
+            ext.extra_compile_args = ext.extra_compile_args + ["-march=native"]
+        super().build_extension(ext)
+
+
+ops_library = Extension(
+    "keras_condcomp.libcondcomp_tflite_ops",
+    sources=[os.path.join(OPS, name) for name in OPS_SOURCES],
+    extra_compile_args=["-std=gnu11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                        "-Wno-psabi", "-fvisibility=hidden", "-ffp-contract=fast"],
+    libraries=["pthread", "m"],
+    extra_link_args=["-s"],  # no debug info in the wheel
+    optional=True,
+)
+
+TRAIN = ["tensorflow>=2.16,<2.22", "keras>=3.5,<3.16"]
 
 setup(
     name="keras_condcomp",
@@ -14,19 +65,25 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["keras_condcomp", "keras_condcomp.*"]),
-    install_requires=[
-        "tensorflow>=2.16,<2.22",
-        "keras>=3.5",
-        "numpy",
-    ],
+    ext_modules=[ops_library],
+    cmdclass={"build_ext": BuildOpsLibrary},
+    # Only numpy: a device that only runs converted models installs
+    # `[runtime]`; training and converting need `[train]` (TensorFlow, Keras),
+    # as tensorflow-model-optimization leaves TensorFlow to the user.
+    install_requires=["numpy"],
     extras_require={
-        "test": ["pytest", "scikit-learn", "tensorboard", "hypothesis", "matplotlib", "scipy"],
-        "litert": ["ai-edge-litert"],
+        "train": TRAIN,
+        # LiteRT's interpreter; pulls flatbuffers, ml_dtypes, protobuf, tqdm (see README).
+        "runtime": ["ai-edge-litert>=2.0,<2.4"],
+        "test": TRAIN + ["pytest", "scikit-learn", "tensorboard", "hypothesis", "matplotlib",
+                         "scipy"],
+        "litert": ["ai-edge-litert>=2.0,<2.4"],
         "datasets": ["tensorflow-datasets", "scipy"],
         "plot": ["matplotlib"],
         # tfmot 0.8 needs tf-keras (Keras 2): only for the isolated pruning baseline script.
         "tfmot-baseline": ["tensorflow-model-optimization", "tf-keras"],
     },
+    entry_points={"console_scripts": ["condcomp-convert = keras_condcomp.tflite:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

@@ -450,6 +450,10 @@ def _parse_args(argv):
         help="inputs (a .npy array, e.g. a validation split) on which to print the per-layer "
         "gate summary (keras_condcomp.summary): active fractions and multiply-adds",
     )
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="show TensorFlow's start-up and converter logging (tflite/convert.py hides it)",
+    )
     args = parser.parse_args(argv)
     if args.summary_data is not None and not os.path.isfile(args.summary_data):
         parser.error(f"argument --summary-data: file not found: {args.summary_data!r}")

@@ -176,6 +176,10 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path):
         assert res.returncode == 0, res.stderr
         worst = float(res.stdout.split("max |tflite - keras| = ")[1].split()[0])
         assert worst <= 1e-5
+        # No TensorFlow/absl/CUDA start-up or converter logging by default.
+        assert res.stderr == "", res.stderr
+    res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verbose")
+    assert res.returncode == 0 and "absl" in res.stderr
     res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verify", "-1")
     assert res.returncode == 2 and "argument --verify: must be >= 0" in res.stderr
 

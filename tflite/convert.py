@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Command line of the TFLite converter (`keras_condcomp.tflite`).
 
-    python tflite/convert.py MODEL.keras -o model.tflite [--dense] [--verify N] [--summary-data X.npy]
+    python tflite/convert.py MODEL.keras -o model.tflite [--dense] [--verify N]
+                             [--summary-data X.npy] [--verbose]
 
 Same as `python -m keras_condcomp.tflite ...`; see that module for the route
-(Keras -> SavedModel -> TFLite with one custom op per gated layer).
+(Keras -> SavedModel -> TFLite with one custom op per gated layer). This
+script hides TensorFlow's start-up and converter logging unless `--verbose`.
 """
 
 import sys
 
-from keras_condcomp.tflite import main
+import quiet_stderr
+
+quiet_stderr.silence()
+
+from keras_condcomp.tflite import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())
