@@ -1,0 +1,122 @@
+"""The real LiteRT runtime on aarch64: ai-edge-litert's aarch64 wheel under qemu-user.
+
+tflite/arm/litert_sysroot.sh unpacks Debian's aarch64 python3.11 and the
+aarch64 wheels of ai-edge-litert and numpy; tflite/arm/build.sh cross-builds
+the op library. Models converted here (a digits condnet trained in the test
+and the 784-2048-2048-2048-10 benchmark condnet at tau 0.25) run through
+`keras_condcomp.litert.Interpreter` in that Python (no TensorFlow, no Keras
+there) and must equal the x86 Keras outputs within 1e-5, at batch N and one
+example at a time; the builtin-op model of the same network (XNNPACK aarch64)
+too.
+
+Needs root + apt (the arm64 .deb files), pip and qemu-user, and the aarch64
+cross compiler; skipped otherwise unless $CONDCOMP_REQUIRE_ARM=1 (CI).
+"""
+
+import os
+import platform
+import shutil
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+import keras_condcomp as kc
+from tflite_helpers import REPO, load_convert
+
+ARM = os.path.join(REPO, "tflite", "arm")
+QEMU = os.environ.get("QEMU", "qemu-aarch64")
+REQUIRED = os.environ.get("CONDCOMP_REQUIRE_ARM") == "1"
+TOL = 1e-5
+
+_missing = [t for t in ("aarch64-linux-gnu-gcc", QEMU, "apt-get", "dpkg-deb") if not shutil.which(t)]
+if platform.machine() != "x86_64":
+    _missing.append("an x86-64 host (this test cross-runs aarch64 under qemu)")
+if _missing and REQUIRED:
+    raise RuntimeError(f"$CONDCOMP_REQUIRE_ARM=1 but {', '.join(_missing)} not available")
+pytestmark = pytest.mark.skipif(bool(_missing), reason=f"needs {', '.join(_missing)}")
+
+
+def _run(cmd, timeout=900, **kwargs):
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    assert res.returncode == 0, f"{cmd}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res
+
+
+@pytest.fixture(scope="module")
+def aarch64(tmp_path_factory):
+    """`(sysroot, site, op library)` for the aarch64 LiteRT runs."""
+    if os.geteuid() != 0 and not os.path.exists(os.path.join(REPO, "build", "arm-litert", ".done")):
+        if REQUIRED:
+            pytest.fail("tflite/arm/litert_sysroot.sh needs root (apt) and CONDCOMP_REQUIRE_ARM=1")
+        pytest.skip("tflite/arm/litert_sysroot.sh needs root (apt)")
+    _run(["bash", os.path.join(ARM, "litert_sysroot.sh")])
+    out = tmp_path_factory.mktemp("arm_ops")
+    _run(["bash", os.path.join(ARM, "build.sh")], env=dict(os.environ, BUILD_DIR=str(out)))
+    base = os.path.join(REPO, "build", "arm-litert")
+    return os.path.join(base, "root"), os.path.join(base, "site"), str(out / "libcondcomp_tflite_ops.so")
+
+
+def _run_aarch64(aarch64, model, x, tmp_path, custom_ops=True):
+    root, site, library = aarch64
+    np.save(tmp_path / "x.npy", x)
+    args = [QEMU, "-L", root, os.path.join(root, "usr", "bin", "python3.11"),
+            os.path.join(ARM, "litert_run.py"), str(model), str(tmp_path / "x.npy"),
+            str(tmp_path / "y.npy")] + ([] if custom_ops else ["--no-custom-ops"])
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{site}:{REPO}",
+           "CONDCOMP_TFLITE_OPS": library, "CONDCOMP_RUNTIME": "litert", "PYTHONNOUSERSITE": "1"}
+    res = _run(args, env=env)
+    assert "machine aarch64 runtime litert" in res.stdout, res.stdout
+    return np.load(tmp_path / "y.npy")
+
+
+def _digits_condnet():
+    data = load_digits()
+    x, y = (data.data / 16.0).astype("float32"), data.target
+    keras.utils.set_random_seed(0)
+    network = keras.Sequential([keras.Input((64,)),
+                                kc.GatedDense(128, 8, activation="relu", tau=0.5),
+                                kc.GatedDense(128, 8, activation="relu", tau=0.5),
+                                keras.layers.Dense(10, activation="softmax")])
+    model = kc.CondCompModel(network)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=3, batch_size=64, verbose=0)
+    return network, x[:48]
+
+
+def _benchmark_condnet(tau=0.25):
+    """784-2048-2048-2048-10, 16 blocks, policy biases set so each block is on for tau."""
+    keras.utils.set_random_seed(1)
+    network = keras.Sequential([keras.Input((784,))] + [
+        kc.GatedDense(2048, 16, activation="relu", name=f"gated_{i}") for i in range(3)
+    ] + [keras.layers.Dense(10)])
+    h = np.random.default_rng(0).uniform(size=(256, 784)).astype("float32")
+    x = h[:16]
+    for layer in kc.layers.gated_layers(network):
+        logits = h @ layer.policy.kernel.numpy()
+        layer.policy.bias.assign((-np.quantile(logits, 1.0 - tau, axis=0)).astype("float32"))
+        h = np.asarray(layer(h, training=False))
+    return network, x
+
+
+@pytest.mark.parametrize("which", ["digits", "mlp2048"])
+def test_litert_aarch64_matches_x86_keras(aarch64, tmp_path, which):
+    network, x = _digits_condnet() if which == "digits" else _benchmark_condnet()
+    cv = load_convert()
+    expected = np.asarray(network(x, training=False))
+    masks = [np.asarray(l.gate_outputs.mask) for l in kc.layers.gated_layers(network)]
+    assert all(0.0 < m.mean() < 1.0 for m in masks)  # blocks really switch on and off
+    (tmp_path / "m.tflite").write_bytes(cv.convert(network))
+    got = _run_aarch64(aarch64, tmp_path / "m.tflite", x, tmp_path)
+    for outputs in got:  # batched, then one example at a time
+        np.testing.assert_allclose(outputs, expected, atol=TOL)
+    # The builtin-op model of the same network (every block on) on LiteRT's XNNPACK.
+    (tmp_path / "d.tflite").write_bytes(cv.convert(network, dense=True))
+    dense = _run_aarch64(aarch64, tmp_path / "d.tflite", x, tmp_path, custom_ops=False)
+    for layer in kc.layers.gated_layers(network):
+        layer.policy.threshold = 0.0  # every block on, as --dense computes
+    expected_dense = np.asarray(network(x, training=False))
+    for outputs in dense:
+        np.testing.assert_allclose(outputs, expected_dense, atol=TOL)

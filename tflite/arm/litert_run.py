@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Runs a .tflite model through keras_condcomp.litert on whatever Python runs it.
+
+Meant for the aarch64 Python of tflite/arm/litert_sysroot.sh under qemu-user
+(no TensorFlow, no Keras: LiteRT + numpy only), with
+$CONDCOMP_TFLITE_OPS pointing at the aarch64 op library:
+
+    litert_run.py MODEL.tflite X.npy OUT.npy [--no-custom-ops] [--threads N]
+
+Writes the model's outputs on X (batch X.shape[0], then each example alone,
+stacked: both must agree) to OUT.npy and prints the machine, runtime and
+library it used.
+"""
+
+import argparse
+import platform
+
+import numpy as np
+
+from keras_condcomp import litert
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model")
+    p.add_argument("x")
+    p.add_argument("out")
+    p.add_argument("--no-custom-ops", action="store_true", help="builtin-op model (--dense)")
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    x = np.load(a.x)
+    interp = litert.Interpreter(a.model, num_threads=a.threads, custom_ops=not a.no_custom_ops)
+    batched = interp.predict(x)
+    single = np.concatenate([interp.predict(x[i:i + 1]) for i in range(len(x))])
+    np.save(a.out, np.stack([batched, single]))
+    library = None if a.no_custom_ops else litert.library_path()
+    print(f"machine {platform.machine()} runtime {interp.runtime} library {library}")
+
+
+if __name__ == "__main__":
+    main()
