@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from keras_condcomp import flops, regularizers
+from keras_condcomp.reference import bias_activate_and_mask
 from keras_condcomp.policy import BernoulliBlockPolicy
 from keras_condcomp.validation import (
     SavedModelErrorsMixin,
@@ -246,14 +247,9 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
         any activation, which is what lets the next layer skip them. Rows of
         non-finite inputs come out all NaN (`nonfinite_rows_to_nan`).
         """
-        if self.bias is not None:
-            outputs = ops.add(outputs, self.bias)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        unit_mask = ops.repeat(ops.cast(mask, outputs.dtype), self.block_size, axis=1)
-        for _ in range(len(outputs.shape) - 2):  # broadcast over spatial axes
-            unit_mask = ops.expand_dims(unit_mask, 1)
-        outputs = nonfinite_rows_to_nan(inputs, outputs * unit_mask)
+        outputs = bias_activate_and_mask(outputs, self.bias, self.activation, mask,
+                                         self.block_size)
+        outputs = nonfinite_rows_to_nan(inputs, outputs)
         return _attach_block_mask(outputs, mask)
 
     def _regularization(self, sigma):

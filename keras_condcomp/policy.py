@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_condcomp.reference import inference_mask
 from keras_condcomp.validation import (
     SavedModelErrorsMixin,
     check_positive_int,
@@ -126,10 +127,8 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
         if training or self.inference_mode == "sample":
             noise = uniform_noise(ops.shape(sigma), sigma.dtype, self.seed_generator)
             mask = ops.cast(ops.less(noise, sigma), sigma.dtype)
-        elif self.top_k is not None:
-            mask = top_k_mask(sigma, self.top_k)
         else:
-            mask = ops.cast(ops.greater(sigma, self.threshold), sigma.dtype)
+            mask = inference_mask(sigma, self.threshold, self.top_k)
         return mask, sigma, bernoulli_log_prob(logits, mask)
 
     def compute_output_shape(self, input_shape):
@@ -205,13 +204,6 @@ def check_top_k(top_k, num_blocks):
             f"Received: top_k={top_k}, num_blocks={num_blocks}"
         )
     return top_k
-
-
-def top_k_mask(sigma, k):
-    """0./1. mask of each row's `k` largest entries of `sigma` (lowest index first on ties)."""
-    _, indices = ops.top_k(sigma, k=k, sorted=False)
-    one_hot = ops.one_hot(indices, ops.shape(sigma)[-1], dtype=sigma.dtype)
-    return ops.minimum(ops.sum(one_hot, axis=-2), 1.0)
 
 
 def bernoulli_log_prob(logits, mask):

@@ -29,6 +29,8 @@ The layer-facing hook is `layer_inference(layer, inputs, mode)`.
 import numpy as np
 import tensorflow as tf
 
+from keras_condcomp import reference
+
 MODES = ("auto", "sparse", "dense")
 # TF's gather/scatter overhead makes the sparse path slower than the masked
 # matmul above ~0.15 of the weights: 0.56x at max_density 0.5, tau 0.5, batch 1
@@ -58,12 +60,8 @@ def block_mask(x, policy_kernel, policy_bias, threshold, top_k=None):
 
     The same rule as the policy layer's inference (`BernoulliBlockPolicy`).
     """
-    from keras_condcomp.policy import top_k_mask
-
     sigma = tf.sigmoid(tf.matmul(x, policy_kernel) + policy_bias)
-    if top_k is not None:
-        return tf.cast(top_k_mask(sigma, top_k), x.dtype)
-    return tf.cast(sigma > threshold, x.dtype)
+    return tf.cast(reference.inference_mask(sigma, threshold, top_k), x.dtype)
 
 
 def _active_indices(mask):
@@ -92,10 +90,8 @@ def _apply(activation, y):
 
 
 def block_major_kernel(kernel, num_blocks):
-    """`(D_in, K*bs)` -> `(K, D_in, bs)`: each output block's weights contiguous."""
-    kernel = tf.convert_to_tensor(kernel)
-    d_in, units = kernel.shape
-    return tf.transpose(tf.reshape(kernel, (d_in, num_blocks, units // num_blocks)), (1, 0, 2))
+    """`(D_in, K*bs)` -> `(K, D_in, bs)` (`reference.block_major`) as a tensor."""
+    return tf.convert_to_tensor(reference.block_major(tf.convert_to_tensor(kernel), num_blocks))
 
 
 def _tiles_dense(x, kernel_bm, bias, activation, unit_mask, mask, input_mask):
@@ -163,10 +159,7 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
     unit_mask = tf.repeat(mask, block_size, axis=1)
 
     def dense():
-        y = tf.matmul(x, kernel)
-        if bias is not None:
-            y = y + bias
-        return _apply(activation, y) * unit_mask
+        return reference.masked_dense(x, kernel, bias, activation, mask, block_size)
 
     def sparse():
         if kernel_bm is not None:
@@ -221,10 +214,8 @@ def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, stride
         return tf.nn.conv2d(inputs, w, strides=strides, padding=pad, dilations=dilation_rate)
 
     def dense():
-        y = conv(x, kernel)
-        if bias is not None:
-            y = y + bias
-        return _apply(activation, y) * unit_mask
+        return reference.masked_conv2d(x, kernel, bias, activation, mask, block_size,
+                                       strides, padding.lower(), dilation_rate)
 
     def at_least_one(indices):
         # TF's conv2d refuses a filter with a zero dimension. With no active

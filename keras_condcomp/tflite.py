@@ -137,24 +137,13 @@ def _check_finite_weights(network):
                 )
 
 
-def block_major_dense_kernel(kernel, num_blocks):
-    """[D, K*bs] -> [K, D, bs]."""
+def block_major_kernel(kernel, num_blocks):
+    """[D, K*bs] -> [K, D, bs] or [KH, KW, C, K*bs] -> [K, KH, KW, C, bs] (NumPy)."""
     import numpy as np
 
-    d, units = kernel.shape
-    return np.ascontiguousarray(
-        kernel.reshape(d, num_blocks, units // num_blocks).transpose(1, 0, 2)
-    )
+    from keras_condcomp.reference import block_major
 
-
-def block_major_conv_kernel(kernel, num_blocks):
-    """[KH, KW, C, K*bs] -> [K, KH, KW, C, bs]."""
-    import numpy as np
-
-    kh, kw, c, f = kernel.shape
-    return np.ascontiguousarray(
-        kernel.reshape(kh, kw, c, num_blocks, f // num_blocks).transpose(3, 0, 1, 2, 4)
-    )
+    return np.ascontiguousarray(np.asarray(block_major(kernel, num_blocks)))
 
 
 def _producer(layer):
@@ -211,13 +200,9 @@ class _GatedExport:
         prefix = layer.name.replace("/", "_")
         if dense:
             self.kernel = tf.Variable(kernel, trainable=False, name=f"{prefix}_kernel")
-        elif self.is_conv:
-            self.kernel = tf.Variable(
-                block_major_conv_kernel(kernel, k), trainable=False, name=f"{prefix}_kernel_bm"
-            )
         else:
             self.kernel = tf.Variable(
-                block_major_dense_kernel(kernel, k), trainable=False, name=f"{prefix}_kernel_bm"
+                block_major_kernel(kernel, k), trainable=False, name=f"{prefix}_kernel_bm"
             )
         self.bias = tf.Variable(bias, trainable=False, name=f"{prefix}_bias")
         self.policy_kernel = tf.Variable(
@@ -252,12 +237,7 @@ class _GatedExport:
         act = _tf_activation(self.activation)
         threshold = self.attrs["threshold"]
         top_k = self.attrs.get("top_k")
-        from keras_condcomp.policy import top_k_mask
-
-        def gate(sigma, dtype):
-            if top_k is not None:
-                return tf.cast(top_k_mask(sigma, top_k), dtype)
-            return tf.cast(sigma > threshold, dtype)
+        from keras_condcomp import reference
 
         if self.is_conv:
             strides = (self.attrs["stride_h"], self.attrs["stride_w"])
@@ -267,25 +247,22 @@ class _GatedExport:
             @tf.function(experimental_implements=_implements(CONV_OP, self.attrs))
             def gated_conv2d(x, kernel_bm, bias, policy_kernel, policy_bias):
                 # Reference semantics (docs/architecture.md); TFLite replaces this body.
-                k, kh, kw, c, bs = tf.unstack(tf.shape(kernel_bm))
-                kernel = tf.reshape(tf.transpose(kernel_bm, (1, 2, 3, 0, 4)), (kh, kw, c, k * bs))
                 sigma = tf.sigmoid(tf.matmul(tf.reduce_mean(x, axis=(1, 2)), policy_kernel)
                                    + policy_bias)
-                mask = gate(sigma, x.dtype)
-                y = tf.nn.conv2d(x, kernel, strides=strides, padding=padding, dilations=dilations)
-                y = act(y + bias)
-                return y * tf.repeat(mask, bs, axis=1)[:, None, None, :]
+                mask = reference.inference_mask(sigma, threshold, top_k)
+                return reference.masked_conv2d(
+                    x, reference.from_block_major(kernel_bm), bias, act, mask,
+                    kernel_bm.shape[-1], strides, padding.lower(), dilations)
 
             return gated_conv2d
 
         @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
         def gated_dense(x, kernel_bm, bias, policy_kernel, policy_bias):
             # Reference semantics (docs/architecture.md); TFLite replaces this body.
-            k, d, bs = tf.unstack(tf.shape(kernel_bm))
-            kernel = tf.reshape(tf.transpose(kernel_bm, (1, 0, 2)), (d, k * bs))
             sigma = tf.sigmoid(tf.matmul(x, policy_kernel) + policy_bias)
-            mask = gate(sigma, x.dtype)
-            return act(tf.matmul(x, kernel) + bias) * tf.repeat(mask, bs, axis=1)
+            mask = reference.inference_mask(sigma, threshold, top_k)
+            return reference.masked_dense(x, reference.from_block_major(kernel_bm), bias, act,
+                                          mask, kernel_bm.shape[-1])
 
         return gated_dense
 

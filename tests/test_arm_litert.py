@@ -13,10 +13,12 @@ Needs root + apt (the arm64 .deb files), pip and qemu-user, and the aarch64
 cross compiler; skipped otherwise unless $CONDCOMP_REQUIRE_ARM=1 (CI).
 """
 
+import json
 import os
 import platform
 import shutil
 import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -120,3 +122,15 @@ def test_litert_aarch64_matches_x86_keras(aarch64, tmp_path, which):
     expected_dense = np.asarray(network(x, training=False))
     for outputs in dense:
         np.testing.assert_allclose(outputs, expected_dense, atol=TOL)
+
+
+@pytest.mark.slow
+def test_litert_aarch64_instruction_count_table_runs(aarch64, tmp_path):
+    """tflite/arm/litert_insn.py end to end at tau 0.1 (its full table: benchmarks/)."""
+    out = tmp_path / "insn"
+    _run([sys.executable, os.path.join(ARM, "litert_insn.py"), "--taus", "0.1", "--invokes", "1",
+          "--library", aarch64[2], "--out", str(out)])
+    (row,) = json.loads((tmp_path / "insn.json").read_text())
+    assert row["dense_xnnpack_insns"] > 0 and row["condcomp_insns"] > 0
+    # A tenth of the blocks: fewer instructions than the dense model, short of the ideal.
+    assert 1.0 < row["ratio"] < row["ideal"]

@@ -56,8 +56,9 @@ def test_one_custom_op_per_gated_layer_with_options_and_block_major_weights(cv):
     for sub, op in ops:
         kernel_bm = tensor_value(m, sub, op.inputs[1])
         layer = layers[kernel_bm.shape[0] * kernel_bm.shape[2]]
-        np.testing.assert_array_equal(
-            kernel_bm, cv.block_major_dense_kernel(layer.kernel.numpy(), layer.num_blocks))
+        kernel, k = layer.kernel.numpy(), layer.num_blocks
+        np.testing.assert_array_equal(  # [D, K*bs] -> [K, D, bs], written out independently
+            kernel_bm, kernel.reshape(kernel.shape[0], k, -1).transpose(1, 0, 2))
         # block j of the output is kernel[:, j*bs:(j+1)*bs], contiguous in kernel_bm[j]
         bs = layer.block_size
         np.testing.assert_array_equal(kernel_bm[1], layer.kernel.numpy()[:, bs:2 * bs])
@@ -95,8 +96,9 @@ def test_conv_options_and_layout(cv):
     for sub, op in ops:
         kbm = tensor_value(m, sub, op.inputs[1])
         layer = net.layers[0] if kbm.shape[1:3] == (3, 2) else net.layers[1]
-        np.testing.assert_array_equal(
-            kbm, cv.block_major_conv_kernel(layer.kernel.numpy(), layer.num_blocks))
+        kernel, k = layer.kernel.numpy(), layer.num_blocks
+        np.testing.assert_array_equal(  # [KH, KW, C, K*bs] -> [K, KH, KW, C, bs]
+            kbm, kernel.reshape(kernel.shape[:3] + (k, -1)).transpose(3, 0, 1, 2, 4))
 
 
 def test_saved_model_body_is_the_reference_semantics(cv, tmp_path):

@@ -98,13 +98,13 @@ def export(model, path, batch=4, seed=0):
         act = cv.activation_name(layer)
         if isinstance(layer, GatedDense):
             d = lin.shape[1]
-            kernel = cv.block_major_dense_kernel(np.asarray(layer.kernel), k)
+            kernel = cv.block_major_kernel(np.asarray(layer.kernel), k)
             geom = (lin.shape[0], d, 1, 1, k, layer.units // k, 1, 1, 1, 1, 1, 1, 0)
             op = 0
         elif isinstance(layer, GatedConv2D):
             b, h, w, c = lin.shape
             d = c
-            kernel = cv.block_major_conv_kernel(np.asarray(layer.kernel), k)
+            kernel = cv.block_major_kernel(np.asarray(layer.kernel), k)
             kh, kw = layer.kernel_size
             geom = (b, c, h, w, k, layer.filters // k, kh, kw, *layer.strides,
                     *layer.dilation_rate, int(layer.padding == "same"))

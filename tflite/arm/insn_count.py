@@ -31,14 +31,21 @@ _TB_START = re.compile(r"^0x([0-9a-f]+):\s")
 _TRACE = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/[0-9a-f]+/[0-9a-f]+\]\s*(\S*)")
 
 
-def count(argv, qemu="qemu-aarch64", match=None, env=None):
-    """Runs `argv` under qemu with block logging and returns (total, per-function Counter)."""
+def count(argv, qemu="qemu-aarch64", match=None, env=None, qemu_args=(), wrapper=(),
+          stdout=None):
+    """Runs `argv` under qemu with block logging and returns (total, per-function Counter).
+
+    `qemu_args` go to qemu before the program (e.g. `-L root`, `-dfilter
+    ranges`), `wrapper` before qemu (e.g. `setarch -R`); `stdout` is a file
+    object for the program's output (default: discarded).
+    """
     pattern = re.compile(match) if match else None
     with tempfile.TemporaryDirectory() as tmp:
         fifo = os.path.join(tmp, "qemu.log")
         os.mkfifo(fifo)
-        cmd = [qemu, "-d", "in_asm,exec,nochain", "-D", fifo] + list(argv)
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
+        cmd = (list(wrapper) + [qemu, "-d", "in_asm,exec,nochain", "-D", fifo]
+               + list(qemu_args) + list(argv))
+        proc = subprocess.Popen(cmd, stdout=stdout or subprocess.DEVNULL, env=env)
         tb_size = {}  # guest pc of a block -> instructions in it
         per_func = Counter()
         current_pc = None

@@ -6,10 +6,14 @@ Meant for the aarch64 Python of tflite/arm/litert_sysroot.sh under qemu-user
 $CONDCOMP_TFLITE_OPS pointing at the aarch64 op library:
 
     litert_run.py MODEL.tflite X.npy OUT.npy [--no-custom-ops] [--threads N]
+    litert_run.py MODEL.tflite X.npy OUT.npy --invokes N [--no-custom-ops]
 
 Writes the model's outputs on X (batch X.shape[0], then each example alone,
 stacked: both must agree) to OUT.npy and prints the machine, runtime and
-library it used.
+library it used. With `--invokes N` (instruction counting,
+tflite/arm/litert_insn.py) it instead runs X[:1] once to warm up, then N more
+raw `invoke()` calls, and prints the executable mappings of the process
+(/proc/self/maps), so the caller can restrict qemu's log to them.
 """
 
 import argparse
@@ -27,9 +31,19 @@ def main():
     p.add_argument("out")
     p.add_argument("--no-custom-ops", action="store_true", help="builtin-op model (--dense)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--invokes", type=int, default=None)
     a = p.parse_args()
     x = np.load(a.x)
     interp = litert.Interpreter(a.model, num_threads=a.threads, custom_ops=not a.no_custom_ops)
+    if a.invokes is not None:
+        np.save(a.out, interp.predict(x[:1]))  # warm-up: allocation, first-invoke packing
+        for _ in range(a.invokes):
+            interp.invoke()
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                if " r-xp " in line:
+                    print("map", line.strip())
+        return
     batched = interp.predict(x)
     single = np.concatenate([interp.predict(x[i:i + 1]) for i in range(len(x))])
     np.save(a.out, np.stack([batched, single]))

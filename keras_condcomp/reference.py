@@ -1,0 +1,81 @@
+"""The masked reference computation and the block-major weight layout, written once.
+
+Every path computes what these functions define: the Keras layers
+(`GatedDense`, `GatedConv2D`), the TensorFlow sparse path's dense fallback
+(`keras_condcomp.sparse`), and the body of the function the converter turns
+into one TFLite custom op (`keras_condcomp.tflite`); the C ops are tested
+against them. Keras ops only, so they run on NumPy arrays, eagerly and inside
+`tf.function`.
+
+Semantics (docs/architecture.md): a gated layer's output is
+`activation(x W + b) * repeat(mask, block_size)`, the mask applied *after* the
+activation so that inactive blocks are exactly 0 for any activation (which is
+what lets the next layer skip them). At inference the mask is
+`sigma > threshold`, or each example's `top_k` blocks of largest sigma.
+"""
+
+from keras import ops
+
+
+def top_k_mask(sigma, k):
+    """0./1. mask of each row's `k` largest entries of `sigma` (lowest index first on ties)."""
+    _, indices = ops.top_k(sigma, k=k, sorted=False)
+    one_hot = ops.one_hot(indices, ops.shape(sigma)[-1], dtype=sigma.dtype)
+    return ops.minimum(ops.sum(one_hot, axis=-2), 1.0)
+
+
+def inference_mask(sigma, threshold, top_k=None):
+    """The deterministic block mask: each row's `top_k` largest sigma, else `sigma > threshold`."""
+    if top_k is not None:
+        return top_k_mask(sigma, top_k)
+    return ops.cast(ops.greater(sigma, threshold), sigma.dtype)
+
+
+def bias_activate_and_mask(outputs, bias, activation, mask, block_size):
+    """`activation(outputs + bias)` with the units of inactive blocks set to 0.
+
+    `outputs` is channels last (`(batch, units)` or `(batch, ..., units)`);
+    `mask` is `(batch, num_blocks)`; `bias` and `activation` may be None.
+    """
+    if bias is not None:
+        outputs = ops.add(outputs, bias)
+    if activation is not None:
+        outputs = activation(outputs)
+    unit_mask = ops.repeat(ops.cast(mask, outputs.dtype), block_size, axis=1)
+    for _ in range(len(outputs.shape) - 2):  # broadcast over spatial axes
+        unit_mask = ops.expand_dims(unit_mask, 1)
+    return outputs * unit_mask
+
+
+def masked_dense(x, kernel, bias, activation, mask, block_size):
+    """The GatedDense output for a given mask: `activation(x W + b) * unit mask`."""
+    return bias_activate_and_mask(ops.matmul(x, kernel), bias, activation, mask, block_size)
+
+
+def masked_conv2d(x, kernel, bias, activation, mask, block_size, strides, padding,
+                  dilation_rate):
+    """The GatedConv2D output (channels last) for a given mask."""
+    outputs = ops.conv(x, kernel, strides=strides, padding=padding,
+                       data_format="channels_last", dilation_rate=dilation_rate)
+    return bias_activate_and_mask(outputs, bias, activation, mask, block_size)
+
+
+def block_major(kernel, num_blocks):
+    """`(..., D_in, K*bs)` -> `(K, ..., D_in, bs)`: each output block's weights contiguous.
+
+    Dense `(D, K*bs)` -> `(K, D, bs)`; conv `(KH, KW, C, K*bs)` -> `(K, KH, KW, C, bs)`.
+    The layout of the TFLite ops' kernels and of the sparse path's tiles.
+    """
+    shape = tuple(kernel.shape)
+    units = shape[-1]
+    blocks = ops.reshape(kernel, shape[:-1] + (num_blocks, units // num_blocks))
+    rank = len(shape)
+    return ops.transpose(blocks, (rank - 1,) + tuple(range(rank - 1)) + (rank,))
+
+
+def from_block_major(kernel_bm):
+    """The inverse of `block_major`: `(K, ..., D_in, bs)` -> `(..., D_in, K*bs)`."""
+    shape = ops.shape(kernel_bm)
+    rank = len(kernel_bm.shape)
+    channels_last = ops.transpose(kernel_bm, tuple(range(1, rank - 1)) + (0, rank - 1))
+    return ops.reshape(channels_last, tuple(shape[1:rank - 1]) + (shape[0] * shape[rank - 1],))
