@@ -351,6 +351,51 @@ def sequential_inference(layers, x, mode="auto", max_density=DEFAULT_MAX_DENSITY
     return x, masks
 
 
+def _check_chain(network):
+    """Raises unless a functional `network` is a chain: each layer feeds only the next.
+
+    SparseInference runs `network.layers` one after another, which computes
+    the model only for such graphs (a Sequential always is one). Walks the
+    graph back from the output through each layer's inbound node (Keras's
+    `_keras_history`, the record `keras.Model` itself builds on).
+    """
+    import keras
+
+    if isinstance(network, keras.Sequential) or not isinstance(network, keras.Model):
+        return
+    if not getattr(network, "_is_graph_network", True) or not network.inputs:
+        raise ValueError(
+            "SparseInference needs a Sequential or functional model (or a list of layers). "
+            f"Received: network={network.name!r} of type {type(network).__name__}"
+        )
+    layers = [l for l in network.layers if not isinstance(l, keras.layers.InputLayer)]
+    reason = None
+    if len(network.inputs) != 1 or len(network.outputs) != 1:
+        reason = f"{len(network.inputs)} inputs and {len(network.outputs)} outputs"
+    else:
+        path, tensor = [], network.outputs[0]
+        while tensor is not network.inputs[0]:
+            history = getattr(tensor, "_keras_history", None)
+            if history is None or isinstance(history.operation, keras.layers.InputLayer):
+                reason = "a layer reads a tensor that is not the model input"
+                break
+            node = history.operation._inbound_nodes[history.node_index]
+            if len(node.input_tensors) != 1:
+                reason = (f"layer {history.operation.name!r} takes "
+                          f"{len(node.input_tensors)} inputs")
+                break
+            path.append(history.operation)
+            tensor = node.input_tensors[0]
+        if reason is None and path[::-1] != layers:
+            reason = "its layers are not one chain from input to output in `layers` order"
+    if reason is not None:
+        raise ValueError(
+            f"SparseInference runs a model's layers one after another; {network.name!r} is "
+            f"not a chain ({reason}). Use the Keras model itself (or convert it to TFLite) "
+            "for branching graphs."
+        )
+
+
 class SparseInference:
     """Fast deterministic inference of a Sequential-like list of layers.
 
@@ -380,7 +425,9 @@ class SparseInference:
                 "Argument `network` must be a Keras model with a `layers` list (e.g. "
                 f"keras.Sequential) or a list of Keras layers. Received: network={network!r}"
             )
-        self.layers = list(layers)
+        _check_chain(network)
+        # A functional model lists its InputLayer, which is not called.
+        self.layers = [l for l in layers if not isinstance(l, keras.layers.InputLayer)]
         for layer in self.layers:
             if isinstance(layer, GatedLayer):
                 _check_built(layer)

@@ -172,3 +172,19 @@ def test_zero_and_all_active_blocks_match_keras(kind, bias_value, mode):
     assert (expected == 0).all() if bias_value < 0 else (expected != 0).any()
     got = np.asarray(sparse.SparseInference(net, mode=mode)(x))
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_sparse_inference_accepts_functional_chains_and_rejects_branches():
+    inputs = keras.Input((8,))
+    h = kc.GatedDense(8, num_blocks=2, name="g1")(inputs)
+    chain = keras.Model(inputs, keras.layers.Dense(3, name="out")(h))
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype("f4")
+    np.testing.assert_allclose(np.asarray(sparse.SparseInference(chain)(x)),
+                               np.asarray(chain(x, training=False)), atol=1e-5)
+    g2 = kc.GatedDense(8, num_blocks=2, name="g2")(h)
+    residual = keras.Model(inputs, keras.layers.Add(name="add")([h, g2]))
+    with pytest.raises(ValueError, match=r"not a chain \(layer 'add' takes 2 inputs\)"):
+        sparse.SparseInference(residual)
+    two_outputs = keras.Model(inputs, [h, g2])
+    with pytest.raises(ValueError, match="1 inputs and 2 outputs"):
+        sparse.SparseInference(two_outputs)
