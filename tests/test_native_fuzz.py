@@ -593,7 +593,6 @@ def main(argv=None):
     parser.add_argument("--progress", default=None)
     parser.add_argument("--only", type=int, default=None, help="replay one case")
     args = parser.parse_args(argv)
-    sys.path.insert(0, ROOT)
     if args.only is not None:
         import numpy as np
 

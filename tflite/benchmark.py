@@ -34,8 +34,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, REPO)
-sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 

@@ -26,7 +26,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 

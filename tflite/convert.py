@@ -11,9 +11,10 @@ script hides TensorFlow's start-up and converter logging unless `--verbose`.
 
 import sys
 
-import quiet_stderr
+if __name__ == "__main__":  # before TensorFlow is imported; not when imported
+    import quiet_stderr
 
-quiet_stderr.silence()
+    quiet_stderr.silence()
 
 from keras_condcomp.tflite import main  # noqa: E402
 

@@ -24,13 +24,11 @@ File format (little endian), read by load_layers() in condcomp_driver.cc:
 import argparse
 import os
 import struct
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # repository root
 
 
 def demo_model(seed=0):
