@@ -23,6 +23,7 @@ the custom model also runs), and speedup as a percent of ideal.
 """
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -158,6 +159,36 @@ def mac_counts(network, fracs, blocks):
     return dense, custom
 
 
+def weights_read(network, batches):
+    """Mean fraction of the gated layers' weights in tiles some example of a batch needs.
+
+    The op reads the (output block j, input block i) weight tile once per
+    batch if any example has block j on and input block i non-zero (the
+    previous gated layer's mask; the first layer's input is one dense block).
+    With few multiply-adds per weight byte, a batch's time is bounded by
+    reading these bytes, whatever the ideal multiply-add ratio says.
+    """
+    import keras_condcomp as kc
+
+    fractions = []
+    for x in batches:
+        network(x, training=False)
+        touched = total = 0.0
+        in_mask = np.ones((len(x), 1), bool)
+        for layer in network.layers:
+            if not isinstance(layer, kc.GatedDense):
+                in_mask = np.ones((len(x), 1), bool)
+                continue
+            out = np.asarray(layer.gate_outputs.mask) > 0
+            need = (out[:, :, None] & in_mask[:, None, :]).any(axis=0)
+            size = float(np.prod(layer.kernel.shape))
+            touched += need.mean() * size
+            total += size
+            in_mask = out
+        fractions.append(touched / total)
+    return float(np.mean(fractions))
+
+
 def time_pair(interp_a, interp_b, inputs, runs, warmup):
     """Interleaved invoke() timings (seconds) of two interpreters on the same inputs."""
     ta, tb = [], []
@@ -280,21 +311,24 @@ def main(argv=None):
         f"a new input batch each run.",
         "",
         f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; kernel path: "
-        f"{litert.kernel_isa()}; TensorFlow {__import__('tensorflow').__version__} "
-        f"tf.lite.Interpreter (XNNPACK for builtin ops); 1-min load average at start: "
-        f"{load:.2f}.",
+        f"{litert.kernel_isa()}; runtime {litert.resolve_runtime()[0]} "
+        f"{litert.resolve_runtime()[2]} (XNNPACK for builtin ops, our ops as a delegate); "
+        f"1-min load average at start: {load:.2f}. \"weights read\": the fraction of the "
+        "gated layers' weight bytes in tiles some example of the batch needs (read once "
+        "per batch: the bound at large batch).",
         "",
         "Command: `python tflite/benchmark.py " + " ".join(argv if argv is not None
                                                           else sys.argv[1:]) + "`",
         "",
-        "| tau | batch | threads | active (per layer) | dense XNNPACK ms | CondComp ms | speedup "
-        "| ideal | % of ideal | max abs err vs Keras |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| tau | batch | threads | active (per layer) | weights read | dense XNNPACK ms "
+        "| CondComp ms | speedup | ideal | % of ideal | max abs err vs Keras |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(header), flush=True)
     lines = list(header)
     profile = []
     tf_rows = []
+    json_rows = []
     for tau in args.taus:
         calibrate(network, tau, x_cal)
         fracs = active_fractions(network, pool)
@@ -306,6 +340,7 @@ def main(argv=None):
         for batch in args.batches:
             inputs = [pool[(i * batch) % len(pool):][:batch] for i in range(len(pool))]
             inputs = [x if len(x) == batch else pool[:batch] for x in inputs]
+            read = weights_read(network, inputs[:16])
             for threads in args.threads:
                 a = make_interp(dense_data, threads, batch, True)
                 b = make_interp(sparse_data, threads, batch, True)
@@ -316,9 +351,15 @@ def main(argv=None):
                 td, ts = time_pair(a, b, inputs, args.runs, args.warmup)
                 speedup = td / ts
                 row = (f"| {tau:g} | {batch} | {threads} | "
-                       f"{', '.join(f'{f:.3f}' for f in fracs)} | {td * 1e3:.3f} | "
+                       f"{', '.join(f'{f:.3f}' for f in fracs)} | {read:.3f} | {td * 1e3:.3f} | "
                        f"{ts * 1e3:.3f} | {speedup:.2f}x | {ideal:.2f}x | "
                        f"{100 * speedup / ideal:.0f}% | {err:.1e} |")
+                json_rows.append({"tau": tau, "batch": batch, "threads": threads,
+                                  "precision": "float32", "dense_ms": td * 1e3,
+                                  "condcomp_ms": ts * 1e3, "speedup": speedup, "ideal": ideal,
+                                  "pct_of_ideal": 100 * speedup / ideal,
+                                  "active": fracs, "weights_read": read,
+                                  "max_abs_err": err})
                 print(row, flush=True)
                 lines.append(row)
         if args.tf:
@@ -371,7 +412,12 @@ def main(argv=None):
     if args.out:
         with open(args.out, "w") as f:
             f.write("\n".join(lines) + "\n")
-        print(f"wrote {args.out}")
+        json_path = os.path.splitext(args.out)[0] + ".json"
+        runtime, _, version = litert.resolve_runtime()
+        with open(json_path, "w") as f:
+            json.dump({"cpu": cpu_name(), "kernel_isa": litert.kernel_isa(),
+                       "runtime": f"{runtime} {version}", "rows": json_rows}, f, indent=2)
+        print(f"wrote {args.out} and {json_path}")
     return 0
 
 
