@@ -30,6 +30,11 @@ import statistics
 import sys
 import time
 
+if __name__ == "__main__":  # before TensorFlow is imported (--verbose keeps its logging)
+    import quiet_stderr
+
+    quiet_stderr.silence()
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -88,6 +93,8 @@ def parse_args(argv):
                    help="also time each gated layer alone (batch 1) to see where time goes")
     p.add_argument("--tf", action="store_true",
                    help="also time the TensorFlow paths (keras_condcomp.sparse vs masked Keras)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's start-up and converter logging")
     p.add_argument("--max-density", type=fraction("--max-density", low_inclusive=True),
                    nargs="+", default=None,
                    help="max_density value(s) of the TF sparse path (default: the package's)")

@@ -23,6 +23,11 @@ import statistics
 import sys
 from pathlib import Path
 
+if __name__ == "__main__":  # before TensorFlow is imported (--verbose keeps its logging)
+    import quiet_stderr
+
+    quiet_stderr.silence()
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
@@ -42,6 +47,8 @@ def parse_args(argv=None):
     p.add_argument("--no-timing", action="store_true",
                    help="the accuracy table only (no TFLite conversion or timing)")
     p.add_argument("--out", type=Path, default=HERE.parent / "benchmarks" / "trained_models")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's start-up and converter logging")
     return p.parse_args(argv)
 
 
