@@ -137,6 +137,26 @@ def _check_finite_weights(network):
                 )
 
 
+QUANTIZE_MODES = ("none", "dynamic")
+
+
+def quantize_kernel(kernel):
+    """Symmetric per-output-unit int8 weights: `(q, scale)` with kernel ~ q * scale.
+
+    `kernel` is `[..., units]` (float); `scale[c] = max |kernel[..., c]| / 127`
+    (1 for an all-zero unit), `q = round(kernel / scale)` in [-127, 127]. The
+    dynamic-range CondCompGatedDense op computes with exactly `q * scale`.
+    """
+    import numpy as np
+
+    kernel = np.asarray(kernel, np.float32)
+    axes = tuple(range(kernel.ndim - 1))
+    scale = np.max(np.abs(kernel), axis=axes) / 127.0
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    q = np.clip(np.round(kernel / scale), -127, 127).astype(np.int8)
+    return q, scale
+
+
 def block_major_kernel(kernel, num_blocks):
     """[D, K*bs] -> [K, D, bs] or [KH, KW, C, K*bs] -> [K, KH, KW, C, bs] (NumPy)."""
     import numpy as np
@@ -176,7 +196,7 @@ def input_block_size(layer, num_inputs):
 class _GatedExport:
     """Block-major copies of one gated layer's weights plus its fused call."""
 
-    def __init__(self, module, layer, dense):
+    def __init__(self, module, layer, dense, quantize="none"):
         import numpy as np
 
         tf = _tf()
@@ -188,6 +208,12 @@ class _GatedExport:
         self.is_conv = isinstance(layer, GatedConv2D)
         if not self.is_conv and not isinstance(layer, GatedDense):
             raise ConversionError(f"Unsupported gated layer type {type(layer).__name__}")
+        self.quantized = quantize == "dynamic" and not dense
+        if self.quantized and self.is_conv:
+            raise ConversionError(
+                f"quantize='dynamic' supports GatedDense only; {layer.name!r} is a GatedConv2D "
+                "(its int8 op is not implemented yet). Convert with quantize='none'."
+            )
         self.activation = activation_name(layer)
         k = int(layer.num_blocks)
         kernel = np.asarray(layer.kernel.numpy(), dtype=np.float32)
@@ -198,8 +224,14 @@ class _GatedExport:
             else np.zeros((units,), np.float32)
         )
         prefix = layer.name.replace("/", "_")
+        self.extra = []  # inputs after policy_bias: the int8 kernel's scales
         if dense:
             self.kernel = tf.Variable(kernel, trainable=False, name=f"{prefix}_kernel")
+        elif self.quantized:
+            q, scale = quantize_kernel(kernel)
+            self.kernel = tf.Variable(block_major_kernel(q, k), trainable=False,
+                                      name=f"{prefix}_kernel_q")
+            self.extra = [tf.Variable(scale, trainable=False, name=f"{prefix}_kernel_scale")]
         else:
             self.kernel = tf.Variable(
                 block_major_kernel(kernel, k), trainable=False, name=f"{prefix}_kernel_bm"
@@ -213,7 +245,8 @@ class _GatedExport:
             np.asarray(layer.policy.bias.numpy(), np.float32), trainable=False,
             name=f"{prefix}_policy_bias",
         )
-        module.tracked.extend([self.kernel, self.bias, self.policy_kernel, self.policy_bias])
+        module.tracked.extend([self.kernel, self.bias, self.policy_kernel, self.policy_bias,
+                               *self.extra])
         num_inputs = kernel.shape[-2]
         self.attrs = {
             "activation": self.activation,
@@ -256,6 +289,17 @@ class _GatedExport:
 
             return gated_conv2d
 
+        if self.quantized:
+            @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
+            def gated_dense_q8(x, kernel_q, bias, policy_kernel, policy_bias, kernel_scale):
+                # The op with int8 weights: exactly the dequantized kernel q * scale.
+                sigma = tf.sigmoid(tf.matmul(x, policy_kernel) + policy_bias)
+                mask = reference.inference_mask(sigma, threshold, top_k)
+                kernel = reference.from_block_major(tf.cast(kernel_q, x.dtype)) * kernel_scale
+                return reference.masked_dense(x, kernel, bias, act, mask, kernel_q.shape[-1])
+
+            return gated_dense_q8
+
         @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
         def gated_dense(x, kernel_bm, bias, policy_kernel, policy_bias):
             # Reference semantics (docs/architecture.md); TFLite replaces this body.
@@ -286,7 +330,8 @@ class _GatedExport:
         return dense
 
     def call(self, inputs, *args, **kwargs):
-        return self.fn(inputs, self.kernel, self.bias, self.policy_kernel, self.policy_bias)
+        return self.fn(inputs, self.kernel, self.bias, self.policy_kernel, self.policy_bias,
+                       *self.extra)
 
 
 def gated_layers_of(network):
@@ -331,7 +376,7 @@ def _input_spec(network):
     return tf.TensorSpec((None,) + shape[1:], tf.float32, name="x")
 
 
-def export_saved_model(model, directory, dense=False):
+def export_saved_model(model, directory, dense=False, quantize="none"):
     """Writes the SavedModel used for conversion; returns the export objects."""
     import keras
 
@@ -345,7 +390,7 @@ def export_saved_model(model, directory, dense=False):
     spec = _input_spec(network)
     module = tf.Module()
     module.tracked = []
-    exports = [_GatedExport(module, layer, dense) for layer in gated]
+    exports = [_GatedExport(module, layer, dense, quantize) for layer in gated]
     archive = keras.export.ExportArchive()
     archive.track(network)
     archive.track(module)
@@ -360,10 +405,26 @@ def export_saved_model(model, directory, dense=False):
     return exports
 
 
-def convert(model, dense=False):
-    """Returns the .tflite flatbuffer (bytes) of a Keras model with gated layers."""
+def convert(model, dense=False, quantize="none"):
+    """Returns the .tflite flatbuffer (bytes) of a Keras model with gated layers.
+
+    Args:
+        model: A Keras model holding GatedDense/GatedConv2D layers (or a
+            `CondCompModel`).
+        dense: Export the builtin-op baseline (every block on, masks ignored).
+        quantize: "none" (float32) or "dynamic": dynamic-range quantization,
+            the standard converter's `Optimize.DEFAULT` for the builtin ops
+            (int8 weights, float activations; XNNPACK's dynamic-range
+            kernels), and int8 weights with per-unit scales
+            (`quantize_kernel`) in the CondCompGatedDense ops; the policies
+            stay float32.
+    """
     import keras
 
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(
+            f"Argument `quantize` must be one of {QUANTIZE_MODES}. Received: quantize={quantize!r}"
+        )
     if not isinstance(model, keras.layers.Layer):
         raise ValueError(
             "Argument `model` must be a Keras model (load a file with "
@@ -372,9 +433,11 @@ def convert(model, dense=False):
     _check_finite_weights(unwrap(model))
     tf = _tf()
     with tempfile.TemporaryDirectory() as tmp:
-        export_saved_model(model, tmp, dense=dense)
+        export_saved_model(model, tmp, dense=dense, quantize=quantize)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.allow_custom_ops = not dense
+        if quantize == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         return converter.convert()
 
@@ -428,6 +491,11 @@ def _parse_args(argv):
         "gate summary (keras_condcomp.summary): active fractions and multiply-adds",
     )
     parser.add_argument(
+        "--quantize", choices=QUANTIZE_MODES, default="none",
+        help="dynamic: int8 weights, float activations (builtin ops by the standard "
+        "converter's Optimize.DEFAULT, CondCompGatedDense with per-unit int8 weights)",
+    )
+    parser.add_argument(
         "--verbose", action="store_true",
         help="show TensorFlow's start-up and converter logging (tflite/convert.py hides it)",
     )
@@ -455,13 +523,15 @@ def main(argv=None):
     except Exception as e:  # noqa: BLE001 - report any loading failure with the argument
         parser.error(f"argument MODEL: could not load {args.model!r}: {e}")
     try:
-        data = convert(model, dense=args.dense)
+        data = convert(model, dense=args.dense, quantize=args.quantize)
     except ConversionError as e:
         parser.error(f"argument MODEL: {e}")
     with open(args.output, "wb") as f:
         f.write(data)
     network = unwrap(model)
     kind = "dense baseline (builtin ops)" if args.dense else "custom ops"
+    if args.quantize == "dynamic":
+        kind += ", dynamic-range int8 weights"
     print(f"wrote {args.output}: {len(data):,} bytes, {kind}")
     for name, count in sorted(op_counts(data).items()):
         print(f"  {name}: {count}")
@@ -483,6 +553,12 @@ def main(argv=None):
         summary(network, x)
     if args.verify:
         worst = verify(model, data, args.verify, dense=args.dense)
+        if args.quantize != "none":
+            # int8 weights (and the builtin ops' int8 activations) differ from
+            # the float model by their rounding: reported, not thresholded.
+            print(f"quantized: max |tflite - keras float32| = {worst:.2e} on {args.verify} "
+                  "random inputs (not compared with a tolerance)")
+            return 0
         print(f"verified: max |tflite - keras| = {worst:.2e} on {args.verify} random inputs")
         if not worst <= VERIFY_TOLERANCE:
             print(f"error: exceeds {VERIFY_TOLERANCE:g}", file=sys.stderr)

@@ -134,3 +134,25 @@ def test_litert_aarch64_instruction_count_table_runs(aarch64, tmp_path):
     assert row["dense_xnnpack_insns"] > 0 and row["condcomp_insns"] > 0
     # A tenth of the blocks: fewer instructions than the dense model, short of the ideal.
     assert 1.0 < row["ratio"] < row["ideal"]
+
+
+def test_litert_aarch64_int8_weights_match_the_dequantized_reference(aarch64, tmp_path):
+    """The dynamic-range CondCompGatedDense (int8 weights, NEON widening) on aarch64."""
+    rng = np.random.default_rng(5)
+    keras.utils.set_random_seed(5)
+    network = keras.Sequential([keras.Input((48,)),
+                                kc.GatedDense(64, 8, activation="relu",
+                                              bias_initializer=keras.initializers.RandomNormal(0, 0.3)),
+                                kc.GatedDense(40, 4, activation="tanh")])
+    for layer in kc.layers.gated_layers(network):
+        k = layer.policy.kernel
+        k.assign(rng.normal(0, 3.0 / np.sqrt(k.shape[0]), k.shape).astype("float32"))
+    cv = load_convert()
+    x = rng.normal(size=(12, 48)).astype("float32")
+    (tmp_path / "q.tflite").write_bytes(cv.convert(network, quantize="dynamic"))
+    for layer in kc.layers.gated_layers(network):
+        q, scale = cv.quantize_kernel(layer.kernel.numpy())
+        layer.kernel.assign(q.astype("float32") * scale)
+    expected = np.asarray(network(x, training=False))
+    for outputs in _run_aarch64(aarch64, tmp_path / "q.tflite", x, tmp_path):
+        np.testing.assert_allclose(outputs, expected, atol=TOL)

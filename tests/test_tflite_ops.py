@@ -361,3 +361,61 @@ def test_runtime_argument_and_untested_versions(small_model, monkeypatch):
         litert.Interpreter(model_content=small_model, runtime="tensorflow")
     monkeypatch.setenv("CONDCOMP_ALLOW_UNTESTED_RUNTIME", "1")
     assert litert.Interpreter(model_content=small_model, runtime="tensorflow").runtime == "tensorflow"
+
+
+def _dequantized_reference(cv, network, x):
+    """Keras outputs with every gated kernel replaced by its int8 * scale value."""
+    layers = kc.layers.gated_layers(network)
+    saved = [layer.kernel.numpy() for layer in layers]
+    try:
+        for layer in layers:
+            q, scale = cv.quantize_kernel(layer.kernel.numpy())
+            layer.kernel.assign(q.astype("f4") * scale)
+        return np.asarray(network(x, training=False))
+    finally:
+        for layer, kernel in zip(layers, saved):
+            layer.kernel.assign(kernel)
+
+
+@pytest.mark.parametrize("activation, use_bias, units, blocks", [
+    ("relu", True, (24, 15), (4, 3)),
+    ("tanh", False, (32, 16), (8, 2)),
+    ("gelu", True, (64, 64), (4, 4)),
+])
+def test_dynamic_range_int8_dense_matches_the_dequantized_reference(cv, activation, use_bias,
+                                                                    units, blocks):
+    rng = np.random.default_rng(21)
+    layers = [keras.Input((20,))]
+    for u, k in zip(units, blocks):
+        layers.append(kc.GatedDense(u, num_blocks=k, activation=activation, use_bias=use_bias,
+                                    bias_initializer=keras.initializers.RandomNormal(0, 0.3)))
+    net = keras.Sequential(layers)
+    for layer in kc.layers.gated_layers(net):
+        _set_policy(layer, rng)
+    data = cv.convert(net, quantize="dynamic")
+    assert cv.op_counts(data) == {"CondCompGatedDense": 2}
+    (sub, op), _ = custom_ops(model_t(data), "CondCompGatedDense")
+    assert len(op.inputs) == 6  # x, int8 kernel, bias, policy kernel, policy bias, scales
+    assert len(data) < len(cv.convert(net))  # int8 weights
+    for runtime in RUNTIMES:
+        interp = litert.Interpreter(model_content=data, runtime=runtime)
+        for batch in (1, 7, 33):
+            x = rng.normal(size=(batch, 20)).astype("f4")
+            np.testing.assert_allclose(interp.predict(x), _dequantized_reference(cv, net, x),
+                                       atol=TOL)
+    # Rounding each weight to 1/254 of its unit's range moves the outputs only a little.
+    x = rng.normal(size=(64, 20)).astype("f4")
+    float_y = np.asarray(net(x, training=False))
+    assert np.max(np.abs(litert.Interpreter(model_content=data).predict(x) - float_y)) < 0.05
+
+
+def test_dynamic_range_quantization_arguments(cv):
+    conv = keras.Sequential([keras.Input((6, 6, 3)),
+                             kc.GatedConv2D(8, 3, num_blocks=2, padding="same")])
+    with pytest.raises(cv.ConversionError, match="supports GatedDense only"):
+        cv.convert(conv, quantize="dynamic")
+    with pytest.raises(ValueError, match="Argument `quantize` must be one of"):
+        cv.convert(conv, quantize="int4")
+    q, scale = cv.quantize_kernel(np.array([[0.5, 0.0], [-1.0, 0.0]], "f4"))
+    np.testing.assert_array_equal(q, [[64, 0], [-127, 0]])
+    np.testing.assert_allclose(scale, [1.0 / 127, 1.0])

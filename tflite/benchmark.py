@@ -44,6 +44,10 @@ REPO = os.path.dirname(HERE)
 import numpy as np  # noqa: E402
 
 
+# --precisions -> keras_condcomp.tflite.convert(quantize=...), for both models.
+QUANTIZE = {"float32": "none", "dynamic": "dynamic"}
+
+
 def positive_int(name):
     def parse(value):
         try:
@@ -93,6 +97,10 @@ def parse_args(argv):
                    help="also time each gated layer alone (batch 1) to see where time goes")
     p.add_argument("--tf", action="store_true",
                    help="also time the TensorFlow paths (keras_condcomp.sparse vs masked Keras)")
+    p.add_argument("--precisions", nargs="+", choices=("float32", "dynamic"),
+                   default=["float32", "dynamic"],
+                   help="float32, and dynamic: int8 weights / float activations in both models "
+                   "(dense: the standard converter's Optimize.DEFAULT; CondComp: int8 ops)")
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up and converter logging")
     p.add_argument("--max-density", type=fraction("--max-density", low_inclusive=True),
@@ -327,9 +335,10 @@ def main(argv=None):
         "Command: `python tflite/benchmark.py " + " ".join(argv if argv is not None
                                                           else sys.argv[1:]) + "`",
         "",
-        "| tau | batch | threads | active (per layer) | weights read | dense XNNPACK ms "
-        "| CondComp ms | speedup | ideal | % of ideal | max abs err vs Keras |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| tau | precision | batch | threads | active (per layer) | weights read "
+        "| dense XNNPACK ms | CondComp ms | speedup | ideal | % of ideal "
+        "| max abs err vs Keras float32 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(header), flush=True)
     lines = list(header)
@@ -341,10 +350,12 @@ def main(argv=None):
         fracs = active_fractions(network, pool)
         dense_macs, custom_macs = mac_counts(network, fracs, args.blocks)
         ideal = dense_macs / custom_macs
-        sparse_data = cv.convert(network)
-        dense_data = cv.convert(network, dense=True)
+        models = {precision: (cv.convert(network, dense=True, quantize=QUANTIZE[precision]),
+                              cv.convert(network, quantize=QUANTIZE[precision]))
+                  for precision in args.precisions}
         ref = network(pool, training=False).numpy()
-        for batch in args.batches:
+        for precision, batch in ((p, b) for p in args.precisions for b in args.batches):
+            dense_data, sparse_data = models[precision]
             inputs = [pool[(i * batch) % len(pool):][:batch] for i in range(len(pool))]
             inputs = [x if len(x) == batch else pool[:batch] for x in inputs]
             read = weights_read(network, inputs[:16])
@@ -357,12 +368,12 @@ def main(argv=None):
                     b.get_tensor(b.get_output_details()[0]["index"]) - ref[:batch])))
                 td, ts = time_pair(a, b, inputs, args.runs, args.warmup)
                 speedup = td / ts
-                row = (f"| {tau:g} | {batch} | {threads} | "
+                row = (f"| {tau:g} | {precision} | {batch} | {threads} | "
                        f"{', '.join(f'{f:.3f}' for f in fracs)} | {read:.3f} | {td * 1e3:.3f} | "
                        f"{ts * 1e3:.3f} | {speedup:.2f}x | {ideal:.2f}x | "
                        f"{100 * speedup / ideal:.0f}% | {err:.1e} |")
                 json_rows.append({"tau": tau, "batch": batch, "threads": threads,
-                                  "precision": "float32", "dense_ms": td * 1e3,
+                                  "precision": precision, "dense_ms": td * 1e3,
                                   "condcomp_ms": ts * 1e3, "speedup": speedup, "ideal": ideal,
                                   "pct_of_ideal": 100 * speedup / ideal,
                                   "active": fracs, "weights_read": read,

@@ -527,7 +527,7 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
   const int K = L.K, U = L.units();
   uint64_t macs = 0;
   if (L.op == 0) {
-    cc_gated_dense p;
+    cc_gated_dense p = {};  // zero: float kernel (kernel_q NULL), threshold rule
     p.batch = L.B;
     p.in_dim = L.D;
     p.num_blocks = K;

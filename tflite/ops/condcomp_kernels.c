@@ -17,6 +17,11 @@
  * Batch-1 inference is memory-bound (about 1 flop per weight byte), so the
  * point is to read only the active tiles, each sequentially.
  */
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#elif defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 #include "condcomp_kernels.h"
 
 #include <math.h>
@@ -237,120 +242,86 @@ CC_ALWAYS_INLINE uint8_t gate_on_fast(float z, float threshold, const gate_bound
 #define CC_PREFETCH_ROWS 8 /* how far ahead (in weight rows) to prefetch */
 #endif
 
-/* Prefetches the 4 weight rows starting at `p` (each `bytes` long). */
-CC_ALWAYS_INLINE void prefetch_rows(const float* p, size_t ldw, size_t bytes) {
+/* Prefetches the 4 weight rows starting at `p` (each `bytes` long, `stride`
+ * bytes apart). */
+CC_ALWAYS_INLINE void prefetch_rows(const void* p, size_t stride, size_t bytes) {
   const char* c = (const char*)p;
-  for (int r = 0; r < 4; ++r, c += ldw * sizeof(float)) {
+  for (int r = 0; r < 4; ++r, c += stride) {
     for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 0);
   }
 }
 
-/* ys[g][0:cols] += sum_{r < rows} xs[g][r * xstride] * w[r * ldw + 0 : cols]
- * for the G examples (or output pixels) of a group.
- *
- * The weight tile is walked strictly in memory order, 4 rows (4 * cols
- * floats, contiguous when ldw == cols) at a time, and each 4-row chunk is
- * used by all G examples while it sits in L1: the tile is read from memory
- * once per group, sequentially, with software prefetch CC_PREFETCH_ROWS rows
- * ahead (continuing into `next`, the tile the caller will use after this one,
- * or NULL). The per-example accumulators (cols floats) stay in L1. The inner
- * loop is a contiguous 8-float axpy of 4 rows, which GCC/Clang turn into
- * 4 FMAs per vector (AVX2 clone) or NEON fmla pairs. */
-CC_ALWAYS_INLINE void accumulate_group(int G, const float* w, size_t ldw, int cols, int rows,
-                                       const float* const* xs, size_t xstride,
-                                       float* const* ys, const float* next) {
-  const size_t row_bytes = (size_t)cols * sizeof(float);
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const float* w0 = w + (size_t)r * ldw;
-    const float* w1 = w0 + ldw;
-    const float* w2 = w1 + ldw;
-    const float* w3 = w2 + ldw;
-    const int ahead = r + CC_PREFETCH_ROWS;
-    if (ahead + 4 <= rows) {
-      prefetch_rows(w + (size_t)ahead * ldw, ldw, row_bytes);
-    } else if (next != NULL && ahead - rows + 4 <= rows) {
-      prefetch_rows(next + (size_t)(ahead - rows) * ldw, ldw, row_bytes);
-    }
-    for (int g = 0; g < G; ++g) {
-      const float* x = xs[g] + (size_t)r * xstride;
-      const float x0 = x[0], x1 = x[xstride], x2 = x[2 * xstride], x3 = x[3 * xstride];
-      float* y = ys[g];
-      int c = 0;
-      for (; c + VL <= cols; c += VL) {
-        vfl a = ldv(y + c);
-        a += ldv(w0 + c) * x0;
-        a += ldv(w1 + c) * x1;
-        a += ldv(w2 + c) * x2;
-        a += ldv(w3 + c) * x3;
-        stv(y + c, a);
-      }
-      for (; c < cols; ++c) y[c] += w0[c] * x0 + w1[c] * x1 + w2[c] * x2 + w3[c] * x3;
-    }
-  }
-  for (; r < rows; ++r) {
-    const float* w0 = w + (size_t)r * ldw;
-    for (int g = 0; g < G; ++g) {
-      const float x0 = xs[g][(size_t)r * xstride];
-      float* y = ys[g];
-      int c = 0;
-      for (; c + VL <= cols; c += VL) stv(y + c, ldv(y + c) + ldv(w0 + c) * x0);
-      for (; c < cols; ++c) y[c] += w0[c] * x0;
-    }
-  }
+/* VL int8 weights (dynamic-range quantized kernels) as VL floats. GCC 12
+ * scalarizes __builtin_convertvector on vectors narrower than a register
+ * (one cvtsi2ss per weight), so the widening is spelled out: SSE2 unpacks
+ * (usable by both x86-64 clones) and NEON movl. */
+#if defined(__AVX2__)
+CC_ALWAYS_INLINE vfl ldq8(const int8_t* p) {
+  const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+      _mm_loadl_epi64((const __m128i*)(const void*)p)));
+  vfl v;
+  memcpy(&v, &f, sizeof(v));
+  return v;
 }
-
-
-/* G == 1 (batch 1): a register tile of T*VL columns accumulated over all rows.
- * One FMA chain per accumulator is latency bound (4+ cycles per FMA), so
- * narrow tiles (T < 8: blocks narrower than 8 vectors) keep R independent sets of
- * accumulators, each over every R-th row, and add them up at the end: T*R
- * chains in flight, while the rows are still read strictly in memory order. */
-#define CC_DEFINE_MK1(T, R)                                                           \
-  CC_ALWAYS_INLINE void mk1_##T(const float* w, size_t ldw, int rows, const float* x,  \
-                                size_t xstride, float* y) {                           \
-    vfl acc[R][T];                                                                    \
-    for (int t = 0; t < T; ++t) {                                                     \
-      acc[0][t] = ldv(y + t * VL);                                                    \
-      for (int q = 1; q < R; ++q) acc[q][t] = (vfl){0};                               \
-    }                                                                                 \
-    int r = 0;                                                                        \
-    for (; r + R <= rows; r += R) {                                                   \
-      for (int q = 0; q < R; ++q) {                                                   \
-        const float* wr = w + (size_t)(r + q) * ldw;                                  \
-        const float xv = x[(size_t)(r + q) * xstride];                                \
-        for (int t = 0; t < T; ++t) acc[q][t] += ldv(wr + t * VL) * xv;               \
-      }                                                                               \
-    }                                                                                 \
-    for (; r < rows; ++r) {                                                           \
-      const float* wr = w + (size_t)r * ldw;                                          \
-      const float xv = x[(size_t)r * xstride];                                        \
-      for (int t = 0; t < T; ++t) acc[0][t] += ldv(wr + t * VL) * xv;                 \
-    }                                                                                 \
-    for (int q = 1; q < R; ++q)                                                       \
-      for (int t = 0; t < T; ++t) acc[0][t] += acc[q][t];                             \
-    for (int t = 0; t < T; ++t) stv(y + t * VL, acc[0][t]);                           \
-  }
-CC_DEFINE_MK1(16, 1)
-CC_DEFINE_MK1(8, 1)
-CC_DEFINE_MK1(4, 3)
-CC_DEFINE_MK1(2, 4)
-CC_DEFINE_MK1(1, 8)
-
-CC_ALWAYS_INLINE void accumulate_one(const float* w, size_t ldw, int cols, int rows,
-                                     const float* x, size_t xstride, float* y) {
-  int c = 0;
-  for (; c + 16 * VL <= cols; c += 16 * VL) mk1_16(w + c, ldw, rows, x, xstride, y + c);
-  for (; c + 8 * VL <= cols; c += 8 * VL) mk1_8(w + c, ldw, rows, x, xstride, y + c);
-  for (; c + 4 * VL <= cols; c += 4 * VL) mk1_4(w + c, ldw, rows, x, xstride, y + c);
-  for (; c + 2 * VL <= cols; c += 2 * VL) mk1_2(w + c, ldw, rows, x, xstride, y + c);
-  for (; c + VL <= cols; c += VL) mk1_1(w + c, ldw, rows, x, xstride, y + c);
-  for (; c < cols; ++c) {
-    float a = y[c];
-    for (int r = 0; r < rows; ++r) a += w[(size_t)r * ldw + c] * x[(size_t)r * xstride];
-    y[c] = a;
-  }
+#elif defined(__aarch64__)
+CC_ALWAYS_INLINE vfl ldq8(const int8_t* p) {
+  int32_t word;
+  memcpy(&word, p, sizeof(word));
+  const int16x8_t w16 = vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(word)));
+  const float32x4_t f = vcvtq_f32_s32(vmovl_s16(vget_low_s16(w16)));
+  vfl v;
+  memcpy(&v, &f, sizeof(v));
+  return v;
 }
+#elif defined(__SSE2__)
+CC_ALWAYS_INLINE vfl ldq8(const int8_t* p) {
+  const __m128i b = _mm_loadl_epi64((const __m128i*)(const void*)p);
+  const __m128i w16 = _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8);
+  const __m128 lo = _mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpacklo_epi16(w16, w16), 16));
+  const __m128 hi = _mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpackhi_epi16(w16, w16), 16));
+  vfl v;
+  memcpy(&v, &lo, sizeof(lo));
+  memcpy((char*)&v + sizeof(lo), &hi, sizeof(hi));
+  return v;
+}
+#else
+CC_ALWAYS_INLINE vfl ldq8(const int8_t* p) {
+  vfl v;
+  for (int i = 0; i < VL; ++i) v[i] = (float)p[i];
+  return v;
+}
+#endif
+
+/* accumulate_group / accumulate_one (float weights) and their _q8 twins. */
+#define CC_WT float
+#define CC_LOADW(p) ldv(p)
+#define CC_SUF
+#include "condcomp_tile.inc"
+#define CC_WT int8_t
+#define CC_LOADW(p) ldq8(p)
+#define CC_SUF _q8
+#define CC_TILE_MAX_T 8 /* the widening needs registers too */
+#include "condcomp_tile.inc"
+
+#if CC_X86_MULTIVERSION
+/* The AVX2 clone's int8 loops: vpmovsxbd + vcvtdq2ps per 8 weights. Entry
+ * points are ordinary functions (not always_inline), so the baseline clone can
+ * hold a call to them that it never makes without a target mismatch. */
+static inline __attribute__((always_inline, target("avx2,fma"))) vfl ldq8_avx2(const int8_t* p) {
+  const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+      _mm_loadl_epi64((const __m128i*)(const void*)p)));
+  vfl v;
+  memcpy(&v, &f, sizeof(v));
+  return v;
+}
+#define CC_WT int8_t
+#define CC_LOADW(p) ldq8_avx2(p)
+#define CC_SUF _q8avx2
+#define CC_TILE_MAX_T 8
+#define CC_TILE_ENTRY static __attribute__((target("avx2,fma")))
+#define CC_TILE_INNER static inline __attribute__((always_inline, target("avx2,fma")))
+#include "condcomp_tile.inc"
+#endif
 
 /* ------------------------------------------------------------------ dense */
 
@@ -417,8 +388,30 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
   }
 }
 
-CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* examples) {
+/* The int8 variant of a tile loop for the running clone. */
+#if CC_X86_MULTIVERSION
+#define Q8(avx2, name) ((avx2) ? name##_q8avx2 : name##_q8)
+#else
+#define Q8(avx2, name) name##_q8
+#endif
+
+/* int8 weights: y = y * scale + bias over one output block (the accumulation
+ * ran on the unscaled integer weights). */
+CC_ALWAYS_INLINE void scale_and_bias(float* y, const float* scale, const float* bias, int bs) {
+  if (bias) {
+    for (int c = 0; c < bs; ++c) y[c] = y[c] * scale[c] + bias[c];
+  } else {
+    for (int c = 0; c < bs; ++c) y[c] *= scale[c];
+  }
+}
+
+/* `avx2` (a constant in each clone) picks the int8 loops of the AVX2 clone. */
+CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* examples,
+                                           int avx2) {
   const int B = p->batch, D = p->in_dim, K = p->num_blocks, bs = p->block_size;
+  const int quantized = p->kernel_q != NULL;
+  const float* bias_j = p->bias ? p->bias + (size_t)j * bs : NULL;
+  const float* scale_j = quantized ? p->kernel_scale + (size_t)j * bs : NULL;
   const int ibs = p->in_block_size, n_in = D / ibs;
   const size_t units = (size_t)K * bs;
   int* on = examples;        /* examples with block j on */
@@ -432,8 +425,8 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
       fill_nan(y, (size_t)bs);
     } else if (m) {
       on[n_on++] = e;
-      if (p->bias) {
-        memcpy(y, p->bias + (size_t)j * bs, sizeof(float) * bs);
+      if (bias_j && !quantized) {  /* int8: the bias is added after scaling */
+        memcpy(y, bias_j, sizeof(float) * bs);
       } else {
         memset(y, 0, sizeof(float) * bs);
       }
@@ -442,7 +435,8 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
     }
   }
   if (n_on == 0) return 0;
-  const float* wj = p->kernel_bm + (size_t)j * D * bs;
+  const float* wj = quantized ? NULL : p->kernel_bm + (size_t)j * D * bs;
+  const int8_t* qj = quantized ? p->kernel_q + (size_t)j * D * bs : NULL;
   if (n_on == 1) {
     /* One example (batch 1): each run of consecutive non-zero input blocks is
      * one contiguous run of weight rows, accumulated in registers. */
@@ -459,10 +453,15 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
       while (i2 < n_in && !act[i2]) ++i2;
       const size_t d0 = (size_t)i * ibs;
       const int rows = (i1 - i) * ibs;
-      accumulate_one(wj + d0 * bs, (size_t)bs, bs, rows, x + d0, 1, y);
+      if (quantized) {
+        Q8(avx2, accumulate_one)(qj + d0 * bs, (size_t)bs, bs, rows, x + d0, 1, y);
+      } else {
+        accumulate_one(wj + d0 * bs, (size_t)bs, bs, rows, x + d0, 1, y);
+      }
       macs += (uint64_t)rows * bs;
       i = i2;
     }
+    if (quantized) scale_and_bias(y, scale_j, bias_j, bs);
     cc_apply_activation(p->activation, y, (size_t)bs);
     return macs;
   }
@@ -471,18 +470,20 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
     for (int a = 0; a < n_on; ++a) {
       if (p->in_active[(size_t)on[a] * n_in + i]) group[n++] = on[a];
     }
-    const float* w = wj + (size_t)i * ibs * bs;
+    const size_t tile = (size_t)i * ibs * bs;
     /* The next input block some example of this output block needs: its tile
      * is prefetched while this one finishes. */
-    const float* next = NULL;
-    for (int i2 = i + 1; i2 < n_in && next == NULL; ++i2) {
+    int next_i = -1;
+    for (int i2 = i + 1; i2 < n_in && next_i < 0; ++i2) {
       for (int a = 0; a < n_on; ++a) {
         if (p->in_active[(size_t)on[a] * n_in + i2]) {
-          next = wj + (size_t)i2 * ibs * bs;
+          next_i = i2;
           break;
         }
       }
     }
+    const size_t next_tile = next_i < 0 ? tile : (size_t)next_i * ibs * bs;
+    const int have_next = next_i >= 0;
     for (int g0 = 0; g0 < n; g0 += CC_GROUP) {
       const int G = n - g0 < CC_GROUP ? n - g0 : CC_GROUP;
       const float* xs[CC_GROUP];
@@ -492,17 +493,29 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
         xs[g] = p->x + (size_t)e * D + (size_t)i * ibs;
         ys[g] = p->y + (size_t)e * units + (size_t)j * bs;
       }
-      if (G == 1) {
-        accumulate_one(w, (size_t)bs, bs, ibs, xs[0], 1, ys[0]);
+      /* Prefetch continues into this tile (the next group reads it again), or
+       * after the last group into the next tile (or nowhere). */
+      const int last = g0 + G >= n;
+      if (quantized) {
+        if (G == 1) {
+          Q8(avx2, accumulate_one)(qj + tile, (size_t)bs, bs, ibs, xs[0], 1, ys[0]);
+        } else {
+          Q8(avx2, accumulate_group)(G, qj + tile, (size_t)bs, bs, ibs, xs, 1, ys,
+                                     !last ? qj + tile : have_next ? qj + next_tile : NULL);
+        }
+      } else if (G == 1) {
+        accumulate_one(wj + tile, (size_t)bs, bs, ibs, xs[0], 1, ys[0]);
       } else {
-        accumulate_group(G, w, (size_t)bs, bs, ibs, xs, 1, ys, g0 + G >= n ? next : w);
+        accumulate_group(G, wj + tile, (size_t)bs, bs, ibs, xs, 1, ys,
+                         !last ? wj + tile : have_next ? wj + next_tile : NULL);
       }
     }
     macs += (uint64_t)n * ibs * bs;
   }
   for (int a = 0; a < n_on; ++a) {
-    cc_apply_activation(p->activation, p->y + (size_t)on[a] * units + (size_t)j * bs,
-                        (size_t)bs);
+    float* y = p->y + (size_t)on[a] * units + (size_t)j * bs;
+    if (quantized) scale_and_bias(y, scale_j, bias_j, bs);
+    cc_apply_activation(p->activation, y, (size_t)bs);
   }
   return macs;
 }
@@ -647,7 +660,7 @@ CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
 /* ------------------------------------------------------- ISA dispatching */
 
 static uint64_t dense_block_default(const cc_gated_dense* p, int j, int* ex) {
-  return dense_block_impl(p, j, ex);
+  return dense_block_impl(p, j, ex, 0);
 }
 static uint64_t conv_block_default(const cc_gated_conv2d* p, int j) {
   return conv_block_impl(p, j);
@@ -656,7 +669,7 @@ static uint64_t conv_block_default(const cc_gated_conv2d* p, int j) {
 #if CC_X86_MULTIVERSION
 __attribute__((target("avx2,fma"))) static uint64_t dense_block_avx2(const cc_gated_dense* p,
                                                                     int j, int* ex) {
-  return dense_block_impl(p, j, ex);
+  return dense_block_impl(p, j, ex, 1);
 }
 __attribute__((target("avx2,fma"))) static uint64_t conv_block_avx2(const cc_gated_conv2d* p,
                                                                    int j) {

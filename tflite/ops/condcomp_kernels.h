@@ -80,6 +80,10 @@ typedef struct {
   /* Last, so positional initializers that stop earlier leave it 0. */
   int top_k;           /* > 0: each example's top_k blocks of largest sigmoid(logit)
                           (lowest index first on ties) instead of the threshold rule */
+  /* Dynamic-range int8 weights (then kernel_bm is unused): weight (j, d, c) is
+   * kernel_q[j][d][c] * kernel_scale[j * bs + c]. NULL: float kernel_bm. */
+  const int8_t* kernel_q;     /* [K][D_in][bs] */
+  const float* kernel_scale;  /* [K*bs] */
 } cc_gated_dense;
 
 /* Phase 1, examples [e_begin, e_end): finds the non-zero input blocks and

@@ -89,7 +89,7 @@ typedef struct {
  * with 4 KiB pages every tile costs TLB misses (about 15% of the batch-1 time
  * here). Costs one extra copy of the kernel. Disabled with CONDCOMP_PACK=0,
  * or where huge pages are unavailable (the original data is used then). */
-static const float* pack_kernel(OpData* d, const TfLiteTensor* t) {
+static const void* pack_kernel(OpData* d, const TfLiteTensor* t) {
   if (d->packed && d->packed_src == t->data && d->packed_bytes == t->bytes) return d->packed;
   free(d->packed);
   d->packed = NULL;
@@ -97,20 +97,20 @@ static const float* pack_kernel(OpData* d, const TfLiteTensor* t) {
   d->packed_bytes = 0;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   const char* env = getenv("CONDCOMP_PACK");
-  if (env && env[0] == '0') return (const float*)t->data;
+  if (env && env[0] == '0') return t->data;
   if (t->allocation_type != kTfLiteMmapRo || t->bytes < CC_PACK_MIN_BYTES || !t->data)
-    return (const float*)t->data;
+    return t->data;
   const size_t size = (t->bytes + CC_HUGE_PAGE - 1) & ~(size_t)(CC_HUGE_PAGE - 1);
   void* p = NULL;
-  if (posix_memalign(&p, CC_HUGE_PAGE, size) != 0) return (const float*)t->data;
+  if (posix_memalign(&p, CC_HUGE_PAGE, size) != 0) return t->data;
   madvise(p, size, MADV_HUGEPAGE); /* a hint: fine if it fails */
   memcpy(p, t->data, t->bytes);
   d->packed = p;
   d->packed_src = t->data;
   d->packed_bytes = t->bytes;
-  return (const float*)p;
+  return p;
 #else
-  return (const float*)t->data;
+  return t->data;
 #endif
 }
 
@@ -316,23 +316,33 @@ static int abi_ok(TfLiteContext* context, int index) {
   return context->GetTensor(context, index) == &context->tensors[index];
 }
 
-static const char* kInputNames[] = {"x", "kernel", "bias", "policy_kernel", "policy_bias"};
+static const char* kInputNames[] = {"x",           "kernel",      "bias",
+                                    "policy_kernel", "policy_bias", "kernel_scale"};
 
+/* Inputs 0-4, plus input 5 (kernel_scale) when the kernel is int8
+ * (dynamic-range quantized CondCompGatedDense). */
 typedef struct {
-  TfLiteTensor* t[5];
+  TfLiteTensor* t[6];
+  int n;         /* 5 or 6 */
+  int quantized; /* kernel int8, kernel_scale present */
   TfLiteTensor* out;
 } Tensors;
 
 static int64_t dim(const TfLiteTensor* t, int i) { return t->dims->data[i]; }
 
 static TfLiteStatus get_tensors(TfLiteContext* context, TfLiteNode* node, OpData* d,
-                                Tensors* ts) {
+                                Tensors* ts, int allow_quantized) {
   if (node->inputs == NULL || node->outputs == NULL) FAIL(context, d, "node has no inputs/outputs");
-  if (node->inputs->size != 5)
-    FAIL(context, d, "expected 5 inputs (x, kernel, bias, policy_kernel, policy_bias), got %d",
-         node->inputs->size);
+  if (node->inputs->size == 6 && !allow_quantized)
+    FAIL(context, d, "6 inputs (an int8 kernel with kernel_scale) are supported by "
+         "CondCompGatedDense only; expected 5 (x, kernel, bias, policy_kernel, policy_bias)");
+  if (node->inputs->size != 5 && node->inputs->size != 6)
+    FAIL(context, d, "expected 5 inputs (x, kernel, bias, policy_kernel, policy_bias) or 6 "
+         "(and kernel_scale, for an int8 kernel), got %d", node->inputs->size);
   if (node->outputs->size != 1) FAIL(context, d, "expected 1 output, got %d", node->outputs->size);
-  for (int i = 0; i < 5; ++i) {
+  ts->n = node->inputs->size;
+  ts->quantized = ts->n == 6;
+  for (int i = 0; i < ts->n; ++i) {
     const int idx = node->inputs->data[i];
     if (i == 2 && idx == kTfLiteOptionalTensor) {
       ts->t[i] = NULL;
@@ -344,8 +354,11 @@ static TfLiteStatus get_tensors(TfLiteContext* context, TfLiteNode* node, OpData
       FAIL(context, d,
            "TfLiteTensor layout mismatch between this library and the runtime "
            "(tflite_c_abi.h does not match this TFLite version)");
-    if (ts->t[i]->type != kTfLiteFloat32)
-      FAIL(context, d, "input %d (%s) must be float32, got TfLiteType %d", i, kInputNames[i],
+    const int int8_kernel = ts->quantized && i == 1;
+    const TfLiteType want = int8_kernel ? kTfLiteInt8 : kTfLiteFloat32;
+    if (ts->t[i]->type != want)
+      FAIL(context, d, "input %d (%s) must be %s, got TfLiteType %d", i, kInputNames[i],
+           int8_kernel ? "int8 (6 inputs: a quantized kernel)" : "float32",
            (int)ts->t[i]->type);
     if (ts->t[i]->dims == NULL) FAIL(context, d, "input %d (%s) has no shape", i, kInputNames[i]);
     int64_t n = 1;
@@ -355,9 +368,10 @@ static TfLiteStatus get_tensors(TfLiteContext* context, TfLiteNode* node, OpData
       n *= ts->t[i]->dims->data[k];
       if (n > ((int64_t)1 << 40)) FAIL(context, d, "input %d (%s) is too large", i, kInputNames[i]);
     }
-    if (ts->t[i]->bytes != (size_t)n * sizeof(float))
+    const int64_t elem = int8_kernel ? 1 : (int64_t)sizeof(float);
+    if (ts->t[i]->bytes != (size_t)(n * elem))
       FAIL(context, d, "input %d (%s) holds %zu bytes, its shape needs %lld", i, kInputNames[i],
-           ts->t[i]->bytes, (long long)n * 4);
+           ts->t[i]->bytes, (long long)(n * elem));
   }
   ts->out = tensor_at(context, node->outputs->data[0]);
   if (ts->out == NULL) FAIL(context, d, "output tensor is missing");
@@ -469,7 +483,7 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
   Tensors ts;
-  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts, 1));
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[0], 0, 2));
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[1], 1, 3));
   const int64_t B = dim(ts.t[0], 0), D = dim(ts.t[0], 1);
@@ -483,6 +497,12 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
     FAIL(context, d, "kernel has shape [%lld, %lld, %lld] (num_blocks, input_dim, block_size) but "
          "x has input_dim %lld", (long long)K, (long long)Dk, (long long)bs, (long long)D);
   TF_LITE_ENSURE_OK_CC(check_gating_inputs(context, d, &ts, K, bs, D));
+  if (ts.quantized) {
+    TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[5], 5, 1));
+    if (dim(ts.t[5], 0) != K * bs)
+      FAIL(context, d, "kernel_scale has %lld entries, expected num_blocks*block_size = %lld",
+           (long long)dim(ts.t[5], 0), (long long)(K * bs));
+  }
   if (B * K * bs > INT_MAX) FAIL(context, d, "output would have more than INT_MAX elements");
   const int shape[2] = {(int)B, (int)(K * bs)};
   TF_LITE_ENSURE_OK_CC(resize_output(context, d, ts.out, 2, shape));
@@ -529,7 +549,7 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
   Tensors ts;
-  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts, 1));
   cc_gated_dense p;
   p.batch = ts.t[0]->dims->data[0];
   p.in_dim = ts.t[0]->dims->data[1];
@@ -543,12 +563,20 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
       ts.out->dims->data[1] != p.num_blocks * p.block_size)
     FAIL(context, d, "output shape changed after Prepare");
   if (p.batch == 0) return kTfLiteOk;
-  for (int i = 0; i < 5; ++i)
+  for (int i = 0; i < ts.n; ++i)
     if (ts.t[i] && ts.t[i]->data == NULL)
       FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
   if (ts.out->data == NULL) FAIL(context, d, "output has no data");
   p.x = (const float*)ts.t[0]->data;
-  p.kernel_bm = pack_kernel(d, ts.t[1]);
+  if (ts.quantized) {
+    p.kernel_bm = NULL;
+    p.kernel_q = (const int8_t*)pack_kernel(d, ts.t[1]);
+    p.kernel_scale = (const float*)ts.t[5]->data;
+  } else {
+    p.kernel_bm = (const float*)pack_kernel(d, ts.t[1]);
+    p.kernel_q = NULL;
+    p.kernel_scale = NULL;
+  }
   p.bias = ts.t[2] ? (const float*)ts.t[2]->data : NULL;
   p.policy_kernel = (const float*)ts.t[3]->data;
   p.policy_bias = (const float*)ts.t[4]->data;
@@ -586,7 +614,7 @@ static TfLiteStatus prepare_conv(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
   Tensors ts;
-  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts, 0));
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[0], 0, 4));
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[1], 1, 5));
   const int64_t B = dim(ts.t[0], 0), H = dim(ts.t[0], 1), W = dim(ts.t[0], 2),
@@ -654,7 +682,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
   Tensors ts;
-  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts, 0));
   cc_gated_conv2d p;
   p.batch = ts.t[0]->dims->data[0];
   p.in_h = ts.t[0]->dims->data[1];
@@ -688,7 +716,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
       FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
   if (ts.out->data == NULL) FAIL(context, d, "output has no data");
   p.x = (const float*)ts.t[0]->data;
-  p.kernel_bm = pack_kernel(d, ts.t[1]);
+  p.kernel_bm = (const float*)pack_kernel(d, ts.t[1]);
   p.bias = ts.t[2] ? (const float*)ts.t[2]->data : NULL;
   p.policy_kernel = (const float*)ts.t[3]->data;
   p.policy_bias = (const float*)ts.t[4]->data;
