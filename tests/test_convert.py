@@ -182,6 +182,13 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path):
         assert res.stderr == "", res.stderr
     res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verbose")
     assert res.returncode == 0 and "absl" in res.stderr
+    res = _run_cli(path, "-o", str(tmp_path / "q.tflite"), "--quantize", "dynamic",
+                   "--verify", "8")
+    assert res.returncode == 0, res.stderr
+    assert "dynamic-range int8 weights" in res.stdout
+    worst = float(res.stdout.split("max |tflite - keras float32| = ")[1].split()[0])
+    assert 0 < worst < 0.1  # int8 rounding: reported, not thresholded
+    assert os.path.getsize(tmp_path / "q.tflite") < os.path.getsize(tmp_path / "m.tflite")
     res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verify", "-1")
     assert res.returncode == 2 and "argument --verify: must be >= 0" in res.stderr
 

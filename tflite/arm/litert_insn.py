@@ -47,6 +47,9 @@ def parse_args(argv=None):
                                                      "libcondcomp_tflite_ops.so"))
     p.add_argument("--qemu", default=os.environ.get("QEMU", "qemu-aarch64"))
     p.add_argument("--hidden", type=int, default=2048)
+    p.add_argument("--quantize", choices=("none", "dynamic"), default="none",
+                   help="dynamic: both models with int8 weights (dense: the standard "
+                   "converter's dynamic-range quantization; CondComp: int8 ops)")
     p.add_argument("--out", default=None, help="write OUT.md and OUT.json")
     return p.parse_args(argv)
 
@@ -156,11 +159,11 @@ def main(argv=None):
             np.save(x_path, x)
             model = os.path.join(tmp, f"condnet_{tau:g}.tflite")
             with open(model, "wb") as f:
-                f.write(converter.convert(network))
+                f.write(converter.convert(network, quantize=args.quantize))
             if dense_count is None:
                 dense = os.path.join(tmp, "dense.tflite")
                 with open(dense, "wb") as f:
-                    f.write(converter.convert(network, dense=True))
+                    f.write(converter.convert(network, dense=True, quantize=args.quantize))
                 dense_count = count_per_invoke(args, dense, x_path, tmp, custom_ops=False)
             ops = count_per_invoke(args, model, x_path, tmp, custom_ops=True)
             network(x[:1], training=False)  # the example every counted invoke runs
@@ -168,12 +171,15 @@ def main(argv=None):
                       for l in converter.gated_layers_of(network)]
             ideal = mac_ratio(network, list(active))
             rows.append({"tau": tau, "hidden": args.hidden, "batch": 1,
+                         "precision": "float32" if args.quantize == "none" else "dynamic",
                          "dense_xnnpack_insns": dense_count, "condcomp_insns": ops,
                          "ratio": dense_count / ops, "ideal": 1.0 / (tau * tau),
                          "ideal_this_example": ideal,
                          "active_fraction": active})
             print(f"# tau {tau:g}: dense {dense_count:,.0f} condcomp {ops:,.0f}", file=sys.stderr)
-    lines = [f"784-{args.hidden}-{args.hidden}-{args.hidden}-10, 16 blocks, batch 1, real LiteRT "
+    precision = "float32" if args.quantize == "none" else "dynamic-range int8 weights"
+    lines = [f"784-{args.hidden}-{args.hidden}-{args.hidden}-10, 16 blocks, batch 1, {precision}, "
+             "real LiteRT "
              "(ai-edge-litert aarch64 wheel) under qemu-aarch64: emulated guest instructions "
              "per invoke() in LiteRT, the op library, libm and libstdc++ (not seconds).", "",
              "| tau | active fraction per layer (the invoked example) | dense XNNPACK insns "
