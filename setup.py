@@ -44,6 +44,9 @@ class BuildOpsLibrary(build_ext):
 ops_library = Extension(
     "keras_condcomp.libcondcomp_tflite_ops",
     sources=[os.path.join(OPS, name) for name in OPS_SOURCES],
+    depends=[os.path.join(OPS, name) for name in (
+        "condcomp_kernels.h", "condcomp_tflite_ops.h", "flexbuffer_map.h", "cc_parallel.h",
+        "tflite_c_abi.h", "condcomp_tile.inc")],
     extra_compile_args=["-std=gnu11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter",
                         "-Wno-psabi", "-fvisibility=hidden", "-ffp-contract=fast"],
     libraries=["pthread", "m"],

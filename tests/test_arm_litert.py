@@ -88,24 +88,14 @@ def _digits_condnet():
     return network, x[:48]
 
 
-def _benchmark_condnet(tau=0.25):
-    """784-2048-2048-2048-10, 16 blocks, policy biases set so each block is on for tau."""
-    keras.utils.set_random_seed(1)
-    network = keras.Sequential([keras.Input((784,))] + [
-        kc.GatedDense(2048, 16, activation="relu", name=f"gated_{i}") for i in range(3)
-    ] + [keras.layers.Dense(10)])
-    h = np.random.default_rng(0).uniform(size=(256, 784)).astype("float32")
-    x = h[:16]
-    for layer in kc.layers.gated_layers(network):
-        logits = h @ layer.policy.kernel.numpy()
-        layer.policy.bias.assign((-np.quantile(logits, 1.0 - tau, axis=0)).astype("float32"))
-        h = np.asarray(layer(h, training=False))
-    return network, x
-
-
 @pytest.mark.parametrize("which", ["digits", "mlp2048"])
 def test_litert_aarch64_matches_x86_keras(aarch64, tmp_path, which):
-    network, x = _digits_condnet() if which == "digits" else _benchmark_condnet()
+    if which == "digits":
+        network, x = _digits_condnet()
+    else:  # the 784-2048x3 benchmark condnet of the instruction-count table, tau 0.25
+        from litert_insn import benchmark_condnet  # tflite/arm (pytest's pythonpath)
+
+        network, x = benchmark_condnet(0.25, 2048)
     cv = load_convert()
     expected = np.asarray(network(x, training=False))
     masks = [np.asarray(l.gate_outputs.mask) for l in kc.layers.gated_layers(network)]
