@@ -12,7 +12,7 @@ import weakref
 
 import keras
 
-from keras_condcomp.layers import GatedConv2D, GatedDense, GatedLayer
+from keras_condcomp.layers import GatedConv2D, GatedDense, GatedLayer, is_graph_model
 from keras_condcomp.validation import check_positive_int
 
 # Variables frozen by `freeze_network`, per model. Kept outside the model: a
@@ -112,18 +112,6 @@ def _gated_counterpart(layer, num_blocks, gating, seed):
     )
 
 
-def _is_nested_model(layer):
-    """Whether `clone_model(..., recursive=True)` clones `layer` layer by layer.
-
-    That is exactly the Sequential and functional models
-    (keras/src/models/cloning.py); the functional model class has no public
-    name, so it is recognised through `keras.src` (tested with Keras 3.5-3.15).
-    """
-    from keras.src.models.functional import Functional
-
-    return isinstance(layer, (keras.Sequential, Functional))
-
-
 def _walk(model, is_output_model, prefix=""):
     """`(path, layer, is_output_layer)` for every layer of `model`, nested models included.
 
@@ -135,7 +123,7 @@ def _walk(model, is_output_model, prefix=""):
     outputs = _output_layer_names(model) if is_output_model else set()
     for layer in model.layers:
         path = prefix + layer.name
-        if _is_nested_model(layer):
+        if is_graph_model(layer):
             yield from _walk(layer, layer.name in outputs, path + "/")
         else:
             yield path, layer, layer.name in outputs
@@ -195,7 +183,7 @@ def _copy_weights(old_model, new_model, to_gate):
             new.kernel.assign(old.kernel)
             if old.bias is not None:
                 new.bias.assign(old.bias)
-        elif _is_nested_model(old):
+        elif is_graph_model(old):
             _copy_weights(old, new, to_gate)
         else:
             new.set_weights(old.get_weights())

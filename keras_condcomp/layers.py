@@ -55,6 +55,19 @@ def nonfinite_rows_to_nan(inputs, outputs):
     return ops.where(finite, outputs, ops.cast(float("nan"), outputs.dtype))
 
 
+def is_graph_model(layer):
+    """Whether `layer` is a Sequential or functional model (a graph of layers).
+
+    Exactly the models `keras.models.clone_model(..., recursive=True)` clones
+    layer by layer (keras/src/models/cloning.py). The functional model class
+    has no public name, so it is recognised through `keras.src` (tested with
+    Keras 3.5-3.15).
+    """
+    from keras.src.models.functional import Functional
+
+    return isinstance(layer, (keras.Sequential, Functional))
+
+
 def gated_layers(model):
     """The gated layers inside a Keras model or layer, in call order.
 

@@ -361,9 +361,11 @@ def _check_chain(network):
     """
     import keras
 
+    from keras_condcomp.layers import is_graph_model
+
     if isinstance(network, keras.Sequential) or not isinstance(network, keras.Model):
         return
-    if not getattr(network, "_is_graph_network", True) or not network.inputs:
+    if not is_graph_model(network):
         raise ValueError(
             "SparseInference needs a Sequential or functional model (or a list of layers). "
             f"Received: network={network.name!r} of type {type(network).__name__}"

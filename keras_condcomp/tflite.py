@@ -594,6 +594,27 @@ def verify(model, tflite_bytes, num_examples, dense=False, seed=0):
 
 
 @contextlib.contextmanager
+def dequantized_kernels(network):
+    """Gated layers of `network` computing with `q * scale` weights (`quantize_kernel`).
+
+    What the `quantize="dynamic"` ops compute, so Keras inside this context is
+    their reference; the float kernels are restored on exit.
+    """
+    import numpy as np
+
+    layers = gated_layers_of(network)
+    saved = [layer.kernel.numpy() for layer in layers]
+    try:
+        for layer, kernel in zip(layers, saved):
+            q, scale = quantize_kernel(kernel)
+            layer.kernel.assign(q.astype(np.float32) * scale)
+        yield
+    finally:
+        for layer, kernel in zip(layers, saved):
+            layer.kernel.assign(kernel)
+
+
+@contextlib.contextmanager
 def _all_blocks_on(network):
     """Gated layers of `network` with threshold 0: every block on, as in `--dense`."""
     layers = gated_layers_of(network)

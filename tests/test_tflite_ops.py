@@ -365,16 +365,8 @@ def test_runtime_argument_and_untested_versions(small_model, monkeypatch):
 
 def _dequantized_reference(cv, network, x):
     """Keras outputs with every gated kernel replaced by its int8 * scale value."""
-    layers = kc.layers.gated_layers(network)
-    saved = [layer.kernel.numpy() for layer in layers]
-    try:
-        for layer in layers:
-            q, scale = cv.quantize_kernel(layer.kernel.numpy())
-            layer.kernel.assign(q.astype("f4") * scale)
+    with cv.dequantized_kernels(network):
         return np.asarray(network(x, training=False))
-    finally:
-        for layer, kernel in zip(layers, saved):
-            layer.kernel.assign(kernel)
 
 
 @pytest.mark.parametrize("activation, use_bias, units, blocks", [

@@ -58,15 +58,8 @@ def mask_agreement(network, x, converter):
         return [np.asarray(layer.gate_outputs.mask) for layer in layers]
 
     float_masks = masks()
-    saved = [layer.kernel.numpy() for layer in layers]
-    try:
-        for layer in layers:
-            q, scale = converter.quantize_kernel(layer.kernel.numpy())
-            layer.kernel.assign(q.astype("float32") * scale)
+    with converter.dequantized_kernels(network):
         int8_masks = masks()
-    finally:
-        for layer, kernel in zip(layers, saved):
-            layer.kernel.assign(kernel)
     same = sum(int(np.sum(a == b)) for a, b in zip(float_masks, int8_masks))
     return same / sum(a.size for a in float_masks)
 
