@@ -137,7 +137,7 @@ def _check_finite_weights(network):
                 )
 
 
-QUANTIZE_MODES = ("none", "dynamic")
+QUANTIZE_MODES = ("none", "dynamic", "int8")
 
 
 def quantize_kernel(kernel):
@@ -208,7 +208,7 @@ class _GatedExport:
         self.is_conv = isinstance(layer, GatedConv2D)
         if not self.is_conv and not isinstance(layer, GatedDense):
             raise ConversionError(f"Unsupported gated layer type {type(layer).__name__}")
-        self.quantized = quantize == "dynamic" and not dense
+        self.quantized = quantize != "none" and not dense
         if self.quantized and self.is_conv:
             raise ConversionError(
                 f"quantize='dynamic' supports GatedDense only; {layer.name!r} is a GatedConv2D "
@@ -290,13 +290,17 @@ class _GatedExport:
             return gated_conv2d
 
         if self.quantized:
+            in_block = self.attrs["input_block_size"] or int(self.layer.kernel.shape[0])
+
             @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
             def gated_dense_q8(x, kernel_q, bias, policy_kernel, policy_bias, kernel_scale):
-                # The op with int8 weights: exactly the dequantized kernel q * scale.
+                # The int8 op: float policy; int8 activations (per input block) times
+                # the int8 weights, scaled back (quantized_reference, docs).
                 sigma = tf.sigmoid(tf.matmul(x, policy_kernel) + policy_bias)
                 mask = reference.inference_mask(sigma, threshold, top_k)
                 kernel = reference.from_block_major(tf.cast(kernel_q, x.dtype)) * kernel_scale
-                return reference.masked_dense(x, kernel, bias, act, mask, kernel_q.shape[-1])
+                return reference.masked_dense(reference.quantize_activations(x, in_block),
+                                              kernel, bias, act, mask, kernel_q.shape[-1])
 
             return gated_dense_q8
 
@@ -405,26 +409,47 @@ def export_saved_model(model, directory, dense=False, quantize="none"):
     return exports
 
 
-def convert(model, dense=False, quantize="none"):
+def convert(model, dense=False, quantize="none", representative=None):
     """Returns the .tflite flatbuffer (bytes) of a Keras model with gated layers.
 
     Args:
         model: A Keras model holding GatedDense/GatedConv2D layers (or a
             `CondCompModel`).
         dense: Export the builtin-op baseline (every block on, masks ignored).
-        quantize: "none" (float32) or "dynamic": dynamic-range quantization,
-            the standard converter's `Optimize.DEFAULT` for the builtin ops
-            (int8 weights, float activations; XNNPACK's dynamic-range
-            kernels), and int8 weights with per-unit scales
-            (`quantize_kernel`) in the CondCompGatedDense ops; the policies
-            stay float32.
+        quantize: "none" (float32); "dynamic": the standard converter's
+            `Optimize.DEFAULT` for the builtin ops (int8 weights, activations
+            quantized at run time), and in the CondCompGatedDense ops int8
+            weights with per-unit scales (`quantize_kernel`) times int8
+            activations quantized per input block at run time (exact int32
+            dot products; `quantized_reference` is what they compute), the
+            policies staying float32; "int8" (only with `dense=True`, the
+            baseline a phone user would deploy): full-integer quantization,
+            int8 weights and activations with scales calibrated on
+            `representative`, float input and output.
+        representative: For "int8": an array of model inputs (a few hundred
+            examples of real data) for the activation ranges.
     """
     import keras
+    import numpy as np
 
     if quantize not in QUANTIZE_MODES:
         raise ValueError(
             f"Argument `quantize` must be one of {QUANTIZE_MODES}. Received: quantize={quantize!r}"
         )
+    if quantize == "int8" and not dense:
+        raise ConversionError(
+            "quantize='int8' (static activation scales) is the dense baseline's mode; the "
+            "CondComp ops have no static-scale variant: use quantize='dynamic', which runs "
+            "them on int8 weights and int8 activations (scaled per input block at run time)."
+        )
+    if quantize == "int8":
+        if representative is None or len(representative) == 0:
+            raise ValueError("quantize='int8' needs `representative` inputs to calibrate the "
+                             f"activation ranges. Received: representative={representative!r}")
+        representative = np.asarray(representative, np.float32)
+    elif representative is not None:
+        raise ValueError("Argument `representative` is used by quantize='int8' only. "
+                         f"Received: quantize={quantize!r}")
     if not isinstance(model, keras.layers.Layer):
         raise ValueError(
             "Argument `model` must be a Keras model (load a file with "
@@ -436,9 +461,13 @@ def convert(model, dense=False, quantize="none"):
         export_saved_model(model, tmp, dense=dense, quantize=quantize)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.allow_custom_ops = not dense
-        if quantize == "dynamic":
+        if quantize != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "int8":
+            converter.representative_dataset = lambda: (
+                [representative[i:i + 1]] for i in range(len(representative)))
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         return converter.convert()
 
 
@@ -492,8 +521,18 @@ def _parse_args(argv):
     )
     parser.add_argument(
         "--quantize", choices=QUANTIZE_MODES, default="none",
-        help="dynamic: int8 weights, float activations (builtin ops by the standard "
-        "converter's Optimize.DEFAULT, CondCompGatedDense with per-unit int8 weights)",
+        help="dynamic: int8 weights, activations quantized at run time (builtin ops by the "
+        "standard converter's Optimize.DEFAULT; CondCompGatedDense: per-unit int8 weights, "
+        "int8 activations per input block); int8 (with --dense): the full-integer baseline, "
+        "activation scales calibrated on --representative-data",
+    )
+    parser.add_argument(
+        "--representative-data", metavar="X.npy",
+        help="inputs (a .npy array of real examples) for --quantize int8's calibration",
+    )
+    parser.add_argument(
+        "--representative", type=int, default=200, metavar="N",
+        help="how many examples of --representative-data to calibrate on (default 200)",
     )
     parser.add_argument(
         "--verbose", action="store_true",
@@ -504,6 +543,20 @@ def _parse_args(argv):
         parser.error(f"argument --summary-data: file not found: {args.summary_data!r}")
     if args.verify < 0:
         parser.error(f"argument --verify: must be >= 0, got {args.verify}")
+    if args.representative < 1:
+        parser.error(f"argument --representative: must be >= 1, got {args.representative}")
+    if args.quantize == "int8":
+        if not args.dense:
+            parser.error("argument --quantize: int8 is the dense baseline's mode (add --dense); "
+                         "the CondComp ops run int8 weights and activations with --quantize "
+                         "dynamic")
+        if args.representative_data is None:
+            parser.error("argument --quantize int8 needs --representative-data X.npy")
+        if not os.path.isfile(args.representative_data):
+            parser.error("argument --representative-data: file not found: "
+                         f"{args.representative_data!r}")
+    elif args.representative_data is not None:
+        parser.error("argument --representative-data: used by --quantize int8 only")
     if not os.path.isfile(args.model):
         parser.error(f"argument MODEL: file not found: {args.model!r}")
     if not args.model.endswith((".keras", ".h5")):
@@ -523,7 +576,13 @@ def main(argv=None):
     except Exception as e:  # noqa: BLE001 - report any loading failure with the argument
         parser.error(f"argument MODEL: could not load {args.model!r}: {e}")
     try:
-        data = convert(model, dense=args.dense, quantize=args.quantize)
+        representative = None
+        if args.quantize == "int8":
+            import numpy as np
+
+            representative = np.load(args.representative_data)[: args.representative]
+        data = convert(model, dense=args.dense, quantize=args.quantize,
+                       representative=representative)
     except ConversionError as e:
         parser.error(f"argument MODEL: {e}")
     with open(args.output, "wb") as f:
@@ -531,7 +590,9 @@ def main(argv=None):
     network = unwrap(model)
     kind = "dense baseline (builtin ops)" if args.dense else "custom ops"
     if args.quantize == "dynamic":
-        kind += ", dynamic-range int8 weights"
+        kind += ", dynamic-range int8 (int8 weights, run-time activation scales)"
+    elif args.quantize == "int8":
+        kind += ", full-integer int8"
     print(f"wrote {args.output}: {len(data):,} bytes, {kind}")
     for name, count in sorted(op_counts(data).items()):
         print(f"  {name}: {count}")
@@ -552,14 +613,20 @@ def main(argv=None):
         print(f"gates of the Keras model on {len(x)} examples of {args.summary_data}:")
         summary(network, x)
     if args.verify:
-        worst = verify(model, data, args.verify, dense=args.dense)
         if args.quantize != "none":
-            # int8 weights (and the builtin ops' int8 activations) differ from
-            # the float model by their rounding: reported, not thresholded.
+            # int8 rounding moves the outputs from the float model's: reported.
+            worst = verify(model, data, args.verify, dense=args.dense)
             print(f"quantized: max |tflite - keras float32| = {worst:.2e} on {args.verify} "
                   "random inputs (not compared with a tolerance)")
-            return 0
-        print(f"verified: max |tflite - keras| = {worst:.2e} on {args.verify} random inputs")
+            if args.dense:
+                return 0
+            # The CondComp int8 ops compute quantized_reference: checked.
+            worst = verify(model, data, args.verify, quantized=True)
+            print(f"verified: max |tflite - keras int8 reference| = {worst:.2e} on "
+                  f"{args.verify} random inputs")
+        else:
+            worst = verify(model, data, args.verify, dense=args.dense)
+            print(f"verified: max |tflite - keras| = {worst:.2e} on {args.verify} random inputs")
         if not worst <= VERIFY_TOLERANCE:
             print(f"error: exceeds {VERIFY_TOLERANCE:g}", file=sys.stderr)
             return 1
@@ -569,12 +636,13 @@ def main(argv=None):
 VERIFY_TOLERANCE = 1e-5
 
 
-def verify(model, tflite_bytes, num_examples, dense=False, seed=0):
+def verify(model, tflite_bytes, num_examples, dense=False, seed=0, quantized=False):
     """Max abs difference between the .tflite and Keras deterministic inference.
 
     Inputs are standard-normal; batch 1 and batch `num_examples` are both run
     (the TFLite input is resized). For `dense=True` the reference is the
-    network with every block forced on (what the builtin-op export computes).
+    network with every block forced on (what the builtin-op export computes);
+    for `quantized=True` it is `quantized_reference` (the int8 CondComp ops).
     """
     import numpy as np
 
@@ -584,8 +652,11 @@ def verify(model, tflite_bytes, num_examples, dense=False, seed=0):
     shape = tuple(network.inputs[0].shape[1:])
     x = np.random.default_rng(seed).standard_normal((num_examples, *shape)).astype("float32")
     interpreter = litert.Interpreter(model_content=tflite_bytes, custom_ops=not dense)
-    with _all_blocks_on(network) if dense else contextlib.nullcontext():
-        expected = np.asarray(network(x, training=False))
+    if quantized:
+        expected = quantized_reference(network, x)[0]
+    else:
+        with _all_blocks_on(network) if dense else contextlib.nullcontext():
+            expected = np.asarray(network(x, training=False))
     worst = 0.0
     for batch in (x[:1], x):
         got = interpreter.predict(batch)
@@ -593,25 +664,44 @@ def verify(model, tflite_bytes, num_examples, dense=False, seed=0):
     return worst
 
 
-@contextlib.contextmanager
-def dequantized_kernels(network):
-    """Gated layers of `network` computing with `q * scale` weights (`quantize_kernel`).
+def quantized_reference(network, x):
+    """What the `quantize="dynamic"` model computes, in Keras: `(outputs, masks)`.
 
-    What the `quantize="dynamic"` ops compute, so Keras inside this context is
-    their reference; the float kernels are restored on exit.
+    `network` is a chain (Sequential, or functional with one path); each
+    GatedDense takes its mask from its float policy on its float input, then
+    computes with `reference.quantize_activations` of that input (per input
+    block, `input_block_size`) and `q * scale` weights (`quantize_kernel`);
+    other layers run as they are. `masks` holds one (batch, num_blocks) array
+    per GatedDense, for comparing decisions with the float model.
     """
+    import keras
     import numpy as np
 
-    layers = gated_layers_of(network)
-    saved = [layer.kernel.numpy() for layer in layers]
-    try:
-        for layer, kernel in zip(layers, saved):
-            q, scale = quantize_kernel(kernel)
-            layer.kernel.assign(q.astype(np.float32) * scale)
-        yield
-    finally:
-        for layer, kernel in zip(layers, saved):
-            layer.kernel.assign(kernel)
+    from keras_condcomp import reference
+    from keras_condcomp.layers import GatedDense, GatedLayer, nonfinite_rows_to_nan
+    from keras_condcomp.sparse import _check_chain
+
+    _check_chain(network)
+    h = keras.ops.convert_to_tensor(np.asarray(x, np.float32))
+    masks = []
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, GatedLayer) and not isinstance(layer, GatedDense):
+            raise ConversionError(f"quantized_reference supports GatedDense only; "
+                                  f"{layer.name!r} is a {type(layer).__name__}")
+        if not isinstance(layer, GatedDense):
+            h = layer(h, training=False)
+            continue
+        mask, _, _ = layer.policy(h, training=False)
+        q, scale = quantize_kernel(layer.kernel.numpy())
+        in_block = input_block_size(layer, layer.input_dim) or layer.input_dim
+        y = reference.masked_dense(reference.quantize_activations(h, in_block),
+                                   q.astype(np.float32) * scale, layer.bias, layer.activation,
+                                   mask, layer.block_size)
+        h = nonfinite_rows_to_nan(h, y)
+        masks.append(np.asarray(mask))
+    return np.asarray(h), masks
 
 
 @contextlib.contextmanager

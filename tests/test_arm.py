@@ -53,9 +53,9 @@ def arm_build(tmp_path_factory):
     return out
 
 
-def _driver(arm_build, *args, timeout=300):
+def _driver(arm_build, *args, timeout=300, env=None):
     cmd = ([] if NATIVE else [QEMU]) + [str(arm_build / "condcomp_driver"), *map(str, args)]
-    return _run(cmd, timeout=timeout)
+    return _run(cmd, timeout=timeout, env=env)
 
 
 def _summary(stdout):
@@ -93,17 +93,33 @@ def test_block_kernels_are_neon(arm_build):
     assert dense > 0 and conv > 0, report
 
 
+def test_int8_kernels_are_sdot_and_sadalp(arm_build):
+    """The int8 dot products: sdot (dot-product extension) and plain-NEON sadalp."""
+    report = (arm_build / "neon-report.txt").read_text()
+    counts = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in
+              re.finditer(r"^(\S+): .* (\d+) sdot, (\d+) sadalp", report, re.M)}
+    assert counts["dot_q8_sdot"][0] >= 4, report
+    assert counts["dot_q8_neon"][1] >= 4, report
+
+
 def test_driver_runs_neon_path(arm_build):
     proc = _driver(arm_build, "info")
     assert proc.returncode == 0, proc.stderr
     assert "aarch64 neon" in proc.stdout
+    assert "int8 isa: neon sdot" in proc.stdout  # qemu's default CPU has dotprod
+    proc = _driver(arm_build, "info", env=dict(os.environ, CONDCOMP_KERNEL_ISA="baseline"))
+    assert "int8 isa: neon smull/sadalp" in proc.stdout, proc.stdout
 
 
-def test_kernels_match_reference_under_qemu(arm_build):
-    proc = _driver(arm_build, "kernels", 400, "--seed", 11)
+@pytest.mark.parametrize("isa", ["default", "baseline"])
+def test_kernels_match_reference_under_qemu(arm_build, isa):
+    """Random float and int8 cases; baseline: the int8 kernel without sdot."""
+    env = dict(os.environ, CONDCOMP_KERNEL_ISA=isa)
+    proc = _driver(arm_build, "kernels", 400, "--seed", 11 if isa == "default" else 12, env=env)
     passed, failed = _summary(proc.stdout)
     assert proc.returncode == 0 and failed == 0, proc.stdout + proc.stderr
     assert passed == 400
+    assert re.search(r"[1-9]\d* int8 cases", proc.stdout), proc.stdout
 
 
 def test_tflite_glue_under_qemu(arm_build):

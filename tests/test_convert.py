@@ -166,7 +166,7 @@ def test_cli_writes_model_and_prints_summary(tmp_path):
     assert "CondCompGatedDense:" not in res.stdout
 
 
-def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path):
+def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
     from tflite_helpers import require_ops_library
 
     require_ops_library()
@@ -185,10 +185,30 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path):
     res = _run_cli(path, "-o", str(tmp_path / "q.tflite"), "--quantize", "dynamic",
                    "--verify", "8")
     assert res.returncode == 0, res.stderr
-    assert "dynamic-range int8 weights" in res.stdout
+    assert "dynamic-range int8" in res.stdout
     worst = float(res.stdout.split("max |tflite - keras float32| = ")[1].split()[0])
     assert 0 < worst < 0.1  # int8 rounding: reported, not thresholded
+    worst = float(res.stdout.split("max |tflite - keras int8 reference| = ")[1].split()[0])
+    assert worst <= 1e-5  # what the int8 ops compute: checked
     assert os.path.getsize(tmp_path / "q.tflite") < os.path.getsize(tmp_path / "m.tflite")
+    # The full-integer dense baseline, calibrated on given inputs.
+    x_rep = str(tmp_path / "rep.npy")
+    np.save(x_rep, np.random.default_rng(0).normal(size=(50, 12)).astype("f4"))
+    res = _run_cli(path, "-o", str(tmp_path / "i8.tflite"), "--dense", "--quantize", "int8",
+                   "--representative-data", x_rep, "--representative", "20", "--verify", "4")
+    assert res.returncode == 0, res.stderr
+    assert "full-integer int8" in res.stdout and "FULLY_CONNECTED: 3" in res.stdout
+    cv = load_convert()
+    for bad, message in [(["--quantize", "int8", "--representative-data", x_rep],
+                          "int8 is the dense baseline's mode"),
+                         (["--dense", "--quantize", "int8"], "needs --representative-data"),
+                         (["--representative-data", x_rep], "used by --quantize int8 only"),
+                         (["--dense", "--quantize", "int8", "--representative-data", x_rep,
+                           "--representative", "0"], "argument --representative: must be >= 1")]:
+        with pytest.raises(SystemExit) as exit_info:  # argparse, in this process
+            cv._parse_args([path, "-o", str(tmp_path / "x.tflite"), *bad])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
     res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verify", "-1")
     assert res.returncode == 2 and "argument --verify: must be >= 0" in res.stderr
 

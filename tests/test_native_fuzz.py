@@ -23,6 +23,7 @@ each; `tflite/sanitize.sh` runs the native harness under ASan/UBSan.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -543,6 +544,8 @@ if pytest is not None:
         proc = _run_isolated(cmd, progress, f"native {mode} fuzz", timeout=1800)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
         assert f"{cases} passed, 0 failed" in proc.stdout, proc.stdout
+        int8 = re.search(r"(\d+) int8 cases", proc.stdout)  # the int8 kernels are fuzzed too
+        assert int8 and int(int8.group(1)) > cases // 20, proc.stdout
 
     @pytest.mark.parametrize("mode", ["kernels", "ops"])
     def test_native_fuzz(host_driver, mode, tmp_path):

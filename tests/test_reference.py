@@ -45,3 +45,29 @@ def test_layers_compute_the_reference():
     ref = reference.masked_conv2d(images, conv.kernel, conv.bias, keras.activations.relu,
                                   conv.gate_outputs.mask, 2, (1, 1), "same", (1, 1))
     np.testing.assert_allclose(y, np.asarray(ref), atol=1e-6)
+
+
+def test_quantize_activations_per_block():
+    m = np.float32(0.8)
+    half = np.float32(m * 2.5 / 127)  # exactly between the levels 2 and 3: rounds to 2 (even)
+    x = np.array([[0.0, -0.0, 0.0, 0.0, m, -m, half, 0.1],
+                  [1e30, -3e29, 5e29, 1.0, 1e-40, -2e-40, 0.0, 1e-45]], "f4")
+    got = np.asarray(reference.quantize_activations(x, 4))
+    np.testing.assert_array_equal(got[0, :4], 0.0)  # an all-zero block stays exactly 0
+    step = np.float32(m) / np.float32(127)
+    assert got[0, 4] == np.float32(127) * step and got[0, 5] == -got[0, 4]  # +-max exactly
+    assert got[0, 6] == np.float32(2) * step
+    np.testing.assert_allclose(got[0, 7], 0.1, atol=step / 2)
+    # Each value is an integer multiple of its block's max/127, within half a step.
+    for row, block in ((1, slice(0, 4)), (1, slice(4, 8))):
+        xb = x[row, block].astype("f8")
+        s = np.float32(np.max(np.abs(x[row, block]))) / np.float32(127)
+        q = got[row, block] / s
+        np.testing.assert_allclose(q, np.round(q), atol=1e-3)
+        assert np.all(np.abs(q) <= 127)
+        if block.start == 0:  # (the subnormal block's scale is itself rounded to few bits)
+            np.testing.assert_allclose(got[row, block], xb, rtol=0, atol=float(s) * 0.5001)
+        assert np.all(np.isfinite(got[row, block]))
+    # in_block_size = D: one scale per example (the first layer).
+    whole = np.asarray(reference.quantize_activations(x[:1], 8))
+    assert whole[0, 4] == got[0, 4]

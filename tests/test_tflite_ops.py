@@ -364,9 +364,8 @@ def test_runtime_argument_and_untested_versions(small_model, monkeypatch):
 
 
 def _dequantized_reference(cv, network, x):
-    """Keras outputs with every gated kernel replaced by its int8 * scale value."""
-    with cv.dequantized_kernels(network):
-        return np.asarray(network(x, training=False))
+    """The int8 model's outputs, computed in Keras (int8 activations and weights)."""
+    return cv.quantized_reference(network, x)[0]
 
 
 @pytest.mark.parametrize("activation, use_bias, units, blocks", [
@@ -395,10 +394,49 @@ def test_dynamic_range_int8_dense_matches_the_dequantized_reference(cv, activati
             x = rng.normal(size=(batch, 20)).astype("f4")
             np.testing.assert_allclose(interp.predict(x), _dequantized_reference(cv, net, x),
                                        atol=TOL)
-    # Rounding each weight to 1/254 of its unit's range moves the outputs only a little.
-    x = rng.normal(size=(64, 20)).astype("f4")
+    # Rounding weights and activations to 1/254 of their range moves the outputs only
+    # a little, except where a block decision near the threshold flips.
+    x = rng.normal(size=(256, 20)).astype("f4")
     float_y = np.asarray(net(x, training=False))
-    assert np.max(np.abs(litert.Interpreter(model_content=data).predict(x) - float_y)) < 0.05
+    float_masks = [np.asarray(l.gate_outputs.mask) for l in kc.layers.gated_layers(net)]
+    _, int8_masks = cv.quantized_reference(net, x)
+    same_rows = np.all([np.all(a == b, axis=1) for a, b in zip(float_masks, int8_masks)], axis=0)
+    assert same_rows.mean() > 0.9
+    got = litert.Interpreter(model_content=data).predict(x)
+    worst = np.max(np.abs(got - float_y)[same_rows])
+    assert worst < 0.05, worst
+
+
+def test_int8_ops_strips_threads_and_extreme_inputs(cv):
+    """Block sizes 70 (strips of 32, 32, 6) and 48, input blocks of 70 (not a
+    multiple of 4), 1 and 2 threads; inputs with a 1e30 block, subnormal
+    blocks, an exact rounding tie, an all-zero row and a NaN row."""
+    rng = np.random.default_rng(23)
+    net = keras.Sequential([keras.Input((36,)),
+                            kc.GatedDense(140, num_blocks=2, activation="relu",
+                                          bias_initializer=keras.initializers.RandomNormal(0, 0.3)),
+                            kc.GatedDense(96, num_blocks=2, activation="linear")])
+    for layer in kc.layers.gated_layers(net):
+        _set_policy(layer, rng)
+        layer.policy.bias.assign(np.full(2, 2.0, "f4"))  # mostly on: the kernels run
+    data = cv.convert(net, quantize="dynamic")
+    x = rng.normal(size=(9, 36)).astype("f4")
+    x[1] *= 1e30
+    x[2, :] = rng.normal(size=36) * 1e-40
+    x[3, :] = 0.0
+    x[4, 5] = np.nan
+    x[5, :2] = [0.8, np.float32(0.8) * np.float32(2.5 / 127)]
+    expected, _ = cv.quantized_reference(net, x)
+    for runtime in RUNTIMES:
+        for threads in (1, 2):
+            got = litert.Interpreter(model_content=data, runtime=runtime,
+                                     num_threads=threads).predict(x)
+            assert np.all(np.isnan(got[4])) and not np.any(np.isnan(np.delete(got, 4, 0)))
+            finite = np.isfinite(expected)
+            np.testing.assert_array_equal(np.isfinite(got), finite)
+            rows = [0, 2, 3, 5, 6, 7, 8]
+            np.testing.assert_allclose(got[rows], expected[rows], atol=TOL, rtol=1e-5)
+            np.testing.assert_allclose(got[1][finite[1]], expected[1][finite[1]], rtol=1e-4)
 
 
 def test_dynamic_range_quantization_arguments(cv):
@@ -408,6 +446,16 @@ def test_dynamic_range_quantization_arguments(cv):
         cv.convert(conv, quantize="dynamic")
     with pytest.raises(ValueError, match="Argument `quantize` must be one of"):
         cv.convert(conv, quantize="int4")
+    dense = keras.Sequential([keras.Input((4,)), kc.GatedDense(8, num_blocks=2)])
+    with pytest.raises(cv.ConversionError, match="use quantize='dynamic'"):
+        cv.convert(dense, quantize="int8", representative=np.zeros((4, 4), "f4"))
+    with pytest.raises(ValueError, match="needs `representative` inputs"):
+        cv.convert(dense, dense=True, quantize="int8")
+    with pytest.raises(ValueError, match="used by quantize='int8' only"):
+        cv.convert(dense, quantize="dynamic", representative=np.zeros((4, 4), "f4"))
+    full_int8 = cv.convert(dense, dense=True, quantize="int8",
+                           representative=np.random.default_rng(0).normal(size=(16, 4)))
+    assert cv.op_counts(full_int8).get("FULLY_CONNECTED") == 1
     q, scale = cv.quantize_kernel(np.array([[0.5, 0.0], [-1.0, 0.0]], "f4"))
     np.testing.assert_array_equal(q, [[64, 0], [-127, 0]])
     np.testing.assert_allclose(scale, [1.0 / 127, 1.0])

@@ -44,8 +44,17 @@ REPO = os.path.dirname(HERE)
 import numpy as np  # noqa: E402
 
 
-# --precisions -> keras_condcomp.tflite.convert(quantize=...), for both models.
-QUANTIZE = {"float32": "none", "dynamic": "dynamic"}
+# --precisions -> keras_condcomp.tflite.convert(quantize=...) of the dense
+# baseline and of the CondComp model. The CondComp int8 ops ("dynamic") take
+# int8 weights and int8 activations (scaled per input block at run time), so
+# they are the CondComp side of both int8 comparisons: against the dense
+# dynamic-range model and against the dense full-integer model.
+DENSE_QUANTIZE = {"float32": "none", "dynamic": "dynamic", "int8": "int8"}
+CONDCOMP_QUANTIZE = {"float32": "none", "dynamic": "dynamic", "int8": "dynamic"}
+DENSE_MODEL = {"float32": "float32", "dynamic": "dynamic-range int8",
+               "int8": "full-integer int8 (calibrated)"}
+CONDCOMP_OPS = {"float32": "float32", "dynamic": "int8 weights and activations",
+                "int8": "int8 weights and activations"}
 
 
 def positive_int(name):
@@ -97,10 +106,11 @@ def parse_args(argv):
                    help="also time each gated layer alone (batch 1) to see where time goes")
     p.add_argument("--tf", action="store_true",
                    help="also time the TensorFlow paths (keras_condcomp.sparse vs masked Keras)")
-    p.add_argument("--precisions", nargs="+", choices=("float32", "dynamic"),
-                   default=["float32", "dynamic"],
-                   help="float32, and dynamic: int8 weights / float activations in both models "
-                   "(dense: the standard converter's Optimize.DEFAULT; CondComp: int8 ops)")
+    p.add_argument("--precisions", nargs="+", choices=tuple(DENSE_QUANTIZE),
+                   default=list(DENSE_QUANTIZE),
+                   help="float32; dynamic: dense dynamic-range int8 (Optimize.DEFAULT) vs the "
+                   "CondComp int8 ops; int8: dense full-integer int8 (calibrated on the "
+                   "calibration inputs) vs the same CondComp int8 ops")
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up and converter logging")
     p.add_argument("--max-density", type=fraction("--max-density", low_inclusive=True),
@@ -204,6 +214,31 @@ def weights_read(network, batches):
     return float(np.mean(fractions))
 
 
+def stream_bandwidth(megabytes=256, repeats=5):
+    """Bytes per second one thread reads streaming through a large array (NumPy sum).
+
+    The bound for memory-bound rows: reading the weight tiles a batch needs
+    takes at least `weights_read * weight bytes / stream_bandwidth()`.
+    """
+    a = np.ones(megabytes << 18, np.float32)
+    a.sum()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a.sum()
+        best = min(best, time.perf_counter() - t0)
+    return a.nbytes / best
+
+
+def gated_weight_bytes(network, precision):
+    """Bytes of the gated layers' kernels in the CondComp model (int8: 1 per weight)."""
+    import keras_condcomp as kc
+
+    per_weight = 4 if CONDCOMP_QUANTIZE[precision] == "none" else 1
+    return per_weight * sum(int(np.prod(l.kernel.shape)) for l in network.layers
+                            if isinstance(l, kc.GatedDense))
+
+
 def time_pair(interp_a, interp_b, inputs, runs, warmup):
     """Interleaved invoke() timings (seconds) of two interpreters on the same inputs."""
     ta, tb = [], []
@@ -245,8 +280,8 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
-def profile_layers(network, x, threads, runs, warmup):
-    """Times each gated layer alone (batch 1): custom op vs dense FC."""
+def profile_layers(network, x, threads, runs, warmup, precision="float32"):
+    """Times each gated layer alone (batch 1): custom op vs dense FC, both at `precision`."""
     import keras
 
     from keras_condcomp import tflite as cv
@@ -260,8 +295,10 @@ def profile_layers(network, x, threads, runs, warmup):
             a_out = float(np.mean(np.asarray(layer.gate_outputs.mask)))
             d_in = h.shape[1]
             single = keras.Sequential([keras.Input((d_in,)), layer])
-            sparse = cv.convert(single)
-            dense = cv.convert(single, dense=True)
+            sparse = cv.convert(single, quantize=CONDCOMP_QUANTIZE[precision])
+            q = DENSE_QUANTIZE[precision]
+            dense = cv.convert(single, dense=True, quantize=q,
+                               representative=h if q == "int8" else None)
             a = make_interp(dense, threads, 1, True)
             b = make_interp(sparse, threads, 1, True)
             inputs = [h[i:i + 1] for i in range(len(h))]
@@ -316,12 +353,13 @@ def main(argv=None):
     pool = rng.standard_normal((max(64, 4 * max_batch), 784)).astype(np.float32)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    bandwidth = stream_bandwidth()
     header = [
         "# CondComp TFLite custom ops vs dense XNNPACK: 784-2048-2048-2048-10 gated MLP",
         "",
         f"Policy biases are SET so each block is on for a fraction tau of the inputs "
         f"(this measures speed, not accuracy; random Glorot weights, N(0,1) inputs). "
-        f"num_blocks={args.blocks} (block size {args.hidden // args.blocks}), float32, "
+        f"num_blocks={args.blocks} (block size {args.hidden // args.blocks}), "
         f"median of {args.runs} interleaved invoke() runs after {args.warmup} warm-up runs, "
         f"a new input batch each run.",
         "",
@@ -330,15 +368,22 @@ def main(argv=None):
         f"{litert.resolve_runtime()[2]} (XNNPACK for builtin ops, our ops as a delegate); "
         f"1-min load average at start: {load:.2f}. \"weights read\": the fraction of the "
         "gated layers' weight bytes in tiles some example of the batch needs (read once "
-        "per batch: the bound at large batch).",
+        f"per batch: the bound at large batch); \"bytes bound ms\": those bytes at this "
+        f"machine's one-thread streaming read bandwidth, {bandwidth / 1e9:.1f} GB/s (NumPy sum of "
+        "256 MB), the least time a memory-bound CondComp run can take. Precision: float32 = both models float32; "
+        "dynamic = dense dynamic-range int8 (the converter's Optimize.DEFAULT) vs the CondComp "
+        "int8 ops (int8 weights and activations, activation scales per input block at run "
+        "time); int8 = dense full-integer int8 (activation scales calibrated on 200 inputs) "
+        "vs the same CondComp int8 ops. \"max abs err\": the CondComp model vs what it "
+        "computes (float32: the Keras model; int8: keras_condcomp.tflite.quantized_reference).",
         "",
         "Command: `python tflite/benchmark.py " + " ".join(argv if argv is not None
                                                           else sys.argv[1:]) + "`",
         "",
         "| tau | precision | batch | threads | active (per layer) | weights read "
-        "| dense XNNPACK ms | CondComp ms | speedup | ideal | % of ideal "
-        "| max abs err vs Keras float32 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| bytes bound ms | dense XNNPACK ms | CondComp ms | speedup | ideal | % of ideal "
+        "| max abs err vs reference |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(header), flush=True)
     lines = list(header)
@@ -350,33 +395,46 @@ def main(argv=None):
         fracs = active_fractions(network, pool)
         dense_macs, custom_macs = mac_counts(network, fracs, args.blocks)
         ideal = dense_macs / custom_macs
-        models = {precision: (cv.convert(network, dense=True, quantize=QUANTIZE[precision]),
-                              cv.convert(network, quantize=QUANTIZE[precision]))
-                  for precision in args.precisions}
-        ref = network(pool, training=False).numpy()
+        condcomp = {q: cv.convert(network, quantize=q)
+                    for q in {CONDCOMP_QUANTIZE[p] for p in args.precisions}}
+        models = {}
+        for precision in args.precisions:
+            q = DENSE_QUANTIZE[precision]
+            dense = cv.convert(network, dense=True, quantize=q,
+                               representative=x_cal[:200] if q == "int8" else None)
+            models[precision] = (dense, condcomp[CONDCOMP_QUANTIZE[precision]])
+        # What each CondComp model computes: Keras float32, or the int8 reference.
+        refs = {"none": network(pool, training=False).numpy(),
+                "dynamic": cv.quantized_reference(network, pool)[0]}
         for precision, batch in ((p, b) for p in args.precisions for b in args.batches):
             dense_data, sparse_data = models[precision]
             inputs = [pool[(i * batch) % len(pool):][:batch] for i in range(len(pool))]
             inputs = [x if len(x) == batch else pool[:batch] for x in inputs]
             read = weights_read(network, inputs[:16])
+            bound_ms = 1e3 * read * gated_weight_bytes(network, precision) / bandwidth
             for threads in args.threads:
                 a = make_interp(dense_data, threads, batch, True)
                 b = make_interp(sparse_data, threads, batch, True)
                 b.set_tensor(b.get_input_details()[0]["index"], pool[:batch])
                 b.invoke()
+                ref = refs[CONDCOMP_QUANTIZE[precision]]
                 err = float(np.max(np.abs(
                     b.get_tensor(b.get_output_details()[0]["index"]) - ref[:batch])))
                 td, ts = time_pair(a, b, inputs, args.runs, args.warmup)
                 speedup = td / ts
                 row = (f"| {tau:g} | {precision} | {batch} | {threads} | "
-                       f"{', '.join(f'{f:.3f}' for f in fracs)} | {read:.3f} | {td * 1e3:.3f} | "
+                       f"{', '.join(f'{f:.3f}' for f in fracs)} | {read:.3f} | {bound_ms:.3f} | "
+                       f"{td * 1e3:.3f} | "
                        f"{ts * 1e3:.3f} | {speedup:.2f}x | {ideal:.2f}x | "
                        f"{100 * speedup / ideal:.0f}% | {err:.1e} |")
                 json_rows.append({"tau": tau, "batch": batch, "threads": threads,
                                   "precision": precision, "dense_ms": td * 1e3,
                                   "condcomp_ms": ts * 1e3, "speedup": speedup, "ideal": ideal,
                                   "pct_of_ideal": 100 * speedup / ideal,
+                                  "dense_model": DENSE_MODEL[precision],
+                                  "condcomp_ops": CONDCOMP_OPS[precision],
                                   "active": fracs, "weights_read": read,
+                                  "bytes_bound_ms": bound_ms,
                                   "max_abs_err": err})
                 print(row, flush=True)
                 lines.append(row)
@@ -388,21 +446,24 @@ def main(argv=None):
                                          max_density):
                     tf_rows.append((tau,) + row)
         if args.profile:
-            for threads in args.threads:
-                for r in profile_layers(network, pool[:64], threads, args.runs, args.warmup):
-                    profile.append((tau, threads) + r)
+            for precision in args.precisions:
+                for threads in args.threads:
+                    for r in profile_layers(network, pool[:64], threads, args.runs, args.warmup,
+                                            precision):
+                        profile.append((tau, precision, threads) + r)
     if profile:
         extra = [
             "",
             "Per-layer profile (each gated layer converted alone, batch 1): dense = same "
             "layer as builtin FULLY_CONNECTED (XNNPACK).",
             "",
-            "| tau | threads | layer | dense ms | CondComp ms | a_in | a_out | custom MACs "
-            "| CondComp GMAC/s | dense GMAC/s |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| tau | precision | threads | layer | dense ms | CondComp ms | a_in | a_out "
+            "| custom MACs | CondComp GMAC/s | dense GMAC/s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for tau, threads, name, td, ts, a_in, a_out, macs, dmacs in profile:
-            extra.append(f"| {tau:g} | {threads} | {name} | {td * 1e3:.3f} | {ts * 1e3:.3f} | "
+        for tau, precision, threads, name, td, ts, a_in, a_out, macs, dmacs in profile:
+            extra.append(f"| {tau:g} | {precision} | {threads} | {name} | {td * 1e3:.3f} | "
+                         f"{ts * 1e3:.3f} | "
                          f"{a_in:.3f} | {a_out:.3f} | {macs / 1e6:.2f}M | "
                          f"{macs / ts / 1e9:.1f} | {dmacs / td / 1e9:.1f} |")
         print("\n".join(extra))
@@ -434,6 +495,7 @@ def main(argv=None):
         runtime, _, version = litert.resolve_runtime()
         with open(json_path, "w") as f:
             json.dump({"cpu": cpu_name(), "kernel_isa": litert.kernel_isa(),
+                       "stream_bandwidth_gb_s": bandwidth / 1e9,
                        "runtime": f"{runtime} {version}", "rows": json_rows}, f, indent=2)
         print(f"wrote {args.out} and {json_path}")
     return 0

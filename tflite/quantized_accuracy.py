@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
-"""Accuracy of the trained models after dynamic-range int8 quantization.
+"""Accuracy and speed of the trained models after int8 quantization.
 
     python tflite/quantized_accuracy.py runs/curves_s0 runs/curves_s1 runs/curves_s2 \
         --data-dir ../shared/datasets/mnist --out benchmarks/quantized_accuracy
 
 For every model of each run directory of examples/gate_pretrained.py (the
-dense net and its condnets), converts it twice, float32 and
-`--quantize dynamic` (dense: the standard converter's dynamic-range
-quantization; condnets: int8 CondCompGatedDense weights, float policies),
-runs both on the whole test set through `keras_condcomp.litert` and reports
-the test errors, their difference, and for the condnets how many (example,
-block) decisions of the quantized model equal the float model's (computed in
-Keras with each gated kernel replaced by the int8 * scale values the op
-uses). Writes OUT.md and OUT.json; mean ± sd over the run directories.
+dense net and its condnets), converts it float32 and `--quantize dynamic`
+(dense: the standard converter's dynamic-range quantization; condnets: the
+int8 CondCompGatedDense ops, int8 weights and activations, float policies),
+and the dense net also full-integer int8 (activation scales calibrated on
+200 training images), runs them on the whole test set through
+`keras_condcomp.litert` and reports the test errors, their difference, and
+for the condnets how many (example, block) decisions of the quantized model
+equal the float model's (`keras_condcomp.tflite.quantized_reference`). Then
+times each condnet against the dense net of the same seed at the same
+precision (batch 1, 1 thread, interleaved invoke() on test images, medians of
+--timing-runs): float32 vs float32, int8 ops vs dynamic-range dense, int8 ops
+vs full-integer dense. Writes OUT.md and OUT.json; mean ± sd over the run
+directories.
 """
 
 import argparse
@@ -35,6 +40,8 @@ def parse_args(argv=None):
     p.add_argument("runs", type=Path, nargs="+", help="run directories (one seed each)")
     p.add_argument("--data-dir", default=None, help="the data set files (default: the run's)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/quantized_accuracy"))
+    p.add_argument("--timing-runs", type=int, default=300,
+                   help="interleaved invoke() runs per timed pair (0: no timing)")
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up and converter logging")
     return p.parse_args(argv)
@@ -48,23 +55,33 @@ def error(interpreter, x, y, batch=500):
 
 
 def mask_agreement(network, x, converter):
-    """Fraction of (example, block) decisions equal between float and int8 weights."""
+    """Fraction of (example, block) decisions equal between the float and int8 models."""
     from keras_condcomp.layers import gated_layers
 
-    layers = gated_layers(network)
-
-    def masks():
-        network(x, training=False)
-        return [np.asarray(layer.gate_outputs.mask) for layer in layers]
-
-    float_masks = masks()
-    with converter.dequantized_kernels(network):
-        int8_masks = masks()
+    network(x, training=False)
+    float_masks = [np.asarray(layer.gate_outputs.mask) for layer in gated_layers(network)]
+    _, int8_masks = converter.quantized_reference(network, x)
     same = sum(int(np.sum(a == b)) for a, b in zip(float_masks, int8_masks))
     return same / sum(a.size for a in float_masks)
 
 
-def measure(run_dir, data_dir):
+def speeds(dense_models, condnet_models, x, runs):
+    """`{precision: (dense_ms, condnet_ms)}`, batch 1, 1 thread, interleaved."""
+    from benchmark import make_interp, time_pair
+
+    inputs = [x[i:i + 1] for i in range(256)]
+    out = {}
+    for precision, (dense_q, condnet_q) in {"float32": ("none", "none"),
+                                            "dynamic": ("dynamic", "dynamic"),
+                                            "int8": ("int8", "dynamic")}.items():
+        a = make_interp(dense_models[dense_q], 1, 1, False)
+        b = make_interp(condnet_models[condnet_q], 1, 1, True)
+        td, tc = time_pair(a, b, inputs, runs, max(20, runs // 10))
+        out[precision] = (td * 1e3, tc * 1e3)
+    return out
+
+
+def measure(run_dir, data_dir, timing_runs):
     import keras
 
     from keras_condcomp import data as condcomp_data
@@ -76,8 +93,10 @@ def measure(run_dir, data_dir):
                                          data_dir=data_dir or result["args"]["data_dir"])
     dataset = dataset.flattened()
     x, y = dataset.x_test, dataset.y_test
+    x_calibration = dataset.x_train[:200]
     rows = []
-    for path in sorted(run_dir.glob("*.keras")):
+    dense_models = {}
+    for path in sorted(run_dir.glob("*.keras"), key=lambda p: p.stem != "dense"):
         model = converter.load_keras_model(str(path))
         network = converter.unwrap(model)
         is_condnet = bool(converter.gated_layers_of(network))
@@ -87,34 +106,48 @@ def measure(run_dir, data_dir):
 
             def tflite_bytes(quantize):
                 c = tf.lite.TFLiteConverter.from_keras_model(network)
-                if quantize == "dynamic":
+                if quantize != "none":
                     c.optimizations = [tf.lite.Optimize.DEFAULT]
+                if quantize == "int8":
+                    c.representative_dataset = lambda: (
+                        [x_calibration[i:i + 1]] for i in range(len(x_calibration)))
+                    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
                 with contextlib.redirect_stdout(sys.stderr):  # its "Saved artifact" report
                     return c.convert()
         else:
             def tflite_bytes(quantize):
                 return converter.convert(model, quantize=quantize)
-        errors = {}
-        for quantize in ("none", "dynamic"):
-            interpreter = litert.Interpreter(model_content=tflite_bytes(quantize),
+        errors, models = {}, {}
+        for quantize in ("none", "dynamic") + (("int8",) if dense else ()):
+            models[quantize] = tflite_bytes(quantize)
+            interpreter = litert.Interpreter(model_content=models[quantize],
                                              custom_ops=is_condnet)
             errors[quantize] = error(interpreter, x, y)
         row = {"model": path.stem, "seed": result["args"]["seed"], "test_size": len(x),
                "float32_error": errors["none"], "dynamic_error": errors["dynamic"],
                "difference": errors["dynamic"] - errors["none"]}
+        if dense:
+            dense_models = models
+            row["int8_error"] = errors["int8"]
         if is_condnet:
             row["mask_agreement"] = mask_agreement(network, x, converter)
+            if timing_runs:
+                row["speed_b1_t1"] = {p: {"dense_ms": d, "condnet_ms": c, "speedup": d / c}
+                                      for p, (d, c) in speeds(dense_models, models, x,
+                                                              timing_runs).items()}
         rows.append(row)
         print(f"{run_dir.name}/{path.name}: float32 {errors['none']:.4f} dynamic "
-              f"{errors['dynamic']:.4f}" + (f" masks equal {row['mask_agreement']:.4%}"
-                                             if is_condnet else ""), flush=True)
+              f"{errors['dynamic']:.4f}" + (f" int8 {errors['int8']:.4f}" if dense else "")
+              + (f" masks equal {row['mask_agreement']:.4%}" if is_condnet else "")
+              + "".join(f" {p} {v['speedup']:.2f}x" for p, v in row.get("speed_b1_t1", {}).items()),
+              flush=True)
         keras.backend.clear_session()
     return rows
 
 
 def main(argv=None):
     args = parse_args(argv)
-    rows = [row for run in args.runs for row in measure(run, args.data_dir)]
+    rows = [row for run in args.runs for row in measure(run, args.data_dir, args.timing_runs)]
     groups = {}
     for row in rows:
         groups.setdefault(row["model"], []).append(row)
@@ -128,19 +161,40 @@ def main(argv=None):
              f"{sorted({r['seed'] for r in rows})}; runtime: keras_condcomp.litert "
              "(LiteRT / XNNPACK for builtin ops).", "",
              "| model | float32 test error | dynamic-range int8 test error | difference "
-             "| (example, block) decisions equal |", "| --- | --- | --- | --- | --- |"]
+             "| full-integer int8 test error | (example, block) decisions equal |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for model, members in groups.items():
         agree = [m["mask_agreement"] for m in members if "mask_agreement" in m]
+        int8 = [m["int8_error"] for m in members if "int8_error" in m]
         lines.append(
             f"| {model} | {mean_sd([m['float32_error'] for m in members])} | "
             f"{mean_sd([m['dynamic_error'] for m in members])} | "
             f"{mean_sd([m['difference'] for m in members])} | "
-            + (f"{100 * min(agree):.2f}% (lowest seed)" if agree else "–") + " |")
+            + (mean_sd(int8) if int8 else "– (no such op: the int8 ops are the dynamic column)")
+            + " | " + (f"{100 * min(agree):.2f}% (lowest seed)" if agree else "–") + " |")
+    timed = [(model, members) for model, members in groups.items()
+             if all("speed_b1_t1" in m for m in members)]
+    if timed:
+        lines += ["", "Speed, batch 1, 1 thread: each condnet against the dense net of its seed "
+                  "in the same precision (int8: dense full-integer vs the CondComp int8 ops), "
+                  f"interleaved invoke() on test images, median of {args.timing_runs}; "
+                  "mean ± sd of the per-seed ratios (every seed: OUT.json).", "",
+                  "| model | float32: dense ms / condnet ms | speedup | dynamic: dense ms / "
+                  "condnet ms | speedup | int8: dense ms / condnet ms | speedup |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for model, members in timed:
+            cells = []
+            for p in ("float32", "dynamic", "int8"):
+                s = [m["speed_b1_t1"][p] for m in members]
+                cells.append(f"{statistics.fmean(v['dense_ms'] for v in s):.3f} / "
+                             f"{statistics.fmean(v['condnet_ms'] for v in s):.3f}")
+                cells.append(mean_sd([v["speedup"] for v in s], 2) + "x")
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(
-        "# Accuracy after dynamic-range int8 quantization\n\n`python tflite/quantized_accuracy.py "
+        "# Accuracy (and speed) after int8 quantization\n\n`python tflite/quantized_accuracy.py "
         + " ".join(str(r) for r in args.runs) + f" --out {args.out}`\n\n" + text)
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
     return 0

@@ -74,8 +74,8 @@ run asan-ubsan kernels
 run asan-ubsan ops
 
 build asan-ubsan-baseline "$ASAN_FLAGS" -DCONDCOMP_NO_MULTIVERSION
-run asan-ubsan-baseline kernels
-run asan-ubsan-baseline ops
+CONDCOMP_KERNEL_ISA=baseline run asan-ubsan-baseline kernels
+CONDCOMP_KERNEL_ISA=baseline run asan-ubsan-baseline ops
 
 if [ "$TSAN" = 1 ]; then
   build tsan "-fsanitize=thread"

@@ -71,7 +71,8 @@ for src in "${KERNEL_SRCS[@]}"; do OBJS+=("$OUT/obj/$src.o"); done
   -lpthread -lm
 
 # Did the block kernels become NEON code? Count vector FMAs (fmla vN.4s) in
-# the dense / conv block functions (the micro-kernels are inlined into them).
+# the dense / conv block functions (the micro-kernels are inlined into them),
+# and the int8 dot products (sdot, sadalp) in the int8 kernels.
 "$OBJDUMP" -d --no-show-raw-insn "$OUT/obj/condcomp_kernels.o" > "$OUT/condcomp_kernels.dis"
 python3 - "$OUT/condcomp_kernels.dis" > "$OUT/neon-report.txt" <<'PY'
 import re, sys
@@ -80,7 +81,8 @@ for line in open(sys.argv[1]):
     m = re.match(r"^[0-9a-f]+ <([^>]+)>:", line)
     if m:
         func = m.group(1)
-        counts[func] = {"fmla.4s": 0, "fmul.4s": 0, "scalar fmadd": 0, "insns": 0}
+        counts[func] = {"fmla.4s": 0, "fmul.4s": 0, "scalar fmadd": 0, "sdot": 0, "sadalp": 0,
+                        "insns": 0}
         continue
     if func is None or not re.match(r"^\s+[0-9a-f]+:", line):
         continue
@@ -92,10 +94,15 @@ for line in open(sys.argv[1]):
         c["fmul.4s"] += 1
     elif re.search(r"\bfmadd\s+s\d+", line):
         c["scalar fmadd"] += 1
+    elif re.search(r"\bsdot\s+v\d+\.4s", line):
+        c["sdot"] += 1
+    elif re.search(r"\bsadalp\s+v\d+\.4s", line):
+        c["sadalp"] += 1
 for f, c in sorted(counts.items()):
     if c["insns"]:
         print(f"{f}: {c['fmla.4s']} fmla v.4s, {c['fmul.4s']} fmul v.4s, "
-              f"{c['scalar fmadd']} scalar fmadd, {c['insns']} instructions")
+              f"{c['scalar fmadd']} scalar fmadd, {c['sdot']} sdot, {c['sadalp']} sadalp, "
+              f"{c['insns']} instructions")
 PY
 
 for f in condcomp_driver libcondcomp_tflite_ops.so libcondcomp_tflite_ops.stripped.so; do

@@ -179,6 +179,7 @@ struct Stats {
   long nan_deviation = 0;     // NaN pre-activation turned into a number
   long values_checked = 0;
   long mutated_ok = 0, mutated_err = 0;
+  long int8_cases = 0;  // dynamic-range int8 dense layers among the cases
 };
 
 // Checks one output value y against the reference. Returns "" or a reason.
@@ -248,6 +249,10 @@ struct Layer {
   float thr = 0.5f;
   bool has_bias = true;
   std::vector<float> x, kernel, bias, wp, bp;  // kernel block-major
+  // Dynamic-range int8 dense (quantize_int8): kernel_q[K][D][bs] * kernel_scale[K*bs].
+  bool quant = false;
+  std::vector<int8_t> kernel_q;
+  std::vector<float> kernel_scale;
   std::vector<float> y_expected;               // model mode: Keras output
   std::string name;
 
@@ -276,6 +281,59 @@ struct Reference {
   std::vector<int> shape;
 };
 
+// One input block as the int8 op quantizes it (condcomp_kernels.h): scale =
+// max|x| / 127 in float, q = round-half-even(x * (127 / max|x|)) in double.
+void quantize_block_ref(const float* x, int n, std::vector<int>* q, float* scale) {
+  double m = 0.0;
+  for (int r = 0; r < n; ++r) m = std::max(m, std::fabs(static_cast<double>(x[r])));
+  q->assign(n, 0);
+  *scale = 0.0f;
+  if (m == 0.0) return;
+  const double k = 127.0 / m;
+  for (int r = 0; r < n; ++r) {
+    const double v = std::nearbyint(static_cast<double>(x[r]) * k);
+    (*q)[r] = static_cast<int>(std::max(-127.0, std::min(127.0, v)));
+  }
+  *scale = static_cast<float>(m) / 127.0f;
+}
+
+bool row_finite(const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
+// z = b + scale_c * sum_i s_i * (xq_i . q_i): exact integer dots, then the
+// op's few float steps (one per input block, the scale, the bias).
+void reference_int8_values(const Layer& L, int e, Reference* R) {
+  const int bs = L.bs, U = L.units(), ibs = L.ibs(), nin = L.D / ibs;
+  const float* x = L.x.data() + static_cast<size_t>(e) * L.D;
+  const bool finite = row_finite(x, static_cast<size_t>(L.D));
+  std::vector<std::vector<int>> xq(nin);
+  std::vector<float> s(nin, 0.0f);
+  for (int i = 0; finite && i < nin; ++i) quantize_block_ref(x + static_cast<size_t>(i) * ibs, ibs, &xq[i], &s[i]);
+  for (int u = 0; u < U; ++u) {
+    const int j = u / bs, c = u % bs;
+    RefVal& out = R->v[static_cast<size_t>(e) * U + u];
+    if (!finite) {
+      out = {std::nan(""), 0.0};
+      continue;
+    }
+    const double b = L.has_bias ? L.bias[u] : 0.0, sc = L.kernel_scale[u];
+    double z = 0.0, a = 0.0;
+    for (int i = 0; i < nin; ++i) {
+      if (s[i] == 0.0f) continue;
+      long long acc = 0;
+      for (int r = 0; r < ibs; ++r)
+        acc += static_cast<long long>(xq[i][r]) *
+               L.kernel_q[(static_cast<size_t>(j) * L.D + static_cast<size_t>(i) * ibs + r) * bs + c];
+      z += static_cast<double>(s[i]) * static_cast<double>(acc);
+      a += std::fabs(static_cast<double>(s[i]) * static_cast<double>(acc));
+    }
+    out = {z * sc + b, dot_err(nin + 2, a * std::fabs(sc) + std::fabs(b))};
+  }
+}
+
 Reference reference(const Layer& L) {
   Reference R;
   const int K = L.K, bs = L.bs, U = L.units();
@@ -292,6 +350,10 @@ Reference reference(const Layer& L) {
           a += std::fabs(static_cast<double>(x[d]) * L.wp[static_cast<size_t>(d) * K + k]);
         }
         R.gate[static_cast<size_t>(e) * K + k] = gate_ref(z, dot_err(L.D, a), L.thr);
+      }
+      if (L.quant) {
+        reference_int8_values(L, e, &R);
+        continue;
       }
       for (int j = 0; j < K; ++j) {
         for (int c = 0; c < bs; ++c) {
@@ -520,6 +582,28 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   return L;
 }
 
+// Makes a dense layer dynamic-range int8: symmetric per-output-unit weights
+// (the rule of keras_condcomp.tflite.quantize_kernel, written again here).
+void quantize_int8(Layer* L) {
+  const int U = L->units(), bs = L->bs;
+  L->quant = true;
+  L->kernel_scale.assign(U, 1.0f);
+  L->kernel_q.assign(L->kernel.size(), 0);
+  for (int u = 0; u < U; ++u) {
+    const int j = u / bs, c = u % bs;
+    double m = 0.0;
+    for (int d = 0; d < L->D; ++d)
+      m = std::max(m, std::fabs(static_cast<double>(L->kernel[(static_cast<size_t>(j) * L->D + d) * bs + c])));
+    const float sc = m > 0 ? static_cast<float>(m) / 127.0f : 1.0f;
+    L->kernel_scale[u] = sc;
+    for (int d = 0; d < L->D; ++d) {
+      const size_t at = (static_cast<size_t>(j) * L->D + d) * bs + c;
+      const double v = std::nearbyint(L->kernel[at] / sc);
+      L->kernel_q[at] = static_cast<int8_t>(std::max(-127.0, std::min(127.0, v)));
+    }
+  }
+}
+
 // ------------------------------------------------ direct kernel invocation
 
 // Runs the portable kernels on L (no TFLite). Output into y (sized here).
@@ -549,6 +633,21 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.y = y->data();
     p.in_active = in_active.data();
     p.out_mask = out_mask.data();
+    // int8: packed weights and activation scratch, exact-size heap blocks for ASan.
+    std::vector<int8_t> packed, xq;
+    std::vector<float> xq_scale;
+    if (L.quant) {
+      const int nin = L.D / L.ibs(), padded = (L.ibs() + 3) / 4 * 4;
+      packed.resize(cc_q8_packed_size(K, L.D, L.bs, L.ibs()));
+      cc_q8_pack(L.kernel_q.data(), K, L.D, L.bs, L.ibs(), packed.data());
+      xq.resize(static_cast<size_t>(L.B) * nin * padded);
+      xq_scale.resize(static_cast<size_t>(L.B) * nin);
+      p.kernel_bm = nullptr;
+      p.kernel_q = packed.data();
+      p.kernel_scale = L.kernel_scale.data();
+      p.xq = xq.data();
+      p.xq_scale = xq_scale.data();
+    }
     if (L.B > 0) {
       cc_gated_dense_gate(&p, 0, L.B, logits.data());
       for (int j = 0; j < K; ++j) macs += cc_gated_dense_block(&p, j, ex.data());
@@ -705,9 +804,10 @@ struct MockRuntime {
     t.allocation_type = kTfLiteArenaRw;
     return true;
   }
-  void Fill(int i, const std::vector<float>& v) {
+  template <class T>
+  void Fill(int i, const std::vector<T>& v) {
     if (tensors[i].data && !v.empty())
-      std::memcpy(tensors[i].data, v.data(), std::min(tensors[i].bytes, v.size() * sizeof(float)));
+      std::memcpy(tensors[i].data, v.data(), std::min(tensors[i].bytes, v.size() * sizeof(T)));
   }
 };
 
@@ -767,16 +867,24 @@ OpRun run_op(const Layer& L, const NodeSetup& S, const Layer* L2 = nullptr) {
   OpRun out;
   const TfLiteRegistration* reg =
       L.op == 0 ? CondCompGatedDenseRegistration() : CondCompGatedConv2DRegistration();
-  MockRuntime rt(6);
+  // Tensors 0-4 the inputs, 5 the output, 6 kernel_scale (int8 kernel only).
+  const int n_tensors = static_cast<int>(S.shapes.size());
+  MockRuntime rt(n_tensors);
   if (S.explicit_resize) rt.ctx.ResizeTensorExplicit = &MockRuntime::ResizeTensorExplicit;
   rt.ctx.recommended_num_threads = S.threads;
-  for (int i = 0; i < 6; ++i) rt.SetShape(i, S.shapes[i], S.types[i]);
+  for (int i = 0; i < n_tensors; ++i) rt.SetShape(i, S.shapes[i], S.types[i]);
   // Constants have data before Prepare; x and the output get theirs after.
-  const std::vector<float>* consts[5] = {nullptr, &L.kernel, &L.bias, &L.wp, &L.bp};
-  for (int i = 1; i < 5; ++i) {
+  const std::vector<float>* consts[7] = {nullptr, &L.kernel, &L.bias, &L.wp, &L.bp, nullptr,
+                                         &L.kernel_scale};
+  for (int i = 1; i < n_tensors; ++i) {
+    if (i == 5) continue;
     if (!rt.Allocate(i, S.null_empty)) return out;
     rt.tensors[i].allocation_type = kTfLiteMmapRo;
-    rt.Fill(i, *consts[i]);
+    if (i == 1 && S.types[1] == kTfLiteInt8) {
+      rt.Fill(i, L.kernel_q);
+    } else {
+      rt.Fill(i, *consts[i]);
+    }
   }
   TfLiteNode node;
   std::memset(&node, 0, sizeof node);
@@ -834,6 +942,12 @@ NodeSetup valid_setup(const Layer& L, Rng& r) {
   NodeSetup S;
   S.shapes = {x_shape(L), kernel_shape(L), {L.units()}, {L.D, L.K}, {L.K}, {}};
   if (!L.has_bias) S.inputs[2] = -1;
+  if (L.quant) {  // int8 kernel plus a 6th input, kernel_scale (tensor 6)
+    S.types[1] = kTfLiteInt8;
+    S.shapes.push_back({L.units()});
+    S.types.push_back(kTfLiteFloat32);
+    S.inputs.push_back(6);
+  }
   std::vector<ccfx::Entry> o = layer_options(L);
   // Indirect scalars and narrower maps are valid encodings too.
   for (auto& e : o)
@@ -860,10 +974,10 @@ void fail(Stats* st, long i, const char* what, const std::string& why, const Lay
   st->failed++;
   std::fprintf(stderr,
                "FAIL case %ld (seed %" PRIu64 ") %s: %s\n  layer op=%s B=%d D=%d H=%d W=%d K=%d bs=%d "
-               "k=%dx%d s=%dx%d d=%dx%d %s ibs=%d act=%s thr=%.9g bias=%d\n",
+               "k=%dx%d s=%dx%d d=%dx%d %s ibs=%d act=%s thr=%.9g bias=%d int8=%d\n",
                i, g_opt.seed, what, why.c_str(), L.op ? "conv" : "dense", L.B, L.D, L.H, L.W, L.K,
                L.bs, L.KH, L.KW, L.sh, L.sw, L.dh, L.dw, L.same ? "same" : "valid", L.ibs_opt,
-               kActNames[L.act], L.thr, L.has_bias ? 1 : 0);
+               kActNames[L.act], L.thr, L.has_bias ? 1 : 0, L.quant ? 1 : 0);
 }
 
 bool kernel_case(long i, Stats* st) {
@@ -871,6 +985,10 @@ bool kernel_case(long i, Stats* st) {
   const bool conv = r.chance(0.5);
   const bool special = r.chance(0.15);
   Layer L = random_layer(r, conv, special);
+  if (!conv && r.chance(0.4)) {
+    quantize_int8(&L);
+    st->int8_cases++;
+  }
   std::vector<float> y;
   run_kernels(L, &y, nullptr);
   Reference R = reference(L);
@@ -1111,10 +1229,15 @@ bool op_case(long i, Stats* st) {
   const double u = r.uniform();
   const bool special = u < 0.12;
   Layer L = random_layer(r, conv, special);
+  // 55% valid, 35% one defect, 10% mutated options; a third of the valid
+  // dense layers dynamic-range int8.
+  const double kind = r.uniform();
+  if (kind < 0.55 && !conv && r.chance(0.35)) {
+    quantize_int8(&L);
+    st->int8_cases++;
+  }
   NodeSetup S = valid_setup(L, r);
   st->cases++;
-  // 55% valid, 35% one defect, 10% mutated options.
-  const double kind = r.uniform();
   if (kind < 0.55) {
     // Sometimes a second pass with another batch size (re-Prepare, scratch growth).
     std::unique_ptr<Layer> L2;
@@ -1214,9 +1337,10 @@ int run_cases(bool ops, long n) {
   std::printf(
       "%s: %ld cases in %.1f s (isa: %s): %ld expected errors, %ld mutated-options runs ok / %ld "
       "rejected, %ld values checked, %ld gates within rounding of the threshold, %ld NaN "
-      "pre-activations turned into numbers by relu/relu6/hard_sigmoid\n",
+      "pre-activations turned into numbers by relu/relu6/hard_sigmoid, %ld int8 cases (%s)\n",
       ops ? "ops" : "kernels", st.cases, secs, cc_kernel_isa(), st.expected_errors, st.mutated_ok,
-      st.mutated_err, st.values_checked, st.ambiguous_blocks, st.nan_deviation);
+      st.mutated_err, st.values_checked, st.ambiguous_blocks, st.nan_deviation, st.int8_cases,
+      cc_kernel_isa_q8());
   std::printf("%ld passed, %ld failed\n", st.passed, st.failed);
   if (g_opt.progress) std::remove(g_opt.progress);
   return st.failed ? 1 : 0;
@@ -1472,8 +1596,8 @@ int main(int argc, char** argv) {
   if (pos.empty()) return usage();
   const std::string cmd = pos[0];
   if (cmd == "info") {
-    std::printf("isa: %s\nsizeof(TfLiteTensor)=%zu sizeof(TfLiteRegistration)=%zu\n", cc_kernel_isa(),
-                sizeof(TfLiteTensor), sizeof(TfLiteRegistration));
+    std::printf("isa: %s\nint8 isa: %s\nsizeof(TfLiteTensor)=%zu sizeof(TfLiteRegistration)=%zu\n",
+                cc_kernel_isa(), cc_kernel_isa_q8(), sizeof(TfLiteTensor), sizeof(TfLiteRegistration));
     return 0;
   }
   if (cmd == "kernels" || cmd == "ops") {

@@ -48,8 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--qemu", default=os.environ.get("QEMU", "qemu-aarch64"))
     p.add_argument("--hidden", type=int, default=2048)
     p.add_argument("--quantize", choices=("none", "dynamic"), default="none",
-                   help="dynamic: both models with int8 weights (dense: the standard "
-                   "converter's dynamic-range quantization; CondComp: int8 ops)")
+                   help="dynamic: both models int8 (dense: the standard converter's "
+                   "dynamic-range quantization; CondComp: the int8 ops, int8 weights and "
+                   "activations; qemu's default CPU has the dot-product extension, so sdot)")
     p.add_argument("--out", default=None, help="write OUT.md and OUT.json")
     return p.parse_args(argv)
 
@@ -177,7 +178,9 @@ def main(argv=None):
                          "ideal_this_example": ideal,
                          "active_fraction": active})
             print(f"# tau {tau:g}: dense {dense_count:,.0f} condcomp {ops:,.0f}", file=sys.stderr)
-    precision = "float32" if args.quantize == "none" else "dynamic-range int8 weights"
+    precision = ("float32" if args.quantize == "none" else
+                 "int8 (dense: dynamic-range, XNNPACK; CondComp: int8 weights and activations, "
+                 "NEON sdot: qemu's default CPU has the dot-product extension)")
     lines = [f"784-{args.hidden}-{args.hidden}-{args.hidden}-10, 16 blocks, batch 1, {precision}, "
              "real LiteRT "
              "(ai-edge-litert aarch64 wheel) under qemu-aarch64: emulated guest instructions "
@@ -195,8 +198,9 @@ def main(argv=None):
     print(text)
     if args.out:
         with open(args.out + ".md", "w") as f:
+            quantize = f"--quantize {args.quantize} " if args.quantize != "none" else ""
             f.write("# aarch64 LiteRT instruction counts\n\n`python tflite/arm/litert_insn.py "
-                    f"--out {args.out}`\n\n" + text)
+                    f"{quantize}--out {args.out}`\n\n" + text)
         with open(args.out + ".json", "w") as f:
             json.dump(rows, f, indent=2)
 

@@ -251,77 +251,11 @@ CC_ALWAYS_INLINE void prefetch_rows(const void* p, size_t stride, size_t bytes) 
   }
 }
 
-/* VL int8 weights (dynamic-range quantized kernels) as VL floats. GCC 12
- * scalarizes __builtin_convertvector on vectors narrower than a register
- * (one cvtsi2ss per weight), so the widening is spelled out: SSE2 unpacks
- * (usable by both x86-64 clones) and NEON movl. */
-#if defined(__AVX2__)
-CC_ALWAYS_INLINE vfl ldq8(const int8_t* p) {
-  const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-      _mm_loadl_epi64((const __m128i*)(const void*)p)));
-  vfl v;
-  memcpy(&v, &f, sizeof(v));
-  return v;
-}
-#elif defined(__aarch64__)
-CC_ALWAYS_INLINE vfl ldq8(const int8_t* p) {
-  int32_t word;
-  memcpy(&word, p, sizeof(word));
-  const int16x8_t w16 = vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(word)));
-  const float32x4_t f = vcvtq_f32_s32(vmovl_s16(vget_low_s16(w16)));
-  vfl v;
-  memcpy(&v, &f, sizeof(v));
-  return v;
-}
-#elif defined(__SSE2__)
-CC_ALWAYS_INLINE vfl ldq8(const int8_t* p) {
-  const __m128i b = _mm_loadl_epi64((const __m128i*)(const void*)p);
-  const __m128i w16 = _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8);
-  const __m128 lo = _mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpacklo_epi16(w16, w16), 16));
-  const __m128 hi = _mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpackhi_epi16(w16, w16), 16));
-  vfl v;
-  memcpy(&v, &lo, sizeof(lo));
-  memcpy((char*)&v + sizeof(lo), &hi, sizeof(hi));
-  return v;
-}
-#else
-CC_ALWAYS_INLINE vfl ldq8(const int8_t* p) {
-  vfl v;
-  for (int i = 0; i < VL; ++i) v[i] = (float)p[i];
-  return v;
-}
-#endif
-
-/* accumulate_group / accumulate_one (float weights) and their _q8 twins. */
+/* accumulate_group / accumulate_one: the float weight-tile loops. */
 #define CC_WT float
 #define CC_LOADW(p) ldv(p)
 #define CC_SUF
 #include "condcomp_tile.inc"
-#define CC_WT int8_t
-#define CC_LOADW(p) ldq8(p)
-#define CC_SUF _q8
-#define CC_TILE_MAX_T 8 /* the widening needs registers too */
-#include "condcomp_tile.inc"
-
-#if CC_X86_MULTIVERSION
-/* The AVX2 clone's int8 loops: vpmovsxbd + vcvtdq2ps per 8 weights. Entry
- * points are ordinary functions (not always_inline), so the baseline clone can
- * hold a call to them that it never makes without a target mismatch. */
-static inline __attribute__((always_inline, target("avx2,fma"))) vfl ldq8_avx2(const int8_t* p) {
-  const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-      _mm_loadl_epi64((const __m128i*)(const void*)p)));
-  vfl v;
-  memcpy(&v, &f, sizeof(v));
-  return v;
-}
-#define CC_WT int8_t
-#define CC_LOADW(p) ldq8_avx2(p)
-#define CC_SUF _q8avx2
-#define CC_TILE_MAX_T 8
-#define CC_TILE_ENTRY static __attribute__((target("avx2,fma")))
-#define CC_TILE_INNER static inline __attribute__((always_inline, target("avx2,fma")))
-#include "condcomp_tile.inc"
-#endif
 
 /* ------------------------------------------------------------------ dense */
 
@@ -350,6 +284,8 @@ CC_ALWAYS_INLINE int any_nonzero(const float* xb, int n) {
     if (xb[d] != 0.0f) return 1;
   return 0;
 }
+
+static void quantize_example(const cc_gated_dense* p, int e);
 
 CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int e_end,
                                       float* logits) {
@@ -380,6 +316,7 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
       i = i1;
     }
     uint8_t* mask = p->out_mask + (size_t)e * K;
+    if (p->kernel_q != NULL) quantize_example(p, e);
     if (p->top_k > 0) {
       top_k_mask(logits, K, p->top_k, mask);
       continue;
@@ -388,30 +325,10 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
   }
 }
 
-/* The int8 variant of a tile loop for the running clone. */
-#if CC_X86_MULTIVERSION
-#define Q8(avx2, name) ((avx2) ? name##_q8avx2 : name##_q8)
-#else
-#define Q8(avx2, name) name##_q8
-#endif
-
-/* int8 weights: y = y * scale + bias over one output block (the accumulation
- * ran on the unscaled integer weights). */
-CC_ALWAYS_INLINE void scale_and_bias(float* y, const float* scale, const float* bias, int bs) {
-  if (bias) {
-    for (int c = 0; c < bs; ++c) y[c] = y[c] * scale[c] + bias[c];
-  } else {
-    for (int c = 0; c < bs; ++c) y[c] *= scale[c];
-  }
-}
-
-/* `avx2` (a constant in each clone) picks the int8 loops of the AVX2 clone. */
-CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* examples,
-                                           int avx2) {
+/* Output block j with float weights (int8 weights: dense_block_q8). */
+CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* examples) {
   const int B = p->batch, D = p->in_dim, K = p->num_blocks, bs = p->block_size;
-  const int quantized = p->kernel_q != NULL;
   const float* bias_j = p->bias ? p->bias + (size_t)j * bs : NULL;
-  const float* scale_j = quantized ? p->kernel_scale + (size_t)j * bs : NULL;
   const int ibs = p->in_block_size, n_in = D / ibs;
   const size_t units = (size_t)K * bs;
   int* on = examples;        /* examples with block j on */
@@ -425,7 +342,7 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
       fill_nan(y, (size_t)bs);
     } else if (m) {
       on[n_on++] = e;
-      if (bias_j && !quantized) {  /* int8: the bias is added after scaling */
+      if (bias_j) {
         memcpy(y, bias_j, sizeof(float) * bs);
       } else {
         memset(y, 0, sizeof(float) * bs);
@@ -435,8 +352,7 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
     }
   }
   if (n_on == 0) return 0;
-  const float* wj = quantized ? NULL : p->kernel_bm + (size_t)j * D * bs;
-  const int8_t* qj = quantized ? p->kernel_q + (size_t)j * D * bs : NULL;
+  const float* wj = p->kernel_bm + (size_t)j * D * bs;
   if (n_on == 1) {
     /* One example (batch 1): each run of consecutive non-zero input blocks is
      * one contiguous run of weight rows, accumulated in registers. */
@@ -453,15 +369,10 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
       while (i2 < n_in && !act[i2]) ++i2;
       const size_t d0 = (size_t)i * ibs;
       const int rows = (i1 - i) * ibs;
-      if (quantized) {
-        Q8(avx2, accumulate_one)(qj + d0 * bs, (size_t)bs, bs, rows, x + d0, 1, y);
-      } else {
-        accumulate_one(wj + d0 * bs, (size_t)bs, bs, rows, x + d0, 1, y);
-      }
+      accumulate_one(wj + d0 * bs, (size_t)bs, bs, rows, x + d0, 1, y);
       macs += (uint64_t)rows * bs;
       i = i2;
     }
-    if (quantized) scale_and_bias(y, scale_j, bias_j, bs);
     cc_apply_activation(p->activation, y, (size_t)bs);
     return macs;
   }
@@ -496,14 +407,7 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
       /* Prefetch continues into this tile (the next group reads it again), or
        * after the last group into the next tile (or nowhere). */
       const int last = g0 + G >= n;
-      if (quantized) {
-        if (G == 1) {
-          Q8(avx2, accumulate_one)(qj + tile, (size_t)bs, bs, ibs, xs[0], 1, ys[0]);
-        } else {
-          Q8(avx2, accumulate_group)(G, qj + tile, (size_t)bs, bs, ibs, xs, 1, ys,
-                                     !last ? qj + tile : have_next ? qj + next_tile : NULL);
-        }
-      } else if (G == 1) {
+      if (G == 1) {
         accumulate_one(wj + tile, (size_t)bs, bs, ibs, xs[0], 1, ys[0]);
       } else {
         accumulate_group(G, wj + tile, (size_t)bs, bs, ibs, xs, 1, ys,
@@ -514,7 +418,328 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
   }
   for (int a = 0; a < n_on; ++a) {
     float* y = p->y + (size_t)on[a] * units + (size_t)j * bs;
-    if (quantized) scale_and_bias(y, scale_j, bias_j, bs);
+    cc_apply_activation(p->activation, y, (size_t)bs);
+  }
+  return macs;
+}
+
+/* ------------------------------------------- dense, int8 (dynamic range) */
+
+/* Integer dot products of int8 activations with int8 weights over one strip
+ * of a packed tile: `cols` <= CC_Q8_STRIP outputs, stored [Q][cols][4] (quad
+ * q holds rows 4q..4q+3 of each output, rows past the block are 0 in both),
+ * so a strip is one contiguous run read front to back. Every kernel computes,
+ * exactly in int32, acc[c] = sum_r xq[r] * w(r, c), then y[c] += s * acc[c]:
+ * only that last float step can differ between kernels (fused or not).
+ * |xq|, |w| <= 127 (never -128), so no product pair or sum overflows. */
+#define CC_Q8_STRIP 32
+typedef void (*dot_q8_fn)(const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y);
+
+/* Columns [0, n) of a strip whose quads are `ld` bytes apart. Portable C
+ * (the x86-64 SSE2 baseline, other CPUs, the vector kernels' last columns). */
+static void dot_q8_columns(const int8_t* w, size_t ld, int Q, int n, const int8_t* xq, float s,
+                           float* y) {
+  int32_t acc[CC_Q8_STRIP] = {0};
+  for (int q = 0; q < Q; ++q) {
+    const int8_t* wq = w + q * ld;
+    const int32_t x0 = xq[4 * q], x1 = xq[4 * q + 1], x2 = xq[4 * q + 2], x3 = xq[4 * q + 3];
+    for (int c = 0; c < n; ++c)
+      acc[c] += x0 * wq[4 * c] + x1 * wq[4 * c + 1] + x2 * wq[4 * c + 2] + x3 * wq[4 * c + 3];
+  }
+  for (int c = 0; c < n; ++c) y[c] += s * (float)acc[c];
+}
+
+static void dot_q8_generic(const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {
+  dot_q8_columns(w, (size_t)cols * 4, Q, cols, xq, s, y);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+/* AVX2: vpmaddubsw wants unsigned x signed bytes, so the activation's sign
+ * moves onto the weight (vpsignb) and |x| <= 127 is the unsigned operand: a
+ * pair sum is at most 2 * 127 * 127 < 2^15, no saturation. Then vpmaddwd
+ * with ones sums the pairs: one int32 lane per output, 32 multiply-adds per
+ * 4 instructions (XNNPACK's AVX2 int8 kernels widen to 16 bits: 16 per 3). */
+#define CC_Q8_AVX2_STEP(acc, wp)                                                           \
+  acc = _mm256_add_epi32(                                                                  \
+      acc, _mm256_madd_epi16(                                                              \
+               _mm256_maddubs_epi16(                                                       \
+                   xa, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i*)(const void*)(wp)), \
+                                        xs)),                                              \
+               ones))
+__attribute__((target("avx2,fma"))) static void dot_q8_avx2(const int8_t* w, int Q, int cols,
+                                                           const int8_t* xq, float s,
+                                                           float* y) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256 sv = _mm256_set1_ps(s);
+  const size_t ld = (size_t)cols * 4;
+  if (cols == CC_Q8_STRIP) { /* the common case: 4 accumulators, 128 bytes per quad */
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    const int8_t* wp = w;
+    for (int q = 0; q < Q; ++q, wp += 128) {
+      int32_t word;
+      memcpy(&word, xq + 4 * q, sizeof(word));
+      const __m256i xs = _mm256_set1_epi32(word);
+      const __m256i xa = _mm256_abs_epi8(xs);
+      CC_Q8_AVX2_STEP(a0, wp);
+      CC_Q8_AVX2_STEP(a1, wp + 32);
+      CC_Q8_AVX2_STEP(a2, wp + 64);
+      CC_Q8_AVX2_STEP(a3, wp + 96);
+    }
+    const __m256i acc[4] = {a0, a1, a2, a3};
+    for (int t = 0; t < 4; ++t) {
+      float* yt = y + 8 * t;
+      _mm256_storeu_ps(yt, _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), sv, _mm256_loadu_ps(yt)));
+    }
+    return;
+  }
+  int c = 0;
+  for (; c + 8 <= cols; c += 8) {
+    __m256i a0 = _mm256_setzero_si256();
+    const int8_t* wp = w + (size_t)c * 4;
+    for (int q = 0; q < Q; ++q, wp += ld) {
+      int32_t word;
+      memcpy(&word, xq + 4 * q, sizeof(word));
+      const __m256i xs = _mm256_set1_epi32(word);
+      const __m256i xa = _mm256_abs_epi8(xs);
+      CC_Q8_AVX2_STEP(a0, wp);
+    }
+    _mm256_storeu_ps(y + c, _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), sv, _mm256_loadu_ps(y + c)));
+  }
+  if (c < cols) dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);
+}
+#undef CC_Q8_AVX2_STEP
+#endif
+
+#if defined(__aarch64__)
+/* NEON: smull/smull2 of 4 outputs x 4 rows, pairwise adds (a pair fits int16,
+ * as above) and sadalp into one int32 lane per output: 16 multiply-adds per
+ * 4 instructions. With the dot-product extension, sdot does it in one. A full
+ * strip keeps 8 accumulators (32 outputs). */
+#define CC_Q8_NEON_KERNEL(name, STEP)                                                     \
+  static void name(const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) { \
+    const size_t ld = (size_t)cols * 4;                                                    \
+    const float32x4_t sv = vdupq_n_f32(s);                                                 \
+    if (cols == CC_Q8_STRIP) {                                                             \
+      int32x4_t a[8];                                                                      \
+      for (int t = 0; t < 8; ++t) a[t] = vdupq_n_s32(0);                                   \
+      const int8_t* wp = w;                                                                \
+      for (int q = 0; q < Q; ++q, wp += 128) {                                             \
+        int32_t word;                                                                      \
+        memcpy(&word, xq + 4 * q, sizeof(word));                                           \
+        const int8x16_t xv = vreinterpretq_s8_s32(vdupq_n_s32(word));                      \
+        for (int t = 0; t < 8; ++t) STEP(a[t], vld1q_s8(wp + 16 * t));                     \
+      }                                                                                    \
+      for (int t = 0; t < 8; ++t)                                                          \
+        vst1q_f32(y + 4 * t, vfmaq_f32(vld1q_f32(y + 4 * t), vcvtq_f32_s32(a[t]), sv));    \
+      return;                                                                              \
+    }                                                                                      \
+    int c = 0;                                                                             \
+    for (; c + 4 <= cols; c += 4) {                                                        \
+      int32x4_t a0 = vdupq_n_s32(0);                                                       \
+      const int8_t* wp = w + (size_t)c * 4;                                                \
+      for (int q = 0; q < Q; ++q, wp += ld) {                                              \
+        int32_t word;                                                                      \
+        memcpy(&word, xq + 4 * q, sizeof(word));                                           \
+        const int8x16_t xv = vreinterpretq_s8_s32(vdupq_n_s32(word));                      \
+        STEP(a0, vld1q_s8(wp));                                                            \
+      }                                                                                    \
+      vst1q_f32(y + c, vfmaq_f32(vld1q_f32(y + c), vcvtq_f32_s32(a0), sv));                \
+    }                                                                                      \
+    if (c < cols) dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);        \
+  }
+#define CC_Q8_NEON_STEP(acc, wv)                                      \
+  do {                                                                \
+    const int8x16_t w_ = (wv);                                        \
+    const int16x8_t lo_ = vmull_s8(vget_low_s8(w_), vget_low_s8(xv)); \
+    const int16x8_t hi_ = vmull_high_s8(w_, xv);                      \
+    acc = vpadalq_s16(acc, vpaddq_s16(lo_, hi_));                     \
+  } while (0)
+CC_Q8_NEON_KERNEL(dot_q8_neon, CC_Q8_NEON_STEP)
+#if defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define CC_HAVE_DOTPROD_CLONE 1
+#define CC_Q8_SDOT_STEP(acc, wv) acc = vdotq_s32(acc, (wv), xv)
+#pragma GCC push_options
+#pragma GCC target("arch=armv8.2-a+dotprod")
+CC_Q8_NEON_KERNEL(dot_q8_sdot, CC_Q8_SDOT_STEP)
+#pragma GCC pop_options
+#undef CC_Q8_SDOT_STEP
+#endif
+#undef CC_Q8_NEON_STEP
+#undef CC_Q8_NEON_KERNEL
+#endif
+
+#if defined(__aarch64__) && defined(CC_HAVE_DOTPROD_CLONE)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+#endif
+
+/* The int8 kernel for this CPU, chosen once; $CONDCOMP_KERNEL_ISA=baseline
+ * forces the portable one (x86-64) or plain NEON (aarch64). */
+static const char* g_q8_isa = NULL;
+static dot_q8_fn select_dot_q8(void) {
+  static dot_q8_fn cached = NULL; /* benign race: every thread picks the same */
+  if (cached) return cached;
+  const char* forced = getenv("CONDCOMP_KERNEL_ISA");
+  const int baseline = forced && strcmp(forced, "baseline") == 0;
+  dot_q8_fn f = dot_q8_generic;
+  const char* isa = "portable C";
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (!baseline && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    f = dot_q8_avx2;
+    isa = "avx2 vpmaddubsw";
+  }
+#elif defined(__aarch64__)
+  f = dot_q8_neon;
+  isa = "neon smull/sadalp";
+#if defined(CC_HAVE_DOTPROD_CLONE)
+  if (!baseline && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP)) {
+    f = dot_q8_sdot;
+    isa = "neon sdot";
+  }
+#endif
+#endif
+  g_q8_isa = isa;
+  cached = f;
+  return f;
+}
+
+size_t cc_q8_packed_size(int K, int D, int bs, int ibs) {
+  if (K < 1 || D < 1 || bs < 1 || ibs < 1 || D % ibs != 0) return 0;
+  return (size_t)K * (size_t)(D / ibs) * (size_t)((ibs + 3) / 4) * 4 * (size_t)bs;
+}
+
+/* Tile (j, i) is Q * 4 * bs bytes: its strips of CC_Q8_STRIP columns (the
+ * last one narrower) one after another, each [Q][cols][4]. */
+void cc_q8_pack(const int8_t* kernel_bm, int K, int D, int bs, int ibs, int8_t* packed) {
+  const int n_in = D / ibs, Q = (ibs + 3) / 4;
+  for (int j = 0; j < K; ++j) {
+    for (int i = 0; i < n_in; ++i) {
+      int8_t* tile = packed + ((size_t)j * n_in + i) * Q * 4 * bs;
+      for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
+        const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
+        int8_t* strip = tile + (size_t)c0 * Q * 4;
+        for (int r = 0; r < Q * 4; ++r) {
+          int8_t* dst = strip + (size_t)(r / 4) * cols * 4 + r % 4;
+          const int8_t* src = kernel_bm + ((size_t)j * D + (size_t)i * ibs + r) * bs + c0;
+          for (int c = 0; c < cols; ++c) dst[4 * c] = r < ibs ? src[c] : 0;
+        }
+      }
+    }
+  }
+}
+
+/* One input block's activations as int8: scale = max|x| / 127 and
+ * xq = round-half-even(x * (127 / max|x|)) computed in double (defined for
+ * subnormal maxima too), zero-padded to 4 * Q; an all-zero block gets scale 0.
+ * keras_condcomp.reference.quantize_activations is the same computation. */
+static void quantize_block(const float* x, int n, int padded, int8_t* xq, float* scale) {
+  float m = 0.0f;
+  for (int r = 0; r < n; ++r) m = fabsf(x[r]) > m ? fabsf(x[r]) : m;
+  if (m == 0.0f) {
+    memset(xq, 0, (size_t)padded);
+    *scale = 0.0f;
+    return;
+  }
+  const double k = 127.0 / (double)m;
+  for (int r = 0; r < n; ++r) {
+    double v = nearbyint((double)x[r] * k);
+    v = v > 127.0 ? 127.0 : v < -127.0 ? -127.0 : v;
+    xq[r] = (int8_t)v;
+  }
+  memset(xq + n, 0, (size_t)(padded - n));
+  *scale = m / 127.0f;
+}
+
+/* Phase 1's int8 step for example e (input finite, in_active set). */
+static void quantize_example(const cc_gated_dense* p, int e) {
+  const int ibs = p->in_block_size, n_in = p->in_dim / ibs, padded = (ibs + 3) / 4 * 4;
+  const uint8_t* act = p->in_active + (size_t)e * n_in;
+  for (int i = 0; i < n_in; ++i) {
+    const size_t b = (size_t)e * n_in + i;
+    if (act[i]) {
+      quantize_block(p->x + (size_t)e * p->in_dim + (size_t)i * ibs, ibs, padded,
+                     p->xq + b * padded, p->xq_scale + b);
+    } else {
+      p->xq_scale[b] = 0.0f;
+    }
+  }
+}
+
+/* Output block j with int8 weights: y = act((sum_i s_i * xq_i . w_i) * w_scale + b),
+ * each active (j, i) tile read once per output block, its examples in turn
+ * while it sits in L1. */
+static uint64_t dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
+  const dot_q8_fn dot = select_dot_q8();
+  const int B = p->batch, K = p->num_blocks, bs = p->block_size;
+  const int ibs = p->in_block_size, n_in = p->in_dim / ibs, Q = (ibs + 3) / 4;
+  const size_t units = (size_t)K * bs, tile_bytes = (size_t)Q * 4 * bs;
+  const float* scale = p->kernel_scale + (size_t)j * bs;
+  const float* bias = p->bias ? p->bias + (size_t)j * bs : NULL;
+  int n_on = 0;
+  for (int e = 0; e < B; ++e) {
+    float* y = p->y + (size_t)e * units + (size_t)j * bs;
+    const uint8_t m = p->out_mask[(size_t)e * K + j];
+    if (m == CC_ROW_NONFINITE) {
+      fill_nan(y, (size_t)bs);
+      continue;
+    }
+    memset(y, 0, sizeof(float) * bs);
+    if (m) examples[n_on++] = e;
+  }
+  uint64_t macs = 0;
+  const int8_t* wj = p->kernel_q + (size_t)j * n_in * tile_bytes;
+  /* next_needed(i): the first input block >= i that some example with block j
+   * on needs (n_in if none). */
+#define NEXT_NEEDED(start, out)                                          \
+  do {                                                                   \
+    int i_ = (start);                                                    \
+    for (; i_ < n_in; ++i_) {                                            \
+      int any_ = 0;                                                      \
+      for (int a_ = 0; a_ < n_on && !any_; ++a_)                         \
+        any_ = p->in_active[(size_t)examples[a_] * n_in + i_];           \
+      if (any_) break;                                                   \
+    }                                                                    \
+    (out) = i_;                                                          \
+  } while (0)
+  int i;
+  NEXT_NEEDED(0, i);
+  while (i < n_in) {
+    int next;
+    NEXT_NEEDED(i + 1, next);
+    const int8_t* tile = wj + (size_t)i * tile_bytes;
+    /* The next tile is somewhere else in memory (tiles of skipped blocks lie
+     * between): prefetch it into L2 while this one is computed, one strip's
+     * worth per strip, so the hardware prefetcher need not ramp up again. */
+    const int8_t* ahead = next < n_in ? wj + (size_t)next * tile_bytes : NULL;
+    int first = 1;
+    for (int a = 0; a < n_on; ++a) {
+      const size_t b = (size_t)examples[a] * n_in + i;
+      if (!p->in_active[b]) continue;
+      float* y = p->y + (size_t)examples[a] * units + (size_t)j * bs;
+      for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
+        const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
+        if (first && ahead) {
+          const char* pf = (const char*)ahead + (size_t)c0 * Q * 4;
+          for (size_t off = 0; off < (size_t)cols * Q * 4; off += 64) __builtin_prefetch(pf + off, 0, 2);
+        }
+        dot(tile + (size_t)c0 * Q * 4, Q, cols, p->xq + b * Q * 4, p->xq_scale[b], y + c0);
+      }
+      first = 0;
+      macs += (uint64_t)ibs * bs;
+    }
+    i = next;
+  }
+#undef NEXT_NEEDED
+  for (int a = 0; a < n_on; ++a) {
+    float* y = p->y + (size_t)examples[a] * units + (size_t)j * bs;
+    if (bias) {
+      for (int c = 0; c < bs; ++c) y[c] = y[c] * scale[c] + bias[c];
+    } else {
+      for (int c = 0; c < bs; ++c) y[c] *= scale[c];
+    }
     cc_apply_activation(p->activation, y, (size_t)bs);
   }
   return macs;
@@ -660,7 +885,7 @@ CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
 /* ------------------------------------------------------- ISA dispatching */
 
 static uint64_t dense_block_default(const cc_gated_dense* p, int j, int* ex) {
-  return dense_block_impl(p, j, ex, 0);
+  return dense_block_impl(p, j, ex);
 }
 static uint64_t conv_block_default(const cc_gated_conv2d* p, int j) {
   return conv_block_impl(p, j);
@@ -669,7 +894,7 @@ static uint64_t conv_block_default(const cc_gated_conv2d* p, int j) {
 #if CC_X86_MULTIVERSION
 __attribute__((target("avx2,fma"))) static uint64_t dense_block_avx2(const cc_gated_dense* p,
                                                                     int j, int* ex) {
-  return dense_block_impl(p, j, ex, 1);
+  return dense_block_impl(p, j, ex);
 }
 __attribute__((target("avx2,fma"))) static uint64_t conv_block_avx2(const cc_gated_conv2d* p,
                                                                    int j) {
@@ -679,7 +904,7 @@ __attribute__((target("avx2,fma"))) static uint64_t conv_block_avx2(const cc_gat
  * the 16-vector batch-1 tiles no longer spill (AVX2 has 16). */
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static uint64_t dense_block_avx512(
     const cc_gated_dense* p, int j, int* ex) {
-  return dense_block_impl(p, j, ex, 1);
+  return dense_block_impl(p, j, ex);
 }
 static int have_avx512(void);
 
@@ -749,6 +974,7 @@ void cc_gated_conv2d_gate(const cc_gated_conv2d* p, int e_begin, int e_end, floa
 }
 
 uint64_t cc_gated_dense_block(const cc_gated_dense* p, int j, int* examples) {
+  if (p->kernel_q != NULL) return dense_block_q8(p, j, examples);
 #if CC_X86_MULTIVERSION
   if (have_avx512()) return dense_block_avx512(p, j, examples);
   if (have_avx2_fma()) return dense_block_avx2(p, j, examples);
@@ -761,6 +987,11 @@ uint64_t cc_gated_conv2d_block(const cc_gated_conv2d* p, int j) {
   if (have_avx2_fma()) return conv_block_avx2(p, j);
 #endif
   return conv_block_default(p, j);
+}
+
+const char* cc_kernel_isa_q8(void) {
+  select_dot_q8();
+  return g_q8_isa;
 }
 
 const char* cc_kernel_isa(void) {

@@ -80,11 +80,28 @@ typedef struct {
   /* Last, so positional initializers that stop earlier leave it 0. */
   int top_k;           /* > 0: each example's top_k blocks of largest sigmoid(logit)
                           (lowest index first on ties) instead of the threshold rule */
-  /* Dynamic-range int8 weights (then kernel_bm is unused): weight (j, d, c) is
-   * kernel_q[j][d][c] * kernel_scale[j * bs + c]. NULL: float kernel_bm. */
-  const int8_t* kernel_q;     /* [K][D_in][bs] */
+  /* Dynamic-range int8 (then kernel_bm is unused; NULL: float kernel_bm).
+   * Weight (j, d, c) is w(j, d, c) * kernel_scale[j * bs + c] with the int8
+   * w(j, d, c) packed by cc_q8_pack: tile (j, i) of input block i is
+   * Q * 4 * bs bytes, Q = ceil(in_block_size / 4): strips of 32 outputs (the
+   * last one narrower), each [Q][cols][4], quad q holding rows 4q..4q+3 of
+   * the block for each output (rows past the block 0). Activations are
+   * quantized in phase 1, per (example, input block): xq = round(x * 127 /
+   * max|x|) (half to even), scale = max|x| / 127, and the block products are
+   * exact int32 dot products: y = act(sum_i scale_i * (xq_i . w_i) * kernel_scale + b). */
+  const int8_t* kernel_q;     /* [K][D_in / in_block_size][Q * 4 * bs] */
   const float* kernel_scale;  /* [K*bs] */
+  int8_t* xq;                 /* scratch [B][D_in / in_block_size][4 * Q] */
+  float* xq_scale;            /* scratch [B][D_in / in_block_size] */
 } cc_gated_dense;
+
+/* Bytes of cc_q8_pack's output (0 for invalid sizes). */
+size_t cc_q8_packed_size(int K, int D, int bs, int in_block_size);
+/* int8 block-major [K][D][bs] -> the packed layout of cc_gated_dense.kernel_q. */
+void cc_q8_pack(const int8_t* kernel_bm, int K, int D, int bs, int in_block_size,
+                int8_t* packed);
+/* The int8 dot-product kernel this CPU runs ("avx2 vpmaddubsw", "neon sdot", ...). */
+const char* cc_kernel_isa_q8(void);
 
 /* Phase 1, examples [e_begin, e_end): finds the non-zero input blocks and
  * evaluates the policy (skipping zero input blocks). `logits` is scratch of K

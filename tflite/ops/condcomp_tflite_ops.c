@@ -69,14 +69,19 @@ typedef struct {
   float* fscratch;   /* per thread */
   int* iscratch;     /* per thread */
   size_t in_active_cap, out_mask_cap, fscratch_cap, iscratch_cap;
+  int8_t* xq;        /* int8 kernel: quantized activations */
+  float* xq_scale;
+  size_t xq_cap, xq_scale_cap;
   int num_threads;
   int in_block_size; /* resolved */
   /* conv geometry resolved in Prepare */
   int out_h, out_w, pad_top, pad_left;
-  /* constant kernel copied to 2 MiB-aligned memory (see pack_kernel) */
+  /* constant kernel copied to 2 MiB-aligned memory (see pack_kernel), or
+   * an int8 kernel repacked by cc_q8_pack (pack_q8_kernel) */
   void* packed;
   const void* packed_src;
   size_t packed_bytes;
+  int packed_ibs;
 } OpData;
 
 /* Kernels of at least this many bytes are copied into huge-page-backed memory. */
@@ -89,29 +94,74 @@ typedef struct {
  * with 4 KiB pages every tile costs TLB misses (about 15% of the batch-1 time
  * here). Costs one extra copy of the kernel. Disabled with CONDCOMP_PACK=0,
  * or where huge pages are unavailable (the original data is used then). */
-static const void* pack_kernel(OpData* d, const TfLiteTensor* t) {
-  if (d->packed && d->packed_src == t->data && d->packed_bytes == t->bytes) return d->packed;
+static int huge_pages_wanted(size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const char* env = getenv("CONDCOMP_PACK");
+  return !(env && env[0] == '0') && bytes >= CC_PACK_MIN_BYTES;
+#else
+  (void)bytes;
+  return 0;
+#endif
+}
+
+/* Memory for a packed kernel of `bytes`: 2 MiB-aligned and advised
+ * MADV_HUGEPAGE when huge_pages_wanted, else plain malloc. NULL when out of
+ * memory. */
+static void* alloc_packed(size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (huge_pages_wanted(bytes)) {
+    const size_t size = (bytes + CC_HUGE_PAGE - 1) & ~(size_t)(CC_HUGE_PAGE - 1);
+    void* p = NULL;
+    if (posix_memalign(&p, CC_HUGE_PAGE, size) == 0) {
+      madvise(p, size, MADV_HUGEPAGE); /* a hint: fine if it fails */
+      return p;
+    }
+  }
+#endif
+  return malloc(bytes ? bytes : 1);
+}
+
+static void drop_packed(OpData* d) {
   free(d->packed);
   d->packed = NULL;
   d->packed_src = NULL;
   d->packed_bytes = 0;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  const char* env = getenv("CONDCOMP_PACK");
-  if (env && env[0] == '0') return t->data;
-  if (t->allocation_type != kTfLiteMmapRo || t->bytes < CC_PACK_MIN_BYTES || !t->data)
+}
+
+static const void* pack_kernel(OpData* d, const TfLiteTensor* t) {
+  if (d->packed && d->packed_src == t->data && d->packed_bytes == t->bytes) return d->packed;
+  drop_packed(d);
+  if (t->allocation_type != kTfLiteMmapRo || !t->data || !huge_pages_wanted(t->bytes))
     return t->data;
-  const size_t size = (t->bytes + CC_HUGE_PAGE - 1) & ~(size_t)(CC_HUGE_PAGE - 1);
-  void* p = NULL;
-  if (posix_memalign(&p, CC_HUGE_PAGE, size) != 0) return t->data;
-  madvise(p, size, MADV_HUGEPAGE); /* a hint: fine if it fails */
+  void* p = alloc_packed(t->bytes);
+  if (p == NULL) return t->data;
   memcpy(p, t->data, t->bytes);
   d->packed = p;
   d->packed_src = t->data;
   d->packed_bytes = t->bytes;
   return p;
-#else
-  return t->data;
-#endif
+}
+
+/* The int8 kernel [K][D][bs] in cc_q8_pack's layout for input blocks of
+ * `ibs`, repacked once per (data, size) (huge pages as in pack_kernel); NULL
+ * when out of memory. The model file keeps the plain block-major layout, so
+ * it does not depend on the CPU it runs on. */
+static const int8_t* pack_q8_kernel(OpData* d, const TfLiteTensor* t, int K, int D, int bs,
+                                    int ibs) {
+  if (d->packed && d->packed_src == t->data && d->packed_bytes == t->bytes &&
+      d->packed_ibs == ibs)
+    return (const int8_t*)d->packed;
+  drop_packed(d);
+  const size_t bytes = cc_q8_packed_size(K, D, bs, ibs);
+  if (bytes == 0) return NULL;
+  int8_t* p = (int8_t*)alloc_packed(bytes);
+  if (p == NULL) return NULL;
+  cc_q8_pack((const int8_t*)t->data, K, D, bs, ibs, p);
+  d->packed = p;
+  d->packed_src = t->data;
+  d->packed_bytes = t->bytes;
+  d->packed_ibs = ibs;
+  return p;
 }
 
 /* ------------------------------------------------------------- stats */
@@ -136,7 +186,16 @@ void CondCompResetStats(void) {
   atomic_store(&g_stat_total_blocks, 0);
 }
 
-const char* CondCompKernelIsa(void) { return cc_kernel_isa(); }
+const char* CondCompKernelIsa(void) {
+  /* The float kernel path and the int8 one, e.g. "x86-64 avx2+fma clone; int8: avx2 vpmaddubsw". */
+  static char text[160];
+  static atomic_int ready;
+  if (!atomic_load(&ready)) {
+    snprintf(text, sizeof text, "%s; int8: %s", cc_kernel_isa(), cc_kernel_isa_q8());
+    atomic_store(&ready, 1);
+  }
+  return text;
+}
 
 /* ------------------------------------------------------------- options */
 
@@ -287,6 +346,8 @@ static void free_op(TfLiteContext* context, void* buffer) {
   free(d->out_mask);
   free(d->fscratch);
   free(d->iscratch);
+  free(d->xq);
+  free(d->xq_scale);
   free(d->packed);
   free(d);
 }
@@ -506,6 +567,13 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
   if (B * K * bs > INT_MAX) FAIL(context, d, "output would have more than INT_MAX elements");
   const int shape[2] = {(int)B, (int)(K * bs)};
   TF_LITE_ENSURE_OK_CC(resize_output(context, d, ts.out, 2, shape));
+  if (ts.quantized) {
+    const int64_t blocks = B * (D / d->in_block_size);
+    const int64_t padded = (d->in_block_size + 3) / 4 * 4;
+    if (!grow((void**)&d->xq, &d->xq_cap, (size_t)(blocks * padded)) ||
+        !grow((void**)&d->xq_scale, &d->xq_scale_cap, sizeof(float) * (size_t)blocks))
+      FAIL(context, d, "out of memory for scratch buffers");
+  }
   return alloc_scratch(context, d, B, D / d->in_block_size, K, K, 2 * B);
 }
 
@@ -570,12 +638,18 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   p.x = (const float*)ts.t[0]->data;
   if (ts.quantized) {
     p.kernel_bm = NULL;
-    p.kernel_q = (const int8_t*)pack_kernel(d, ts.t[1]);
+    p.kernel_q = pack_q8_kernel(d, ts.t[1], p.num_blocks, p.in_dim, p.block_size,
+                                p.in_block_size);
+    if (p.kernel_q == NULL) FAIL(context, d, "out of memory for the packed int8 kernel");
     p.kernel_scale = (const float*)ts.t[5]->data;
+    p.xq = d->xq;
+    p.xq_scale = d->xq_scale;
   } else {
     p.kernel_bm = (const float*)pack_kernel(d, ts.t[1]);
     p.kernel_q = NULL;
     p.kernel_scale = NULL;
+    p.xq = NULL;
+    p.xq_scale = NULL;
   }
   p.bias = ts.t[2] ? (const float*)ts.t[2]->data : NULL;
   p.policy_kernel = (const float*)ts.t[3]->data;

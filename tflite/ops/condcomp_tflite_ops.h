@@ -40,7 +40,7 @@ CONDCOMP_EXPORT void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate);
 CONDCOMP_EXPORT void CondCompGetStats(uint64_t* macs, uint64_t* invokes, uint64_t* active_blocks,
                                       uint64_t* total_blocks);
 CONDCOMP_EXPORT void CondCompResetStats(void);
-/* Which code path the kernels use on this CPU. */
+/* Which code paths the kernels use on this CPU: "<float path>; int8: <int8 path>". */
 CONDCOMP_EXPORT const char* CondCompKernelIsa(void);
 
 #ifdef __cplusplus
