@@ -61,6 +61,20 @@ def test_gate_pretrained_then_benchmark_trained(tmp_path):
                    "--warmup", "1", "--batches", "1", "--threads", "1",
                    "--out", str(tmp_path / "table")], tmp_path)
     assert "| fashion_mnist (1200/300/10000) | gated_dense | 4 blocks, baseline=ema | 2 | 0.5 | threshold | 2 | 0." in stdout
+    # The same models int8: test errors, decisions kept, speed against the int8 dense nets.
+    _run([str(REPO / "tflite" / "quantized_accuracy.py"), *runs, "--timing-runs", "5",
+          "--out", str(tmp_path / "quantized")], tmp_path)
+    quantized = json.loads((tmp_path / "quantized.json").read_text())
+    assert {r["model"] for r in quantized} == {"dense", "gated_tau0.5", "dense_equal_flops_tau0.5"}
+    for r in quantized:
+        assert r["test_size"] == 10000 and abs(r["difference"]) < 0.02
+        if r["model"].startswith("dense"):
+            assert abs(r["int8_error"] - r["float32_error"]) < 0.02
+        else:
+            assert r["mask_agreement"] > 0.95
+            assert set(r["speed_b1_t1"]) == {"float32", "dynamic", "int8"}
+            assert all(v["speedup"] > 0 for v in r["speed_b1_t1"].values())
+    assert "| gated_tau0.5 |" in (tmp_path / "quantized.md").read_text()
     rows = json.loads((tmp_path / "table.json").read_text())
     assert {row["how"] for row in rows} == {"dense", "gated_dense", "dense_equal_flops"}
     for row in rows:

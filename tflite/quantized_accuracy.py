@@ -127,11 +127,12 @@ def measure(run_dir, data_dir, timing_runs):
                "float32_error": errors["none"], "dynamic_error": errors["dynamic"],
                "difference": errors["dynamic"] - errors["none"]}
         if dense:
-            dense_models = models
             row["int8_error"] = errors["int8"]
+            if path.stem == "dense":  # the seed's dense net (not an equal-FLOPs peer)
+                dense_models = models
         if is_condnet:
             row["mask_agreement"] = mask_agreement(network, x, converter)
-            if timing_runs:
+            if timing_runs and dense_models:
                 row["speed_b1_t1"] = {p: {"dense_ms": d, "condnet_ms": c, "speedup": d / c}
                                       for p, (d, c) in speeds(dense_models, models, x,
                                                               timing_runs).items()}

@@ -51,6 +51,10 @@ def parse_args(argv=None):
                    help="dynamic: both models int8 (dense: the standard converter's "
                    "dynamic-range quantization; CondComp: the int8 ops, int8 weights and "
                    "activations; qemu's default CPU has the dot-product extension, so sdot)")
+    p.add_argument("--kernel-isa", choices=("default", "baseline"), default="default",
+                   help="baseline: the op library's kernels without the dot-product extension "
+                   "($CONDCOMP_KERNEL_ISA=baseline in the guest: plain NEON smull/sadalp for "
+                   "int8, as on a phone core without sdot)")
     p.add_argument("--out", default=None, help="write OUT.md and OUT.json")
     return p.parse_args(argv)
 
@@ -106,6 +110,8 @@ def _guest(args, model, x_path, out_path, invokes, custom_ops):
            "CONDCOMP_TFLITE_OPS": args.library, "CONDCOMP_RUNTIME": "litert",
            # Copying kernels at the first invoke is not per-invoke work.
            "CONDCOMP_PACK": "0"}
+    if args.kernel_isa != "default":
+        env["CONDCOMP_KERNEL_ISA"] = args.kernel_isa
     return qemu_args, argv, env
 
 
@@ -178,9 +184,12 @@ def main(argv=None):
                          "ideal_this_example": ideal,
                          "active_fraction": active})
             print(f"# tau {tau:g}: dense {dense_count:,.0f} condcomp {ops:,.0f}", file=sys.stderr)
+    int8_kernel = ("NEON sdot: qemu's default CPU has the dot-product extension"
+                   if args.kernel_isa == "default" else
+                   "plain NEON smull/sadalp: $CONDCOMP_KERNEL_ISA=baseline, as without sdot")
     precision = ("float32" if args.quantize == "none" else
                  "int8 (dense: dynamic-range, XNNPACK; CondComp: int8 weights and activations, "
-                 "NEON sdot: qemu's default CPU has the dot-product extension)")
+                 f"{int8_kernel})")
     lines = [f"784-{args.hidden}-{args.hidden}-{args.hidden}-10, 16 blocks, batch 1, {precision}, "
              "real LiteRT "
              "(ai-edge-litert aarch64 wheel) under qemu-aarch64: emulated guest instructions "
@@ -199,6 +208,8 @@ def main(argv=None):
     if args.out:
         with open(args.out + ".md", "w") as f:
             quantize = f"--quantize {args.quantize} " if args.quantize != "none" else ""
+            if args.kernel_isa != "default":
+                quantize += f"--kernel-isa {args.kernel_isa} "
             f.write("# aarch64 LiteRT instruction counts\n\n`python tflite/arm/litert_insn.py "
                     f"{quantize}--out {args.out}`\n\n" + text)
         with open(args.out + ".json", "w") as f:
