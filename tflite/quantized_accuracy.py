@@ -161,8 +161,9 @@ def main(argv=None):
     lines = [f"Test set: {rows[0]['test_size']} examples; seeds "
              f"{sorted({r['seed'] for r in rows})}; runtime: keras_condcomp.litert "
              "(LiteRT / XNNPACK for builtin ops).", "",
-             "| model | float32 test error | dynamic-range int8 test error | difference "
-             "| full-integer int8 test error | (example, block) decisions equal |",
+             "| model | float32 test error | `--quantize dynamic` test error (dense: "
+             "dynamic-range; condnets: the int8 ops) | difference "
+             "| full-integer int8 test error (dense only) | (example, block) decisions equal |",
              "| --- | --- | --- | --- | --- | --- |"]
     for model, members in groups.items():
         agree = [m["mask_agreement"] for m in members if "mask_agreement" in m]
@@ -171,8 +172,8 @@ def main(argv=None):
             f"| {model} | {mean_sd([m['float32_error'] for m in members])} | "
             f"{mean_sd([m['dynamic_error'] for m in members])} | "
             f"{mean_sd([m['difference'] for m in members])} | "
-            + (mean_sd(int8) if int8 else "– (no such op: the int8 ops are the dynamic column)")
-            + " | " + (f"{100 * min(agree):.2f}% (lowest seed)" if agree else "–") + " |")
+            + (mean_sd(int8) if int8 else "–")
+            + " | " + (f"{100 * min(agree):.3f}% (lowest seed)" if agree else "–") + " |")
     timed = [(model, members) for model, members in groups.items()
              if all("speed_b1_t1" in m for m in members)]
     if timed:

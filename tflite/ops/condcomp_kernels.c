@@ -555,13 +555,22 @@ __attribute__((target("avx2,fma"))) static void dot_q8_avx2(const int8_t* w, int
     acc = vpadalq_s16(acc, vpaddq_s16(lo_, hi_));                     \
   } while (0)
 CC_Q8_NEON_KERNEL(dot_q8_neon, CC_Q8_NEON_STEP)
-#if defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+/* The sdot kernel: GCC compiles it for the dot-product extension alone
+ * (target pragma) and it is picked at run time; Clang (the Android NDK) has no
+ * such pragma, so there it exists when the whole build targets the extension
+ * (-march=armv8.2-a+dotprod or a CPU that has it). */
+#if defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
 #define CC_HAVE_DOTPROD_CLONE 1
 #define CC_Q8_SDOT_STEP(acc, wv) acc = vdotq_s32(acc, (wv), xv)
 #pragma GCC push_options
 #pragma GCC target("arch=armv8.2-a+dotprod")
 CC_Q8_NEON_KERNEL(dot_q8_sdot, CC_Q8_SDOT_STEP)
 #pragma GCC pop_options
+#undef CC_Q8_SDOT_STEP
+#elif defined(__linux__) && defined(__ARM_FEATURE_DOTPROD)
+#define CC_HAVE_DOTPROD_CLONE 1
+#define CC_Q8_SDOT_STEP(acc, wv) acc = vdotq_s32(acc, (wv), xv)
+CC_Q8_NEON_KERNEL(dot_q8_sdot, CC_Q8_SDOT_STEP)
 #undef CC_Q8_SDOT_STEP
 #endif
 #undef CC_Q8_NEON_STEP
@@ -583,6 +592,7 @@ static dot_q8_fn select_dot_q8(void) {
   if (cached) return cached;
   const char* forced = getenv("CONDCOMP_KERNEL_ISA");
   const int baseline = forced && strcmp(forced, "baseline") == 0;
+  (void)baseline; /* unused where there is nothing to choose */
   dot_q8_fn f = dot_q8_generic;
   const char* isa = "portable C";
 #if defined(__x86_64__) || defined(__i386__)
