@@ -461,14 +461,26 @@ def convert(model, dense=False, quantize="none", representative=None):
         export_saved_model(model, tmp, dense=dense, quantize=quantize)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.allow_custom_ops = not dense
-        if quantize != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize == "int8":
-            converter.representative_dataset = lambda: (
-                [representative[i:i + 1]] for i in range(len(representative)))
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        configure_quantization(converter, quantize, representative)
         return converter.convert()
+
+
+def configure_quantization(converter, quantize, representative=None):
+    """Sets a `tf.lite.TFLiteConverter` for `quantize` ("none", "dynamic", "int8").
+
+    "dynamic": `Optimize.DEFAULT` (int8 weights; builtin ops quantize their
+    activations at run time); "int8": full-integer builtin ops with activation
+    scales calibrated on `representative` (an array of inputs, one example per
+    calibration step), float input and output.
+    """
+    tf = _tf()
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "int8":
+        converter.representative_dataset = lambda: (
+            [representative[i:i + 1]] for i in range(len(representative)))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 
 
 def op_counts(tflite_bytes):

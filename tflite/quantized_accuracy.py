@@ -106,12 +106,7 @@ def measure(run_dir, data_dir, timing_runs):
 
             def tflite_bytes(quantize):
                 c = tf.lite.TFLiteConverter.from_keras_model(network)
-                if quantize != "none":
-                    c.optimizations = [tf.lite.Optimize.DEFAULT]
-                if quantize == "int8":
-                    c.representative_dataset = lambda: (
-                        [x_calibration[i:i + 1]] for i in range(len(x_calibration)))
-                    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                converter.configure_quantization(c, quantize, x_calibration)
                 with contextlib.redirect_stdout(sys.stderr):  # its "Saved artifact" report
                     return c.convert()
         else:
