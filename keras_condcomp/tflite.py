@@ -703,6 +703,10 @@ def quantized_reference(network, x):
             raise ConversionError(f"quantized_reference supports GatedDense only; "
                                   f"{layer.name!r} is a {type(layer).__name__}")
         if not isinstance(layer, GatedDense):
+            if gated_layers_of(layer):  # would run float: not what the int8 model computes
+                raise ConversionError(
+                    f"quantized_reference runs the gated layers of the top-level chain; "
+                    f"{layer.name!r} holds gated layers inside it. Flatten the model first.")
             h = layer(h, training=False)
             continue
         mask, _, _ = layer.policy(h, training=False)

@@ -453,6 +453,10 @@ def test_dynamic_range_quantization_arguments(cv):
         cv.convert(dense, dense=True, quantize="int8")
     with pytest.raises(ValueError, match="used by quantize='int8' only"):
         cv.convert(dense, quantize="dynamic", representative=np.zeros((4, 4), "f4"))
+    nested = keras.Sequential([keras.Input((4,)),
+                               keras.Sequential([kc.GatedDense(8, num_blocks=2)], name="inner")])
+    with pytest.raises(cv.ConversionError, match="'inner' holds gated layers inside it"):
+        cv.quantized_reference(nested, np.zeros((2, 4), "f4"))
     full_int8 = cv.convert(dense, dense=True, quantize="int8",
                            representative=np.random.default_rng(0).normal(size=(16, 4)))
     assert cv.op_counts(full_int8).get("FULLY_CONNECTED") == 1
