@@ -38,7 +38,9 @@ if platform.machine() != "x86_64":
     _missing.append("an x86-64 host (this test cross-runs aarch64 under qemu)")
 if _missing and REQUIRED:
     raise RuntimeError(f"$CONDCOMP_REQUIRE_ARM=1 but {', '.join(_missing)} not available")
-pytestmark = pytest.mark.skipif(bool(_missing), reason=f"needs {', '.join(_missing)}")
+# Python under qemu-aarch64 (about 2 minutes for the module): the slow step.
+pytestmark = [pytest.mark.skipif(bool(_missing), reason=f"needs {', '.join(_missing)}"),
+              pytest.mark.slow]
 
 
 def _run(cmd, timeout=900, **kwargs):

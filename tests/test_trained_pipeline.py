@@ -31,6 +31,8 @@ def _run(args, cwd):
     return result.stdout
 
 
+# About 7 minutes on 2 cores (two trainings, conversions, timing): in the slow step.
+@pytest.mark.slow
 def test_gate_pretrained_then_benchmark_trained(tmp_path):
     if not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file():
         message = f"Fashion-MNIST idx files not in {FASHION_DIR}"
