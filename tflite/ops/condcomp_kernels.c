@@ -325,6 +325,17 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
   }
 }
 
+/* The first input block >= start that some example of examples[0:n] has
+ * non-zero (n_in if none): the next weight tile an output block needs. */
+CC_ALWAYS_INLINE int next_needed_input_block(const cc_gated_dense* p, const int* examples, int n,
+                                             int n_in, int start) {
+  for (int i = start; i < n_in; ++i) {
+    for (int a = 0; a < n; ++a)
+      if (p->in_active[(size_t)examples[a] * n_in + i]) return i;
+  }
+  return n_in;
+}
+
 /* Output block j with float weights (int8 weights: dense_block_q8). */
 CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* examples) {
   const int B = p->batch, D = p->in_dim, K = p->num_blocks, bs = p->block_size;
@@ -384,17 +395,9 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
     const size_t tile = (size_t)i * ibs * bs;
     /* The next input block some example of this output block needs: its tile
      * is prefetched while this one finishes. */
-    int next_i = -1;
-    for (int i2 = i + 1; i2 < n_in && next_i < 0; ++i2) {
-      for (int a = 0; a < n_on; ++a) {
-        if (p->in_active[(size_t)on[a] * n_in + i2]) {
-          next_i = i2;
-          break;
-        }
-      }
-    }
-    const size_t next_tile = next_i < 0 ? tile : (size_t)next_i * ibs * bs;
-    const int have_next = next_i >= 0;
+    const int next_i = next_needed_input_block(p, on, n_on, n_in, i + 1);
+    const int have_next = next_i < n_in;
+    const size_t next_tile = have_next ? (size_t)next_i * ibs * bs : tile;
     for (int g0 = 0; g0 < n; g0 += CC_GROUP) {
       const int G = n - g0 < CC_GROUP ? n - g0 : CC_GROUP;
       const float* xs[CC_GROUP];
@@ -701,24 +704,9 @@ static uint64_t dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
   }
   uint64_t macs = 0;
   const int8_t* wj = p->kernel_q + (size_t)j * n_in * tile_bytes;
-  /* next_needed(i): the first input block >= i that some example with block j
-   * on needs (n_in if none). */
-#define NEXT_NEEDED(start, out)                                          \
-  do {                                                                   \
-    int i_ = (start);                                                    \
-    for (; i_ < n_in; ++i_) {                                            \
-      int any_ = 0;                                                      \
-      for (int a_ = 0; a_ < n_on && !any_; ++a_)                         \
-        any_ = p->in_active[(size_t)examples[a_] * n_in + i_];           \
-      if (any_) break;                                                   \
-    }                                                                    \
-    (out) = i_;                                                          \
-  } while (0)
-  int i;
-  NEXT_NEEDED(0, i);
+  int i = next_needed_input_block(p, examples, n_on, n_in, 0);
   while (i < n_in) {
-    int next;
-    NEXT_NEEDED(i + 1, next);
+    const int next = next_needed_input_block(p, examples, n_on, n_in, i + 1);
     const int8_t* tile = wj + (size_t)i * tile_bytes;
     /* The next tile is somewhere else in memory (tiles of skipped blocks lie
      * between): prefetch it into L2 while this one is computed, one strip's
@@ -742,7 +730,6 @@ static uint64_t dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
     }
     i = next;
   }
-#undef NEXT_NEEDED
   for (int a = 0; a < n_on; ++a) {
     float* y = p->y + (size_t)examples[a] * units + (size_t)j * bs;
     if (bias) {
