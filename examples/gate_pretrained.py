@@ -104,7 +104,7 @@ def load_split(args):
     """`(x_train, y_train), (x_val, y_val), (x_test, y_test)` as flat float32."""
     dataset = condcomp_data.load_dataset(args.dataset, data_dir=args.data_dir,
                                          max_train=args.max_train, seed=args.seed)
-    dataset = dataset.flattened() if args.arch == "fc" else dataset.standardized()
+    dataset = dataset.for_arch(args.arch)
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(dataset.x_train))
     val, train = order[: args.val_size], order[args.val_size:]

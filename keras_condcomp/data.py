@@ -143,6 +143,13 @@ class Dataset:
             x_test=self.x_test.reshape(len(self.x_test), -1),
         )
 
+    def for_arch(self, arch):
+        """The inputs examples/gate_pretrained.py trains `arch` on: "fc" flattened,
+        "conv" standardized per channel."""
+        if arch not in ("fc", "conv"):
+            raise ValueError(f"Argument `arch` must be 'fc' or 'conv'. Received: arch={arch!r}")
+        return self.flattened() if arch == "fc" else self.standardized()
+
     def standardized(self):
         """A copy standardized per channel with the training set's mean and std.
 

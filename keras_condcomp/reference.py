@@ -84,16 +84,17 @@ def from_block_major(kernel_bm):
 def quantize_activations(x, in_block_size):
     """`x` as the int8 (dynamic-range) ops see it: rounded per input block to int8.
 
-    `x` is `(batch, D)`, split into blocks of `in_block_size` features. Each
-    (example, block) with `m = max |x|` > 0 becomes `q * (m / 127)` with
-    `q = round_half_even(x * (127 / m))`, the product taken in float64 (as the
-    C ops do, so `q` is the same integer there); all-zero blocks stay 0. The
-    ops then take exact int32 dot products of `q` with the int8 weights.
+    `x` is `(batch, D)` or channels last `(batch, ..., C)`, its last axis split
+    into blocks of `in_block_size` features. Each (example, block), over all
+    positions of a conv input, with `m = max |x|` > 0 becomes `q * (m / 127)`
+    with `q = round_half_even(x * (127 / m))`, the product taken in float64 (as
+    the C ops do, so `q` is the same integer there); all-zero blocks stay 0.
+    The ops then take exact int32 dot products of `q` with the int8 weights.
     """
     batch_shape = ops.shape(x)
     d = x.shape[-1]
-    blocks = ops.reshape(x, (-1, d // in_block_size, in_block_size))
-    m = ops.max(ops.abs(blocks), axis=-1, keepdims=True)
+    blocks = ops.reshape(x, (batch_shape[0], -1, d // in_block_size, in_block_size))
+    m = ops.max(ops.abs(blocks), axis=(1, 3), keepdims=True)
     m64 = ops.cast(m, "float64")
     k = 127.0 / ops.where(m64 > 0, m64, 1.0)
     q = ops.clip(ops.round(ops.cast(blocks, "float64") * k), -127.0, 127.0)

@@ -209,11 +209,6 @@ class _GatedExport:
         if not self.is_conv and not isinstance(layer, GatedDense):
             raise ConversionError(f"Unsupported gated layer type {type(layer).__name__}")
         self.quantized = quantize != "none" and not dense
-        if self.quantized and self.is_conv:
-            raise ConversionError(
-                f"quantize='dynamic' supports GatedDense only; {layer.name!r} is a GatedConv2D "
-                "(its int8 op is not implemented yet). Convert with quantize='none'."
-            )
         self.activation = activation_name(layer)
         k = int(layer.num_blocks)
         kernel = np.asarray(layer.kernel.numpy(), dtype=np.float32)
@@ -272,43 +267,59 @@ class _GatedExport:
         top_k = self.attrs.get("top_k")
         from keras_condcomp import reference
 
+        in_block = self.attrs["input_block_size"] or int(self.layer.kernel.shape[-2])
+        is_conv = self.is_conv
+
+        def policy_mask(x, policy_kernel, policy_bias):
+            # A conv's policy reads the spatial mean of its input.
+            features = tf.reduce_mean(x, axis=(1, 2)) if is_conv else x
+            sigma = tf.sigmoid(tf.matmul(features, policy_kernel) + policy_bias)
+            return reference.inference_mask(sigma, threshold, top_k)
+
+        def int8_inputs(x, kernel_q, kernel_scale):
+            # What the int8 ops multiply: int8 activations (per input block) and
+            # the int8 weights, both scaled back (quantized_reference, docs).
+            kernel = reference.from_block_major(tf.cast(kernel_q, x.dtype)) * kernel_scale
+            return reference.quantize_activations(x, in_block), kernel
+
         if self.is_conv:
             strides = (self.attrs["stride_h"], self.attrs["stride_w"])
             dilations = (self.attrs["dilation_h"], self.attrs["dilation_w"])
-            padding = self.attrs["padding"].upper()
+            padding = self.attrs["padding"].lower()
+
+            if self.quantized:
+                @tf.function(experimental_implements=_implements(CONV_OP, self.attrs))
+                def gated_conv2d_q8(x, kernel_q, bias, policy_kernel, policy_bias, kernel_scale):
+                    mask = policy_mask(x, policy_kernel, policy_bias)
+                    xq, kernel = int8_inputs(x, kernel_q, kernel_scale)
+                    return reference.masked_conv2d(xq, kernel, bias, act, mask,
+                                                   kernel_q.shape[-1], strides, padding, dilations)
+
+                return gated_conv2d_q8
 
             @tf.function(experimental_implements=_implements(CONV_OP, self.attrs))
             def gated_conv2d(x, kernel_bm, bias, policy_kernel, policy_bias):
                 # Reference semantics (docs/architecture.md); TFLite replaces this body.
-                sigma = tf.sigmoid(tf.matmul(tf.reduce_mean(x, axis=(1, 2)), policy_kernel)
-                                   + policy_bias)
-                mask = reference.inference_mask(sigma, threshold, top_k)
+                mask = policy_mask(x, policy_kernel, policy_bias)
                 return reference.masked_conv2d(
                     x, reference.from_block_major(kernel_bm), bias, act, mask,
-                    kernel_bm.shape[-1], strides, padding.lower(), dilations)
+                    kernel_bm.shape[-1], strides, padding, dilations)
 
             return gated_conv2d
 
         if self.quantized:
-            in_block = self.attrs["input_block_size"] or int(self.layer.kernel.shape[0])
-
             @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
             def gated_dense_q8(x, kernel_q, bias, policy_kernel, policy_bias, kernel_scale):
-                # The int8 op: float policy; int8 activations (per input block) times
-                # the int8 weights, scaled back (quantized_reference, docs).
-                sigma = tf.sigmoid(tf.matmul(x, policy_kernel) + policy_bias)
-                mask = reference.inference_mask(sigma, threshold, top_k)
-                kernel = reference.from_block_major(tf.cast(kernel_q, x.dtype)) * kernel_scale
-                return reference.masked_dense(reference.quantize_activations(x, in_block),
-                                              kernel, bias, act, mask, kernel_q.shape[-1])
+                mask = policy_mask(x, policy_kernel, policy_bias)
+                xq, kernel = int8_inputs(x, kernel_q, kernel_scale)
+                return reference.masked_dense(xq, kernel, bias, act, mask, kernel_q.shape[-1])
 
             return gated_dense_q8
 
         @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
         def gated_dense(x, kernel_bm, bias, policy_kernel, policy_bias):
             # Reference semantics (docs/architecture.md); TFLite replaces this body.
-            sigma = tf.sigmoid(tf.matmul(x, policy_kernel) + policy_bias)
-            mask = reference.inference_mask(sigma, threshold, top_k)
+            mask = policy_mask(x, policy_kernel, policy_bias)
             return reference.masked_dense(x, reference.from_block_major(kernel_bm), bias, act,
                                           mask, kernel_bm.shape[-1])
 
@@ -418,8 +429,8 @@ def convert(model, dense=False, quantize="none", representative=None):
         dense: Export the builtin-op baseline (every block on, masks ignored).
         quantize: "none" (float32); "dynamic": the standard converter's
             `Optimize.DEFAULT` for the builtin ops (int8 weights, activations
-            quantized at run time), and in the CondCompGatedDense ops int8
-            weights with per-unit scales (`quantize_kernel`) times int8
+            quantized at run time), and in the CondComp ops (dense and conv)
+            int8 weights with per-unit scales (`quantize_kernel`) times int8
             activations quantized per input block at run time (exact int32
             dot products; `quantized_reference` is what they compute), the
             policies staying float32; "int8" (only with `dense=True`, the
@@ -534,7 +545,7 @@ def _parse_args(argv):
     parser.add_argument(
         "--quantize", choices=QUANTIZE_MODES, default="none",
         help="dynamic: int8 weights, activations quantized at run time (builtin ops by the "
-        "standard converter's Optimize.DEFAULT; CondCompGatedDense: per-unit int8 weights, "
+        "standard converter's Optimize.DEFAULT; the CondComp ops: per-unit int8 weights, "
         "int8 activations per input block); int8 (with --dense): the full-integer baseline, "
         "activation scales calibrated on --representative-data",
     )
@@ -680,17 +691,18 @@ def quantized_reference(network, x):
     """What the `quantize="dynamic"` model computes, in Keras: `(outputs, masks)`.
 
     `network` is a chain (Sequential, or functional with one path); each
-    GatedDense takes its mask from its float policy on its float input, then
+    gated layer takes its mask from its float policy on its float input, then
     computes with `reference.quantize_activations` of that input (per input
-    block, `input_block_size`) and `q * scale` weights (`quantize_kernel`);
-    other layers run as they are. `masks` holds one (batch, num_blocks) array
-    per GatedDense, for comparing decisions with the float model.
+    block, `input_block_size`; over all positions for a GatedConv2D) and
+    `q * scale` weights (`quantize_kernel`); other layers run as they are.
+    `masks` holds one (batch, num_blocks) array per gated layer, for comparing
+    decisions with the float model.
     """
     import keras
     import numpy as np
 
     from keras_condcomp import reference
-    from keras_condcomp.layers import GatedDense, GatedLayer, nonfinite_rows_to_nan
+    from keras_condcomp.layers import GatedConv2D, GatedLayer, nonfinite_rows_to_nan
     from keras_condcomp.sparse import _check_chain
 
     _check_chain(network)
@@ -699,22 +711,28 @@ def quantized_reference(network, x):
     for layer in network.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if isinstance(layer, GatedLayer) and not isinstance(layer, GatedDense):
-            raise ConversionError(f"quantized_reference supports GatedDense only; "
-                                  f"{layer.name!r} is a {type(layer).__name__}")
-        if not isinstance(layer, GatedDense):
+        if not isinstance(layer, GatedLayer):
             if gated_layers_of(layer):  # would run float: not what the int8 model computes
                 raise ConversionError(
                     f"quantized_reference runs the gated layers of the top-level chain; "
                     f"{layer.name!r} holds gated layers inside it. Flatten the model first.")
             h = layer(h, training=False)
             continue
-        mask, _, _ = layer.policy(h, training=False)
+        is_conv = isinstance(layer, GatedConv2D)
+        policy_input = keras.ops.mean(h, axis=(1, 2)) if is_conv else h  # as the layers do
+        mask, _, _ = layer.policy(policy_input, training=False)
         q, scale = quantize_kernel(layer.kernel.numpy())
-        in_block = input_block_size(layer, layer.input_dim) or layer.input_dim
-        y = reference.masked_dense(reference.quantize_activations(h, in_block),
-                                   q.astype(np.float32) * scale, layer.bias, layer.activation,
-                                   mask, layer.block_size)
+        num_inputs = int(layer.kernel.shape[-2])
+        in_block = input_block_size(layer, num_inputs) or num_inputs
+        xq = reference.quantize_activations(h, in_block)
+        kernel = q.astype(np.float32) * scale
+        if is_conv:
+            y = reference.masked_conv2d(xq, kernel, layer.bias, layer.activation, mask,
+                                        layer.block_size, layer.strides, layer.padding,
+                                        layer.dilation_rate)
+        else:
+            y = reference.masked_dense(xq, kernel, layer.bias, layer.activation, mask,
+                                       layer.block_size)
         h = nonfinite_rows_to_nan(h, y)
         masks.append(np.asarray(mask))
     return np.asarray(h), masks

@@ -288,6 +288,11 @@ def test_subset_flatten_and_standardize():
     standard = flat.standardized()
     np.testing.assert_allclose(standard.x_train.mean(axis=0), 0.0, atol=1e-5)
     assert "100 train / 50 test" in dataset.summary()
+    assert dataset.for_arch("fc").input_shape == (64,)
+    np.testing.assert_array_equal(dataset.for_arch("conv").x_test,
+                                  dataset.standardized().x_test)
+    with pytest.raises(ValueError, match="Received: arch='mlp'"):
+        dataset.for_arch("mlp")
 
 
 @pytest.mark.parametrize("name", ["mnist", "cifar10", "svhn", "digits"])

@@ -544,8 +544,10 @@ if pytest is not None:
         proc = _run_isolated(cmd, progress, f"native {mode} fuzz", timeout=1800)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
         assert f"{cases} passed, 0 failed" in proc.stdout, proc.stdout
-        int8 = re.search(r"(\d+) int8 cases", proc.stdout)  # the int8 kernels are fuzzed too
-        assert int8 and int(int8.group(1)) > cases // 20, proc.stdout
+        # the int8 kernels are fuzzed too, dense and conv
+        int8 = re.search(r"(\d+) int8 cases, (\d+) of them conv", proc.stdout)
+        assert int8 and int(int8.group(2)) > cases // 40, proc.stdout
+        assert int(int8.group(1)) - int(int8.group(2)) > cases // 40, proc.stdout
 
     @pytest.mark.parametrize("mode", ["kernels", "ops"])
     def test_native_fuzz(host_driver, mode, tmp_path):

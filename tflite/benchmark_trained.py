@@ -143,7 +143,7 @@ def speed(run_dir, result, args):
     args_of_run = result["args"]
     dataset = condcomp_data.load_dataset(result["dataset"],
                                          data_dir=args.data_dir or args_of_run["data_dir"])
-    dataset = dataset.flattened() if args_of_run.get("arch", "fc") == "fc" else dataset.standardized()
+    dataset = dataset.for_arch(args_of_run.get("arch", "fc"))
     x = dataset.x_test[:2048]
     dense = keras.models.load_model(run_dir / "dense.keras")
     dense_bytes = tf.lite.TFLiteConverter.from_keras_model(dense).convert()

@@ -91,7 +91,7 @@ def measure(run_dir, data_dir, timing_runs):
     result = json.loads((run_dir / "results.json").read_text())
     dataset = condcomp_data.load_dataset(result["dataset"],
                                          data_dir=data_dir or result["args"]["data_dir"])
-    dataset = dataset.flattened()
+    dataset = dataset.for_arch(result["args"].get("arch", "fc"))
     x, y = dataset.x_test, dataset.y_test
     x_calibration = dataset.x_train[:200]
     rows = []

@@ -179,7 +179,8 @@ struct Stats {
   long nan_deviation = 0;     // NaN pre-activation turned into a number
   long values_checked = 0;
   long mutated_ok = 0, mutated_err = 0;
-  long int8_cases = 0;  // dynamic-range int8 dense layers among the cases
+  long int8_cases = 0;  // dynamic-range int8 layers among the cases
+  long int8_conv_cases = 0;  // ... of which convolutions
 };
 
 // Checks one output value y against the reference. Returns "" or a reason.
@@ -249,7 +250,7 @@ struct Layer {
   float thr = 0.5f;
   bool has_bias = true;
   std::vector<float> x, kernel, bias, wp, bp;  // kernel block-major
-  // Dynamic-range int8 dense (quantize_int8): kernel_q[K][D][bs] * kernel_scale[K*bs].
+  // Dynamic-range int8 (quantize_int8): kernel_q[K][rows][bs] * kernel_scale[K*bs].
   bool quant = false;
   std::vector<int8_t> kernel_q;
   std::vector<float> kernel_scale;
@@ -259,6 +260,9 @@ struct Layer {
   int ibs() const { return ibs_opt == 0 ? D : ibs_opt; }
   int units() const { return K * bs; }
 };
+
+// Rows of the block-major kernel [K][rows][bs]: D, or KH*KW*C for a conv.
+int kernel_rows(const Layer& L) { return L.op == 0 ? L.D : L.KH * L.KW * L.D; }
 
 // TF output size and leading pad (independent of cc_conv_output_size).
 void conv_geometry(int in, int k, int s, int d, bool same, int* out, int* pad) {
@@ -334,6 +338,69 @@ void reference_int8_values(const Layer& L, int e, Reference* R) {
   }
 }
 
+// Calls f(kh, kw, input offset of (ih, iw) in positions) for every tap of
+// output (oh, ow) that reads inside the input (TF padding: the others read 0).
+template <typename F>
+void for_each_valid_tap(const Layer& L, int oh, int ow, int pt, int pl, F f) {
+  for (int kh = 0; kh < L.KH; ++kh) {
+    const int ih = oh * L.sh - pt + kh * L.dh;
+    if (ih < 0 || ih >= L.H) continue;
+    for (int kw = 0; kw < L.KW; ++kw) {
+      const int iw = ow * L.sw - pl + kw * L.dw;
+      if (iw < 0 || iw >= L.W) continue;
+      f(kh, kw, static_cast<size_t>(ih) * L.W + iw);
+    }
+  }
+}
+
+// The conv version: one scale per (example, channel block) over all
+// positions; each (tap, channel block) an exact integer dot product.
+void reference_int8_conv_values(const Layer& L, int e, int OH, int OW, int pt, int pl,
+                                Reference* R) {
+  const int bs = L.bs, U = L.units(), C = L.D, ibs = L.ibs(), nin = C / ibs;
+  const long hw = static_cast<long>(L.H) * L.W;
+  const float* xe = L.x.data() + static_cast<size_t>(e) * hw * C;
+  std::vector<float> s(nin, 0.0f);
+  std::vector<int> xq(static_cast<size_t>(hw) * C, 0);
+  for (int i = 0; i < nin; ++i) {
+    double m = 0.0;
+    for (long p = 0; p < hw; ++p)
+      for (int c = i * ibs; c < (i + 1) * ibs; ++c)
+        m = std::max(m, std::fabs(static_cast<double>(xe[p * C + c])));
+    if (m == 0.0) continue;
+    s[i] = static_cast<float>(m) / 127.0f;
+    const double k = 127.0 / m;
+    for (long p = 0; p < hw; ++p)
+      for (int c = i * ibs; c < (i + 1) * ibs; ++c) {
+        const double v = std::nearbyint(static_cast<double>(xe[p * C + c]) * k);
+        xq[p * C + c] = static_cast<int>(std::max(-127.0, std::min(127.0, v)));
+      }
+  }
+  for (int oh = 0; oh < OH; ++oh)
+    for (int ow = 0; ow < OW; ++ow)
+      for (int u = 0; u < U; ++u) {
+        const int j = u / bs, c = u % bs;
+        const double b = L.has_bias ? L.bias[u] : 0.0, sc = L.kernel_scale[u];
+        double z = 0.0, a = 0.0;
+        long terms = 0;
+        for_each_valid_tap(L, oh, ow, pt, pl, [&](int kh, int kw, size_t pos) {
+          const int* xp = xq.data() + pos * C;
+          const size_t row0 = ((static_cast<size_t>(j) * L.KH + kh) * L.KW + kw) * C;
+          for (int i = 0; i < nin; ++i) {
+            if (s[i] == 0.0f) continue;
+            long long acc = 0;
+            for (int ci = i * ibs; ci < (i + 1) * ibs; ++ci)
+              acc += static_cast<long long>(xp[ci]) * L.kernel_q[(row0 + ci) * bs + c];
+            z += static_cast<double>(s[i]) * static_cast<double>(acc);
+            a += std::fabs(static_cast<double>(s[i]) * static_cast<double>(acc));
+            ++terms;
+          }
+        });
+        const size_t at = ((static_cast<size_t>(e) * OH + oh) * OW + ow) * U + u;
+        R->v[at] = {z * sc + b, dot_err(terms + 2, a * std::fabs(sc) + std::fabs(b))};
+      }
+}
+
 Reference reference(const Layer& L) {
   Reference R;
   const int K = L.K, bs = L.bs, U = L.units();
@@ -398,6 +465,10 @@ Reference reference(const Layer& L) {
       }
       R.gate[static_cast<size_t>(e) * K + k] = gate_ref(z, dot_err(hw + C, a), L.thr);
     }
+    if (L.quant) {
+      reference_int8_conv_values(L, e, OH, OW, pt, pl, &R);
+      continue;
+    }
     for (int oh = 0; oh < OH; ++oh)
       for (int ow = 0; ow < OW; ++ow)
         for (int j = 0; j < K; ++j)
@@ -405,22 +476,16 @@ Reference reference(const Layer& L) {
             double z = L.has_bias ? L.bias[static_cast<size_t>(j) * bs + c] : 0.0;
             double a = std::fabs(z);
             long n = 0;
-            for (int kh = 0; kh < L.KH; ++kh) {
-              const int ih = oh * L.sh - pt + kh * L.dh;
-              if (ih < 0 || ih >= L.H) continue;
-              for (int kw = 0; kw < L.KW; ++kw) {
-                const int iw = ow * L.sw - pl + kw * L.dw;
-                if (iw < 0 || iw >= L.W) continue;
-                const float* xp = xe + (static_cast<size_t>(ih) * L.W + iw) * C;
-                for (int ci = 0; ci < C; ++ci) {
-                  const double w =
-                      L.kernel[((((static_cast<size_t>(j) * L.KH + kh) * L.KW + kw) * C + ci) * bs) + c];
-                  z += static_cast<double>(xp[ci]) * w;
-                  a += std::fabs(static_cast<double>(xp[ci]) * w);
-                  ++n;
-                }
+            for_each_valid_tap(L, oh, ow, pt, pl, [&](int kh, int kw, size_t pos) {
+              const float* xp = xe + pos * C;
+              for (int ci = 0; ci < C; ++ci) {
+                const double w =
+                    L.kernel[((((static_cast<size_t>(j) * L.KH + kh) * L.KW + kw) * C + ci) * bs) + c];
+                z += static_cast<double>(xp[ci]) * w;
+                a += std::fabs(static_cast<double>(xp[ci]) * w);
+                ++n;
               }
-            }
+            });
             const size_t at = (((static_cast<size_t>(e) * OH + oh) * OW + ow) * U) +
                               static_cast<size_t>(j) * bs + c;
             R.v[at] = {z, dot_err(n, a)};
@@ -582,22 +647,23 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   return L;
 }
 
-// Makes a dense layer dynamic-range int8: symmetric per-output-unit weights
-// (the rule of keras_condcomp.tflite.quantize_kernel, written again here).
+// Makes a layer dynamic-range int8: symmetric per-output-unit weights (the
+// rule of keras_condcomp.tflite.quantize_kernel, written again here) over
+// the kernel's rows (D, or KH*KW*C for a conv: block-major [K][rows][bs]).
 void quantize_int8(Layer* L) {
-  const int U = L->units(), bs = L->bs;
+  const int U = L->units(), bs = L->bs, rows = kernel_rows(*L);
   L->quant = true;
   L->kernel_scale.assign(U, 1.0f);
   L->kernel_q.assign(L->kernel.size(), 0);
   for (int u = 0; u < U; ++u) {
     const int j = u / bs, c = u % bs;
     double m = 0.0;
-    for (int d = 0; d < L->D; ++d)
-      m = std::max(m, std::fabs(static_cast<double>(L->kernel[(static_cast<size_t>(j) * L->D + d) * bs + c])));
+    for (int d = 0; d < rows; ++d)
+      m = std::max(m, std::fabs(static_cast<double>(L->kernel[(static_cast<size_t>(j) * rows + d) * bs + c])));
     const float sc = m > 0 ? static_cast<float>(m) / 127.0f : 1.0f;
     L->kernel_scale[u] = sc;
-    for (int d = 0; d < L->D; ++d) {
-      const size_t at = (static_cast<size_t>(j) * L->D + d) * bs + c;
+    for (int d = 0; d < rows; ++d) {
+      const size_t at = (static_cast<size_t>(j) * rows + d) * bs + c;
       const double v = std::nearbyint(L->kernel[at] / sc);
       L->kernel_q[at] = static_cast<int8_t>(std::max(-127.0, std::min(127.0, v)));
     }
@@ -656,7 +722,7 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     int OH, OW, pt, pl;
     conv_geometry(L.H, L.KH, L.sh, L.dh, L.same, &OH, &pt);
     conv_geometry(L.W, L.KW, L.sw, L.dw, L.same, &OW, &pl);
-    cc_gated_conv2d p;
+    cc_gated_conv2d p = {};  // zero: float kernel (kernel_q NULL), threshold rule
     p.batch = L.B;
     p.in_h = L.H;
     p.in_w = L.W;
@@ -689,6 +755,20 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.y = y->data();
     p.in_active = in_active.data();
     p.out_mask = out_mask.data();
+    std::vector<int8_t> packed, xq;
+    std::vector<float> xq_scale;
+    if (L.quant) {
+      const int nin = L.D / L.ibs(), padded = (L.ibs() + 3) / 4 * 4, rows = kernel_rows(L);
+      packed.resize(cc_q8_packed_size(K, rows, L.bs, L.ibs()));
+      cc_q8_pack(L.kernel_q.data(), K, rows, L.bs, L.ibs(), packed.data());
+      xq.resize(static_cast<size_t>(L.B) * L.H * L.W * nin * padded);
+      xq_scale.resize(static_cast<size_t>(L.B) * nin);
+      p.kernel_bm = nullptr;
+      p.kernel_q = packed.data();
+      p.kernel_scale = L.kernel_scale.data();
+      p.xq = xq.data();
+      p.xq_scale = xq_scale.data();
+    }
     if (L.B > 0 && OH > 0 && OW > 0) {
       cc_gated_conv2d_gate(&p, 0, L.B, scratch.data());
       for (int j = 0; j < K; ++j) macs += cc_gated_conv2d_block(&p, j);
@@ -985,9 +1065,10 @@ bool kernel_case(long i, Stats* st) {
   const bool conv = r.chance(0.5);
   const bool special = r.chance(0.15);
   Layer L = random_layer(r, conv, special);
-  if (!conv && r.chance(0.4)) {
+  if (r.chance(0.4)) {
     quantize_int8(&L);
     st->int8_cases++;
+    st->int8_conv_cases += conv;
   }
   std::vector<float> y;
   run_kernels(L, &y, nullptr);
@@ -1230,11 +1311,12 @@ bool op_case(long i, Stats* st) {
   const bool special = u < 0.12;
   Layer L = random_layer(r, conv, special);
   // 55% valid, 35% one defect, 10% mutated options; a third of the valid
-  // dense layers dynamic-range int8.
+  // layers dynamic-range int8.
   const double kind = r.uniform();
-  if (kind < 0.55 && !conv && r.chance(0.35)) {
+  if (kind < 0.55 && r.chance(0.35)) {
     quantize_int8(&L);
     st->int8_cases++;
+    st->int8_conv_cases += conv;
   }
   NodeSetup S = valid_setup(L, r);
   st->cases++;
@@ -1337,10 +1419,10 @@ int run_cases(bool ops, long n) {
   std::printf(
       "%s: %ld cases in %.1f s (isa: %s): %ld expected errors, %ld mutated-options runs ok / %ld "
       "rejected, %ld values checked, %ld gates within rounding of the threshold, %ld NaN "
-      "pre-activations turned into numbers by relu/relu6/hard_sigmoid, %ld int8 cases (%s)\n",
+      "pre-activations turned into numbers by relu/relu6/hard_sigmoid, %ld int8 cases, %ld of them conv (%s)\n",
       ops ? "ops" : "kernels", st.cases, secs, cc_kernel_isa(), st.expected_errors, st.mutated_ok,
       st.mutated_err, st.values_checked, st.ambiguous_blocks, st.nan_deviation, st.int8_cases,
-      cc_kernel_isa_q8());
+      st.int8_conv_cases, cc_kernel_isa_q8());
   std::printf("%ld passed, %ld failed\n", st.passed, st.failed);
   if (g_opt.progress) std::remove(g_opt.progress);
   return st.failed ? 1 : 0;

@@ -285,7 +285,89 @@ CC_ALWAYS_INLINE int any_nonzero(const float* xb, int n) {
   return 0;
 }
 
-static void quantize_example(const cc_gated_dense* p, int e);
+/* --------------------------------------- int8 activations (phase 1) */
+
+/* max |x| over n finite floats (phase 1 has checked them): the magnitude
+ * bits of a finite float order like its value, so an unsigned integer max
+ * over the bits with the sign cleared is exact, and vectorizes. */
+CC_ALWAYS_INLINE float max_abs(const float* x, int n) {
+  typedef uint32_t vu __attribute__((vector_size(VL * sizeof(uint32_t))));
+  const vu magnitude = (vu){0} + 0x7fffffffu;
+  vu m = (vu){0};
+  int r = 0;
+  for (; r + VL <= n; r += VL) {
+    vu v;
+    memcpy(&v, x + r, sizeof(v));
+    v &= magnitude;
+    const vu gt = (vu)(v > m);
+    m = (v & gt) | (m & ~gt);
+  }
+  uint32_t lanes[VL], best = 0;
+  memcpy(lanes, &m, sizeof(lanes));
+  for (int l = 0; l < VL; ++l) best = lanes[l] > best ? lanes[l] : best;
+  for (; r < n; ++r) {
+    uint32_t bits;
+    memcpy(&bits, x + r, sizeof(bits));
+    bits &= 0x7fffffffu;
+    best = bits > best ? bits : best;
+  }
+  float f;
+  memcpy(&f, &best, sizeof(f));
+  return f;
+}
+
+/* n activations as int8 for a block whose max |x| is m > 0:
+ * xq = round-half-even(x * (127 / m)) computed in double (defined for
+ * subnormal maxima too), zero-padded to `padded`; the block's scale is m / 127.
+ * keras_condcomp.reference.quantize_activations is the same computation. */
+CC_ALWAYS_INLINE void quantize_values(const float* x, int n, int padded, float m, int8_t* xq) {
+  const double k = 127.0 / (double)m;
+  for (int r = 0; r < n; ++r) {
+    double v = nearbyint((double)x[r] * k);
+    v = v > 127.0 ? 127.0 : v < -127.0 ? -127.0 : v;
+    xq[r] = (int8_t)v;
+  }
+  memset(xq + n, 0, (size_t)(padded - n));
+}
+
+/* Phase 1's int8 step for example e (input finite, in_active set): one scale
+ * per input block; an all-zero block gets scale 0 and is never read. Inlined
+ * into the gate's clones: the AVX2 one rounds 4 doubles per vroundpd. */
+CC_ALWAYS_INLINE void quantize_example(const cc_gated_dense* p, int e) {
+  const int ibs = p->in_block_size, n_in = p->in_dim / ibs, padded = (ibs + 3) / 4 * 4;
+  const uint8_t* act = p->in_active + (size_t)e * n_in;
+  for (int i = 0; i < n_in; ++i) {
+    const size_t b = (size_t)e * n_in + i;
+    const float* x = p->x + (size_t)e * p->in_dim + (size_t)i * ibs;
+    const float m = act[i] ? max_abs(x, ibs) : 0.0f;
+    p->xq_scale[b] = m / 127.0f;
+    if (m > 0.0f) quantize_values(x, ibs, padded, m, p->xq + b * padded);
+  }
+}
+
+/* Phase 1's int8 step for example e of a conv (input finite, in_active set):
+ * one scale per channel block over all positions. */
+CC_ALWAYS_INLINE void quantize_conv_example(const cc_gated_conv2d* p, int e) {
+  const int C = p->in_c, ibs = p->in_block_size, n_in = C / ibs, padded = (ibs + 3) / 4 * 4;
+  const size_t hw = (size_t)p->in_h * p->in_w;
+  const float* xe = p->x + (size_t)e * hw * C;
+  const uint8_t* act = p->in_active + (size_t)e * n_in;
+  for (int i = 0; i < n_in; ++i) {
+    float m = 0.0f;
+    if (act[i]) {
+      for (size_t s = 0; s < hw; ++s) {
+        const float ms = max_abs(xe + s * C + (size_t)i * ibs, ibs);
+        m = ms > m ? ms : m;
+      }
+    }
+    p->xq_scale[(size_t)e * n_in + i] = m / 127.0f;
+    if (m == 0.0f) continue;
+    for (size_t s = 0; s < hw; ++s)
+      quantize_values(xe + s * C + (size_t)i * ibs, ibs, padded, m,
+                      p->xq + (((size_t)e * hw + s) * n_in + i) * padded);
+  }
+}
+
 
 CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int e_end,
                                       float* logits) {
@@ -644,41 +726,29 @@ void cc_q8_pack(const int8_t* kernel_bm, int K, int D, int bs, int ibs, int8_t* 
   }
 }
 
-/* One input block's activations as int8: scale = max|x| / 127 and
- * xq = round-half-even(x * (127 / max|x|)) computed in double (defined for
- * subnormal maxima too), zero-padded to 4 * Q; an all-zero block gets scale 0.
- * keras_condcomp.reference.quantize_activations is the same computation. */
-static void quantize_block(const float* x, int n, int padded, int8_t* xq, float* scale) {
-  float m = 0.0f;
-  for (int r = 0; r < n; ++r) m = fabsf(x[r]) > m ? fabsf(x[r]) : m;
-  if (m == 0.0f) {
-    memset(xq, 0, (size_t)padded);
-    *scale = 0.0f;
-    return;
+/* At most this many quads (4 rows each) per dot call: 4 * 32767 products of
+ * |xq|, |w| <= 127 sum to < 2^31, so the int32 accumulators never overflow;
+ * longer input blocks are summed chunk by chunk in float. */
+#define CC_Q8_MAX_QUADS 32767
+
+/* One strip (`cols` outputs, [Q][cols][4]) of a tile against xq: y += s * (xq . w). */
+static void dot_q8_strip(dot_q8_fn dot, const int8_t* strip, int Q, int cols, const int8_t* xq,
+                         float s, float* y) {
+  for (int q0 = 0; q0 < Q; q0 += CC_Q8_MAX_QUADS) {
+    const int n = Q - q0 < CC_Q8_MAX_QUADS ? Q - q0 : CC_Q8_MAX_QUADS;
+    dot(strip + (size_t)q0 * cols * 4, n, cols, xq + (size_t)q0 * 4, s, y);
   }
-  const double k = 127.0 / (double)m;
-  for (int r = 0; r < n; ++r) {
-    double v = nearbyint((double)x[r] * k);
-    v = v > 127.0 ? 127.0 : v < -127.0 ? -127.0 : v;
-    xq[r] = (int8_t)v;
-  }
-  memset(xq + n, 0, (size_t)(padded - n));
-  *scale = m / 127.0f;
 }
 
-/* Phase 1's int8 step for example e (input finite, in_active set). */
-static void quantize_example(const cc_gated_dense* p, int e) {
-  const int ibs = p->in_block_size, n_in = p->in_dim / ibs, padded = (ibs + 3) / 4 * 4;
-  const uint8_t* act = p->in_active + (size_t)e * n_in;
-  for (int i = 0; i < n_in; ++i) {
-    const size_t b = (size_t)e * n_in + i;
-    if (act[i]) {
-      quantize_block(p->x + (size_t)e * p->in_dim + (size_t)i * ibs, ibs, padded,
-                     p->xq + b * padded, p->xq_scale + b);
-    } else {
-      p->xq_scale[b] = 0.0f;
-    }
+/* y = act(y * kernel_scale + b) over one output block of bs units. */
+static void finish_q8_outputs(float* y, int bs, const float* scale, const float* bias,
+                              int activation) {
+  if (bias) {
+    for (int c = 0; c < bs; ++c) y[c] = y[c] * scale[c] + bias[c];
+  } else {
+    for (int c = 0; c < bs; ++c) y[c] *= scale[c];
   }
+  cc_apply_activation(activation, y, (size_t)bs);
 }
 
 /* Output block j with int8 weights: y = act((sum_i s_i * xq_i . w_i) * w_scale + b),
@@ -723,22 +793,17 @@ static uint64_t dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
           const char* pf = (const char*)ahead + (size_t)c0 * Q * 4;
           for (size_t off = 0; off < (size_t)cols * Q * 4; off += 64) __builtin_prefetch(pf + off, 0, 2);
         }
-        dot(tile + (size_t)c0 * Q * 4, Q, cols, p->xq + b * Q * 4, p->xq_scale[b], y + c0);
+        dot_q8_strip(dot, tile + (size_t)c0 * Q * 4, Q, cols, p->xq + b * Q * 4,
+                     p->xq_scale[b], y + c0);
       }
       first = 0;
       macs += (uint64_t)ibs * bs;
     }
     i = next;
   }
-  for (int a = 0; a < n_on; ++a) {
-    float* y = p->y + (size_t)examples[a] * units + (size_t)j * bs;
-    if (bias) {
-      for (int c = 0; c < bs; ++c) y[c] = y[c] * scale[c] + bias[c];
-    } else {
-      for (int c = 0; c < bs; ++c) y[c] *= scale[c];
-    }
-    cc_apply_activation(p->activation, y, (size_t)bs);
-  }
+  for (int a = 0; a < n_on; ++a)
+    finish_q8_outputs(p->y + (size_t)examples[a] * units + (size_t)j * bs, bs, scale, bias,
+                      p->activation);
   return macs;
 }
 
@@ -803,12 +868,46 @@ CC_ALWAYS_INLINE void conv_gate_impl(const cc_gated_conv2d* p, int e_begin, int 
       for (int k = 0; k < K; ++k) logits[k] += m * wp[k];
     }
     uint8_t* mask = p->out_mask + (size_t)e * K;
+    if (p->kernel_q != NULL) quantize_conv_example(p, e);
     if (p->top_k > 0) {
       top_k_mask(logits, K, p->top_k, mask);
       continue;
     }
     for (int k = 0; k < K; ++k) mask[k] = gate_on(logits[k], p->threshold);
   }
+}
+
+/* Example e's output block j before its products: NaN everywhere (non-finite
+ * input) or zeros (block off) and returns 0, or fills it with `init` (the
+ * bias, or zeros when NULL) and returns 1. */
+static int conv_block_begin(const cc_gated_conv2d* p, int j, int e, const float* init) {
+  const int K = p->num_blocks, bs = p->block_size;
+  const size_t units = (size_t)K * bs, npix = (size_t)p->out_h * p->out_w;
+  float* ye = p->y + (size_t)e * npix * units + (size_t)j * bs;
+  const uint8_t m = p->out_mask[(size_t)e * K + j];
+  for (size_t s = 0; s < npix; ++s) {
+    float* y = ye + s * units;
+    if (m == CC_ROW_NONFINITE) {
+      fill_nan(y, (size_t)bs);
+    } else if (m && init) {
+      memcpy(y, init, sizeof(float) * bs);
+    } else {
+      memset(y, 0, sizeof(float) * bs);
+    }
+  }
+  return m == 1;
+}
+
+/* The input row of output row oh under tap row kh, or -1 (padding). */
+static int conv_input_row(const cc_gated_conv2d* p, int oh, int kh) {
+  const int ih = oh * p->stride_h - p->pad_top + kh * p->dilation_h;
+  return ih >= 0 && ih < p->in_h ? ih : -1;
+}
+
+/* The input column of output column ow under tap column kw, or -1 (padding). */
+static int conv_input_col(const cc_gated_conv2d* p, int ow, int kw) {
+  const int iw = ow * p->stride_w - p->pad_left + kw * p->dilation_w;
+  return iw >= 0 && iw < p->in_w ? iw : -1;
 }
 
 CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
@@ -818,30 +917,14 @@ CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
   const int OH = p->out_h, OW = p->out_w;
   uint64_t macs = 0;
   for (int e = 0; e < p->batch; ++e) {
+    if (!conv_block_begin(p, j, e, p->bias ? p->bias + (size_t)j * bs : NULL)) continue;
     float* ye = p->y + (size_t)e * OH * OW * units + (size_t)j * bs;
-    const uint8_t m = p->out_mask[(size_t)e * K + j];
-    if (m == CC_ROW_NONFINITE) {
-      for (size_t s = 0; s < (size_t)OH * OW; ++s) fill_nan(ye + s * units, (size_t)bs);
-      continue;
-    }
-    if (!m) {
-      for (size_t s = 0; s < (size_t)OH * OW; ++s) memset(ye + s * units, 0, sizeof(float) * bs);
-      continue;
-    }
     const float* xe = p->x + (size_t)e * p->in_h * p->in_w * C;
     const uint8_t* act = p->in_active + (size_t)e * n_in;
-    for (size_t s = 0; s < (size_t)OH * OW; ++s) {
-      float* y = ye + s * units;
-      if (p->bias) {
-        memcpy(y, p->bias + (size_t)j * bs, sizeof(float) * bs);
-      } else {
-        memset(y, 0, sizeof(float) * bs);
-      }
-    }
     for (int oh = 0; oh < OH; ++oh) {
       for (int kh = 0; kh < p->kernel_h; ++kh) {
-        const int ih = oh * p->stride_h - p->pad_top + kh * p->dilation_h;
-        if (ih < 0 || ih >= p->in_h) continue;
+        const int ih = conv_input_row(p, oh, kh);
+        if (ih < 0) continue;
         for (int kw = 0; kw < p->kernel_w; ++kw) {
           const float* wtap =
               p->kernel_bm + ((((size_t)j * p->kernel_h + kh) * p->kernel_w + kw) * C) * bs;
@@ -853,10 +936,10 @@ CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
             float* ys[CC_GROUP];
             int G = 0;
             for (; ow < OW && G < CC_GROUP; ++ow) {
-              const int iw = ow * p->stride_w - p->pad_left + kw * p->dilation_w;
-              if (iw < 0 || iw >= p->in_w) continue;
+              const int iw = conv_input_col(p, ow, kw);
+              if (iw < 0) continue;
               xs[G] = xe + ((size_t)ih * p->in_w + iw) * C;
-              ys[G] = p->y + (((size_t)e * OH + oh) * OW + ow) * units + (size_t)j * bs;
+              ys[G] = ye + ((size_t)oh * OW + ow) * units;
               ++G;
             }
             if (G == 0) continue;
@@ -875,6 +958,56 @@ CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
     for (size_t s = 0; s < (size_t)OH * OW; ++s) {
       cc_apply_activation(p->activation, ye + s * units, (size_t)bs);
     }
+  }
+  return macs;
+}
+
+/* Output block j of a conv with int8 weights: for each tap and channel
+ * block, the (j, tap, i) tile stays in L1 while every output column of the
+ * row that reads a valid input takes its dot product with it. */
+static uint64_t conv_block_q8(const cc_gated_conv2d* p, int j) {
+  const dot_q8_fn dot = select_dot_q8();
+  const int K = p->num_blocks, bs = p->block_size, C = p->in_c;
+  const int ibs = p->in_block_size, n_in = C / ibs, Q = (ibs + 3) / 4;
+  const int OH = p->out_h, OW = p->out_w, taps = p->kernel_h * p->kernel_w;
+  const size_t units = (size_t)K * bs, tile_bytes = (size_t)Q * 4 * bs;
+  const size_t hw = (size_t)p->in_h * p->in_w;
+  const int8_t* wj = p->kernel_q + (size_t)j * taps * n_in * tile_bytes;
+  uint64_t macs = 0;
+  for (int e = 0; e < p->batch; ++e) {
+    if (!conv_block_begin(p, j, e, NULL)) continue;
+    float* ye = p->y + (size_t)e * OH * OW * units + (size_t)j * bs;
+    const int8_t* xe = p->xq + (size_t)e * hw * n_in * Q * 4;
+    const float* xs_scale = p->xq_scale + (size_t)e * n_in;
+    const uint8_t* act = p->in_active + (size_t)e * n_in;
+    for (int oh = 0; oh < OH; ++oh) {
+      for (int kh = 0; kh < p->kernel_h; ++kh) {
+        const int ih = conv_input_row(p, oh, kh);
+        if (ih < 0) continue;
+        for (int kw = 0; kw < p->kernel_w; ++kw) {
+          const int tap = kh * p->kernel_w + kw;
+          for (int i = 0; i < n_in; ++i) {
+            if (!act[i]) continue;
+            const int8_t* tile = wj + ((size_t)tap * n_in + i) * tile_bytes;
+            for (int ow = 0; ow < OW; ++ow) {
+              const int iw = conv_input_col(p, ow, kw);
+              if (iw < 0) continue;
+              const int8_t* xq = xe + (((size_t)ih * p->in_w + iw) * n_in + i) * Q * 4;
+              float* y = ye + ((size_t)oh * OW + ow) * units;
+              for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
+                const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
+                dot_q8_strip(dot, tile + (size_t)c0 * Q * 4, Q, cols, xq, xs_scale[i], y + c0);
+              }
+              macs += (uint64_t)ibs * bs;
+            }
+          }
+        }
+      }
+    }
+    const float* bias = p->bias ? p->bias + (size_t)j * bs : NULL;
+    for (size_t s = 0; s < (size_t)OH * OW; ++s)
+      finish_q8_outputs(ye + s * units, bs, p->kernel_scale + (size_t)j * bs, bias,
+                        p->activation);
   }
   return macs;
 }
@@ -980,6 +1113,7 @@ uint64_t cc_gated_dense_block(const cc_gated_dense* p, int j, int* examples) {
 }
 
 uint64_t cc_gated_conv2d_block(const cc_gated_conv2d* p, int j) {
+  if (p->kernel_q != NULL) return conv_block_q8(p, j);
 #if CC_X86_MULTIVERSION
   if (have_avx2_fma()) return conv_block_avx2(p, j);
 #endif

@@ -136,6 +136,17 @@ typedef struct {
   uint8_t* in_active;         /* [B][C_in / in_block_size] */
   uint8_t* out_mask;          /* [B][K] */
   int top_k;                  /* as in cc_gated_dense */
+  /* Dynamic-range int8 (then kernel_bm is unused; NULL: float kernel_bm):
+   * the int8 kernel [K][KH][KW][C_in][bs] is [K][KH*KW*C_in][bs] packed by
+   * cc_q8_pack(..., K, KH*KW*C_in, bs, in_block_size), so tile (j, t*n_in + i)
+   * is tap t = kh*KW + kw of channel block i. Activations are quantized per
+   * (example, channel block) over all positions (one scale), and each
+   * (position, tap, channel block) product is an exact int32 dot product:
+   * y = act(sum_{tap, i} scale_i * (xq . w) * kernel_scale + b). */
+  const int8_t* kernel_q;
+  const float* kernel_scale;  /* [K*bs] */
+  int8_t* xq;                 /* scratch [B][H*W][C_in / in_block_size][4 * Q] */
+  float* xq_scale;            /* scratch [B][C_in / in_block_size] */
 } cc_gated_conv2d;
 
 /* Phase 1 for examples [e_begin, e_end): channel-block activity, spatial mean

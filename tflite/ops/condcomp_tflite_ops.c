@@ -12,6 +12,8 @@
  *   CondCompGatedConv2D  inputs: x [B, H, W, C], kernel_bm [K, KH, KW, C, bs],
  *                                bias [K*bs], policy_kernel [C, K], policy_bias [K]
  *                        output: y [B, OH, OW, K*bs]
+ *   Either op with an int8 kernel (dynamic-range quantized) takes a sixth
+ *   input, kernel_scale [K*bs] (float32): weight = kernel * kernel_scale.
  *                        options: as dense plus padding ("same"/"valid"),
  *                                 stride_h, stride_w, dilation_h, dilation_w
  *
@@ -381,7 +383,7 @@ static const char* kInputNames[] = {"x",           "kernel",      "bias",
                                     "policy_kernel", "policy_bias", "kernel_scale"};
 
 /* Inputs 0-4, plus input 5 (kernel_scale) when the kernel is int8
- * (dynamic-range quantized CondCompGatedDense). */
+ * (a dynamic-range quantized op). */
 typedef struct {
   TfLiteTensor* t[6];
   int n;         /* 5 or 6 */
@@ -392,11 +394,8 @@ typedef struct {
 static int64_t dim(const TfLiteTensor* t, int i) { return t->dims->data[i]; }
 
 static TfLiteStatus get_tensors(TfLiteContext* context, TfLiteNode* node, OpData* d,
-                                Tensors* ts, int allow_quantized) {
+                                Tensors* ts) {
   if (node->inputs == NULL || node->outputs == NULL) FAIL(context, d, "node has no inputs/outputs");
-  if (node->inputs->size == 6 && !allow_quantized)
-    FAIL(context, d, "6 inputs (an int8 kernel with kernel_scale) are supported by "
-         "CondCompGatedDense only; expected 5 (x, kernel, bias, policy_kernel, policy_bias)");
   if (node->inputs->size != 5 && node->inputs->size != 6)
     FAIL(context, d, "expected 5 inputs (x, kernel, bias, policy_kernel, policy_bias) or 6 "
          "(and kernel_scale, for an int8 kernel), got %d", node->inputs->size);
@@ -496,6 +495,12 @@ static TfLiteStatus check_gating_inputs(TfLiteContext* context, OpData* d, const
       FAIL(context, d, "bias has %lld entries, expected num_blocks*block_size = %lld",
            (long long)dim(ts->t[2], 0), (long long)(K * bs));
   }
+  if (ts->quantized) {
+    TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts->t[5], 5, 1));
+    if (dim(ts->t[5], 0) != K * bs)
+      FAIL(context, d, "kernel_scale has %lld entries, expected num_blocks*block_size = %lld",
+           (long long)dim(ts->t[5], 0), (long long)(K * bs));
+  }
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts->t[3], 3, 2));
   if (dim(ts->t[3], 0) != in || dim(ts->t[3], 1) != K)
     FAIL(context, d, "policy_kernel has shape [%lld, %lld], expected [%lld, %lld]",
@@ -528,6 +533,46 @@ static TfLiteStatus alloc_scratch(TfLiteContext* context, OpData* d, int64_t bat
   return kTfLiteOk;
 }
 
+/* int8 activations of `positions` per example (1 for dense, H*W for conv),
+ * each of `in_blocks` blocks padded to a multiple of 4, and one scale per
+ * (example, input block). */
+static TfLiteStatus alloc_xq(TfLiteContext* context, OpData* d, int64_t batch, int64_t positions,
+                             int64_t in_blocks) {
+  const int64_t padded = (d->in_block_size + 3) / 4 * 4;
+  const int64_t bytes = batch * positions * in_blocks * padded;
+  if (bytes > ((int64_t)1 << 40)) FAIL(context, d, "int8 activation scratch is too large");
+  if (!grow((void**)&d->xq, &d->xq_cap, (size_t)bytes) ||
+      !grow((void**)&d->xq_scale, &d->xq_scale_cap, sizeof(float) * (size_t)(batch * in_blocks)))
+    FAIL(context, d, "out of memory for scratch buffers");
+  return kTfLiteOk;
+}
+
+/* The kernel inputs of either op: float (copied to huge pages, pack_kernel) or
+ * int8 (repacked, pack_q8_kernel, with its scales and activation scratch).
+ * `rows` = the kernel's rows per output block (D, or KH * KW * C). */
+typedef struct {
+  const float* kernel_bm;
+  const int8_t* kernel_q;
+  const float* kernel_scale;
+  int8_t* xq;
+  float* xq_scale;
+} KernelInputs;
+
+static TfLiteStatus bind_kernel(TfLiteContext* context, OpData* d, const Tensors* ts, int K,
+                                int rows, int bs, int ibs, KernelInputs* k) {
+  memset(k, 0, sizeof(*k));
+  if (!ts->quantized) {
+    k->kernel_bm = (const float*)pack_kernel(d, ts->t[1]);
+    return kTfLiteOk;
+  }
+  k->kernel_q = pack_q8_kernel(d, ts->t[1], K, rows, bs, ibs);
+  if (k->kernel_q == NULL) FAIL(context, d, "out of memory for the packed int8 kernel");
+  k->kernel_scale = (const float*)ts->t[5]->data;
+  k->xq = d->xq;
+  k->xq_scale = d->xq_scale;
+  return kTfLiteOk;
+}
+
 /* ------------------------------------------------------------- dense */
 
 static TfLiteStatus prepare_common_head(TfLiteContext* context, TfLiteNode* node, OpData* d) {
@@ -544,7 +589,7 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
   Tensors ts;
-  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts, 1));
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[0], 0, 2));
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[1], 1, 3));
   const int64_t B = dim(ts.t[0], 0), D = dim(ts.t[0], 1);
@@ -558,22 +603,10 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
     FAIL(context, d, "kernel has shape [%lld, %lld, %lld] (num_blocks, input_dim, block_size) but "
          "x has input_dim %lld", (long long)K, (long long)Dk, (long long)bs, (long long)D);
   TF_LITE_ENSURE_OK_CC(check_gating_inputs(context, d, &ts, K, bs, D));
-  if (ts.quantized) {
-    TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[5], 5, 1));
-    if (dim(ts.t[5], 0) != K * bs)
-      FAIL(context, d, "kernel_scale has %lld entries, expected num_blocks*block_size = %lld",
-           (long long)dim(ts.t[5], 0), (long long)(K * bs));
-  }
   if (B * K * bs > INT_MAX) FAIL(context, d, "output would have more than INT_MAX elements");
   const int shape[2] = {(int)B, (int)(K * bs)};
   TF_LITE_ENSURE_OK_CC(resize_output(context, d, ts.out, 2, shape));
-  if (ts.quantized) {
-    const int64_t blocks = B * (D / d->in_block_size);
-    const int64_t padded = (d->in_block_size + 3) / 4 * 4;
-    if (!grow((void**)&d->xq, &d->xq_cap, (size_t)(blocks * padded)) ||
-        !grow((void**)&d->xq_scale, &d->xq_scale_cap, sizeof(float) * (size_t)blocks))
-      FAIL(context, d, "out of memory for scratch buffers");
-  }
+  if (ts.quantized) TF_LITE_ENSURE_OK_CC(alloc_xq(context, d, B, 1, D / d->in_block_size));
   return alloc_scratch(context, d, B, D / d->in_block_size, K, K, 2 * B);
 }
 
@@ -617,7 +650,7 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
   Tensors ts;
-  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts, 1));
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
   cc_gated_dense p;
   p.batch = ts.t[0]->dims->data[0];
   p.in_dim = ts.t[0]->dims->data[1];
@@ -636,21 +669,14 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
       FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
   if (ts.out->data == NULL) FAIL(context, d, "output has no data");
   p.x = (const float*)ts.t[0]->data;
-  if (ts.quantized) {
-    p.kernel_bm = NULL;
-    p.kernel_q = pack_q8_kernel(d, ts.t[1], p.num_blocks, p.in_dim, p.block_size,
-                                p.in_block_size);
-    if (p.kernel_q == NULL) FAIL(context, d, "out of memory for the packed int8 kernel");
-    p.kernel_scale = (const float*)ts.t[5]->data;
-    p.xq = d->xq;
-    p.xq_scale = d->xq_scale;
-  } else {
-    p.kernel_bm = (const float*)pack_kernel(d, ts.t[1]);
-    p.kernel_q = NULL;
-    p.kernel_scale = NULL;
-    p.xq = NULL;
-    p.xq_scale = NULL;
-  }
+  KernelInputs k;
+  TF_LITE_ENSURE_OK_CC(bind_kernel(context, d, &ts, p.num_blocks, p.in_dim, p.block_size,
+                                   p.in_block_size, &k));
+  p.kernel_bm = k.kernel_bm;
+  p.kernel_q = k.kernel_q;
+  p.kernel_scale = k.kernel_scale;
+  p.xq = k.xq;
+  p.xq_scale = k.xq_scale;
   p.bias = ts.t[2] ? (const float*)ts.t[2]->data : NULL;
   p.policy_kernel = (const float*)ts.t[3]->data;
   p.policy_bias = (const float*)ts.t[4]->data;
@@ -688,7 +714,7 @@ static TfLiteStatus prepare_conv(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
   Tensors ts;
-  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts, 0));
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[0], 0, 4));
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[1], 1, 5));
   const int64_t B = dim(ts.t[0], 0), H = dim(ts.t[0], 1), W = dim(ts.t[0], 2),
@@ -715,8 +741,11 @@ static TfLiteStatus prepare_conv(TfLiteContext* context, TfLiteNode* node) {
   d->out_w = ow;
   d->pad_top = pad_top;
   d->pad_left = pad_left;
+  if (ts.quantized && KH * KW * C > INT_MAX)
+    FAIL(context, d, "kernel has more than INT_MAX rows (kh * kw * in_channels)");
   const int shape[4] = {(int)B, oh, ow, (int)(K * bs)};
   TF_LITE_ENSURE_OK_CC(resize_output(context, d, ts.out, 4, shape));
+  if (ts.quantized) TF_LITE_ENSURE_OK_CC(alloc_xq(context, d, B, H * W, C / d->in_block_size));
   return alloc_scratch(context, d, B, C / d->in_block_size, K, C + K, 1);
 }
 
@@ -756,7 +785,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
   Tensors ts;
-  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts, 0));
+  TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
   cc_gated_conv2d p;
   p.batch = ts.t[0]->dims->data[0];
   p.in_h = ts.t[0]->dims->data[1];
@@ -785,12 +814,19 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   if (p.batch == 0 || (size_t)p.out_h * p.out_w == 0) {
     return kTfLiteOk;
   }
-  for (int i = 0; i < 5; ++i)
+  for (int i = 0; i < ts.n; ++i)
     if (ts.t[i] && ts.t[i]->data == NULL && ts.t[i]->bytes > 0)
       FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
   if (ts.out->data == NULL) FAIL(context, d, "output has no data");
   p.x = (const float*)ts.t[0]->data;
-  p.kernel_bm = (const float*)pack_kernel(d, ts.t[1]);
+  KernelInputs k;
+  TF_LITE_ENSURE_OK_CC(bind_kernel(context, d, &ts, p.num_blocks, p.kernel_h * p.kernel_w * p.in_c, p.block_size,
+                                   p.in_block_size, &k));
+  p.kernel_bm = k.kernel_bm;
+  p.kernel_q = k.kernel_q;
+  p.kernel_scale = k.kernel_scale;
+  p.xq = k.xq;
+  p.xq_scale = k.xq_scale;
   p.bias = ts.t[2] ? (const float*)ts.t[2]->data : NULL;
   p.policy_kernel = (const float*)ts.t[3]->data;
   p.policy_bias = (const float*)ts.t[4]->data;
