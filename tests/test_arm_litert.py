@@ -129,7 +129,7 @@ def test_litert_aarch64_instruction_count_table_runs(aarch64, tmp_path):
 
 
 def test_litert_aarch64_int8_weights_match_the_dequantized_reference(aarch64, tmp_path):
-    """The dynamic-range CondCompGatedDense (int8 weights and activations, NEON sdot) on aarch64."""
+    """The dynamic-range CondComp ops (int8 weights and activations, NEON sdot) on aarch64."""
     rng = np.random.default_rng(5)
     keras.utils.set_random_seed(5)
     network = keras.Sequential([keras.Input((48,)),
@@ -145,3 +145,13 @@ def test_litert_aarch64_int8_weights_match_the_dequantized_reference(aarch64, tm
     expected, _ = cv.quantized_reference(network, x)
     for outputs in _run_aarch64(aarch64, tmp_path / "q.tflite", x, tmp_path):
         np.testing.assert_allclose(outputs, expected, atol=TOL)
+    # The int8 CondCompGatedConv2D (one layer: its input is bit-identical on both sides).
+    conv = keras.Sequential([keras.Input((6, 5, 8)),
+                             kc.GatedConv2D(40, 3, num_blocks=4, padding="same", activation="relu",
+                                            bias_initializer=keras.initializers.RandomNormal(0, 0.3))])
+    k = conv.layers[0].policy.kernel
+    k.assign(rng.normal(0, 3.0 / np.sqrt(k.shape[0]), k.shape).astype("float32"))
+    x = rng.normal(size=(5, 6, 5, 8)).astype("float32")
+    (tmp_path / "qc.tflite").write_bytes(cv.convert(conv, quantize="dynamic"))
+    np.testing.assert_allclose(_run_aarch64(aarch64, tmp_path / "qc.tflite", x, tmp_path),
+                               cv.quantized_reference(conv, x)[0], atol=TOL)

@@ -518,7 +518,16 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
  * only that last float step can differ between kernels (fused or not).
  * |xq|, |w| <= 127 (never -128), so no product pair or sum overflows. */
 #define CC_Q8_STRIP 32
-typedef void (*dot_q8_fn)(const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y);
+/* n pixels (a conv's output columns; 1 for dense) against the same strip:
+ * pixel p reads xq + p * x_step and adds into y + p * y_step, so the
+ * per-call costs are paid once per row of pixels, not per pixel. */
+typedef void (*dot_q8_fn)(const int8_t* w, int Q, int cols, const int8_t* xq, size_t x_step,
+                          float s, float* y, size_t y_step, int n);
+#define CC_Q8_PIXELS(name, one)                                                             \
+  static void name(const int8_t* w, int Q, int cols, const int8_t* xq, size_t x_step, float s, \
+                   float* y, size_t y_step, int n) {                                         \
+    for (int p = 0; p < n; ++p) one(w, Q, cols, xq + (size_t)p * x_step, s, y + (size_t)p * y_step); \
+  }
 
 /* Columns [0, n) of a strip whose quads are `ld` bytes apart. Portable C
  * (the x86-64 SSE2 baseline, other CPUs, the vector kernels' last columns). */
@@ -534,9 +543,11 @@ static void dot_q8_columns(const int8_t* w, size_t ld, int Q, int n, const int8_
   for (int c = 0; c < n; ++c) y[c] += s * (float)acc[c];
 }
 
-static void dot_q8_generic(const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {
+static void dot_q8_generic_one(const int8_t* w, int Q, int cols, const int8_t* xq, float s,
+                               float* y) {
   dot_q8_columns(w, (size_t)cols * 4, Q, cols, xq, s, y);
 }
+CC_Q8_PIXELS(dot_q8_generic, dot_q8_generic_one)
 
 #if defined(__x86_64__) || defined(__i386__)
 /* AVX2: vpmaddubsw wants unsigned x signed bytes, so the activation's sign
@@ -551,9 +562,8 @@ static void dot_q8_generic(const int8_t* w, int Q, int cols, const int8_t* xq, f
                    xa, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i*)(const void*)(wp)), \
                                         xs)),                                              \
                ones))
-__attribute__((target("avx2,fma"))) static void dot_q8_avx2(const int8_t* w, int Q, int cols,
-                                                           const int8_t* xq, float s,
-                                                           float* y) {
+__attribute__((target("avx2,fma"))) CC_ALWAYS_INLINE void dot_q8_avx2_one(
+    const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256 sv = _mm256_set1_ps(s);
   const size_t ld = (size_t)cols * 4;
@@ -578,6 +588,23 @@ __attribute__((target("avx2,fma"))) static void dot_q8_avx2(const int8_t* w, int
     return;
   }
   int c = 0;
+  /* Narrower strips (a block size that is not a multiple of 32, e.g. 16):
+   * 16 then 8 outputs per pass, one activation broadcast for both. */
+  for (; c + 16 <= cols; c += 16) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+    const int8_t* wp = w + (size_t)c * 4;
+    for (int q = 0; q < Q; ++q, wp += ld) {
+      int32_t word;
+      memcpy(&word, xq + 4 * q, sizeof(word));
+      const __m256i xs = _mm256_set1_epi32(word);
+      const __m256i xa = _mm256_abs_epi8(xs);
+      CC_Q8_AVX2_STEP(a0, wp);
+      CC_Q8_AVX2_STEP(a1, wp + 32);
+    }
+    _mm256_storeu_ps(y + c, _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), sv, _mm256_loadu_ps(y + c)));
+    _mm256_storeu_ps(y + c + 8,
+                     _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), sv, _mm256_loadu_ps(y + c + 8)));
+  }
   for (; c + 8 <= cols; c += 8) {
     __m256i a0 = _mm256_setzero_si256();
     const int8_t* wp = w + (size_t)c * 4;
@@ -592,6 +619,7 @@ __attribute__((target("avx2,fma"))) static void dot_q8_avx2(const int8_t* w, int
   }
   if (c < cols) dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);
 }
+__attribute__((target("avx2,fma"))) CC_Q8_PIXELS(dot_q8_avx2, dot_q8_avx2_one)
 #undef CC_Q8_AVX2_STEP
 #endif
 
@@ -601,7 +629,8 @@ __attribute__((target("avx2,fma"))) static void dot_q8_avx2(const int8_t* w, int
  * 4 instructions. With the dot-product extension, sdot does it in one. A full
  * strip keeps 8 accumulators (32 outputs). */
 #define CC_Q8_NEON_KERNEL(name, STEP)                                                     \
-  static void name(const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) { \
+  CC_ALWAYS_INLINE void name##_one(const int8_t* w, int Q, int cols, const int8_t* xq, float s, \
+                                   float* y) {                                             \
     const size_t ld = (size_t)cols * 4;                                                    \
     const float32x4_t sv = vdupq_n_f32(s);                                                 \
     if (cols == CC_Q8_STRIP) {                                                             \
@@ -631,7 +660,8 @@ __attribute__((target("avx2,fma"))) static void dot_q8_avx2(const int8_t* w, int
       vst1q_f32(y + c, vfmaq_f32(vld1q_f32(y + c), vcvtq_f32_s32(a0), sv));                \
     }                                                                                      \
     if (c < cols) dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);        \
-  }
+  }                                                                                        \
+  CC_Q8_PIXELS(name, name##_one)
 #define CC_Q8_NEON_STEP(acc, wv)                                      \
   do {                                                                \
     const int8x16_t w_ = (wv);                                        \
@@ -731,12 +761,13 @@ void cc_q8_pack(const int8_t* kernel_bm, int K, int D, int bs, int ibs, int8_t* 
  * longer input blocks are summed chunk by chunk in float. */
 #define CC_Q8_MAX_QUADS 32767
 
-/* One strip (`cols` outputs, [Q][cols][4]) of a tile against xq: y += s * (xq . w). */
+/* One strip (`cols` outputs, [Q][cols][4]) of a tile against n pixels'
+ * activations: y += s * (xq . w) (steps as in dot_q8_fn). */
 static void dot_q8_strip(dot_q8_fn dot, const int8_t* strip, int Q, int cols, const int8_t* xq,
-                         float s, float* y) {
+                         size_t x_step, float s, float* y, size_t y_step, int n) {
   for (int q0 = 0; q0 < Q; q0 += CC_Q8_MAX_QUADS) {
-    const int n = Q - q0 < CC_Q8_MAX_QUADS ? Q - q0 : CC_Q8_MAX_QUADS;
-    dot(strip + (size_t)q0 * cols * 4, n, cols, xq + (size_t)q0 * 4, s, y);
+    const int nq = Q - q0 < CC_Q8_MAX_QUADS ? Q - q0 : CC_Q8_MAX_QUADS;
+    dot(strip + (size_t)q0 * cols * 4, nq, cols, xq + (size_t)q0 * 4, x_step, s, y, y_step, n);
   }
 }
 
@@ -793,8 +824,8 @@ static uint64_t dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
           const char* pf = (const char*)ahead + (size_t)c0 * Q * 4;
           for (size_t off = 0; off < (size_t)cols * Q * 4; off += 64) __builtin_prefetch(pf + off, 0, 2);
         }
-        dot_q8_strip(dot, tile + (size_t)c0 * Q * 4, Q, cols, p->xq + b * Q * 4,
-                     p->xq_scale[b], y + c0);
+        dot_q8_strip(dot, tile + (size_t)c0 * Q * 4, Q, cols, p->xq + b * Q * 4, 0,
+                     p->xq_scale[b], y + c0, 0, 1);
       }
       first = 0;
       macs += (uint64_t)ibs * bs;
@@ -963,8 +994,9 @@ CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
 }
 
 /* Output block j of a conv with int8 weights: for each tap and channel
- * block, the (j, tap, i) tile stays in L1 while every output column of the
- * row that reads a valid input takes its dot product with it. */
+ * block, the (j, tap, i) tile stays in L1 while the output columns of the
+ * row that read inside the input take their dot products with it (one
+ * kernel call per strip and row). */
 static uint64_t conv_block_q8(const cc_gated_conv2d* p, int j) {
   const dot_q8_fn dot = select_dot_q8();
   const int K = p->num_blocks, bs = p->block_size, C = p->in_c;
@@ -986,20 +1018,26 @@ static uint64_t conv_block_q8(const cc_gated_conv2d* p, int j) {
         if (ih < 0) continue;
         for (int kw = 0; kw < p->kernel_w; ++kw) {
           const int tap = kh * p->kernel_w + kw;
+          /* The output columns whose tap column kw reads inside the input:
+           * one run (the input column grows with ow), input columns stride_w apart. */
+          int ow0 = 0;
+          while (ow0 < OW && conv_input_col(p, ow0, kw) < 0) ++ow0;
+          int ow1 = ow0;
+          while (ow1 < OW && conv_input_col(p, ow1, kw) >= 0) ++ow1;
+          if (ow1 == ow0) continue;
+          const int iw0 = conv_input_col(p, ow0, kw);
+          const size_t x_step = (size_t)p->stride_w * n_in * Q * 4;
           for (int i = 0; i < n_in; ++i) {
             if (!act[i]) continue;
             const int8_t* tile = wj + ((size_t)tap * n_in + i) * tile_bytes;
-            for (int ow = 0; ow < OW; ++ow) {
-              const int iw = conv_input_col(p, ow, kw);
-              if (iw < 0) continue;
-              const int8_t* xq = xe + (((size_t)ih * p->in_w + iw) * n_in + i) * Q * 4;
-              float* y = ye + ((size_t)oh * OW + ow) * units;
-              for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
-                const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
-                dot_q8_strip(dot, tile + (size_t)c0 * Q * 4, Q, cols, xq, xs_scale[i], y + c0);
-              }
-              macs += (uint64_t)ibs * bs;
+            const int8_t* xq = xe + (((size_t)ih * p->in_w + iw0) * n_in + i) * Q * 4;
+            float* y = ye + ((size_t)oh * OW + ow0) * units;
+            for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
+              const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
+              dot_q8_strip(dot, tile + (size_t)c0 * Q * 4, Q, cols, xq, x_step, xs_scale[i],
+                           y + c0, units, ow1 - ow0);
             }
+            macs += (uint64_t)(ow1 - ow0) * ibs * bs;
           }
         }
       }
