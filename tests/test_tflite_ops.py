@@ -455,32 +455,33 @@ def _assert_close_per_example(got, expected, err_msg=""):
     np.testing.assert_allclose(got / scale, expected / scale, atol=TOL, rtol=0, err_msg=err_msg)
 
 
-def _check_int8_layer_by_layer(cv, network, x, threads=(1, 2)):
+def _check_int8_layer_by_layer(cv, network, inputs, threads=(1, 2)):
     """Each gated layer of the chain `network` converted alone (with the
-    chain's input blocks) and fed the input the int8 chain gives it, against
-    `quantized_reference` of that layer (NaN where it is NaN). Layer by layer,
-    so that both sides read bit-identical inputs: chained, a 1-ulp float
-    difference in one layer's output can move a value across a rounding
-    boundary of the next layer's int8 activations (one level, ~1% of its
-    block's range), which is rounding, not a bug."""
-    h = np.asarray(x, "f4")
+    chain's input blocks) and fed the input the int8 chain gives it, for each
+    batch in `inputs`, against `quantized_reference` of that layer (NaN where
+    it is NaN). Layer by layer, so that both sides read bit-identical inputs:
+    chained, a 1-ulp float difference in one layer's output can move a value
+    across a rounding boundary of the next layer's int8 activations (one
+    level, ~1% of its block's range), which is rounding, not a bug."""
+    hs = [np.asarray(x, "f4") for x in inputs]
     checked = 0
     for layer in network.layers:
         if not isinstance(layer, kc.GatedLayer):
-            h = np.asarray(layer(h, training=False))
+            hs = [np.asarray(layer(h, training=False)) for h in hs]
             continue
-        single = keras.Sequential([keras.Input(h.shape[1:]), layer])
+        single = keras.Sequential([keras.Input(hs[0].shape[1:]), layer])
         data = cv.convert(single, quantize="dynamic")
         [(_, op)] = custom_ops(model_t(data), cv.CONV_OP if isinstance(layer, kc.GatedConv2D)
                                else cv.DENSE_OP)
         assert len(op.inputs) == 6  # x, int8 kernel, bias, policy kernel, policy bias, scales
-        expected = cv.quantized_reference(single, h)[0]
+        expected = [cv.quantized_reference(single, h)[0] for h in hs]
         for runtime in RUNTIMES:
             for t in threads:
-                got = litert.Interpreter(model_content=data, runtime=runtime,
-                                         num_threads=t).predict(h)
-                _assert_close_per_example(got, expected, f"{layer.name}, {runtime}, {t} threads")
-        h = expected
+                interp = litert.Interpreter(model_content=data, runtime=runtime, num_threads=t)
+                for h, e in zip(hs, expected):
+                    _assert_close_per_example(interp.predict(h), e,
+                                              f"{layer.name}, {runtime}, {t} threads")
+        hs = expected
         checked += 1
     return checked
 
@@ -506,9 +507,8 @@ def test_dynamic_range_int8_conv2d_matches_the_dequantized_reference(cv, padding
     batches 1 and 6."""
     rng = np.random.default_rng(24)
     net = _convnet(rng, padding, strides, dilation)
-    for batch in (1, 6):
-        x = rng.normal(size=(batch, 9, 10, 3)).astype("f4")
-        assert _check_int8_layer_by_layer(cv, net, x) == 3
+    inputs = [rng.normal(size=(batch, 9, 10, 3)).astype("f4") for batch in (1, 6)]
+    assert _check_int8_layer_by_layer(cv, net, inputs) == 3
     data = cv.convert(net, quantize="dynamic")
     assert cv.op_counts(data)["CondCompGatedConv2D"] == 2
     _check_int8_chain(cv, net, data, rng.normal(size=(16, 9, 10, 3)).astype("f4"))
@@ -534,7 +534,7 @@ def test_int8_conv2d_strips_and_extreme_inputs(cv):
     x[2] = rng.normal(size=(7, 6, 5)) * 1e-40
     x[3] = 0.0
     x[4, 3, 2, 1] = np.nan
-    assert _check_int8_layer_by_layer(cv, net, x) == 2
+    assert _check_int8_layer_by_layer(cv, net, [x]) == 2
     data = cv.convert(net, quantize="dynamic")
     got = litert.Interpreter(model_content=data).predict(x)
     assert np.all(np.isnan(got[4])) and not np.any(np.isnan(np.delete(got, 4, 0)))

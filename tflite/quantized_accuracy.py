@@ -192,7 +192,9 @@ def main(argv=None):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(
         "# Accuracy (and speed) after int8 quantization\n\n`python tflite/quantized_accuracy.py "
-        + " ".join(str(r) for r in args.runs) + f" --out {args.out}`\n\n" + text)
+        + " ".join(str(r) for r in args.runs)
+        + (f" --data-dir {args.data_dir}" if args.data_dir else "")
+        + f" --out {args.out}`\n\n" + text)
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
     return 0
 
