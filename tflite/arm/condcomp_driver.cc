@@ -672,6 +672,32 @@ void quantize_int8(Layer* L) {
 
 // ------------------------------------------------ direct kernel invocation
 
+// An int8 layer's packed weights and activation scratch (exact-size heap
+// blocks, for ASan), bound into a cc_gated_dense / cc_gated_conv2d.
+struct Int8Inputs {
+  const Layer& L;
+  std::vector<int8_t> packed, xq;
+  std::vector<float> xq_scale;
+  explicit Int8Inputs(const Layer& layer) : L(layer) {
+    if (!L.quant) return;
+    const int nin = L.D / L.ibs(), padded = (L.ibs() + 3) / 4 * 4, rows = kernel_rows(L);
+    const size_t positions = L.op == 0 ? 1 : static_cast<size_t>(L.H) * L.W;
+    packed.resize(cc_q8_packed_size(L.K, rows, L.bs, L.ibs()));
+    cc_q8_pack(L.kernel_q.data(), L.K, rows, L.bs, L.ibs(), packed.data());
+    xq.resize(static_cast<size_t>(L.B) * positions * nin * padded);
+    xq_scale.resize(static_cast<size_t>(L.B) * nin);
+  }
+  template <typename P>
+  void bind(P* p) {
+    if (!L.quant) return;
+    p->kernel_bm = nullptr;
+    p->kernel_q = packed.data();
+    p->kernel_scale = L.kernel_scale.data();
+    p->xq = xq.data();
+    p->xq_scale = xq_scale.data();
+  }
+};
+
 // Runs the portable kernels on L (no TFLite). Output into y (sized here).
 void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
   const int K = L.K, U = L.units();
@@ -699,21 +725,8 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.y = y->data();
     p.in_active = in_active.data();
     p.out_mask = out_mask.data();
-    // int8: packed weights and activation scratch, exact-size heap blocks for ASan.
-    std::vector<int8_t> packed, xq;
-    std::vector<float> xq_scale;
-    if (L.quant) {
-      const int nin = L.D / L.ibs(), padded = (L.ibs() + 3) / 4 * 4;
-      packed.resize(cc_q8_packed_size(K, L.D, L.bs, L.ibs()));
-      cc_q8_pack(L.kernel_q.data(), K, L.D, L.bs, L.ibs(), packed.data());
-      xq.resize(static_cast<size_t>(L.B) * nin * padded);
-      xq_scale.resize(static_cast<size_t>(L.B) * nin);
-      p.kernel_bm = nullptr;
-      p.kernel_q = packed.data();
-      p.kernel_scale = L.kernel_scale.data();
-      p.xq = xq.data();
-      p.xq_scale = xq_scale.data();
-    }
+    Int8Inputs q8(L);
+    q8.bind(&p);
     if (L.B > 0) {
       cc_gated_dense_gate(&p, 0, L.B, logits.data());
       for (int j = 0; j < K; ++j) macs += cc_gated_dense_block(&p, j, ex.data());
@@ -755,20 +768,8 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.y = y->data();
     p.in_active = in_active.data();
     p.out_mask = out_mask.data();
-    std::vector<int8_t> packed, xq;
-    std::vector<float> xq_scale;
-    if (L.quant) {
-      const int nin = L.D / L.ibs(), padded = (L.ibs() + 3) / 4 * 4, rows = kernel_rows(L);
-      packed.resize(cc_q8_packed_size(K, rows, L.bs, L.ibs()));
-      cc_q8_pack(L.kernel_q.data(), K, rows, L.bs, L.ibs(), packed.data());
-      xq.resize(static_cast<size_t>(L.B) * L.H * L.W * nin * padded);
-      xq_scale.resize(static_cast<size_t>(L.B) * nin);
-      p.kernel_bm = nullptr;
-      p.kernel_q = packed.data();
-      p.kernel_scale = L.kernel_scale.data();
-      p.xq = xq.data();
-      p.xq_scale = xq_scale.data();
-    }
+    Int8Inputs q8(L);
+    q8.bind(&p);
     if (L.B > 0 && OH > 0 && OW > 0) {
       cc_gated_conv2d_gate(&p, 0, L.B, scratch.data());
       for (int j = 0; j < K; ++j) macs += cc_gated_conv2d_block(&p, j);

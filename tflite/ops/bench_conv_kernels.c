@@ -17,18 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "condcomp_kernels.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
-}
 
 static void* must(void* p) {
   if (!p) {

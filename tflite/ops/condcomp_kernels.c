@@ -589,8 +589,10 @@ __attribute__((target("avx2,fma"))) CC_ALWAYS_INLINE void dot_q8_avx2_one(
   }
   int c = 0;
   /* Narrower strips (a block size that is not a multiple of 32, e.g. 16):
-   * 16 then 8 outputs per pass, one activation broadcast for both. */
-  for (; c + 16 <= cols; c += 16) {
+   * 16 outputs per pass (8 in the last one if that is what is left), one
+   * activation broadcast for both halves. */
+  while (c + 8 <= cols) {
+    const int two = c + 16 <= cols;
     __m256i a0 = _mm256_setzero_si256(), a1 = a0;
     const int8_t* wp = w + (size_t)c * 4;
     for (int q = 0; q < Q; ++q, wp += ld) {
@@ -599,23 +601,13 @@ __attribute__((target("avx2,fma"))) CC_ALWAYS_INLINE void dot_q8_avx2_one(
       const __m256i xs = _mm256_set1_epi32(word);
       const __m256i xa = _mm256_abs_epi8(xs);
       CC_Q8_AVX2_STEP(a0, wp);
-      CC_Q8_AVX2_STEP(a1, wp + 32);
+      if (two) CC_Q8_AVX2_STEP(a1, wp + 32);
     }
     _mm256_storeu_ps(y + c, _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), sv, _mm256_loadu_ps(y + c)));
-    _mm256_storeu_ps(y + c + 8,
-                     _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), sv, _mm256_loadu_ps(y + c + 8)));
-  }
-  for (; c + 8 <= cols; c += 8) {
-    __m256i a0 = _mm256_setzero_si256();
-    const int8_t* wp = w + (size_t)c * 4;
-    for (int q = 0; q < Q; ++q, wp += ld) {
-      int32_t word;
-      memcpy(&word, xq + 4 * q, sizeof(word));
-      const __m256i xs = _mm256_set1_epi32(word);
-      const __m256i xa = _mm256_abs_epi8(xs);
-      CC_Q8_AVX2_STEP(a0, wp);
-    }
-    _mm256_storeu_ps(y + c, _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), sv, _mm256_loadu_ps(y + c)));
+    if (two)
+      _mm256_storeu_ps(y + c + 8,
+                       _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), sv, _mm256_loadu_ps(y + c + 8)));
+    c += two ? 16 : 8;
   }
   if (c < cols) dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);
 }

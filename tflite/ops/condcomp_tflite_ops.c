@@ -547,29 +547,38 @@ static TfLiteStatus alloc_xq(TfLiteContext* context, OpData* d, int64_t batch, i
   return kTfLiteOk;
 }
 
-/* The kernel inputs of either op: float (copied to huge pages, pack_kernel) or
- * int8 (repacked, pack_q8_kernel, with its scales and activation scratch).
- * `rows` = the kernel's rows per output block (D, or KH * KW * C). */
-typedef struct {
-  const float* kernel_bm;
-  const int8_t* kernel_q;
-  const float* kernel_scale;
-  int8_t* xq;
-  float* xq_scale;
-} KernelInputs;
+/* Sets the kernel, bias and policy inputs of a cc_gated_dense or
+ * cc_gated_conv2d `p` (the same field names; its block sizes already set):
+ * a float kernel copied to huge pages (pack_kernel), or an int8 one repacked
+ * (pack_q8_kernel) with its scales and activation scratch. `rows` = the
+ * kernel's rows per output block (D, or KH * KW * C). */
+#define bind_inputs(context, d, ts, rows, p)                                               \
+  bind_inputs_into(context, d, ts, rows, (p)->num_blocks, (p)->block_size,                 \
+                   (p)->in_block_size, &(p)->kernel_bm, &(p)->kernel_q, &(p)->kernel_scale, \
+                   &(p)->xq, &(p)->xq_scale, &(p)->bias, &(p)->policy_kernel, &(p)->policy_bias)
 
-static TfLiteStatus bind_kernel(TfLiteContext* context, OpData* d, const Tensors* ts, int K,
-                                int rows, int bs, int ibs, KernelInputs* k) {
-  memset(k, 0, sizeof(*k));
-  if (!ts->quantized) {
-    k->kernel_bm = (const float*)pack_kernel(d, ts->t[1]);
-    return kTfLiteOk;
+static TfLiteStatus bind_inputs_into(TfLiteContext* context, OpData* d, const Tensors* ts,
+                                     int rows, int K, int bs, int ibs, const float** kernel_bm,
+                                     const int8_t** kernel_q, const float** kernel_scale,
+                                     int8_t** xq, float** xq_scale, const float** bias,
+                                     const float** policy_kernel, const float** policy_bias) {
+  *kernel_bm = NULL;
+  *kernel_q = NULL;
+  *kernel_scale = NULL;
+  *xq = NULL;
+  *xq_scale = NULL;
+  if (ts->quantized) {
+    *kernel_q = pack_q8_kernel(d, ts->t[1], K, rows, bs, ibs);
+    if (*kernel_q == NULL) FAIL(context, d, "out of memory for the packed int8 kernel");
+    *kernel_scale = (const float*)ts->t[5]->data;
+    *xq = d->xq;
+    *xq_scale = d->xq_scale;
+  } else {
+    *kernel_bm = (const float*)pack_kernel(d, ts->t[1]);
   }
-  k->kernel_q = pack_q8_kernel(d, ts->t[1], K, rows, bs, ibs);
-  if (k->kernel_q == NULL) FAIL(context, d, "out of memory for the packed int8 kernel");
-  k->kernel_scale = (const float*)ts->t[5]->data;
-  k->xq = d->xq;
-  k->xq_scale = d->xq_scale;
+  *bias = ts->t[2] ? (const float*)ts->t[2]->data : NULL;
+  *policy_kernel = (const float*)ts->t[3]->data;
+  *policy_bias = (const float*)ts->t[4]->data;
   return kTfLiteOk;
 }
 
@@ -669,17 +678,7 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
       FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
   if (ts.out->data == NULL) FAIL(context, d, "output has no data");
   p.x = (const float*)ts.t[0]->data;
-  KernelInputs k;
-  TF_LITE_ENSURE_OK_CC(bind_kernel(context, d, &ts, p.num_blocks, p.in_dim, p.block_size,
-                                   p.in_block_size, &k));
-  p.kernel_bm = k.kernel_bm;
-  p.kernel_q = k.kernel_q;
-  p.kernel_scale = k.kernel_scale;
-  p.xq = k.xq;
-  p.xq_scale = k.xq_scale;
-  p.bias = ts.t[2] ? (const float*)ts.t[2]->data : NULL;
-  p.policy_kernel = (const float*)ts.t[3]->data;
-  p.policy_bias = (const float*)ts.t[4]->data;
+  TF_LITE_ENSURE_OK_CC(bind_inputs(context, d, &ts, p.in_dim, &p));
   p.y = (float*)ts.out->data;
   p.in_active = d->in_active;
   p.out_mask = d->out_mask;
@@ -819,17 +818,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
       FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
   if (ts.out->data == NULL) FAIL(context, d, "output has no data");
   p.x = (const float*)ts.t[0]->data;
-  KernelInputs k;
-  TF_LITE_ENSURE_OK_CC(bind_kernel(context, d, &ts, p.num_blocks, p.kernel_h * p.kernel_w * p.in_c, p.block_size,
-                                   p.in_block_size, &k));
-  p.kernel_bm = k.kernel_bm;
-  p.kernel_q = k.kernel_q;
-  p.kernel_scale = k.kernel_scale;
-  p.xq = k.xq;
-  p.xq_scale = k.xq_scale;
-  p.bias = ts.t[2] ? (const float*)ts.t[2]->data : NULL;
-  p.policy_kernel = (const float*)ts.t[3]->data;
-  p.policy_bias = (const float*)ts.t[4]->data;
+  TF_LITE_ENSURE_OK_CC(bind_inputs(context, d, &ts, p.kernel_h * p.kernel_w * p.in_c, &p));
   p.y = (float*)ts.out->data;
   p.in_active = d->in_active;
   p.out_mask = d->out_mask;
