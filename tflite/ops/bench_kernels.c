@@ -6,8 +6,10 @@
  * Runs a 784-2048-2048-2048 stack of gated dense layers (16 blocks of 128)
  * whose masks are random with P(on) = tau, optionally streaming a 64 MiB buffer
  * between runs (what an interleaved dense model does to the caches), and prints
- * the median time and the effective weight bandwidth. int8 1: dynamic-range
- * int8 weights (packed by cc_q8_pack) and activations.
+ * the median time, the effective weight bandwidth and the median time of
+ * phase 1 (the policy, and with int8 the activations' quantization: the
+ * difference between int8 0 and 1 is what quantizing costs). int8 1:
+ * dynamic-range int8 weights (packed by cc_q8_pack) and activations.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
   float* junk = malloc(flush_n * sizeof(float));
   for (size_t i = 0; i < flush_n; ++i) junk[i] = (float)i;
   double* t = malloc(sizeof(double) * runs);
+  double* t_gate = malloc(sizeof(double) * runs); /* phase 1 (policy; int8: + activations) */
   double macs_total = 0, bytes_total = 0;
   volatile float sink = 0;
   for (int r = 0; r < runs; ++r) {
@@ -72,7 +75,7 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < flush_n; i += 16) s += junk[i];
       sink += s;
     }
-    double t0 = now();
+    double t0 = now(), gate = 0;
     uint64_t macs = 0;
     for (int l = 0; l < L; ++l) {
       /* random per-example masks: the policy is zero, so set the mask directly */
@@ -84,20 +87,25 @@ int main(int argc, char** argv) {
         p.xq = xq;
         p.xq_scale = xq_scale;
       }
+      const double g0 = now();
       cc_gated_dense_gate(&p, 0, B, logits);
+      gate += now() - g0;
       for (int i = 0; i < B * K; ++i) out_mask[i] = (frand(&seed) + 0.5f) < tau;
       for (int j = 0; j < K; ++j) macs += cc_gated_dense_block(&p, j, ex);
     }
     t[r] = now() - t0;
+    t_gate[r] = gate;
     macs_total += (double)macs;
   }
   bytes_total = macs_total * (int8 ? 1.0 : 4.0);
   qsort(t, runs, sizeof(double), cmp);
+  qsort(t_gate, runs, sizeof(double), cmp);
   printf("batch %d tau %.2f flush %d int8 %d: median %.3f ms, %.2f MMAC/run, isa %s\n", B, tau,
          flush, int8, t[runs / 2] * 1e3, macs_total / runs / 1e6,
          int8 ? cc_kernel_isa_q8() : cc_kernel_isa());
-  printf("  weights streamed (batch 1 estimate) %.1f GB/s\n",
-         (bytes_total / runs) / t[runs / 2] / 1e9);
+  printf("  weights streamed (batch 1 estimate) %.1f GB/s; phase 1 (policy%s) %.1f us\n",
+         (bytes_total / runs) / t[runs / 2] / 1e9, int8 ? " + int8 activations" : "",
+         t_gate[runs / 2] * 1e6);
   (void)sink;
   return 0;
 }
