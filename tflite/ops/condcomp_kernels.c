@@ -753,8 +753,8 @@ void cc_q8_pack(const int8_t* kernel_bm, int K, int D, int bs, int ibs, int8_t* 
  * longer input blocks are summed chunk by chunk in float. */
 #define CC_Q8_MAX_QUADS 32767
 
-/* One strip (`cols` outputs, [Q][cols][4]) of a tile against n pixels'
- * activations: y += s * (xq . w) (steps as in dot_q8_fn). */
+/* One strip (`cols` outputs, [Q][cols][4]) of a tile against the activations
+ * of n pixels: y += s * (xq . w) (steps as in dot_q8_fn). */
 static void dot_q8_strip(dot_q8_fn dot, const int8_t* strip, int Q, int cols, const int8_t* xq,
                          size_t x_step, float s, float* y, size_t y_step, int n) {
   for (int q0 = 0; q0 < Q; q0 += CC_Q8_MAX_QUADS) {
