@@ -181,6 +181,7 @@ struct Stats {
   long mutated_ok = 0, mutated_err = 0;
   long int8_cases = 0;  // dynamic-range int8 layers among the cases
   long int8_conv_cases = 0;  // ... of which convolutions
+  long int8_static_cases = 0;  // ... with static activation scales
 };
 
 // Checks one output value y against the reference. Returns "" or a reason.
@@ -254,6 +255,9 @@ struct Layer {
   bool quant = false;
   std::vector<int8_t> kernel_q;
   std::vector<float> kernel_scale;
+  // Static activation scales (static_scales), one per input block; empty:
+  // per-example scales.
+  std::vector<float> input_scale;
   std::vector<float> y_expected;               // model mode: Keras output
   std::string name;
 
@@ -285,20 +289,34 @@ struct Reference {
   std::vector<int> shape;
 };
 
-// One input block as the int8 op quantizes it (condcomp_kernels.h): scale =
-// max|x| / 127 in float, q = round-half-even(x * (127 / max|x|)) in double.
-void quantize_block_ref(const float* x, int n, std::vector<int>* q, float* scale) {
+// Values as the int8 op quantizes them (condcomp_kernels.h): q =
+// clamp(round-half-even(x * k), -127, 127) in double.
+int quantize_value_ref(float x, double k) {
+  const double v = std::nearbyint(static_cast<double>(x) * k);
+  return static_cast<int>(std::max(-127.0, std::min(127.0, v)));
+}
+
+// Block i's scale and k: static (L.input_scale[i], k = 1 / scale) or from the
+// block's max |x| = m (scale m / 127 in float, k = 127 / m; 0 for m = 0).
+float block_scale_ref(const Layer& L, int i, double m, double* k) {
+  if (!L.input_scale.empty()) {
+    *k = 1.0 / static_cast<double>(L.input_scale[i]);
+    return L.input_scale[i];
+  }
+  *k = m > 0.0 ? 127.0 / m : 0.0;
+  return m > 0.0 ? static_cast<float>(m) / 127.0f : 0.0f;
+}
+
+// One input block of a dense layer as the int8 op quantizes it.
+void quantize_block_ref(const Layer& L, int i, const float* x, int n, std::vector<int>* q,
+                        float* scale) {
   double m = 0.0;
   for (int r = 0; r < n; ++r) m = std::max(m, std::fabs(static_cast<double>(x[r])));
   q->assign(n, 0);
-  *scale = 0.0f;
-  if (m == 0.0) return;
-  const double k = 127.0 / m;
-  for (int r = 0; r < n; ++r) {
-    const double v = std::nearbyint(static_cast<double>(x[r]) * k);
-    (*q)[r] = static_cast<int>(std::max(-127.0, std::min(127.0, v)));
-  }
-  *scale = static_cast<float>(m) / 127.0f;
+  double k;
+  *scale = block_scale_ref(L, i, m, &k);
+  if (m == 0.0) *scale = 0.0f;  // an all-zero block is skipped
+  for (int r = 0; m > 0.0 && r < n; ++r) (*q)[r] = quantize_value_ref(x[r], k);
 }
 
 bool row_finite(const float* x, size_t n) {
@@ -315,7 +333,8 @@ void reference_int8_values(const Layer& L, int e, Reference* R) {
   const bool finite = row_finite(x, static_cast<size_t>(L.D));
   std::vector<std::vector<int>> xq(nin);
   std::vector<float> s(nin, 0.0f);
-  for (int i = 0; finite && i < nin; ++i) quantize_block_ref(x + static_cast<size_t>(i) * ibs, ibs, &xq[i], &s[i]);
+  for (int i = 0; finite && i < nin; ++i)
+    quantize_block_ref(L, i, x + static_cast<size_t>(i) * ibs, ibs, &xq[i], &s[i]);
   for (int u = 0; u < U; ++u) {
     const int j = u / bs, c = u % bs;
     RefVal& out = R->v[static_cast<size_t>(e) * U + u];
@@ -368,13 +387,10 @@ void reference_int8_conv_values(const Layer& L, int e, int OH, int OW, int pt, i
       for (int c = i * ibs; c < (i + 1) * ibs; ++c)
         m = std::max(m, std::fabs(static_cast<double>(xe[p * C + c])));
     if (m == 0.0) continue;
-    s[i] = static_cast<float>(m) / 127.0f;
-    const double k = 127.0 / m;
+    double k;
+    s[i] = block_scale_ref(L, i, m, &k);
     for (long p = 0; p < hw; ++p)
-      for (int c = i * ibs; c < (i + 1) * ibs; ++c) {
-        const double v = std::nearbyint(static_cast<double>(xe[p * C + c]) * k);
-        xq[p * C + c] = static_cast<int>(std::max(-127.0, std::min(127.0, v)));
-      }
+      for (int c = i * ibs; c < (i + 1) * ibs; ++c) xq[p * C + c] = quantize_value_ref(xe[p * C + c], k);
   }
   for (int oh = 0; oh < OH; ++oh)
     for (int ow = 0; ow < OW; ++ow)
@@ -670,6 +686,29 @@ void quantize_int8(Layer* L) {
   }
 }
 
+// Makes an int8 layer's activation scales static: per input block, the
+// block's max |x| over the batch (and positions) / 127 times a factor that
+// sometimes clips (< 1) or coarsens (> 1); tiny / subnormal / huge scales too,
+// and a positive scale for blocks that are all zero here.
+void static_scales(Layer* L, Rng& r) {
+  const int ibs = L->ibs(), nin = L->D / ibs;
+  const size_t positions = L->op == 0 ? 1 : static_cast<size_t>(L->H) * L->W;
+  std::vector<double> m(nin, 0.0);
+  for (int e = 0; e < L->B; ++e)
+    for (size_t pos = 0; pos < positions; ++pos)
+      for (int c = 0; c < L->D; ++c) {
+        const float v = L->x[(static_cast<size_t>(e) * positions + pos) * L->D + c];
+        if (std::isfinite(v)) m[c / ibs] = std::max(m[c / ibs], std::fabs(static_cast<double>(v)));
+      }
+  static const std::vector<double> kFactors = {1.0, 1.0, 0.25, 0.7, 3.0};
+  L->input_scale.assign(nin, 1.0f);
+  for (int i = 0; i < nin; ++i) {
+    double sc = m[i] > 0.0 ? m[i] / 127.0 * r.pick(kFactors) : 0.05 + r.uniform();
+    if (r.chance(0.03)) sc = r.chance(0.5) ? 1e-41 : 1e30;  // subnormal / huge: clamps, no UB
+    L->input_scale[i] = std::max(static_cast<float>(sc), std::numeric_limits<float>::denorm_min());
+  }
+}
+
 // ------------------------------------------------ direct kernel invocation
 
 // An int8 layer's packed weights and activation scratch (exact-size heap
@@ -695,6 +734,7 @@ struct Int8Inputs {
     p->kernel_scale = L.kernel_scale.data();
     p->xq = xq.data();
     p->xq_scale = xq_scale.data();
+    p->input_scale = L.input_scale.empty() ? nullptr : L.input_scale.data();
   }
 };
 
@@ -942,21 +982,23 @@ struct NodeSetup {
   bool explicit_resize = false;
   bool null_empty = false;
   std::vector<int> reshape_x;  // second Prepare/Invoke with another x shape
+  std::vector<float> input_scale;  // tensor 7's values (the layer's, or a defect's)
 };
 
 OpRun run_op(const Layer& L, const NodeSetup& S, const Layer* L2 = nullptr) {
   OpRun out;
   const TfLiteRegistration* reg =
       L.op == 0 ? CondCompGatedDenseRegistration() : CondCompGatedConv2DRegistration();
-  // Tensors 0-4 the inputs, 5 the output, 6 kernel_scale (int8 kernel only).
+  // Tensors 0-4 the inputs, 5 the output, 6 kernel_scale (int8 kernel only),
+  // 7 input_scale (static activation scales only).
   const int n_tensors = static_cast<int>(S.shapes.size());
   MockRuntime rt(n_tensors);
   if (S.explicit_resize) rt.ctx.ResizeTensorExplicit = &MockRuntime::ResizeTensorExplicit;
   rt.ctx.recommended_num_threads = S.threads;
   for (int i = 0; i < n_tensors; ++i) rt.SetShape(i, S.shapes[i], S.types[i]);
   // Constants have data before Prepare; x and the output get theirs after.
-  const std::vector<float>* consts[7] = {nullptr, &L.kernel, &L.bias, &L.wp, &L.bp, nullptr,
-                                         &L.kernel_scale};
+  const std::vector<float>* consts[8] = {nullptr, &L.kernel, &L.bias, &L.wp, &L.bp, nullptr,
+                                         &L.kernel_scale, &S.input_scale};
   for (int i = 1; i < n_tensors; ++i) {
     if (i == 5) continue;
     if (!rt.Allocate(i, S.null_empty)) return out;
@@ -1029,6 +1071,12 @@ NodeSetup valid_setup(const Layer& L, Rng& r) {
     S.types.push_back(kTfLiteFloat32);
     S.inputs.push_back(6);
   }
+  if (!L.input_scale.empty()) {  // static activation scales: a 7th input (tensor 7)
+    S.shapes.push_back({L.D / L.ibs()});
+    S.types.push_back(kTfLiteFloat32);
+    S.inputs.push_back(7);
+    S.input_scale = L.input_scale;
+  }
   std::vector<ccfx::Entry> o = layer_options(L);
   // Indirect scalars and narrower maps are valid encodings too.
   for (auto& e : o)
@@ -1070,6 +1118,10 @@ bool kernel_case(long i, Stats* st) {
     quantize_int8(&L);
     st->int8_cases++;
     st->int8_conv_cases += conv;
+    if (r.chance(0.5)) {
+      static_scales(&L, r);
+      st->int8_static_cases++;
+    }
   }
   std::vector<float> y;
   run_kernels(L, &y, nullptr);
@@ -1111,6 +1163,7 @@ enum Defect {
   kNegativeDim,
   kEmptyOptions,
   kHugeX,
+  kBadInputScale,
   kNumDefects
 };
 
@@ -1120,7 +1173,7 @@ const char* kDefectNames[kNumDefects] = {
     "bad padding", "bad stride/dilation", "x rank", "kernel rank", "kernel/x dim mismatch",
     "bias length", "policy kernel shape", "policy bias length", "non-float tensor", "input count",
     "output count", "bad tensor index", "zero features", "negative dim", "empty options",
-    "huge x shape"};
+    "huge x shape", "input_scale zero/negative/NaN/Inf or wrong length"};
 
 // Applies defect d to S (and maybe L's options); returns false if it does not
 // apply to this layer.
@@ -1226,10 +1279,12 @@ bool apply_defect(int d, const Layer& L, NodeSetup* S, Rng& r) {
       int k = r.range(0, 4);
       if (k == 2 && S->inputs[2] < 0) k = 0;
       S->types[k] = r.pick(types);
+      if (S->types[k] == kTfLiteInt8 && k == 1 && L.quant) S->types[k] = kTfLiteFloat32;
       break;
     }
     case kInputCount:
-      if (r.chance(0.5)) S->inputs.pop_back(); else S->inputs.push_back(0);
+      // 7 -> 6 inputs is a valid op (per-example scales): add one instead.
+      if (r.chance(0.5) && L.input_scale.empty()) S->inputs.pop_back(); else S->inputs.push_back(0);
       break;
     case kOutputCount:
       if (r.chance(0.5)) S->outputs.clear(); else S->outputs.push_back(0);
@@ -1265,6 +1320,19 @@ bool apply_defect(int d, const Layer& L, NodeSetup* S, Rng& r) {
     case kEmptyOptions:
       S->options.clear();
       break;
+    case kBadInputScale: {
+      if (L.input_scale.empty()) return false;
+      if (r.chance(0.25)) {
+        S->shapes[7] = {static_cast<int>(L.input_scale.size()) + (r.chance(0.5) ? 1 : -1)};
+        if (S->shapes[7][0] == 0 || r.chance(0.3)) S->shapes[7] = {1, static_cast<int>(L.input_scale.size())};
+        break;
+      }
+      static const std::vector<float> bad = {0.0f, -0.0f, -1.0f, std::nanf(""),
+                                             std::numeric_limits<float>::infinity(),
+                                             -std::numeric_limits<float>::denorm_min()};
+      S->input_scale[r.next() % S->input_scale.size()] = r.pick(bad);
+      break;
+    }
     default:
       return false;
   }
@@ -1311,13 +1379,17 @@ bool op_case(long i, Stats* st) {
   const double u = r.uniform();
   const bool special = u < 0.12;
   Layer L = random_layer(r, conv, special);
-  // 55% valid, 35% one defect, 10% mutated options; a third of the valid
-  // layers dynamic-range int8.
+  // 55% valid, 35% one defect, 10% mutated options; a third of the valid and
+  // defective layers int8, half of those with static activation scales.
   const double kind = r.uniform();
-  if (kind < 0.55 && r.chance(0.35)) {
+  if (kind < 0.90 && r.chance(0.35)) {
     quantize_int8(&L);
     st->int8_cases++;
     st->int8_conv_cases += conv;
+    if (r.chance(0.5)) {
+      static_scales(&L, r);
+      st->int8_static_cases++;
+    }
   }
   NodeSetup S = valid_setup(L, r);
   st->cases++;
@@ -1420,10 +1492,11 @@ int run_cases(bool ops, long n) {
   std::printf(
       "%s: %ld cases in %.1f s (isa: %s): %ld expected errors, %ld mutated-options runs ok / %ld "
       "rejected, %ld values checked, %ld gates within rounding of the threshold, %ld NaN "
-      "pre-activations turned into numbers by relu/relu6/hard_sigmoid, %ld int8 cases, %ld of them conv (%s)\n",
+      "pre-activations turned into numbers by relu/relu6/hard_sigmoid, %ld int8 cases, %ld of them conv, "
+      "%ld with static scales (%s)\n",
       ops ? "ops" : "kernels", st.cases, secs, cc_kernel_isa(), st.expected_errors, st.mutated_ok,
       st.mutated_err, st.values_checked, st.ambiguous_blocks, st.nan_deviation, st.int8_cases,
-      st.int8_conv_cases, cc_kernel_isa_q8());
+      st.int8_conv_cases, st.int8_static_cases, cc_kernel_isa_q8());
   std::printf("%ld passed, %ld failed\n", st.passed, st.failed);
   if (g_opt.progress) std::remove(g_opt.progress);
   return st.failed ? 1 : 0;

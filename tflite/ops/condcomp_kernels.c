@@ -316,12 +316,12 @@ CC_ALWAYS_INLINE float max_abs(const float* x, int n) {
   return f;
 }
 
-/* n activations as int8 for a block whose max |x| is m > 0:
- * xq = round-half-even(x * (127 / m)) computed in double (defined for
- * subnormal maxima too), zero-padded to `padded`; the block's scale is m / 127.
- * keras_condcomp.reference.quantize_activations is the same computation. */
-CC_ALWAYS_INLINE void quantize_values(const float* x, int n, int padded, float m, int8_t* xq) {
-  const double k = 127.0 / (double)m;
+/* n activations as int8: xq = clamp(round-half-even(x * k), -127, 127)
+ * computed in double (defined for subnormal scales too), zero-padded to
+ * `padded`. k = 127 / max|x| for per-example scales (scale max|x| / 127),
+ * 1 / input_scale for static ones. keras_condcomp.reference.quantize_activations
+ * is the same computation. */
+CC_ALWAYS_INLINE void quantize_values(const float* x, int n, int padded, double k, int8_t* xq) {
   for (int r = 0; r < n; ++r) {
     double v = nearbyint((double)x[r] * k);
     v = v > 127.0 ? 127.0 : v < -127.0 ? -127.0 : v;
@@ -330,18 +330,31 @@ CC_ALWAYS_INLINE void quantize_values(const float* x, int n, int padded, float m
   memset(xq + n, 0, (size_t)(padded - n));
 }
 
+/* Input block i's scale and the factor k that quantize_values applies: static
+ * (input_scale) or from m = max |x| over the block; an all-zero block (m = 0,
+ * per-example scales) gets scale 0 and is never read. */
+CC_ALWAYS_INLINE float block_scale(const float* input_scale, int i, float m, double* k) {
+  if (input_scale != NULL) {
+    *k = 1.0 / (double)input_scale[i];
+    return input_scale[i];
+  }
+  *k = m > 0.0f ? 127.0 / (double)m : 0.0;
+  return m / 127.0f;
+}
+
 /* Phase 1's int8 step for example e (input finite, in_active set): one scale
- * per input block; an all-zero block gets scale 0 and is never read. Inlined
- * into the gate's clones: the AVX2 one rounds 4 doubles per vroundpd. */
+ * per input block. Inlined into the gate's clones: the AVX2 one rounds 4
+ * doubles per vroundpd. */
 CC_ALWAYS_INLINE void quantize_example(const cc_gated_dense* p, int e) {
   const int ibs = p->in_block_size, n_in = p->in_dim / ibs, padded = (ibs + 3) / 4 * 4;
   const uint8_t* act = p->in_active + (size_t)e * n_in;
   for (int i = 0; i < n_in; ++i) {
     const size_t b = (size_t)e * n_in + i;
     const float* x = p->x + (size_t)e * p->in_dim + (size_t)i * ibs;
-    const float m = act[i] ? max_abs(x, ibs) : 0.0f;
-    p->xq_scale[b] = m / 127.0f;
-    if (m > 0.0f) quantize_values(x, ibs, padded, m, p->xq + b * padded);
+    const float m = act[i] && p->input_scale == NULL ? max_abs(x, ibs) : 0.0f;
+    double k;
+    p->xq_scale[b] = block_scale(p->input_scale, i, m, &k);
+    if (act[i] && k > 0.0) quantize_values(x, ibs, padded, k, p->xq + b * padded);
   }
 }
 
@@ -354,16 +367,17 @@ CC_ALWAYS_INLINE void quantize_conv_example(const cc_gated_conv2d* p, int e) {
   const uint8_t* act = p->in_active + (size_t)e * n_in;
   for (int i = 0; i < n_in; ++i) {
     float m = 0.0f;
-    if (act[i]) {
+    if (act[i] && p->input_scale == NULL) {
       for (size_t s = 0; s < hw; ++s) {
         const float ms = max_abs(xe + s * C + (size_t)i * ibs, ibs);
         m = ms > m ? ms : m;
       }
     }
-    p->xq_scale[(size_t)e * n_in + i] = m / 127.0f;
-    if (m == 0.0f) continue;
+    double k;
+    p->xq_scale[(size_t)e * n_in + i] = block_scale(p->input_scale, i, m, &k);
+    if (!act[i] || k == 0.0) continue;
     for (size_t s = 0; s < hw; ++s)
-      quantize_values(xe + s * C + (size_t)i * ibs, ibs, padded, m,
+      quantize_values(xe + s * C + (size_t)i * ibs, ibs, padded, k,
                       p->xq + (((size_t)e * hw + s) * n_in + i) * padded);
   }
 }

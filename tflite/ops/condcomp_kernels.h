@@ -93,6 +93,10 @@ typedef struct {
   const float* kernel_scale;  /* [K*bs] */
   int8_t* xq;                 /* scratch [B][D_in / in_block_size][4 * Q] */
   float* xq_scale;            /* scratch [B][D_in / in_block_size] */
+  /* Static-scale int8 (NULL: the per-example scales above): input block i
+   * has the fixed scale input_scale[i] (finite, > 0; calibrated offline) and
+   * xq = clamp(round-half-even(x * (1 / input_scale[i])), -127, 127) in double. */
+  const float* input_scale;   /* [D_in / in_block_size] */
 } cc_gated_dense;
 
 /* Bytes of cc_q8_pack's output (0 for invalid sizes). */
@@ -147,6 +151,7 @@ typedef struct {
   const float* kernel_scale;  /* [K*bs] */
   int8_t* xq;                 /* scratch [B][H*W][C_in / in_block_size][4 * Q] */
   float* xq_scale;            /* scratch [B][C_in / in_block_size] */
+  const float* input_scale;   /* [C_in / in_block_size] or NULL, as in cc_gated_dense */
 } cc_gated_conv2d;
 
 /* Phase 1 for examples [e_begin, e_end): channel-block activity, spatial mean

@@ -13,7 +13,10 @@
  *                                bias [K*bs], policy_kernel [C, K], policy_bias [K]
  *                        output: y [B, OH, OW, K*bs]
  *   Either op with an int8 kernel (dynamic-range quantized) takes a sixth
- *   input, kernel_scale [K*bs] (float32): weight = kernel * kernel_scale.
+ *   input, kernel_scale [K*bs] (float32): weight = kernel * kernel_scale,
+ *   and with static activation scales a seventh, input_scale [D / ibs] (dense)
+ *   or [C / ibs] (conv) (float32, finite, > 0): one scale per input block
+ *   (condcomp_kernels.h).
  *                        options: as dense plus padding ("same"/"valid"),
  *                                 stride_h, stride_w, dilation_h, dilation_w
  *
@@ -29,6 +32,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -379,14 +383,14 @@ static int abi_ok(TfLiteContext* context, int index) {
   return context->GetTensor(context, index) == &context->tensors[index];
 }
 
-static const char* kInputNames[] = {"x",           "kernel",      "bias",
-                                    "policy_kernel", "policy_bias", "kernel_scale"};
+static const char* kInputNames[] = {"x",           "kernel",      "bias",        "policy_kernel",
+                                    "policy_bias", "kernel_scale", "input_scale"};
 
-/* Inputs 0-4, plus input 5 (kernel_scale) when the kernel is int8
- * (a dynamic-range quantized op). */
+/* Inputs 0-4, plus input 5 (kernel_scale) when the kernel is int8 and input
+ * 6 (input_scale) when its activation scales are static. */
 typedef struct {
-  TfLiteTensor* t[6];
-  int n;         /* 5 or 6 */
+  TfLiteTensor* t[7];
+  int n;         /* 5, 6 or 7 */
   int quantized; /* kernel int8, kernel_scale present */
   TfLiteTensor* out;
 } Tensors;
@@ -396,12 +400,13 @@ static int64_t dim(const TfLiteTensor* t, int i) { return t->dims->data[i]; }
 static TfLiteStatus get_tensors(TfLiteContext* context, TfLiteNode* node, OpData* d,
                                 Tensors* ts) {
   if (node->inputs == NULL || node->outputs == NULL) FAIL(context, d, "node has no inputs/outputs");
-  if (node->inputs->size != 5 && node->inputs->size != 6)
-    FAIL(context, d, "expected 5 inputs (x, kernel, bias, policy_kernel, policy_bias) or 6 "
-         "(and kernel_scale, for an int8 kernel), got %d", node->inputs->size);
+  if (node->inputs->size < 5 || node->inputs->size > 7)
+    FAIL(context, d, "expected 5 inputs (x, kernel, bias, policy_kernel, policy_bias), 6 "
+         "(and kernel_scale, for an int8 kernel) or 7 (and input_scale, for static int8 "
+         "activation scales), got %d", node->inputs->size);
   if (node->outputs->size != 1) FAIL(context, d, "expected 1 output, got %d", node->outputs->size);
   ts->n = node->inputs->size;
-  ts->quantized = ts->n == 6;
+  ts->quantized = ts->n >= 6;
   for (int i = 0; i < ts->n; ++i) {
     const int idx = node->inputs->data[i];
     if (i == 2 && idx == kTfLiteOptionalTensor) {
@@ -418,7 +423,7 @@ static TfLiteStatus get_tensors(TfLiteContext* context, TfLiteNode* node, OpData
     const TfLiteType want = int8_kernel ? kTfLiteInt8 : kTfLiteFloat32;
     if (ts->t[i]->type != want)
       FAIL(context, d, "input %d (%s) must be %s, got TfLiteType %d", i, kInputNames[i],
-           int8_kernel ? "int8 (6 inputs: a quantized kernel)" : "float32",
+           int8_kernel ? "int8 (6 or 7 inputs: a quantized kernel)" : "float32",
            (int)ts->t[i]->type);
     if (ts->t[i]->dims == NULL) FAIL(context, d, "input %d (%s) has no shape", i, kInputNames[i]);
     int64_t n = 1;
@@ -486,6 +491,17 @@ static int thread_count(TfLiteContext* context) {
   return n;
 }
 
+/* Static activation scales divide the activations: each must be finite and
+ * > 0 (a zero or NaN scale would make the int8 conversion undefined). */
+static TfLiteStatus check_input_scale(TfLiteContext* context, OpData* d, const TfLiteTensor* t) {
+  const float* s = (const float*)t->data;
+  for (int i = 0; i < t->dims->data[0]; ++i)
+    if (!(s[i] > 0.0f && s[i] <= FLT_MAX))
+      FAIL(context, d, "input_scale[%d] = %g: static activation scales must be finite and > 0",
+           i, (double)s[i]);
+  return kTfLiteOk;
+}
+
 /* Shared checks of bias / policy inputs for K blocks of bs over `in` features. */
 static TfLiteStatus check_gating_inputs(TfLiteContext* context, OpData* d, const Tensors* ts,
                                         int64_t K, int64_t bs, int64_t in) {
@@ -514,6 +530,14 @@ static TfLiteStatus check_gating_inputs(TfLiteContext* context, OpData* d, const
     FAIL(context, d, "option `input_block_size`=%lld must divide the input size %lld",
          (long long)d->input_block_size, (long long)in);
   d->in_block_size = (int)ibs;
+  if (ts->n == 7) {
+    TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts->t[6], 6, 1));
+    if (dim(ts->t[6], 0) != in / ibs)
+      FAIL(context, d, "input_scale has %lld entries, expected one per input block = %lld",
+           (long long)dim(ts->t[6], 0), (long long)(in / ibs));
+    /* Constant (the converter's case): its values are known now. */
+    if (ts->t[6]->data) TF_LITE_ENSURE_OK_CC(check_input_scale(context, d, ts->t[6]));
+  }
   if (d->top_k > K)
     FAIL(context, d, "option `top_k`=%lld exceeds num_blocks = %lld", (long long)d->top_k,
          (long long)K);
@@ -555,22 +579,29 @@ static TfLiteStatus alloc_xq(TfLiteContext* context, OpData* d, int64_t batch, i
 #define bind_inputs(context, d, ts, rows, p)                                               \
   bind_inputs_into(context, d, ts, rows, (p)->num_blocks, (p)->block_size,                 \
                    (p)->in_block_size, &(p)->kernel_bm, &(p)->kernel_q, &(p)->kernel_scale, \
-                   &(p)->xq, &(p)->xq_scale, &(p)->bias, &(p)->policy_kernel, &(p)->policy_bias)
+                   &(p)->input_scale, &(p)->xq, &(p)->xq_scale, &(p)->bias,                  \
+                   &(p)->policy_kernel, &(p)->policy_bias)
 
 static TfLiteStatus bind_inputs_into(TfLiteContext* context, OpData* d, const Tensors* ts,
                                      int rows, int K, int bs, int ibs, const float** kernel_bm,
                                      const int8_t** kernel_q, const float** kernel_scale,
-                                     int8_t** xq, float** xq_scale, const float** bias,
+                                     const float** input_scale, int8_t** xq, float** xq_scale,
+                                     const float** bias,
                                      const float** policy_kernel, const float** policy_bias) {
   *kernel_bm = NULL;
   *kernel_q = NULL;
   *kernel_scale = NULL;
+  *input_scale = NULL;
   *xq = NULL;
   *xq_scale = NULL;
   if (ts->quantized) {
     *kernel_q = pack_q8_kernel(d, ts->t[1], K, rows, bs, ibs);
     if (*kernel_q == NULL) FAIL(context, d, "out of memory for the packed int8 kernel");
     *kernel_scale = (const float*)ts->t[5]->data;
+    if (ts->n == 7) {
+      TF_LITE_ENSURE_OK_CC(check_input_scale(context, d, ts->t[6]));
+      *input_scale = (const float*)ts->t[6]->data;
+    }
     *xq = d->xq;
     *xq_scale = d->xq_scale;
   } else {
