@@ -81,22 +81,30 @@ def from_block_major(kernel_bm):
     return ops.reshape(channels_last, tuple(shape[1:rank - 1]) + (shape[0] * shape[rank - 1],))
 
 
-def quantize_activations(x, in_block_size):
-    """`x` as the int8 (dynamic-range) ops see it: rounded per input block to int8.
+def quantize_activations(x, in_block_size, input_scale=None):
+    """`x` as the int8 ops see it: rounded per input block to int8.
 
     `x` is `(batch, D)` or channels last `(batch, ..., C)`, its last axis split
-    into blocks of `in_block_size` features. Each (example, block), over all
+    into blocks of `in_block_size` features. With per-example scales
+    (`input_scale=None`, the "dynamic" ops) each (example, block), over all
     positions of a conv input, with `m = max |x|` > 0 becomes `q * (m / 127)`
-    with `q = round_half_even(x * (127 / m))`, the product taken in float64 (as
-    the C ops do, so `q` is the same integer there); all-zero blocks stay 0.
-    The ops then take exact int32 dot products of `q` with the int8 weights.
+    with `q = round_half_even(x * (127 / m))`; all-zero blocks stay 0. With
+    static scales (`input_scale`, one float32 per block, > 0: the "int8" ops)
+    block i becomes `q * s_i` with `q = clip(round_half_even(x * (1 / s_i)),
+    -127, 127)`. The products are taken in float64, as the C ops do, so `q` is
+    the same integer there; the ops then take exact int32 dot products of `q`
+    with the int8 weights.
     """
     batch_shape = ops.shape(x)
     d = x.shape[-1]
     blocks = ops.reshape(x, (batch_shape[0], -1, d // in_block_size, in_block_size))
-    m = ops.max(ops.abs(blocks), axis=(1, 3), keepdims=True)
-    m64 = ops.cast(m, "float64")
-    k = 127.0 / ops.where(m64 > 0, m64, 1.0)
+    if input_scale is None:
+        m = ops.max(ops.abs(blocks), axis=(1, 3), keepdims=True)
+        m64 = ops.cast(m, "float64")
+        k = 127.0 / ops.where(m64 > 0, m64, 1.0)
+        scale = ops.cast(m, x.dtype) / ops.cast(127.0, x.dtype)
+    else:
+        scale = ops.reshape(ops.cast(input_scale, x.dtype), (1, 1, -1, 1))
+        k = 1.0 / ops.cast(scale, "float64")
     q = ops.clip(ops.round(ops.cast(blocks, "float64") * k), -127.0, 127.0)
-    scale = ops.cast(m, x.dtype) / ops.cast(127.0, x.dtype)
     return ops.reshape(ops.cast(q, x.dtype) * scale, batch_shape)

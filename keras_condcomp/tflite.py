@@ -196,7 +196,7 @@ def input_block_size(layer, num_inputs):
 class _GatedExport:
     """Block-major copies of one gated layer's weights plus its fused call."""
 
-    def __init__(self, module, layer, dense, quantize="none"):
+    def __init__(self, module, layer, dense, quantize="none", input_scale=None):
         import numpy as np
 
         tf = _tf()
@@ -219,7 +219,9 @@ class _GatedExport:
             else np.zeros((units,), np.float32)
         )
         prefix = layer.name.replace("/", "_")
-        self.extra = []  # inputs after policy_bias: the int8 kernel's scales
+        # Inputs after policy_bias: the int8 kernel's scales, then ("int8") the
+        # static activation scales.
+        self.extra = []
         if dense:
             self.kernel = tf.Variable(kernel, trainable=False, name=f"{prefix}_kernel")
         elif self.quantized:
@@ -227,6 +229,9 @@ class _GatedExport:
             self.kernel = tf.Variable(block_major_kernel(q, k), trainable=False,
                                       name=f"{prefix}_kernel_q")
             self.extra = [tf.Variable(scale, trainable=False, name=f"{prefix}_kernel_scale")]
+            if quantize == "int8":
+                self.extra.append(tf.Variable(np.asarray(input_scale, np.float32),
+                                              trainable=False, name=f"{prefix}_input_scale"))
         else:
             self.kernel = tf.Variable(
                 block_major_kernel(kernel, k), trainable=False, name=f"{prefix}_kernel_bm"
@@ -276,11 +281,13 @@ class _GatedExport:
             sigma = tf.sigmoid(tf.matmul(features, policy_kernel) + policy_bias)
             return reference.inference_mask(sigma, threshold, top_k)
 
-        def int8_inputs(x, kernel_q, kernel_scale):
-            # What the int8 ops multiply: int8 activations (per input block) and
-            # the int8 weights, both scaled back (quantized_reference, docs).
+        def int8_inputs(x, kernel_q, kernel_scale, input_scale):
+            # What the int8 ops multiply: int8 activations (per input block;
+            # static scales if given) and the int8 weights, both scaled back
+            # (quantized_reference, docs).
             kernel = reference.from_block_major(tf.cast(kernel_q, x.dtype)) * kernel_scale
-            return reference.quantize_activations(x, in_block), kernel
+            scale = input_scale[0] if input_scale else None
+            return reference.quantize_activations(x, in_block, scale), kernel
 
         if self.is_conv:
             strides = (self.attrs["stride_h"], self.attrs["stride_w"])
@@ -289,9 +296,10 @@ class _GatedExport:
 
             if self.quantized:
                 @tf.function(experimental_implements=_implements(CONV_OP, self.attrs))
-                def gated_conv2d_q8(x, kernel_q, bias, policy_kernel, policy_bias, kernel_scale):
+                def gated_conv2d_q8(x, kernel_q, bias, policy_kernel, policy_bias, kernel_scale,
+                                    *input_scale):
                     mask = policy_mask(x, policy_kernel, policy_bias)
-                    xq, kernel = int8_inputs(x, kernel_q, kernel_scale)
+                    xq, kernel = int8_inputs(x, kernel_q, kernel_scale, input_scale)
                     return reference.masked_conv2d(xq, kernel, bias, act, mask,
                                                    kernel_q.shape[-1], strides, padding, dilations)
 
@@ -309,9 +317,10 @@ class _GatedExport:
 
         if self.quantized:
             @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
-            def gated_dense_q8(x, kernel_q, bias, policy_kernel, policy_bias, kernel_scale):
+            def gated_dense_q8(x, kernel_q, bias, policy_kernel, policy_bias, kernel_scale,
+                               *input_scale):
                 mask = policy_mask(x, policy_kernel, policy_bias)
-                xq, kernel = int8_inputs(x, kernel_q, kernel_scale)
+                xq, kernel = int8_inputs(x, kernel_q, kernel_scale, input_scale)
                 return reference.masked_dense(xq, kernel, bias, act, mask, kernel_q.shape[-1])
 
             return gated_dense_q8
@@ -391,8 +400,12 @@ def _input_spec(network):
     return tf.TensorSpec((None,) + shape[1:], tf.float32, name="x")
 
 
-def export_saved_model(model, directory, dense=False, quantize="none"):
-    """Writes the SavedModel used for conversion; returns the export objects."""
+def export_saved_model(model, directory, dense=False, quantize="none", input_scales=None):
+    """Writes the SavedModel used for conversion; returns the export objects.
+
+    `input_scales` ({gated layer name: scales}, `calibrate_input_scales`) is
+    needed by the CondComp ops of `quantize="int8"`.
+    """
     import keras
 
     tf = _tf()
@@ -405,7 +418,9 @@ def export_saved_model(model, directory, dense=False, quantize="none"):
     spec = _input_spec(network)
     module = tf.Module()
     module.tracked = []
-    exports = [_GatedExport(module, layer, dense, quantize) for layer in gated]
+    static = quantize == "int8" and not dense
+    exports = [_GatedExport(module, layer, dense, quantize,
+                            input_scales[layer.name] if static else None) for layer in gated]
     archive = keras.export.ExportArchive()
     archive.track(network)
     archive.track(module)
@@ -420,7 +435,7 @@ def export_saved_model(model, directory, dense=False, quantize="none"):
     return exports
 
 
-def convert(model, dense=False, quantize="none", representative=None):
+def convert(model, dense=False, quantize="none", representative=None, input_scales=None):
     """Returns the .tflite flatbuffer (bytes) of a Keras model with gated layers.
 
     Args:
@@ -433,12 +448,22 @@ def convert(model, dense=False, quantize="none", representative=None):
             int8 weights with per-unit scales (`quantize_kernel`) times int8
             activations quantized per input block at run time (exact int32
             dot products; `quantized_reference` is what they compute), the
-            policies staying float32; "int8" (only with `dense=True`, the
-            baseline a phone user would deploy): full-integer quantization,
-            int8 weights and activations with scales calibrated on
-            `representative`, float input and output.
+            policies staying float32; "int8": activation scales calibrated
+            on `representative`. With `dense=True` (the baseline a phone user
+            would deploy) the standard converter's full-integer quantization:
+            int8 weights and activations, float input and output. For the
+            CondComp ops, the same int8 weights times int8 activations with a
+            static scale per input block (`calibrate_input_scales`: the
+            largest |x| seen there / 127; values beyond it clip), the policies
+            float32. The TF converter cannot calibrate through custom ops,
+            so the builtin ops between them (e.g. an output `Dense`) get
+            "dynamic"'s int8 weights, and the tensors between ops stay
+            float32: not an integer-only model.
         representative: For "int8": an array of model inputs (a few hundred
             examples of real data) for the activation ranges.
+        input_scales: For "int8" CondComp ops, instead of `representative`:
+            `{gated layer name: scales}`, one float32 > 0 per input block
+            (e.g. `calibrate_input_scales`' output, adjusted).
     """
     import keras
     import numpy as np
@@ -447,20 +472,18 @@ def convert(model, dense=False, quantize="none", representative=None):
         raise ValueError(
             f"Argument `quantize` must be one of {QUANTIZE_MODES}. Received: quantize={quantize!r}"
         )
-    if quantize == "int8" and not dense:
-        raise ConversionError(
-            "quantize='int8' (static activation scales) is the dense baseline's mode; the "
-            "CondComp ops have no static-scale variant: use quantize='dynamic', which runs "
-            "them on int8 weights and int8 activations (scaled per input block at run time)."
-        )
-    if quantize == "int8":
+    static = quantize == "int8" and not dense
+    if input_scales is not None and not static:
+        raise ValueError("Argument `input_scales` is used by quantize='int8' without "
+                         f"dense=True only. Received: quantize={quantize!r}, dense={dense!r}")
+    if quantize == "int8" and input_scales is None:
         if representative is None or len(representative) == 0:
             raise ValueError("quantize='int8' needs `representative` inputs to calibrate the "
                              f"activation ranges. Received: representative={representative!r}")
         representative = np.asarray(representative, np.float32)
     elif representative is not None:
-        raise ValueError("Argument `representative` is used by quantize='int8' only. "
-                         f"Received: quantize={quantize!r}")
+        raise ValueError("Argument `representative` is used by quantize='int8' only (and not "
+                         f"with `input_scales`). Received: quantize={quantize!r}")
     if not isinstance(model, keras.layers.Layer):
         raise ValueError(
             "Argument `model` must be a Keras model (load a file with "
@@ -468,12 +491,88 @@ def convert(model, dense=False, quantize="none", representative=None):
         )
     _check_finite_weights(unwrap(model))
     tf = _tf()
+    if static:
+        input_scales = (calibrate_input_scales(unwrap(model), representative)
+                        if input_scales is None else _check_input_scales(unwrap(model),
+                                                                         input_scales))
     with tempfile.TemporaryDirectory() as tmp:
-        export_saved_model(model, tmp, dense=dense, quantize=quantize)
+        export_saved_model(model, tmp, dense=dense, quantize=quantize, input_scales=input_scales)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.allow_custom_ops = not dense
-        configure_quantization(converter, quantize, representative)
+        # The converter's calibration would have to run the custom ops.
+        configure_quantization(converter, "dynamic" if static else quantize, representative)
         return converter.convert()
+
+
+def _input_blocks(layer):
+    """(number of input blocks, their size) of a gated layer, as the ops see them."""
+    num_inputs = int(layer.kernel.shape[-2])
+    in_block = input_block_size(layer, num_inputs) or num_inputs
+    return num_inputs // in_block, in_block
+
+
+def _check_input_scales(network, input_scales):
+    """`input_scales` as float32 arrays, one per gated layer, each [num input blocks] > 0."""
+    import numpy as np
+
+    layers = gated_layers_of(network)
+    names = {layer.name for layer in layers}
+    if not isinstance(input_scales, dict) or set(input_scales) != names:
+        got = sorted(input_scales) if isinstance(input_scales, dict) else input_scales
+        raise ValueError("Argument `input_scales` must map each gated layer's name "
+                         f"{sorted(names)} to its scales. Received: input_scales={got!r}")
+    checked = {}
+    for layer in layers:
+        scale = np.asarray(input_scales[layer.name], np.float32)
+        n_in, _ = _input_blocks(layer)
+        if scale.shape != (n_in,) or not np.all(np.isfinite(scale) & (scale > 0)):
+            raise ValueError(
+                f"Argument `input_scales[{layer.name!r}]` must hold {n_in} finite scales > 0 "
+                f"(one per input block). Received: {scale!r}")
+        checked[layer.name] = scale
+    return checked
+
+
+def calibrate_input_scales(network, representative, batch_size=256):
+    """Static activation scales of the "int8" CondComp ops: `{layer name: scales}`.
+
+    `network` is a chain (as for `quantized_reference`); the float32 network
+    runs on `representative` (model inputs) and each gated layer's input
+    block i (over all positions of a GatedConv2D input) gets
+    `scale_i = max |x| / 127` over all examples, as the standard converter's
+    min/max calibration of symmetric int8 activations. A block that is zero
+    on every example gets the layer's largest block scale (1 if all are
+    zero). Non-finite representative values are refused.
+    """
+    import keras
+    import numpy as np
+
+    from keras_condcomp.layers import GatedLayer
+
+    x = np.asarray(representative, np.float32)
+    if x.ndim < 2 or len(x) == 0:
+        raise ValueError("Argument `representative` must be a non-empty batch of model inputs. "
+                         f"Received: representative with shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"Argument `representative` holds {int(np.sum(~np.isfinite(x)))} "
+                         "NaN/Inf values; calibrate on real, finite examples.")
+    layers = _chain_layers(network, "calibrate_input_scales")
+    maxima = {layer.name: None for layer in layers if isinstance(layer, GatedLayer)}
+    for start in range(0, len(x), batch_size):
+        h = keras.ops.convert_to_tensor(x[start:start + batch_size])
+        for layer in layers:
+            if isinstance(layer, GatedLayer):
+                blocks = np.abs(np.asarray(h)).reshape(-1, *_input_blocks(layer))
+                m = blocks.max(axis=(0, 2))
+                prev = maxima[layer.name]
+                maxima[layer.name] = m if prev is None else np.maximum(prev, m)
+            h = layer(h, training=False)
+    scales = {}
+    for name, m in maxima.items():
+        scale = (m / np.float32(127)).astype(np.float32)
+        fallback = scale.max() if scale.max() > 0 else np.float32(1)
+        scales[name] = np.where(scale > 0, scale, fallback).astype(np.float32)
+    return _check_input_scales(network, scales)
 
 
 def configure_quantization(converter, quantize, representative=None):
@@ -546,8 +645,9 @@ def _parse_args(argv):
         "--quantize", choices=QUANTIZE_MODES, default="none",
         help="dynamic: int8 weights, activations quantized at run time (builtin ops by the "
         "standard converter's Optimize.DEFAULT; the CondComp ops: per-unit int8 weights, "
-        "int8 activations per input block); int8 (with --dense): the full-integer baseline, "
-        "activation scales calibrated on --representative-data",
+        "int8 activations per input block); int8: activation scales calibrated on "
+        "--representative-data (with --dense: the standard full-integer baseline; the "
+        "CondComp ops: a static int8 scale per input block, builtin ops as in dynamic)",
     )
     parser.add_argument(
         "--representative-data", metavar="X.npy",
@@ -569,10 +669,6 @@ def _parse_args(argv):
     if args.representative < 1:
         parser.error(f"argument --representative: must be >= 1, got {args.representative}")
     if args.quantize == "int8":
-        if not args.dense:
-            parser.error("argument --quantize: int8 is the dense baseline's mode (add --dense); "
-                         "the CondComp ops run int8 weights and activations with --quantize "
-                         "dynamic")
         if args.representative_data is None:
             parser.error("argument --quantize int8 needs --representative-data X.npy")
         if not os.path.isfile(args.representative_data):
@@ -615,7 +711,8 @@ def main(argv=None):
     if args.quantize == "dynamic":
         kind += ", dynamic-range int8 (int8 weights, run-time activation scales)"
     elif args.quantize == "int8":
-        kind += ", full-integer int8"
+        kind += (", full-integer int8" if args.dense else
+                 ", int8 (int8 weights, static activation scales per input block)")
     print(f"wrote {args.output}: {len(data):,} bytes, {kind}")
     for name, count in sorted(op_counts(data).items()):
         print(f"  {name}: {count}")
@@ -644,7 +741,9 @@ def main(argv=None):
             if args.dense:
                 return 0
             # The CondComp int8 ops compute quantized_reference: checked.
-            worst = verify(model, data, args.verify, quantized=True)
+            scales = (calibrate_input_scales(network, representative)
+                      if args.quantize == "int8" else None)
+            worst = verify(model, data, args.verify, quantized=True, input_scales=scales)
             print(f"verified: max |tflite - keras int8 reference| = {worst:.2e} on "
                   f"{args.verify} random inputs")
         else:
@@ -659,13 +758,15 @@ def main(argv=None):
 VERIFY_TOLERANCE = 1e-5
 
 
-def verify(model, tflite_bytes, num_examples, dense=False, seed=0, quantized=False):
+def verify(model, tflite_bytes, num_examples, dense=False, seed=0, quantized=False,
+           input_scales=None):
     """Max abs difference between the .tflite and Keras deterministic inference.
 
     Inputs are standard-normal; batch 1 and batch `num_examples` are both run
     (the TFLite input is resized). For `dense=True` the reference is the
     network with every block forced on (what the builtin-op export computes);
-    for `quantized=True` it is `quantized_reference` (the int8 CondComp ops).
+    for `quantized=True` it is `quantized_reference` (the int8 CondComp ops;
+    pass the `input_scales` the model was converted with for "int8").
     """
     import numpy as np
 
@@ -676,7 +777,7 @@ def verify(model, tflite_bytes, num_examples, dense=False, seed=0, quantized=Fal
     x = np.random.default_rng(seed).standard_normal((num_examples, *shape)).astype("float32")
     interpreter = litert.Interpreter(model_content=tflite_bytes, custom_ops=not dense)
     if quantized:
-        expected = quantized_reference(network, x)[0]
+        expected = quantized_reference(network, x, input_scales)[0]
     else:
         with _all_blocks_on(network) if dense else contextlib.nullcontext():
             expected = np.asarray(network(x, training=False))
@@ -687,44 +788,62 @@ def verify(model, tflite_bytes, num_examples, dense=False, seed=0, quantized=Fal
     return worst
 
 
-def quantized_reference(network, x):
-    """What the `quantize="dynamic"` model computes, in Keras: `(outputs, masks)`.
+def _chain_layers(network, caller):
+    """The layers of the chain `network` in order, InputLayers left out.
+
+    A gated layer nested in another layer would run as float32 there, not as
+    the int8 ops do: refused.
+    """
+    import keras
+
+    from keras_condcomp.layers import GatedLayer
+    from keras_condcomp.sparse import _check_chain
+
+    _check_chain(network)
+    layers = []
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if not isinstance(layer, GatedLayer) and gated_layers_of(layer):
+            raise ConversionError(
+                f"{caller} runs the gated layers of the top-level chain; "
+                f"{layer.name!r} holds gated layers inside it. Flatten the model first.")
+        layers.append(layer)
+    return layers
+
+
+def quantized_reference(network, x, input_scales=None):
+    """What the int8 CondComp model computes, in Keras: `(outputs, masks)`.
 
     `network` is a chain (Sequential, or functional with one path); each
     gated layer takes its mask from its float policy on its float input, then
     computes with `reference.quantize_activations` of that input (per input
     block, `input_block_size`; over all positions for a GatedConv2D) and
     `q * scale` weights (`quantize_kernel`); other layers run as they are.
-    `masks` holds one (batch, num_blocks) array per gated layer, for comparing
-    decisions with the float model.
+    Activation scales are per example (`quantize="dynamic"`) or, with
+    `input_scales` ({layer name: scales}, `calibrate_input_scales`), static
+    (`quantize="int8"`). `masks` holds one (batch, num_blocks) array per
+    gated layer, for comparing decisions with the float model.
     """
     import keras
     import numpy as np
 
     from keras_condcomp import reference
     from keras_condcomp.layers import GatedConv2D, GatedLayer, nonfinite_rows_to_nan
-    from keras_condcomp.sparse import _check_chain
 
-    _check_chain(network)
     h = keras.ops.convert_to_tensor(np.asarray(x, np.float32))
     masks = []
-    for layer in network.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
+    for layer in _chain_layers(network, "quantized_reference"):
         if not isinstance(layer, GatedLayer):
-            if gated_layers_of(layer):  # would run float: not what the int8 model computes
-                raise ConversionError(
-                    f"quantized_reference runs the gated layers of the top-level chain; "
-                    f"{layer.name!r} holds gated layers inside it. Flatten the model first.")
             h = layer(h, training=False)
             continue
         is_conv = isinstance(layer, GatedConv2D)
         policy_input = keras.ops.mean(h, axis=(1, 2)) if is_conv else h  # as the layers do
         mask, _, _ = layer.policy(policy_input, training=False)
         q, scale = quantize_kernel(layer.kernel.numpy())
-        num_inputs = int(layer.kernel.shape[-2])
-        in_block = input_block_size(layer, num_inputs) or num_inputs
-        xq = reference.quantize_activations(h, in_block)
+        _, in_block = _input_blocks(layer)
+        xq = reference.quantize_activations(
+            h, in_block, None if input_scales is None else input_scales[layer.name])
         kernel = q.astype(np.float32) * scale
         if is_conv:
             y = reference.masked_conv2d(xq, kernel, layer.bias, layer.activation, mask,

@@ -198,9 +198,15 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
                    "--representative-data", x_rep, "--representative", "20", "--verify", "4")
     assert res.returncode == 0, res.stderr
     assert "full-integer int8" in res.stdout and "FULLY_CONNECTED: 3" in res.stdout
+    # The CondComp ops with static activation scales calibrated on the same inputs.
+    res = _run_cli(path, "-o", str(tmp_path / "s8.tflite"), "--quantize", "int8",
+                   "--representative-data", x_rep, "--representative", "20", "--verify", "8")
+    assert res.returncode == 0, res.stderr
+    assert "static activation scales" in res.stdout and "CondCompGatedDense: 2" in res.stdout
+    worst = float(res.stdout.split("max |tflite - keras int8 reference| = ")[1].split()[0])
+    assert worst <= 1e-5
     cv = load_convert()
-    for bad, message in [(["--quantize", "int8", "--representative-data", x_rep],
-                          "int8 is the dense baseline's mode"),
+    for bad, message in [(["--quantize", "int8"], "needs --representative-data"),
                          (["--dense", "--quantize", "int8"], "needs --representative-data"),
                          (["--representative-data", x_rep], "used by --quantize int8 only"),
                          (["--dense", "--quantize", "int8", "--representative-data", x_rep,

@@ -71,3 +71,23 @@ def test_quantize_activations_per_block():
     # in_block_size = D: one scale per example (the first layer).
     whole = np.asarray(reference.quantize_activations(x[:1], 8))
     assert whole[0, 4] == got[0, 4]
+
+
+def test_quantize_activations_with_static_scales_clips_to_the_calibrated_range():
+    s = np.array([0.5, 0.01], "f4")  # block 0: range +-63.5, block 1: +-1.27
+    x = np.array([[1.25, -1.25, 0.75, 100.0, 0.005, 0.015, -5.0, 0.0],
+                  [0.0, 0.0, 0.0, 0.0, 1e-40, -0.0, 0.0, 0.0]], "f4")
+    got = np.asarray(reference.quantize_activations(x, 4, input_scale=s))
+    # 1.25 / 0.5 = 2.5 -> 2 (half to even), 0.75 / 0.5 = 1.5 -> 2, 100 -> clipped to 127
+    np.testing.assert_array_equal(got[0, :4], np.float32([2, -2, 2, 127]) * s[0])
+    # 0.005 / 0.01 is 0.5 only in real numbers: x * (1 / s) in float64 decides
+    k = 1.0 / np.float64(s[1])
+    expected = np.clip(np.round(x[0, 4:].astype("f8") * k), -127, 127).astype("f4") * s[1]
+    np.testing.assert_array_equal(got[0, 4:], expected)
+    assert got[0, 6] == np.float32(-127) * s[1]  # -5 is outside +-1.27: clipped
+    np.testing.assert_array_equal(got[1], 0.0)  # a subnormal rounds to 0 at this scale
+    # The same scales over all positions of a conv input (channels last).
+    images = np.stack([x, x], axis=1)  # (2, 2, 8)
+    conv = np.asarray(reference.quantize_activations(images, 4, input_scale=s))
+    np.testing.assert_array_equal(conv[:, 0], got)
+    np.testing.assert_array_equal(conv[:, 1], got)

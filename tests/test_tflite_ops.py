@@ -363,13 +363,13 @@ def test_runtime_argument_and_untested_versions(small_model, monkeypatch):
     assert litert.Interpreter(model_content=small_model, runtime="tensorflow").runtime == "tensorflow"
 
 
-def _int8_against_float(cv, network, int8_model, x):
+def _int8_against_float(cv, network, int8_model, x, input_scales=None):
     """(fraction of examples whose every decision is the float model's, max |int8 - float|
     over those examples, max |float output|)."""
     x = np.asarray(x, "f4")
     float_y = np.asarray(network(x, training=False))
     float_masks = [np.asarray(l.gate_outputs.mask) for l in kc.layers.gated_layers(network)]
-    _, int8_masks = cv.quantized_reference(network, x)
+    _, int8_masks = cv.quantized_reference(network, x, input_scales)
     same_rows = np.all([np.all(a == b, axis=1) for a, b in zip(float_masks, int8_masks)], axis=0)
     got = litert.Interpreter(model_content=int8_model).predict(x)
     return same_rows.mean(), float(np.max(np.abs(got - float_y)[same_rows])), \
@@ -455,14 +455,15 @@ def _assert_close_per_example(got, expected, err_msg=""):
     np.testing.assert_allclose(got / scale, expected / scale, atol=TOL, rtol=0, err_msg=err_msg)
 
 
-def _check_int8_layer_by_layer(cv, network, inputs, threads=(1, 2)):
+def _check_int8_layer_by_layer(cv, network, inputs, threads=(1, 2), input_scales=None):
     """Each gated layer of the chain `network` converted alone (with the
     chain's input blocks) and fed the input the int8 chain gives it, for each
     batch in `inputs`, against `quantized_reference` of that layer (NaN where
-    it is NaN). Layer by layer, so that both sides read bit-identical inputs:
-    chained, a 1-ulp float difference in one layer's output can move a value
-    across a rounding boundary of the next layer's int8 activations (one
-    level, ~1% of its block's range), which is rounding, not a bug."""
+    it is NaN); with `input_scales` (the chain's static scales) as
+    quantize="int8". Layer by layer, so that both sides read bit-identical
+    inputs: chained, a 1-ulp float difference in one layer's output can move
+    a value across a rounding boundary of the next layer's int8 activations
+    (one level, ~1% of its block's range), which is rounding, not a bug."""
     hs = [np.asarray(x, "f4") for x in inputs]
     checked = 0
     for layer in network.layers:
@@ -470,11 +471,14 @@ def _check_int8_layer_by_layer(cv, network, inputs, threads=(1, 2)):
             hs = [np.asarray(layer(h, training=False)) for h in hs]
             continue
         single = keras.Sequential([keras.Input(hs[0].shape[1:]), layer])
-        data = cv.convert(single, quantize="dynamic")
+        scales = None if input_scales is None else {layer.name: input_scales[layer.name]}
+        data = (cv.convert(single, quantize="dynamic") if scales is None
+                else cv.convert(single, quantize="int8", input_scales=scales))
         [(_, op)] = custom_ops(model_t(data), cv.CONV_OP if isinstance(layer, kc.GatedConv2D)
                                else cv.DENSE_OP)
-        assert len(op.inputs) == 6  # x, int8 kernel, bias, policy kernel, policy bias, scales
-        expected = [cv.quantized_reference(single, h)[0] for h in hs]
+        # x, int8 kernel, bias, policy kernel, policy bias, kernel scales (, input scales)
+        assert len(op.inputs) == (6 if scales is None else 7)
+        expected = [cv.quantized_reference(single, h, scales)[0] for h in hs]
         for runtime in RUNTIMES:
             for t in threads:
                 interp = litert.Interpreter(model_content=data, runtime=runtime, num_threads=t)
@@ -486,12 +490,12 @@ def _check_int8_layer_by_layer(cv, network, inputs, threads=(1, 2)):
     return checked
 
 
-def _check_int8_chain(cv, network, data, x):
+def _check_int8_chain(cv, network, data, x, input_scales=None):
     """The whole int8 chain against `quantized_reference`: equal to rounding,
     up to the rare example where a one-level flip of an intermediate int8
     activation (see _check_int8_layer_by_layer) moves the outputs a little."""
     got = litert.Interpreter(model_content=data).predict(x)
-    expected = cv.quantized_reference(network, x)[0]
+    expected = cv.quantized_reference(network, x, input_scales)[0]
     close = np.isclose(got, expected, atol=TOL, rtol=1e-5).reshape(len(x), -1).all(axis=1)
     assert close.mean() >= 0.8, close
     assert np.max(np.abs(got - expected)) < 0.05 * np.max(np.abs(expected))
@@ -578,11 +582,9 @@ def test_dynamic_range_quantization_arguments(cv):
                              kc.GatedConv2D(8, 3, num_blocks=2, padding="same")])
     with pytest.raises(ValueError, match="Argument `quantize` must be one of"):
         cv.convert(conv, quantize="int4")
-    with pytest.raises(cv.ConversionError, match="use quantize='dynamic'"):
-        cv.convert(conv, quantize="int8", representative=np.zeros((4, 6, 6, 3), "f4"))
     dense = keras.Sequential([keras.Input((4,)), kc.GatedDense(8, num_blocks=2)])
-    with pytest.raises(cv.ConversionError, match="use quantize='dynamic'"):
-        cv.convert(dense, quantize="int8", representative=np.zeros((4, 4), "f4"))
+    with pytest.raises(ValueError, match="needs `representative` inputs"):
+        cv.convert(conv, quantize="int8")
     with pytest.raises(ValueError, match="needs `representative` inputs"):
         cv.convert(dense, dense=True, quantize="int8")
     with pytest.raises(ValueError, match="used by quantize='int8' only"):
@@ -597,3 +599,106 @@ def test_dynamic_range_quantization_arguments(cv):
     q, scale = cv.quantize_kernel(np.array([[0.5, 0.0], [-1.0, 0.0]], "f4"))
     np.testing.assert_array_equal(q, [[64, 0], [-127, 0]])
     np.testing.assert_allclose(scale, [1.0 / 127, 1.0])
+
+
+def _static_int8_nets(rng):
+    dense = keras.Sequential([keras.Input((20,))] + [
+        kc.GatedDense(u, num_blocks=k, activation="relu",
+                      bias_initializer=keras.initializers.RandomNormal(0, 0.3))
+        for u, k in ((48, 4), (70, 2), (12, 3))])
+    for layer in kc.layers.gated_layers(dense):
+        _set_policy(layer, rng)
+    return {"dense": (dense, (20,)), "conv": (_convnet(rng, "same", 1, 1), (9, 10, 3))}
+
+
+@pytest.mark.parametrize("arch", ["dense", "conv"])
+def test_static_int8_ops_match_the_reference(cv, arch):
+    """quantize="int8" on a condnet: each op with its calibrated static scales
+    against quantized_reference, on inputs from the calibration distribution
+    and on inputs twice as large (values beyond the calibrated range clip),
+    1 and 2 threads, batches 1 and 6; then the chain, and its decisions and
+    outputs against the float model."""
+    rng = np.random.default_rng(31)
+    net, shape = _static_int8_nets(rng)[arch]
+    rep = rng.normal(size=(64, *shape)).astype("f4")
+    scales = cv.calibrate_input_scales(net, rep)
+    gated = kc.layers.gated_layers(net)
+    assert sorted(scales) == sorted(layer.name for layer in gated)
+    inputs = [rng.normal(size=(batch, *shape)).astype("f4") * f for batch, f in ((1, 1), (6, 2))]
+    assert _check_int8_layer_by_layer(cv, net, inputs, input_scales=scales) == len(gated)
+    data = cv.convert(net, quantize="int8", representative=rep)
+    assert cv.op_counts(data).get(cv.DENSE_OP, 0) + cv.op_counts(data).get(cv.CONV_OP, 0) \
+        == len(gated)
+    x = rng.normal(size=(16, *shape)).astype("f4")
+    _check_int8_chain(cv, net, data, x, scales)
+    # Not the per-example ("dynamic") scales: a different model.
+    dynamic = cv.quantized_reference(net, x)[0]
+    assert np.max(np.abs(cv.quantized_reference(net, x, scales)[0] - dynamic)) > 1e-4
+    # The same scales given directly make the same model.
+    same = cv.convert(net, quantize="int8", input_scales=scales)
+    np.testing.assert_array_equal(litert.Interpreter(model_content=same).predict(x),
+                                  litert.Interpreter(model_content=data).predict(x))
+    # Rounding to the calibrated ranges moves decisions and outputs a little:
+    # typically as much as per-example scales do, at most a few times more.
+    x = rng.normal(size=(128, *shape)).astype("f4")
+    float_y = np.asarray(net(x, training=False))
+    errors = {}
+    for name, s in (("dynamic", None), ("int8", scales)):
+        y, _ = cv.quantized_reference(net, x, s)
+        errors[name] = np.median(np.abs(y - float_y).reshape(len(x), -1).max(axis=1))
+    assert errors["int8"] < 3 * errors["dynamic"], errors
+    same_rows, _, scale = _int8_against_float(cv, net, data, x, scales)
+    assert same_rows > 0.8
+    assert errors["int8"] < 0.02 * scale, (errors, scale)
+
+
+def test_static_int8_extreme_inputs(cv):
+    """Static scales with a 1e30 example (every value clips to +-127 levels),
+    a subnormal one (rounds to 0: the block still counts as on), an all-zero
+    one and a NaN one; the op's output is the reference's, for both threads."""
+    rng = np.random.default_rng(32)
+    net, shape = _static_int8_nets(rng)["dense"]
+    scales = cv.calibrate_input_scales(net, rng.normal(size=(32, *shape)))
+    data = cv.convert(net, quantize="int8", input_scales=scales)
+    x = rng.normal(size=(6, *shape)).astype("f4")
+    x[1] *= 1e30
+    x[2] = rng.normal(size=shape) * 1e-40
+    x[3] = 0.0
+    x[4, 5] = np.nan
+    expected = cv.quantized_reference(net, x, scales)[0]
+    assert np.all(np.isfinite(np.delete(expected, 4, 0)))
+    for runtime in RUNTIMES:
+        for threads in (1, 2):
+            got = litert.Interpreter(model_content=data, runtime=runtime,
+                                     num_threads=threads).predict(x)
+            assert np.all(np.isnan(got[4])) and not np.any(np.isnan(np.delete(got, 4, 0)))
+            _assert_close_per_example(np.delete(got, 4, 0), np.delete(expected, 4, 0))
+
+
+def test_static_int8_arguments(cv):
+    rng = np.random.default_rng(33)
+    net = keras.Sequential([keras.Input((8,)), kc.GatedDense(8, num_blocks=2, name="g1"),
+                            kc.GatedDense(4, num_blocks=2, name="g2")])
+    good = {"g1": np.full(1, 0.1, "f4"), "g2": np.full(2, 0.1, "f4")}  # g2 reads g1's 2 blocks
+    assert cv.op_counts(cv.convert(net, quantize="int8", input_scales=good)) == {cv.DENSE_OP: 2}
+    for bad, message in [({"g1": good["g1"]}, "must map each gated layer's name"),
+                         ([0.1, 0.1], "must map each gated layer's name"),
+                         ({**good, "g2": np.full(3, 0.1)}, r"input_scales\['g2'\]` must hold 2"),
+                         ({**good, "g1": np.zeros(1)}, "finite scales > 0"),
+                         ({**good, "g2": [0.1, np.nan]}, "finite scales > 0")]:
+        with pytest.raises(ValueError, match=message):
+            cv.convert(net, quantize="int8", input_scales=bad)
+    with pytest.raises(ValueError, match="used by quantize='int8' without dense=True only"):
+        cv.convert(net, quantize="dynamic", input_scales=good)
+    with pytest.raises(ValueError, match="not with `input_scales`"):
+        cv.convert(net, quantize="int8", input_scales=good, representative=np.ones((2, 8)))
+    with pytest.raises(ValueError, match="NaN/Inf values"):
+        cv.calibrate_input_scales(net, np.full((2, 8), np.inf))
+    with pytest.raises(ValueError, match="non-empty batch"):
+        cv.calibrate_input_scales(net, np.zeros((0, 8)))
+    # A block that is zero on every calibration example gets the layer's largest scale.
+    rep = rng.normal(size=(16, 8)).astype("f4")
+    net.layers[0].policy.bias.assign([9.0, -9.0])  # g1's second block always off
+    scales = cv.calibrate_input_scales(net, rep)
+    assert scales["g2"][1] == scales["g2"][0] > 0
+    np.testing.assert_allclose(scales["g1"], np.abs(rep).max() / 127, rtol=1e-6)
