@@ -45,16 +45,16 @@ import numpy as np  # noqa: E402
 
 
 # --precisions -> keras_condcomp.tflite.convert(quantize=...) of the dense
-# baseline and of the CondComp model. The CondComp int8 ops ("dynamic") take
-# int8 weights and int8 activations (scaled per input block at run time), so
-# they are the CondComp side of both int8 comparisons: against the dense
-# dynamic-range model and against the dense full-integer model.
-DENSE_QUANTIZE = {"float32": "none", "dynamic": "dynamic", "int8": "int8"}
-CONDCOMP_QUANTIZE = {"float32": "none", "dynamic": "dynamic", "int8": "dynamic"}
+# baseline and of the CondComp model, the same mode on both sides: "dynamic"
+# (dense dynamic-range vs CondComp int8 ops with activation scales per input
+# block at run time) and "int8" (dense full-integer vs CondComp int8 ops with
+# static activation scales), both calibrated on the same 200 inputs.
+QUANTIZE = {"float32": "none", "dynamic": "dynamic", "int8": "int8"}
 DENSE_MODEL = {"float32": "float32", "dynamic": "dynamic-range int8",
                "int8": "full-integer int8 (calibrated)"}
-CONDCOMP_OPS = {"float32": "float32", "dynamic": "int8 weights and activations",
-                "int8": "int8 weights and activations"}
+CONDCOMP_OPS = {"float32": "float32",
+                "dynamic": "int8 weights and activations (run-time scales)",
+                "int8": "int8 weights and activations (static scales, calibrated)"}
 
 
 def positive_int(name):
@@ -106,11 +106,12 @@ def parse_args(argv):
                    help="also time each gated layer alone (batch 1) to see where time goes")
     p.add_argument("--tf", action="store_true",
                    help="also time the TensorFlow paths (keras_condcomp.sparse vs masked Keras)")
-    p.add_argument("--precisions", nargs="+", choices=tuple(DENSE_QUANTIZE),
-                   default=list(DENSE_QUANTIZE),
+    p.add_argument("--precisions", nargs="+", choices=tuple(QUANTIZE),
+                   default=list(QUANTIZE),
                    help="float32; dynamic: dense dynamic-range int8 (Optimize.DEFAULT) vs the "
-                   "CondComp int8 ops; int8: dense full-integer int8 (calibrated on the "
-                   "calibration inputs) vs the same CondComp int8 ops")
+                   "CondComp int8 ops with run-time activation scales; int8: dense "
+                   "full-integer int8 vs the CondComp int8 ops with static activation scales, "
+                   "both calibrated on the calibration inputs")
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up and converter logging")
     p.add_argument("--max-density", type=fraction("--max-density", low_inclusive=True),
@@ -234,7 +235,7 @@ def gated_weight_bytes(network, precision):
     """Bytes of the gated layers' kernels in the CondComp model (int8: 1 per weight)."""
     import keras_condcomp as kc
 
-    per_weight = 4 if CONDCOMP_QUANTIZE[precision] == "none" else 1
+    per_weight = 4 if QUANTIZE[precision] == "none" else 1
     return per_weight * sum(int(np.prod(l.kernel.shape)) for l in network.layers
                             if isinstance(l, kc.GatedDense))
 
@@ -295,10 +296,10 @@ def profile_layers(network, x, threads, runs, warmup, precision="float32"):
             a_out = float(np.mean(np.asarray(layer.gate_outputs.mask)))
             d_in = h.shape[1]
             single = keras.Sequential([keras.Input((d_in,)), layer])
-            sparse = cv.convert(single, quantize=CONDCOMP_QUANTIZE[precision])
-            q = DENSE_QUANTIZE[precision]
-            dense = cv.convert(single, dense=True, quantize=q,
-                               representative=h if q == "int8" else None)
+            q = QUANTIZE[precision]
+            rep = h if q == "int8" else None
+            sparse = cv.convert(single, quantize=q, representative=rep)
+            dense = cv.convert(single, dense=True, quantize=q, representative=rep)
             a = make_interp(dense, threads, 1, True)
             b = make_interp(sparse, threads, 1, True)
             inputs = [h[i:i + 1] for i in range(len(h))]
@@ -373,9 +374,10 @@ def main(argv=None):
         "256 MB), the least time a memory-bound CondComp run can take. Precision: float32 = both models float32; "
         "dynamic = dense dynamic-range int8 (the converter's Optimize.DEFAULT) vs the CondComp "
         "int8 ops (int8 weights and activations, activation scales per input block at run "
-        "time); int8 = dense full-integer int8 (activation scales calibrated on 200 inputs) "
-        "vs the same CondComp int8 ops. \"max abs err\": the CondComp model vs what it "
-        "computes (float32: the Keras model; int8: keras_condcomp.tflite.quantized_reference).",
+        "time); int8 = dense full-integer int8 vs the CondComp int8 ops with static "
+        "activation scales per input block, both calibrated on the same 200 inputs. \"max abs "
+        "err\": the CondComp model vs what it computes (float32: the Keras model; int8: "
+        "keras_condcomp.tflite.quantized_reference).",
         "",
         "Command: `python tflite/benchmark.py " + " ".join(argv if argv is not None
                                                           else sys.argv[1:]) + "`",
@@ -395,17 +397,17 @@ def main(argv=None):
         fracs = active_fractions(network, pool)
         dense_macs, custom_macs = mac_counts(network, fracs, args.blocks)
         ideal = dense_macs / custom_macs
-        condcomp = {q: cv.convert(network, quantize=q)
-                    for q in {CONDCOMP_QUANTIZE[p] for p in args.precisions}}
         models = {}
         for precision in args.precisions:
-            q = DENSE_QUANTIZE[precision]
-            dense = cv.convert(network, dense=True, quantize=q,
-                               representative=x_cal[:200] if q == "int8" else None)
-            models[precision] = (dense, condcomp[CONDCOMP_QUANTIZE[precision]])
+            q = QUANTIZE[precision]
+            rep = x_cal[:200] if q == "int8" else None
+            models[precision] = (cv.convert(network, dense=True, quantize=q, representative=rep),
+                                 cv.convert(network, quantize=q, representative=rep))
         # What each CondComp model computes: Keras float32, or the int8 reference.
         refs = {"none": network(pool, training=False).numpy(),
-                "dynamic": cv.quantized_reference(network, pool)[0]}
+                "dynamic": cv.quantized_reference(network, pool)[0],
+                "int8": cv.quantized_reference(
+                    network, pool, cv.calibrate_input_scales(network, x_cal[:200]))[0]}
         for precision, batch in ((p, b) for p in args.precisions for b in args.batches):
             dense_data, sparse_data = models[precision]
             inputs = [pool[(i * batch) % len(pool):][:batch] for i in range(len(pool))]
@@ -417,7 +419,7 @@ def main(argv=None):
                 b = make_interp(sparse_data, threads, batch, True)
                 b.set_tensor(b.get_input_details()[0]["index"], pool[:batch])
                 b.invoke()
-                ref = refs[CONDCOMP_QUANTIZE[precision]]
+                ref = refs[QUANTIZE[precision]]
                 err = float(np.max(np.abs(
                     b.get_tensor(b.get_output_details()[0]["index"]) - ref[:batch])))
                 td, ts = time_pair(a, b, inputs, args.runs, args.warmup)

@@ -7,16 +7,16 @@
 For every model of each run directory of examples/gate_pretrained.py (the
 dense net and its condnets), converts it float32 and `--quantize dynamic`
 (dense: the standard converter's dynamic-range quantization; condnets: the
-int8 CondCompGatedDense ops, int8 weights and activations, float policies),
-and the dense net also full-integer int8 (activation scales calibrated on
-200 training images), runs them on the whole test set through
-`keras_condcomp.litert` and reports the test errors, their difference, and
-for the condnets how many (example, block) decisions of the quantized model
-equal the float model's (`keras_condcomp.tflite.quantized_reference`). Then
-times each condnet against the dense net of the same seed at the same
-precision (batch 1, 1 thread, interleaved invoke() on test images, medians of
---timing-runs): float32 vs float32, int8 ops vs dynamic-range dense, int8 ops
-vs full-integer dense. Writes OUT.md and OUT.json; mean ± sd over the run
+int8 CondComp ops, int8 weights, activations quantized per input block at run
+time, float policies) and `--quantize int8` (activation scales calibrated on
+200 training images; dense: the standard converter's full-integer
+quantization; condnets: the int8 ops with static scales per input block),
+runs them on the whole test set through `keras_condcomp.litert` and reports
+the test errors and, for the condnets, how many (example, block) decisions of
+each quantized model equal the float model's
+(`keras_condcomp.tflite.quantized_reference`). Then times each condnet
+against the dense net of the same seed at the same precision (batch 1, 1
+thread, interleaved invoke() on test images, medians of --timing-runs). Writes OUT.md and OUT.json; mean ± sd over the run
 directories.
 """
 
@@ -54,13 +54,13 @@ def error(interpreter, x, y, batch=500):
     return wrong / len(x)
 
 
-def mask_agreement(network, x, converter):
+def mask_agreement(network, x, converter, input_scales=None):
     """Fraction of (example, block) decisions equal between the float and int8 models."""
     from keras_condcomp.layers import gated_layers
 
     network(x, training=False)
     float_masks = [np.asarray(layer.gate_outputs.mask) for layer in gated_layers(network)]
-    _, int8_masks = converter.quantized_reference(network, x)
+    _, int8_masks = converter.quantized_reference(network, x, input_scales)
     same = sum(int(np.sum(a == b)) for a, b in zip(float_masks, int8_masks))
     return same / sum(a.size for a in float_masks)
 
@@ -73,7 +73,7 @@ def speeds(dense_models, condnet_models, x, runs):
     out = {}
     for precision, (dense_q, condnet_q) in {"float32": ("none", "none"),
                                             "dynamic": ("dynamic", "dynamic"),
-                                            "int8": ("int8", "dynamic")}.items():
+                                            "int8": ("int8", "int8")}.items():
         a = make_interp(dense_models[dense_q], 1, 1, False)
         b = make_interp(condnet_models[condnet_q], 1, 1, True)
         td, tc = time_pair(a, b, inputs, runs, max(20, runs // 10))
@@ -110,31 +110,35 @@ def measure(run_dir, data_dir, timing_runs):
                 with contextlib.redirect_stdout(sys.stderr):  # its "Saved artifact" report
                     return c.convert()
         else:
+            input_scales = converter.calibrate_input_scales(network, x_calibration)
+
             def tflite_bytes(quantize):
-                return converter.convert(model, quantize=quantize)
+                return converter.convert(model, quantize=quantize, input_scales=(
+                    input_scales if quantize == "int8" else None))
         errors, models = {}, {}
-        for quantize in ("none", "dynamic") + (("int8",) if dense else ()):
+        for quantize in ("none", "dynamic", "int8"):
             models[quantize] = tflite_bytes(quantize)
             interpreter = litert.Interpreter(model_content=models[quantize],
                                              custom_ops=is_condnet)
             errors[quantize] = error(interpreter, x, y)
         row = {"model": path.stem, "seed": result["args"]["seed"], "test_size": len(x),
                "float32_error": errors["none"], "dynamic_error": errors["dynamic"],
-               "difference": errors["dynamic"] - errors["none"]}
+               "difference": errors["dynamic"] - errors["none"], "int8_error": errors["int8"]}
         if dense:
-            row["int8_error"] = errors["int8"]
             if path.stem == "dense":  # the seed's dense net (not an equal-FLOPs peer)
                 dense_models = models
         if is_condnet:
             row["mask_agreement"] = mask_agreement(network, x, converter)
+            row["int8_mask_agreement"] = mask_agreement(network, x, converter, input_scales)
             if timing_runs and dense_models:
                 row["speed_b1_t1"] = {p: {"dense_ms": d, "condnet_ms": c, "speedup": d / c}
                                       for p, (d, c) in speeds(dense_models, models, x,
                                                               timing_runs).items()}
         rows.append(row)
         print(f"{run_dir.name}/{path.name}: float32 {errors['none']:.4f} dynamic "
-              f"{errors['dynamic']:.4f}" + (f" int8 {errors['int8']:.4f}" if dense else "")
-              + (f" masks equal {row['mask_agreement']:.4%}" if is_condnet else "")
+              f"{errors['dynamic']:.4f} int8 {errors['int8']:.4f}"
+              + (f" masks equal {row['mask_agreement']:.4%} / {row['int8_mask_agreement']:.4%}"
+                 if is_condnet else "")
               + "".join(f" {p} {v['speedup']:.2f}x" for p, v in row.get("speed_b1_t1", {}).items()),
               flush=True)
         keras.backend.clear_session()
@@ -157,23 +161,29 @@ def main(argv=None):
              f"{sorted({r['seed'] for r in rows})}; runtime: keras_condcomp.litert "
              "(LiteRT / XNNPACK for builtin ops).", "",
              "| model | float32 test error | `--quantize dynamic` test error (dense: "
-             "dynamic-range; condnets: the int8 ops) | difference "
-             "| full-integer int8 test error (dense only) | (example, block) decisions equal |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "dynamic-range; condnets: the int8 ops, scales at run time) | difference "
+             "| `--quantize int8` test error (dense: full-integer; condnets: the int8 ops, "
+             "calibrated static scales) | difference | (example, block) decisions equal to "
+             "float32: dynamic / int8 |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for model, members in groups.items():
         agree = [m["mask_agreement"] for m in members if "mask_agreement" in m]
-        int8 = [m["int8_error"] for m in members if "int8_error" in m]
+        agree8 = [m["int8_mask_agreement"] for m in members if "int8_mask_agreement" in m]
         lines.append(
             f"| {model} | {mean_sd([m['float32_error'] for m in members])} | "
             f"{mean_sd([m['dynamic_error'] for m in members])} | "
             f"{mean_sd([m['difference'] for m in members])} | "
-            + (mean_sd(int8) if int8 else "–")
-            + " | " + (f"{100 * min(agree):.3f}% (lowest seed)" if agree else "–") + " |")
+            f"{mean_sd([m['int8_error'] for m in members])} | "
+            f"{mean_sd([m['int8_error'] - m['float32_error'] for m in members])} | "
+            + (f"{100 * min(agree):.3f}% / {100 * min(agree8):.3f}% (lowest seed)"
+               if agree else "–") + " |")
     timed = [(model, members) for model, members in groups.items()
              if all("speed_b1_t1" in m for m in members)]
     if timed:
         lines += ["", "Speed, batch 1, 1 thread: each condnet against the dense net of its seed "
-                  "in the same precision (int8: dense full-integer vs the CondComp int8 ops), "
+                  "in the same precision (dynamic: dense dynamic-range vs the CondComp int8 ops with "
+                  "run-time scales; int8: dense full-integer vs the CondComp int8 ops with "
+                  "static scales), "
                   f"interleaved invoke() on test images, median of {args.timing_runs}; "
                   "mean ± sd of the per-seed ratios (every seed: OUT.json).", "",
                   "| model | float32: dense ms / condnet ms | speedup | dynamic: dense ms / "
