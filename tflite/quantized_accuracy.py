@@ -16,8 +16,8 @@ the test errors and, for the condnets, how many (example, block) decisions of
 each quantized model equal the float model's
 (`keras_condcomp.tflite.quantized_reference`). Then times each condnet
 against the dense net of the same seed at the same precision (batch 1, 1
-thread, interleaved invoke() on test images, medians of --timing-runs). Writes OUT.md and OUT.json; mean ± sd over the run
-directories.
+thread, interleaved invoke() on test images, medians of --timing-runs).
+Writes OUT.md and OUT.json; mean ± sd over the run directories.
 """
 
 import argparse
