@@ -397,17 +397,21 @@ def main(argv=None):
         fracs = active_fractions(network, pool)
         dense_macs, custom_macs = mac_counts(network, fracs, args.blocks)
         ideal = dense_macs / custom_macs
-        models = {}
+        # The CondComp side's static scales, calibrated once: converted with and
+        # checked against the same ones.
+        input_scales = (cv.calibrate_input_scales(network, x_cal[:200])
+                        if "int8" in args.precisions else None)
+        models, refs = {}, {}
         for precision in args.precisions:
             q = QUANTIZE[precision]
-            rep = x_cal[:200] if q == "int8" else None
-            models[precision] = (cv.convert(network, dense=True, quantize=q, representative=rep),
-                                 cv.convert(network, quantize=q, representative=rep))
-        # What each CondComp model computes: Keras float32, or the int8 reference.
-        refs = {"none": network(pool, training=False).numpy(),
-                "dynamic": cv.quantized_reference(network, pool)[0],
-                "int8": cv.quantized_reference(
-                    network, pool, cv.calibrate_input_scales(network, x_cal[:200]))[0]}
+            scales = input_scales if q == "int8" else None
+            models[precision] = (
+                cv.convert(network, dense=True, quantize=q,
+                           representative=x_cal[:200] if q == "int8" else None),
+                cv.convert(network, quantize=q, input_scales=scales))
+            # What the CondComp model computes: Keras float32, or the int8 reference.
+            refs[q] = (network(pool, training=False).numpy() if q == "none"
+                       else cv.quantized_reference(network, pool, scales)[0])
         for precision, batch in ((p, b) for p in args.precisions for b in args.batches):
             dense_data, sparse_data = models[precision]
             inputs = [pool[(i * batch) % len(pool):][:batch] for i in range(len(pool))]
