@@ -54,15 +54,20 @@ def error(interpreter, x, y, batch=500):
     return wrong / len(x)
 
 
-def mask_agreement(network, x, converter, input_scales=None):
-    """Fraction of (example, block) decisions equal between the float and int8 models."""
+def mask_agreements(network, x, converter, input_scales):
+    """Fractions of (example, block) decisions equal between the float model and
+    the int8 one with run-time scales, then with `input_scales`."""
     from keras_condcomp.layers import gated_layers
 
     network(x, training=False)
     float_masks = [np.asarray(layer.gate_outputs.mask) for layer in gated_layers(network)]
-    _, int8_masks = converter.quantized_reference(network, x, input_scales)
-    same = sum(int(np.sum(a == b)) for a, b in zip(float_masks, int8_masks))
-    return same / sum(a.size for a in float_masks)
+    total = sum(a.size for a in float_masks)
+    fractions = []
+    for scales in (None, input_scales):
+        _, int8_masks = converter.quantized_reference(network, x, scales)
+        fractions.append(sum(int(np.sum(a == b)) for a, b in zip(float_masks, int8_masks))
+                         / total)
+    return fractions
 
 
 def speeds(dense_models, condnet_models, x, runs):
@@ -128,8 +133,8 @@ def measure(run_dir, data_dir, timing_runs):
             if path.stem == "dense":  # the seed's dense net (not an equal-FLOPs peer)
                 dense_models = models
         if is_condnet:
-            row["mask_agreement"] = mask_agreement(network, x, converter)
-            row["int8_mask_agreement"] = mask_agreement(network, x, converter, input_scales)
+            row["mask_agreement"], row["int8_mask_agreement"] = mask_agreements(
+                network, x, converter, input_scales)
             if timing_runs and dense_models:
                 row["speed_b1_t1"] = {p: {"dense_ms": d, "condnet_ms": c, "speedup": d / c}
                                       for p, (d, c) in speeds(dense_models, models, x,
