@@ -694,19 +694,25 @@ def main(argv=None):
         model = load_keras_model(args.model)
     except Exception as e:  # noqa: BLE001 - report any loading failure with the argument
         parser.error(f"argument MODEL: could not load {args.model!r}: {e}")
+    network = unwrap(model)
     try:
-        representative = None
+        representative = scales = None
         if args.quantize == "int8":
             import numpy as np
 
-            representative = np.load(args.representative_data)[: args.representative]
+            try:
+                representative = np.load(args.representative_data)[: args.representative]
+                if not args.dense:  # calibrated once: the same scales are converted and verified
+                    scales = calibrate_input_scales(network, representative)
+                    representative = None
+            except (ValueError, OSError) as e:  # not an array of model inputs, NaN, ...
+                parser.error(f"argument --representative-data: {e}")
         data = convert(model, dense=args.dense, quantize=args.quantize,
-                       representative=representative)
+                       representative=representative, input_scales=scales)
     except ConversionError as e:
         parser.error(f"argument MODEL: {e}")
     with open(args.output, "wb") as f:
         f.write(data)
-    network = unwrap(model)
     kind = "dense baseline (builtin ops)" if args.dense else "custom ops"
     if args.quantize == "dynamic":
         kind += ", dynamic-range int8 (int8 weights, run-time activation scales)"
@@ -741,8 +747,6 @@ def main(argv=None):
             if args.dense:
                 return 0
             # The CondComp int8 ops compute quantized_reference: checked.
-            scales = (calibrate_input_scales(network, representative)
-                      if args.quantize == "int8" else None)
             worst = verify(model, data, args.verify, quantized=True, input_scales=scales)
             print(f"verified: max |tflite - keras int8 reference| = {worst:.2e} on "
                   f"{args.verify} random inputs")

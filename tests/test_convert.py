@@ -215,6 +215,20 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
             cv._parse_args([path, "-o", str(tmp_path / "x.tflite"), *bad])
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
+    # Calibration data that cannot be calibrated on: a clean argument error
+    # (found before anything is converted), not a traceback.
+    x_nan = str(tmp_path / "nan.npy")
+    np.save(x_nan, np.full((4, 12), np.nan, "f4"))
+    x_shape = str(tmp_path / "shape.npy")
+    np.save(x_shape, np.zeros((4, 5), "f4"))
+    for bad, message in [(x_nan, "NaN/Inf"), (x_shape, "")]:
+        with pytest.raises(SystemExit) as exit_info:
+            cv.main([path, "-o", str(tmp_path / "x.tflite"), "--quantize", "int8",
+                     "--representative-data", bad])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --representative-data: " in err and message in err
+    assert not os.path.exists(tmp_path / "x.tflite")
     res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verify", "-1")
     assert res.returncode == 2 and "argument --verify: must be >= 0" in res.stderr
 
