@@ -979,6 +979,9 @@ struct NodeSetup {
   std::vector<TfLiteType> types = std::vector<TfLiteType>(6, kTfLiteFloat32);
   std::vector<uint8_t> options;
   int threads = 1;
+  // $CONDCOMP_PARALLEL_MIN_BYTES for the op: "0" splits even tiny work
+  // between the threads (the parallel path), "" keeps the default threshold.
+  const char* parallel_min_bytes = "";
   bool explicit_resize = false;
   bool null_empty = false;
   std::vector<int> reshape_x;  // second Prepare/Invoke with another x shape
@@ -995,6 +998,7 @@ OpRun run_op(const Layer& L, const NodeSetup& S, const Layer* L2 = nullptr) {
   MockRuntime rt(n_tensors);
   if (S.explicit_resize) rt.ctx.ResizeTensorExplicit = &MockRuntime::ResizeTensorExplicit;
   rt.ctx.recommended_num_threads = S.threads;
+  setenv("CONDCOMP_PARALLEL_MIN_BYTES", S.parallel_min_bytes, 1);  // read in Prepare
   for (int i = 0; i < n_tensors; ++i) rt.SetShape(i, S.shapes[i], S.types[i]);
   // Constants have data before Prepare; x and the output get theirs after.
   const std::vector<float>* consts[8] = {nullptr, &L.kernel, &L.bias, &L.wp, &L.bp, nullptr,
@@ -1084,6 +1088,7 @@ NodeSetup valid_setup(const Layer& L, Rng& r) {
   static const std::vector<size_t> kWidths = {1, 2, 4, 8, 8, 8};
   if (!ccfx::BuildMap(o, r.pick(kWidths), true, &S.options)) S.options = ccfx::BuildMap(o);
   S.threads = r.chance(0.5) ? 1 : r.range(-1, 4);
+  S.parallel_min_bytes = r.chance(0.5) ? "0" : "";
   S.explicit_resize = r.chance(0.5);
   S.null_empty = r.chance(0.5);
   return S;

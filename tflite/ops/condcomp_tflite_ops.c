@@ -32,6 +32,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <errno.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -79,6 +80,7 @@ typedef struct {
   float* xq_scale;
   size_t xq_cap, xq_scale_cap;
   int num_threads;
+  uint64_t parallel_min_bytes; /* dense: see dense_phase2_threads */
   int in_block_size; /* resolved */
   /* conv geometry resolved in Prepare */
   int out_h, out_w, pad_top, pad_left;
@@ -625,6 +627,50 @@ static TfLiteStatus prepare_common_head(TfLiteContext* context, TfLiteNode* node
   return kTfLiteOk;
 }
 
+/* Below this much work (weight bytes times the examples that use them) a
+ * dense op runs on the calling thread alone: handing half of it to a pool
+ * worker (posting, joining, the outputs moving between cores) costs more
+ * than it saves. Measured on a 2-core AMD EPYC, batch 1, 2 threads, the
+ * 784-2048-2048-2048 stack of tflite/benchmark.py, medians of 4-5 processes:
+ * int8 tau 0.1 (about 65 KB per layer) 0.025 ms split vs 0.022 ms serial,
+ * float32 tau 0.1 (168 KB) 0.048 vs 0.045 ms; int8 tau 0.25 (262 KB) split
+ * 0.039 vs serial 0.045 ms. $CONDCOMP_PARALLEL_MIN_BYTES overrides it, read
+ * in Prepare (0: always split, as the tests do to run the parallel path on
+ * small models). */
+#define CC_PARALLEL_MIN_BYTES_DEFAULT (192u * 1024u)
+
+static TfLiteStatus read_parallel_min_bytes(TfLiteContext* context, OpData* d) {
+  d->parallel_min_bytes = CC_PARALLEL_MIN_BYTES_DEFAULT;
+  const char* env = getenv("CONDCOMP_PARALLEL_MIN_BYTES");
+  if (env == NULL || env[0] == '\0') return kTfLiteOk;
+  char* end = NULL;
+  errno = 0;
+  const unsigned long long v = strtoull(env, &end, 10);
+  if (env[0] < '0' || env[0] > '9' || *end != '\0' || errno == ERANGE)
+    FAIL(context, d, "$CONDCOMP_PARALLEL_MIN_BYTES must be a byte count (a non-negative "
+         "integer), got \"%.40s\"", env);
+  d->parallel_min_bytes = v;
+  return kTfLiteOk;
+}
+
+/* Threads worth using for phase 2 of this invoke (after the gate): 1 when
+ * sum over examples of (active output blocks x non-zero input blocks x tile
+ * bytes) is below d->parallel_min_bytes. */
+static int dense_phase2_threads(const cc_gated_dense* p, const OpData* d) {
+  if (d->num_threads <= 1) return 1;
+  const int K = p->num_blocks, n_in = p->in_dim / p->in_block_size;
+  const uint64_t tile = (uint64_t)p->in_block_size * p->block_size * (p->kernel_q ? 1 : 4);
+  uint64_t work = 0;
+  for (int e = 0; e < p->batch && work < d->parallel_min_bytes; ++e) {
+    uint64_t on = 0, in = 0;
+    for (int j = 0; j < K; ++j) on += p->out_mask[(size_t)e * K + j] == 1;
+    if (on == 0) continue;
+    for (int i = 0; i < n_in; ++i) in += p->in_active[(size_t)e * n_in + i] != 0;
+    work += on * in * tile;
+  }
+  return work < d->parallel_min_bytes ? 1 : d->num_threads;
+}
+
 static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
@@ -643,6 +689,7 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
     FAIL(context, d, "kernel has shape [%lld, %lld, %lld] (num_blocks, input_dim, block_size) but "
          "x has input_dim %lld", (long long)K, (long long)Dk, (long long)bs, (long long)D);
   TF_LITE_ENSURE_OK_CC(check_gating_inputs(context, d, &ts, K, bs, D));
+  TF_LITE_ENSURE_OK_CC(read_parallel_min_bytes(context, d));
   if (B * K * bs > INT_MAX) FAIL(context, d, "output would have more than INT_MAX elements");
   const int shape[2] = {(int)B, (int)(K * bs)};
   TF_LITE_ENSURE_OK_CC(resize_output(context, d, ts.out, 2, shape));
@@ -727,7 +774,7 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   } else {
     dense_gate_task(&job, 0, 1);
   }
-  cc_parallel_run(threads, dense_block_task, &job);
+  cc_parallel_run(dense_phase2_threads(&p, d), dense_block_task, &job);
 
   uint64_t active = 0;
   for (size_t i = 0; i < (size_t)p.batch * p.num_blocks; ++i) active += p.out_mask[i] == 1;
