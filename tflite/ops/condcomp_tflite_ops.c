@@ -632,9 +632,9 @@ static TfLiteStatus prepare_common_head(TfLiteContext* context, TfLiteNode* node
  * worker (posting, joining, the outputs moving between cores) costs more
  * than it saves. Measured on a 2-core AMD EPYC, batch 1, 2 threads, the
  * 784-2048-2048-2048 stack of tflite/benchmark.py, medians of 4-5 processes:
- * int8 tau 0.1 (about 65 KB per layer) 0.025 ms split vs 0.022 ms serial,
- * float32 tau 0.1 (168 KB) 0.048 vs 0.045 ms; int8 tau 0.25 (262 KB) split
- * 0.039 vs serial 0.045 ms. $CONDCOMP_PARALLEL_MIN_BYTES overrides it, read
+ * int8 tau 0.1 (hidden layers about 42 KB, the first 160 KB) 0.025 ms split
+ * vs 0.022 ms serial, float32 tau 0.1 (hidden 168 KB) 0.048 vs 0.045 ms;
+ * int8 tau 0.25 (hidden 262 KB, first 400 KB) split 0.039 vs serial 0.045 ms. $CONDCOMP_PARALLEL_MIN_BYTES overrides it, read
  * in Prepare (0: always split, as the tests do to run the parallel path on
  * small models). */
 #define CC_PARALLEL_MIN_BYTES_DEFAULT (192u * 1024u)
