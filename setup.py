@@ -78,8 +78,9 @@ setup(
         "train": TRAIN,
         # LiteRT's interpreter; pulls flatbuffers, ml_dtypes, protobuf, tqdm (see README).
         "runtime": ["ai-edge-litert>=2.0,<2.4"],
-        "test": TRAIN + ["pytest", "scikit-learn", "tensorboard", "hypothesis", "matplotlib",
-                         "scipy"],
+        # pytest-xdist: scripts/test.sh runs the suite's files on every core (up to 4).
+        "test": TRAIN + ["pytest", "pytest-xdist", "scikit-learn", "tensorboard", "hypothesis",
+                         "matplotlib", "scipy"],
         "litert": ["ai-edge-litert>=2.0,<2.4"],
         "datasets": ["tensorflow-datasets", "scipy"],
         "plot": ["matplotlib"],

@@ -133,26 +133,41 @@ def test_rejects_unconvertible_layers(cv):
 
 
 def _run_cli(*args):
+    """tflite/convert.py as a program (exit status, stderr free of TF logging)."""
     return subprocess.run([sys.executable, CONVERT, *args], capture_output=True, text=True,
                           timeout=300)
 
 
-def test_cli_errors_name_the_argument(tmp_path):
+def _run_main(capsys, *args):
+    """The same command line through `main` in this process (no TensorFlow
+    start-up per call): what each option does, not what the program prints
+    on start-up, which the _run_cli checks cover."""
+    cv = load_convert()
+    capsys.readouterr()
+    try:
+        code = cv.main(list(args))
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
+def test_cli_errors_name_the_argument(tmp_path, capsys):
     res = _run_cli(str(tmp_path / "missing.keras"), "-o", str(tmp_path / "o.tflite"))
     assert res.returncode == 2 and "argument MODEL: file not found" in res.stderr
     other = tmp_path / "model.txt"
     other.write_text("x")
-    res = _run_cli(str(other), "-o", str(tmp_path / "o.tflite"))
+    res = _run_main(capsys, str(other), "-o", str(tmp_path / "o.tflite"))
     assert res.returncode == 2 and "argument MODEL: expected a .keras" in res.stderr
     plain = tmp_path / "plain.keras"
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(str(plain))
-    res = _run_cli(str(plain), "-o", str(tmp_path / "nodir" / "o.tflite"))
+    res = _run_main(capsys, str(plain), "-o", str(tmp_path / "nodir" / "o.tflite"))
     assert res.returncode == 2 and "argument -o/--output: directory does not exist" in res.stderr
-    res = _run_cli(str(plain), "-o", str(tmp_path / "o.tflite"))
+    res = _run_main(capsys, str(plain), "-o", str(tmp_path / "o.tflite"))
     assert res.returncode == 2 and "no GatedDense/GatedConv2D" in res.stderr
 
 
-def test_cli_writes_model_and_prints_summary(tmp_path):
+def test_cli_writes_model_and_prints_summary(tmp_path, capsys):
     model = kc.CondCompModel(_net(4))
     path = str(tmp_path / "m.keras")
     model.save(path)
@@ -160,7 +175,7 @@ def test_cli_writes_model_and_prints_summary(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "CondCompGatedDense: 2" in res.stdout and "FULLY_CONNECTED: 1" in res.stdout
     assert os.path.getsize(tmp_path / "m.tflite") > 0
-    res = _run_cli(path, "-o", str(tmp_path / "d.tflite"), "--dense")
+    res = _run_main(capsys, path, "-o", str(tmp_path / "d.tflite"), "--dense")
     assert res.returncode == 0, res.stderr
     assert "dense baseline" in res.stdout and "FULLY_CONNECTED: 3" in res.stdout
     assert "CondCompGatedDense:" not in res.stdout
@@ -173,17 +188,19 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
     model = kc.CondCompModel(_net(5))
     path = str(tmp_path / "m.keras")
     model.save(path)
-    for extra in ([], ["--dense"]):
-        res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verify", "16", *extra)
-        assert res.returncode == 0, res.stderr
+    res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verify", "16")
+    assert res.returncode == 0, res.stderr
+    # No TensorFlow/absl/CUDA start-up or converter logging by default.
+    assert res.stderr == "", res.stderr
+    dense = _run_main(capsys, path, "-o", str(tmp_path / "m.tflite"), "--verify", "16", "--dense")
+    assert dense.returncode == 0, dense.stderr
+    for res in (res, dense):
         worst = float(res.stdout.split("max |tflite - keras| = ")[1].split()[0])
         assert worst <= 1e-5
-        # No TensorFlow/absl/CUDA start-up or converter logging by default.
-        assert res.stderr == "", res.stderr
     res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verbose")
     assert res.returncode == 0 and "absl" in res.stderr
-    res = _run_cli(path, "-o", str(tmp_path / "q.tflite"), "--quantize", "dynamic",
-                   "--verify", "8")
+    res = _run_main(capsys, path, "-o", str(tmp_path / "q.tflite"), "--quantize", "dynamic",
+                    "--verify", "8")
     assert res.returncode == 0, res.stderr
     assert "dynamic-range int8" in res.stdout
     worst = float(res.stdout.split("max |tflite - keras float32| = ")[1].split()[0])
@@ -194,13 +211,14 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
     # The full-integer dense baseline, calibrated on given inputs.
     x_rep = str(tmp_path / "rep.npy")
     np.save(x_rep, np.random.default_rng(0).normal(size=(50, 12)).astype("f4"))
-    res = _run_cli(path, "-o", str(tmp_path / "i8.tflite"), "--dense", "--quantize", "int8",
-                   "--representative-data", x_rep, "--representative", "20", "--verify", "4")
+    res = _run_main(capsys, path, "-o", str(tmp_path / "i8.tflite"), "--dense", "--quantize",
+                    "int8", "--representative-data", x_rep, "--representative", "20",
+                    "--verify", "4")
     assert res.returncode == 0, res.stderr
     assert "full-integer int8" in res.stdout and "FULLY_CONNECTED: 3" in res.stdout
     # The CondComp ops with static activation scales calibrated on the same inputs.
-    res = _run_cli(path, "-o", str(tmp_path / "s8.tflite"), "--quantize", "int8",
-                   "--representative-data", x_rep, "--representative", "20", "--verify", "8")
+    res = _run_main(capsys, path, "-o", str(tmp_path / "s8.tflite"), "--quantize", "int8",
+                    "--representative-data", x_rep, "--representative", "20", "--verify", "8")
     assert res.returncode == 0, res.stderr
     assert "static activation scales" in res.stdout and "CondCompGatedDense: 2" in res.stdout
     worst = float(res.stdout.split("max |tflite - keras int8 reference| = ")[1].split()[0])
@@ -229,7 +247,7 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "argument --representative-data: " in err and message in err
     assert not os.path.exists(tmp_path / "x.tflite")
-    res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verify", "-1")
+    res = _run_main(capsys, path, "-o", str(tmp_path / "m.tflite"), "--verify", "-1")
     assert res.returncode == 2 and "argument --verify: must be >= 0" in res.stderr
 
 

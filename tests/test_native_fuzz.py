@@ -9,7 +9,8 @@ the case that crashed and the command to replay it) instead of killing pytest:
 
 * native: tflite/arm/condcomp_driver.cc built for the host, driving the
   portable kernels and the TFLite glue (Init/Prepare/Invoke/Free through a
-  mock TfLiteContext whose tensor buffers are exact-size heap blocks).
+  mock TfLiteContext whose tensor buffers are exact-size heap blocks); a
+  second build runs the AVX512-VNNI int8 kernel with SIMDe's vpdpbusd.
 * interpreter: this file run as a worker (`python tests/test_native_fuzz.py
   --worker ...`): each case is a one-op .tflite flatbuffer written here with
   TFLite's schema (so attributes, shapes and options can be anything, not just
@@ -523,17 +524,15 @@ def _run_isolated(cmd, progress, what, timeout):
 
 if pytest is not None:
 
-    @pytest.fixture(scope="module")
-    def host_driver(tmp_path_factory):
+    def _build_driver(out, *cflags):
         cc, cxx = shutil.which("gcc") or shutil.which("cc"), shutil.which("g++") or shutil.which("c++")
         if not cc or not cxx:
             pytest.skip("no C/C++ compiler (apt-get install gcc g++)")
-        out = tmp_path_factory.mktemp("fuzz")
         objs = []
         for src in ("condcomp_kernels", "flexbuffer_map", "cc_parallel", "condcomp_tflite_ops"):
             obj = out / f"{src}.o"
-            subprocess.run([cc, "-std=gnu11", "-O2", "-g", "-Wno-psabi", "-ffp-contract=fast", "-c",
-                            os.path.join(OPS, src + ".c"), "-o", str(obj)], check=True)
+            subprocess.run([cc, "-std=gnu11", "-O2", "-g", "-Wno-psabi", "-ffp-contract=fast", *cflags,
+                            "-c", os.path.join(OPS, src + ".c"), "-o", str(obj)], check=True)
             objs.append(str(obj))
         exe = out / "condcomp_driver"
         subprocess.run([cxx, "-std=c++17", "-O2", "-g", "-Wno-psabi", "-I", OPS, "-I", ARM,
@@ -541,25 +540,61 @@ if pytest is not None:
                         "-lpthread", "-lm"], check=True)
         return exe
 
-    def _native(host_driver, mode, cases, seed, tmp_path):
+    @pytest.fixture(scope="module")
+    def host_driver(tmp_path_factory):
+        return _build_driver(tmp_path_factory.mktemp("fuzz"))
+
+    @pytest.fixture(scope="module")
+    def vnni_emulated_driver(tmp_path_factory):
+        """The driver with the int8 kernel built as the AVX512-VNNI code
+        path, its vpdpbusd emulated by SIMDe on AVX2 (no CPU here has VNNI);
+        CI installs Debian's libsimde-dev and sets CONDCOMP_REQUIRE_SIMDE=1."""
+        import platform
+
+        if platform.machine() not in ("x86_64", "AMD64"):
+            pytest.skip("the VNNI kernel is x86-64 only")
+        if not os.path.exists("/usr/include/simde/x86/avx512/dpbusd.h"):
+            if os.environ.get("CONDCOMP_REQUIRE_SIMDE") == "1":
+                pytest.fail("CONDCOMP_REQUIRE_SIMDE=1 but SIMDe's headers are missing")
+            pytest.skip("SIMDe headers missing (apt-get install libsimde-dev)")
+        with open("/proc/cpuinfo") as f:
+            if " avx2 " not in f.read():
+                pytest.skip("the emulated VNNI build runs on AVX2")
+        return _build_driver(tmp_path_factory.mktemp("fuzz_vnni"), "-DCC_Q8_VNNI_EMULATED")
+
+    def _native(driver, mode, cases, seed, tmp_path, int8_isa=None):
         progress = str(tmp_path / f"{mode}.progress")
-        cmd = [str(host_driver), mode, str(cases), "--seed", str(seed), "--progress", progress]
+        cmd = [str(driver), mode, str(cases), "--seed", str(seed), "--progress", progress]
         proc = _run_isolated(cmd, progress, f"native {mode} fuzz", timeout=1800)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
         assert f"{cases} passed, 0 failed" in proc.stdout, proc.stdout
         # the int8 kernels are fuzzed too, dense and conv
-        int8 = re.search(r"(\d+) int8 cases, (\d+) of them conv", proc.stdout)
+        int8 = re.search(r"(\d+) int8 cases, (\d+) of them conv, \d+ with static scales \((.*)\)",
+                         proc.stdout)
         assert int8 and int(int8.group(2)) > cases // 40, proc.stdout
         assert int(int8.group(1)) - int(int8.group(2)) > cases // 40, proc.stdout
+        if int8_isa is not None:
+            assert int8.group(3) == int8_isa, proc.stdout
 
     @pytest.mark.parametrize("mode", ["kernels", "ops"])
     def test_native_fuzz(host_driver, mode, tmp_path):
         _native(host_driver, mode, 500, 2024, tmp_path)
 
+    VNNI_EMULATED = "avx512-vnni vpdpbusd (SIMDe-emulated test build)"
+
+    @pytest.mark.parametrize("mode", ["kernels", "ops"])
+    def test_native_fuzz_vnni_kernel_emulated(vnni_emulated_driver, mode, tmp_path):
+        _native(vnni_emulated_driver, mode, 500, 2025, tmp_path, int8_isa=VNNI_EMULATED)
+
     @pytest.mark.slow
     @pytest.mark.parametrize("mode", ["kernels", "ops"])
     def test_native_fuzz_10k(host_driver, mode, tmp_path):
         _native(host_driver, mode, 20000, 77, tmp_path)
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize("mode", ["kernels", "ops"])
+    def test_native_fuzz_10k_vnni_kernel_emulated(vnni_emulated_driver, mode, tmp_path):
+        _native(vnni_emulated_driver, mode, 10000, 78, tmp_path, int8_isa=VNNI_EMULATED)
 
     def _litert_ready():
         try:

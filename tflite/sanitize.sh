@@ -7,6 +7,7 @@
 #   1. AddressSanitizer + UndefinedBehaviorSanitizer (+ float-cast-overflow),
 #      kernels selected at run time (x86-64: the AVX2+FMA clone if the CPU has it)
 #   2. the same with the multiversioning off (baseline SSE2 / generic vectors)
+#   2b. (x86-64 with AVX2) the AVX512-VNNI int8 kernel with SIMDe's vpdpbusd
 #   3. (--tsan) ThreadSanitizer on the glue with 2-4 threads (the op's thread pool)
 #
 # Every tensor buffer and the options buffer the driver hands the op is its
@@ -76,6 +77,21 @@ run asan-ubsan ops
 build asan-ubsan-baseline "$ASAN_FLAGS" -DCONDCOMP_NO_MULTIVERSION
 CONDCOMP_KERNEL_ISA=baseline run asan-ubsan-baseline kernels
 CONDCOMP_KERNEL_ISA=baseline run asan-ubsan-baseline ops
+
+# The AVX512-VNNI int8 kernel, its vpdpbusd emulated by SIMDe (Debian:
+# libsimde-dev) on AVX2, since no CPU here has VNNI.
+if [ "$(uname -m)" = x86_64 ] && grep -qw avx2 /proc/cpuinfo; then
+  if [ -f /usr/include/simde/x86/avx512/dpbusd.h ]; then
+    build asan-ubsan-vnni-emulated "$ASAN_FLAGS" -DCC_Q8_VNNI_EMULATED
+    run asan-ubsan-vnni-emulated kernels
+    run asan-ubsan-vnni-emulated ops
+  elif [ "${CONDCOMP_REQUIRE_SIMDE:-0}" = 1 ]; then
+    echo "tflite/sanitize.sh: CONDCOMP_REQUIRE_SIMDE=1 but SIMDe's headers are missing" >&2
+    exit 1
+  else
+    echo "== skipped the emulated VNNI build: no SIMDe headers (apt-get install libsimde-dev)"
+  fi
+fi
 
 if [ "$TSAN" = 1 ]; then
   build tsan "-fsanitize=thread"

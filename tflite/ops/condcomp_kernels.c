@@ -564,69 +564,123 @@ static void dot_q8_generic_one(const int8_t* w, int Q, int cols, const int8_t* x
 CC_Q8_PIXELS(dot_q8_generic, dot_q8_generic_one)
 
 #if defined(__x86_64__) || defined(__i386__)
-/* AVX2: vpmaddubsw wants unsigned x signed bytes, so the activation's sign
- * moves onto the weight (vpsignb) and |x| <= 127 is the unsigned operand: a
- * pair sum is at most 2 * 127 * 127 < 2^15, no saturation. Then vpmaddwd
- * with ones sums the pairs: one int32 lane per output, 32 multiply-adds per
- * 4 instructions (XNNPACK's AVX2 int8 kernels widen to 16 bits: 16 per 3). */
-#define CC_Q8_AVX2_STEP(acc, wp)                                                           \
-  acc = _mm256_add_epi32(                                                                  \
-      acc, _mm256_madd_epi16(                                                              \
-               _mm256_maddubs_epi16(                                                       \
-                   xa, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i*)(const void*)(wp)), \
-                                        xs)),                                              \
-               ones))
-__attribute__((target("avx2,fma"))) CC_ALWAYS_INLINE void dot_q8_avx2_one(
-    const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  const __m256 sv = _mm256_set1_ps(s);
-  const size_t ld = (size_t)cols * 4;
-  if (cols == CC_Q8_STRIP) { /* the common case: 4 accumulators, 128 bytes per quad */
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    const int8_t* wp = w;
-    for (int q = 0; q < Q; ++q, wp += 128) {
-      int32_t word;
-      memcpy(&word, xq + 4 * q, sizeof(word));
-      const __m256i xs = _mm256_set1_epi32(word);
-      const __m256i xa = _mm256_abs_epi8(xs);
-      CC_Q8_AVX2_STEP(a0, wp);
-      CC_Q8_AVX2_STEP(a1, wp + 32);
-      CC_Q8_AVX2_STEP(a2, wp + 64);
-      CC_Q8_AVX2_STEP(a3, wp + 96);
-    }
-    const __m256i acc[4] = {a0, a1, a2, a3};
-    for (int t = 0; t < 4; ++t) {
-      float* yt = y + 8 * t;
-      _mm256_storeu_ps(yt, _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), sv, _mm256_loadu_ps(yt)));
-    }
-    return;
-  }
-  int c = 0;
-  /* Narrower strips (a block size that is not a multiple of 32, e.g. 16):
-   * 16 outputs per pass (8 in the last one if that is what is left), one
-   * activation broadcast for both halves. */
-  while (c + 8 <= cols) {
-    const int two = c + 16 <= cols;
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0;
-    const int8_t* wp = w + (size_t)c * 4;
-    for (int q = 0; q < Q; ++q, wp += ld) {
-      int32_t word;
-      memcpy(&word, xq + 4 * q, sizeof(word));
-      const __m256i xs = _mm256_set1_epi32(word);
-      const __m256i xa = _mm256_abs_epi8(xs);
-      CC_Q8_AVX2_STEP(a0, wp);
-      if (two) CC_Q8_AVX2_STEP(a1, wp + 32);
-    }
-    _mm256_storeu_ps(y + c, _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), sv, _mm256_loadu_ps(y + c)));
-    if (two)
-      _mm256_storeu_ps(y + c + 8,
-                       _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), sv, _mm256_loadu_ps(y + c + 8)));
-    c += two ? 16 : 8;
-  }
-  if (c < cols) dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);
-}
-__attribute__((target("avx2,fma"))) CC_Q8_PIXELS(dot_q8_avx2, dot_q8_avx2_one)
+/* One body for the x86-64 int8 kernels; STEP(acc, wp) adds the products of
+ * the 4 activation bytes in xs (broadcast; xa = |xs|) with the 32 weight bytes
+ * at wp into acc's 8 int32 lanes, one per output. */
+#define CC_Q8_X86_KERNEL(name, TARGET, STEP)                                                \
+  __attribute__((target(TARGET))) CC_ALWAYS_INLINE void name##_one(                         \
+      const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {              \
+    const __m256 sv = _mm256_set1_ps(s);                                                    \
+    const size_t ld = (size_t)cols * 4;                                                     \
+    if (cols == CC_Q8_STRIP) { /* the common case: 4 accumulators, 128 bytes per quad */    \
+      __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;                       \
+      const int8_t* wp = w;                                                                 \
+      for (int q = 0; q < Q; ++q, wp += 128) {                                              \
+        int32_t word;                                                                       \
+        memcpy(&word, xq + 4 * q, sizeof(word));                                            \
+        const __m256i xs = _mm256_set1_epi32(word);                                         \
+        const __m256i xa = _mm256_abs_epi8(xs);                                             \
+        STEP(a0, wp);                                                                       \
+        STEP(a1, wp + 32);                                                                  \
+        STEP(a2, wp + 64);                                                                  \
+        STEP(a3, wp + 96);                                                                  \
+      }                                                                                     \
+      const __m256i acc[4] = {a0, a1, a2, a3};                                              \
+      for (int t = 0; t < 4; ++t) {                                                         \
+        float* yt = y + 8 * t;                                                              \
+        _mm256_storeu_ps(yt,                                                                \
+                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), sv, _mm256_loadu_ps(yt))); \
+      }                                                                                     \
+      return;                                                                               \
+    }                                                                                       \
+    int c = 0;                                                                              \
+    /* Narrower strips (a block size that is not a multiple of 32, e.g. 16):                \
+     * 16 outputs per pass (8 in the last one if that is what is left), one                 \
+     * activation broadcast for both halves. */                                             \
+    while (c + 8 <= cols) {                                                                 \
+      const int two = c + 16 <= cols;                                                       \
+      __m256i a0 = _mm256_setzero_si256(), a1 = a0;                                         \
+      const int8_t* wp = w + (size_t)c * 4;                                                 \
+      for (int q = 0; q < Q; ++q, wp += ld) {                                               \
+        int32_t word;                                                                       \
+        memcpy(&word, xq + 4 * q, sizeof(word));                                            \
+        const __m256i xs = _mm256_set1_epi32(word);                                         \
+        const __m256i xa = _mm256_abs_epi8(xs);                                             \
+        STEP(a0, wp);                                                                       \
+        if (two) STEP(a1, wp + 32);                                                         \
+      }                                                                                     \
+      _mm256_storeu_ps(y + c,                                                               \
+                       _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), sv, _mm256_loadu_ps(y + c))); \
+      if (two)                                                                              \
+        _mm256_storeu_ps(y + c + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), sv,             \
+                                                    _mm256_loadu_ps(y + c + 8)));           \
+      c += two ? 16 : 8;                                                                    \
+    }                                                                                       \
+    if (c < cols) dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);         \
+  }                                                                                         \
+  __attribute__((target(TARGET))) CC_Q8_PIXELS(name, name##_one)
+
+/* The weight bytes at wp with the activation's sign moved onto them
+ * (vpsignb): the unsigned x signed products below then see |x| <= 127. */
+#define CC_Q8_SIGNED_W(wp) \
+  _mm256_sign_epi8(_mm256_loadu_si256((const __m256i*)(const void*)(wp)), xs)
+
+/* AVX2: vpmaddubsw (unsigned x signed bytes): a pair sum is at most
+ * 2 * 127 * 127 < 2^15, no saturation. Then vpmaddwd with ones sums the
+ * pairs: 32 multiply-adds per 4 instructions (XNNPACK's AVX2 int8 kernels
+ * widen to 16 bits: 16 per 3). */
+#define CC_Q8_AVX2_STEP(acc, wp)                                                          \
+  acc = _mm256_add_epi32(                                                                 \
+      acc, _mm256_madd_epi16(_mm256_maddubs_epi16(xa, CC_Q8_SIGNED_W(wp)), _mm256_set1_epi16(1)))
+CC_Q8_X86_KERNEL(dot_q8_avx2, "avx2,fma", CC_Q8_AVX2_STEP)
 #undef CC_Q8_AVX2_STEP
+
+/* VNNI: vpdpbusd does the 4 products and the int32 sum in one instruction
+ * (no intermediate saturation), on ymm registers: AVX512-VNNI + AVX512VL
+ * (EVEX; Ice Lake / Sapphire Rapids Xeons, Zen 4) or AVX-VNNI (VEX; Alder
+ * Lake and later cores without AVX-512), the same code. Built by GCC only
+ * (Clang builds keep the AVX2 kernel). No CPU here has either extension:
+ * CC_Q8_VNNI_EMULATED (a test build, tests/test_native_fuzz.py) runs this
+ * code on AVX2 with SIMDe's vpdpbusd, so the kernel logic is fuzzed against
+ * the reference; the instruction itself is not run here. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#define CC_HAVE_VNNI_CLONE 1
+#if defined(CC_Q8_VNNI_EMULATED)
+#include <simde/x86/avx512/dpbusd.h>
+__attribute__((target("avx2,fma"))) CC_ALWAYS_INLINE __m256i cc_dpbusd_emulated(__m256i acc,
+                                                                                __m256i a,
+                                                                                __m256i b) {
+  simde__m256i sa, sb, sc;
+  memcpy(&sc, &acc, sizeof(acc));
+  memcpy(&sa, &a, sizeof(a));
+  memcpy(&sb, &b, sizeof(b));
+  sc = simde_mm256_dpbusd_epi32(sc, sa, sb);
+  memcpy(&acc, &sc, sizeof(acc));
+  return acc;
+}
+#define CC_Q8_DPBUSD_EVEX cc_dpbusd_emulated
+#define CC_Q8_DPBUSD_VEX cc_dpbusd_emulated
+#define CC_Q8_TARGET_EVEX "avx2,fma"
+#define CC_Q8_TARGET_VEX "avx2,fma"
+#else
+#define CC_Q8_DPBUSD_EVEX _mm256_dpbusd_epi32
+#define CC_Q8_DPBUSD_VEX _mm256_dpbusd_avx_epi32
+#define CC_Q8_TARGET_EVEX "avx512vnni,avx512vl,avx512f,avx2,fma"
+#define CC_Q8_TARGET_VEX "avxvnni,avx2,fma"
+#endif
+#define CC_Q8_VNNI_EVEX_STEP(acc, wp) acc = CC_Q8_DPBUSD_EVEX(acc, xa, CC_Q8_SIGNED_W(wp))
+#define CC_Q8_VNNI_VEX_STEP(acc, wp) acc = CC_Q8_DPBUSD_VEX(acc, xa, CC_Q8_SIGNED_W(wp))
+CC_Q8_X86_KERNEL(dot_q8_avx512vnni, CC_Q8_TARGET_EVEX, CC_Q8_VNNI_EVEX_STEP)
+CC_Q8_X86_KERNEL(dot_q8_avxvnni, CC_Q8_TARGET_VEX, CC_Q8_VNNI_VEX_STEP)
+#undef CC_Q8_VNNI_EVEX_STEP
+#undef CC_Q8_VNNI_VEX_STEP
+#undef CC_Q8_DPBUSD_EVEX
+#undef CC_Q8_DPBUSD_VEX
+#undef CC_Q8_TARGET_EVEX
+#undef CC_Q8_TARGET_VEX
+#endif
+#undef CC_Q8_SIGNED_W
+#undef CC_Q8_X86_KERNEL
 #endif
 
 #if defined(__aarch64__)
@@ -721,6 +775,25 @@ static dot_q8_fn select_dot_q8(void) {
   if (!baseline && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     f = dot_q8_avx2;
     isa = "avx2 vpmaddubsw";
+#if defined(CC_HAVE_VNNI_CLONE)
+    /* ...=avx2 keeps the AVX2 kernel on a VNNI CPU (CI's forced-AVX2 step). */
+    const int avx2_forced = forced && strcmp(forced, "avx2") == 0;
+#if defined(CC_Q8_VNNI_EMULATED)
+    if (!avx2_forced) {
+      f = dot_q8_avx512vnni;
+      isa = "avx512-vnni vpdpbusd (SIMDe-emulated test build)";
+    }
+#else
+    if (!avx2_forced && __builtin_cpu_supports("avx512vnni") &&
+        __builtin_cpu_supports("avx512vl")) {
+      f = dot_q8_avx512vnni;
+      isa = "avx512-vnni vpdpbusd";
+    } else if (!avx2_forced && __builtin_cpu_supports("avxvnni")) {
+      f = dot_q8_avxvnni;
+      isa = "avx-vnni vpdpbusd";
+    }
+#endif
+#endif
   }
 #elif defined(__aarch64__)
   f = dot_q8_neon;
