@@ -784,8 +784,8 @@ static dot_q8_fn select_dot_q8(void) {
       isa = "avx512-vnni vpdpbusd (SIMDe-emulated test build)";
     }
 #else
-    if (!avx2_forced && __builtin_cpu_supports("avx512vnni") &&
-        __builtin_cpu_supports("avx512vl")) {
+    if (!avx2_forced && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
       f = dot_q8_avx512vnni;
       isa = "avx512-vnni vpdpbusd";
     } else if (!avx2_forced && __builtin_cpu_supports("avxvnni")) {

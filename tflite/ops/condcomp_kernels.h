@@ -104,7 +104,8 @@ size_t cc_q8_packed_size(int K, int D, int bs, int in_block_size);
 /* int8 block-major [K][D][bs] -> the packed layout of cc_gated_dense.kernel_q. */
 void cc_q8_pack(const int8_t* kernel_bm, int K, int D, int bs, int in_block_size,
                 int8_t* packed);
-/* The int8 dot-product kernel this CPU runs ("avx2 vpmaddubsw", "neon sdot", ...). */
+/* The int8 dot-product kernel this CPU runs ("avx512-vnni vpdpbusd", "avx2 vpmaddubsw",
+ * "neon sdot", ...). */
 const char* cc_kernel_isa_q8(void);
 
 /* Phase 1, examples [e_begin, e_end): finds the non-zero input blocks and
