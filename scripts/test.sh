@@ -11,7 +11,7 @@ bash scripts/setup.sh
 . .venv/bin/activate
 # The op library was just built: tests that need it must not skip.
 export CONDCOMP_REQUIRE_TFLITE_OPS=1
-workers="${CONDCOMP_TEST_WORKERS:-$(n=$(nproc); echo $((n < 4 ? n : 4)))}"
+workers="$(bash scripts/pytest_workers.sh)"
 if [ "$workers" -gt 1 ]; then
   python -m pytest -q -n "$workers" --dist loadfile "$@"
 else

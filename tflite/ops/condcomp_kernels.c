@@ -659,25 +659,21 @@ __attribute__((target("avx2,fma"))) CC_ALWAYS_INLINE __m256i cc_dpbusd_emulated(
   return acc;
 }
 #define CC_Q8_DPBUSD_EVEX cc_dpbusd_emulated
-#define CC_Q8_DPBUSD_VEX cc_dpbusd_emulated
 #define CC_Q8_TARGET_EVEX "avx2,fma"
-#define CC_Q8_TARGET_VEX "avx2,fma"
 #else
 #define CC_Q8_DPBUSD_EVEX _mm256_dpbusd_epi32
-#define CC_Q8_DPBUSD_VEX _mm256_dpbusd_avx_epi32
 #define CC_Q8_TARGET_EVEX "avx512vnni,avx512vl,avx512f,avx2,fma"
-#define CC_Q8_TARGET_VEX "avxvnni,avx2,fma"
 #endif
 #define CC_Q8_VNNI_EVEX_STEP(acc, wp) acc = CC_Q8_DPBUSD_EVEX(acc, xa, CC_Q8_SIGNED_W(wp))
-#define CC_Q8_VNNI_VEX_STEP(acc, wp) acc = CC_Q8_DPBUSD_VEX(acc, xa, CC_Q8_SIGNED_W(wp))
 CC_Q8_X86_KERNEL(dot_q8_avx512vnni, CC_Q8_TARGET_EVEX, CC_Q8_VNNI_EVEX_STEP)
-CC_Q8_X86_KERNEL(dot_q8_avxvnni, CC_Q8_TARGET_VEX, CC_Q8_VNNI_VEX_STEP)
 #undef CC_Q8_VNNI_EVEX_STEP
-#undef CC_Q8_VNNI_VEX_STEP
 #undef CC_Q8_DPBUSD_EVEX
-#undef CC_Q8_DPBUSD_VEX
 #undef CC_Q8_TARGET_EVEX
-#undef CC_Q8_TARGET_VEX
+#if !defined(CC_Q8_VNNI_EMULATED) /* the emulated build runs the EVEX kernel only */
+#define CC_Q8_VNNI_VEX_STEP(acc, wp) acc = _mm256_dpbusd_avx_epi32(acc, xa, CC_Q8_SIGNED_W(wp))
+CC_Q8_X86_KERNEL(dot_q8_avxvnni, "avxvnni,avx2,fma", CC_Q8_VNNI_VEX_STEP)
+#undef CC_Q8_VNNI_VEX_STEP
+#endif
 #endif
 #undef CC_Q8_SIGNED_W
 #undef CC_Q8_X86_KERNEL
