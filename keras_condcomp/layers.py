@@ -117,16 +117,19 @@ class GateOutputs:
             may be non-zero (1 unless the previous gated layer's mask is known).
         macs: `(main, policy)` dense multiply-adds per example of the layer's
             product and of its policy (see `keras_condcomp.flops`).
+        regularization: Scalar, the layer's weighted L_b + L_e + L_v on this
+            batch (added as a layer loss in training only).
     """
 
-    __slots__ = ("mask", "sigma", "log_prob", "input_active", "macs")
+    __slots__ = ("mask", "sigma", "log_prob", "input_active", "macs", "regularization")
 
-    def __init__(self, mask, sigma, log_prob, input_active, macs):
+    def __init__(self, mask, sigma, log_prob, input_active, macs, regularization):
         self.mask = mask
         self.sigma = sigma
         self.log_prob = log_prob
         self.input_active = input_active
         self.macs = macs
+        self.regularization = regularization
 
 
 class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
@@ -247,10 +250,14 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
                 stacklevel=3,
             )
         mask, sigma, log_prob = self.policy(policy_input, training=training)
-        self.add_loss(self._regularization(sigma))
+        regularization = self._regularization(sigma)
+        if training:
+            # A training loss only: evaluation losses (`val_loss`) are the
+            # task's, as the model will be deployed.
+            self.add_loss(regularization)
         input_active, _ = self._input_active_fraction(inputs, num_inputs)
         macs = flops.layer_multiply_adds(self, inputs)
-        self.gate_outputs = GateOutputs(mask, sigma, log_prob, input_active, macs)
+        self.gate_outputs = GateOutputs(mask, sigma, log_prob, input_active, macs, regularization)
         return mask
 
     def _bias_activate_and_mask(self, outputs, mask, inputs):

@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_condcomp.flops import gated_flop_fraction
 from keras_condcomp.layers import gated_layers
+from keras_condcomp.policy import ESTIMATORS
 
 
 def reinforce_surrogate(cost, baseline, log_prob, sample_weight=None):
@@ -112,7 +113,7 @@ def _reduce_to_batch(values):
 
 @keras.saving.register_keras_serializable(package="keras_condcomp")
 class CondCompModel(keras.Model):
-    """Wraps a Keras model of gated layers; `fit` trains the policies by REINFORCE.
+    """Wraps a Keras model of gated layers; `fit` trains the network and its policies.
 
     `train_step` does, for each minibatch:
 
@@ -120,18 +121,29 @@ class CondCompModel(keras.Model):
     2. the compiled loss plus the gated layers' regularizers (L_b, L_e, L_v),
        differentiated with respect to everything (the masked network's
        weights theta, and the policies through the regularizers);
-    3. the REINFORCE surrogate `policy_weight * mean((cost - b) * log pi)`,
-       where `cost` is each example's own compiled loss (or `cost(y, y_pred)`)
-       and `b` is an exponential moving average of past costs;
+    3. with `estimator="reinforce"` (the paper's), the REINFORCE surrogate
+       `policy_weight * mean((cost - b) * log pi)`, where `cost` is each
+       example's own compiled loss (or `cost(y, y_pred)`) and `b` is an
+       exponential moving average of past costs; with
+       `estimator="straight_through"` the policies learn by backprop through
+       the hard masks instead (see below) and there is no surrogate;
     4. one optimizer step on the sum, then the baseline update.
 
     The baseline is bias-corrected like Adam's moments, so the first batches
     are not compared with a baseline of zero. `evaluate` and `predict` use the
-    deterministic policy (`sigma > threshold`).
+    deterministic inference rule (`sigma > threshold`, or each example's
+    `top_k` blocks).
 
-    Logged every epoch: `task_loss` (the mean per-example cost: the compiled
-    loss without the gate regularizers, what `EarlyStopping` or
-    `ModelCheckpoint` should monitor as `val_task_loss`), `policy_loss`,
+    Losses, as Keras callbacks read them: the training `loss` is what the
+    optimizer minimizes (the compiled loss plus the gate regularizers; the
+    REINFORCE surrogate, a gradient estimator rather than a loss, is logged
+    apart as `policy_loss`); `val_loss` is the compiled loss of the model as
+    it will be deployed (inference masks and budget, no gate regularizers),
+    so `EarlyStopping`, `ModelCheckpoint(save_best_only=True)` and
+    `ReduceLROnPlateau` on their default monitors select on the task.
+
+    Also logged every epoch: `gate_loss` (the gate regularizers' sum),
+    `task_loss` (the mean per-example cost), `policy_loss`,
     `baseline`, `flop_fraction` (gated
     layers' multiply-adds over the same layers run densely, policies
     included) and `<layer>_active` (fraction of active blocks per layer).
@@ -154,6 +166,16 @@ class CondCompModel(keras.Model):
         num_samples: Positive integer K, mask samples drawn per example in
             each training step (the batch is run K times, at K times the
             cost); the network and policy gradients average over them.
+        estimator: How the policies learn. `"reinforce"` (default, the
+            paper's): masks `u ~ Bernoulli(sigma)` and the REINFORCE
+            surrogate above. `"straight_through"`: hard masks in the forward
+            pass, with the gradient of sigma in the backward pass
+            (`keras_condcomp.policy.straight_through`), so each policy learns
+            by backprop what its blocks' outputs do to the loss; a layer with
+            a `top_k` budget trains with the masks of its inference rule (its
+            `top_k` blocks of largest sigma), one without with Bernoulli
+            samples.
+            Needs `baseline="ema"`.
         **kwargs: Keyword arguments of `keras.Model`, such as `name`.
 
     Call arguments:
@@ -174,8 +196,18 @@ class CondCompModel(keras.Model):
     """
 
     def __init__(self, network, baseline_decay=0.9, policy_weight=1.0, cost=None,
-                 baseline="ema", num_samples=1, **kwargs):
+                 baseline="ema", num_samples=1, estimator="reinforce", **kwargs):
         super().__init__(**kwargs)
+        if estimator not in ESTIMATORS:
+            raise ValueError(
+                f"Argument `estimator` must be one of {ESTIMATORS}. "
+                f"Received: estimator={estimator!r}"
+            )
+        if estimator != "reinforce" and baseline != "ema":
+            raise ValueError(
+                f"Argument `baseline` is a REINFORCE baseline; estimator={estimator!r} uses "
+                f"none. Received: baseline={baseline!r}"
+            )
         if baseline not in BASELINES:
             raise ValueError(
                 f"Argument `baseline` must be one of {BASELINES}. Received: baseline={baseline!r}"
@@ -223,6 +255,7 @@ class CondCompModel(keras.Model):
         self.cost = cost
         self.baseline_kind = baseline
         self.num_samples = num_samples
+        self.estimator = estimator
         # Input-dependent correction of the EMA baseline (baseline="learned"),
         # a linear function of the flattened first input, fitted by least squares.
         self.baseline_head = (
@@ -243,6 +276,7 @@ class CondCompModel(keras.Model):
         self._gated_layers = gated
         for layer in gated:
             layer._trained_by_condcomp = True
+            layer.policy.estimator = estimator
         # Raw (not bias-corrected) EMA of the cost; "mean" aggregation averages
         # the update over replicas under tf.distribute.
         self.baseline_ema = self.add_weight(
@@ -255,6 +289,7 @@ class CondCompModel(keras.Model):
         )
         self.policy_loss_tracker = keras.metrics.Mean(name="policy_loss")
         self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
+        self.gate_loss_tracker = keras.metrics.Mean(name="gate_loss")
         self.grad_var_tracker = keras.metrics.Mean(name="policy_grad_var")
         self.baseline_tracker = keras.metrics.Mean(name="baseline")
         self.flop_fraction_tracker = keras.metrics.Mean(name="flop_fraction")
@@ -416,7 +451,10 @@ class CondCompModel(keras.Model):
                 self.num_samples - 1.0
             )
             baseline = ops.reshape(others, (-1,))
-        surrogate = reinforce_surrogate(costs, baseline, log_prob, sample_weight)
+        if self.estimator == "reinforce":
+            surrogate = reinforce_surrogate(costs, baseline, log_prob, sample_weight)
+        else:  # the policies learn by backprop through the masks
+            surrogate = ops.zeros((), "float32")
         self._track_policy_grad_variance(costs - baseline, gates)
         return surrogate, mean_cost, ops.mean(baseline), fit_loss
 
@@ -475,6 +513,9 @@ class CondCompModel(keras.Model):
         self.task_loss_tracker.update_state(mean_cost)
         self.baseline_tracker.update_state(baseline)
         outputs = self._gate_outputs() if gates is None else gates
+        self.gate_loss_tracker.update_state(
+            ops.sum(ops.stack([ops.cast(g.regularization, "float32") for g in outputs]))
+        )
         self.flop_fraction_tracker.update_state(gated_flop_fraction(outputs))
         for tracker, out in zip(self.active_trackers, outputs):
             # A NaN/Inf sigma switches blocks off silently (`noise < nan` is
@@ -544,11 +585,12 @@ class CondCompModel(keras.Model):
         """Forward pass, total loss and REINFORCE terms shared by train and test steps."""
         y_pred = self(x, training=training)
         gates = self._gate_outputs()  # before any cross-replica op
-        # compute_loss already adds self.losses (the gate regularizers) once.
+        # In training compute_loss adds self.losses (the gate regularizers)
+        # once; in evaluation the layers add none (`val_loss` is the task's).
         loss = self._compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
         )
-        correction = self._cross_replica_regularization(gates)
+        correction = self._cross_replica_regularization(gates) if training else None
         if correction is not None:
             loss = loss + correction
         self._track_loss(x, loss)
@@ -639,6 +681,7 @@ class CondCompModel(keras.Model):
                 "cost": keras.saving.serialize_keras_object(self.cost),
                 "baseline": self.baseline_kind,
                 "num_samples": self.num_samples,
+                "estimator": self.estimator,
             }
         )
         return config

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_condcomp.reference import inference_mask
+from keras_condcomp.reference import inference_mask, top_k_mask
 from keras_condcomp.validation import (
     SavedModelErrorsMixin,
     check_positive_int,
@@ -11,6 +11,9 @@ from keras_condcomp.validation import (
 )
 
 INFERENCE_MODES = ("threshold", "sample")
+
+# How the policy learns, set by `CondCompModel(estimator=...)` (see there).
+ESTIMATORS = ("reinforce", "straight_through")
 
 
 @keras.saving.register_keras_serializable(package="keras_condcomp")
@@ -32,8 +35,10 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
             (draw `u ~ Bernoulli(sigma)` at inference too).
         top_k: Optional positive integer <= `num_blocks`. With
             `inference_mode="threshold"`, each example computes exactly its
-            `top_k` blocks of largest sigma instead of those above
-            `threshold` (a fixed per-example cost, for a latency bound).
+            `top_k` blocks of largest sigma (ranked by logit, lowest index
+            first among equals: `keras_condcomp.reference.top_k_mask`)
+            instead of those above `threshold` (a fixed per-example cost,
+            for a latency bound).
         stop_input_gradient: Boolean. If `True` (default), no gradient flows
             from the policy into the layers that produced its input, so the
             policy has its own parameters as in the paper.
@@ -97,6 +102,8 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.input_spec = keras.layers.InputSpec(min_ndim=2, max_ndim=2)
+        # A training method, not part of the layer: `CondCompModel` sets it.
+        self.estimator = "reinforce"
 
     def build(self, input_shape):
         features = input_shape[-1]
@@ -124,12 +131,31 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
     def call(self, inputs, training=None):
         logits = self.logits(inputs)
         sigma = ops.sigmoid(logits)
-        if training or self.inference_mode == "sample":
-            noise = uniform_noise(ops.shape(sigma), sigma.dtype, self.seed_generator)
-            mask = ops.cast(ops.less(noise, sigma), sigma.dtype)
+        if training and self.estimator == "straight_through":
+            mask = straight_through(self._training_mask(logits, sigma), sigma)
+        elif training or self.inference_mode == "sample":
+            mask = self._bernoulli_mask(sigma)
         else:
-            mask = inference_mask(sigma, self.threshold, self.top_k)
-        return mask, sigma, bernoulli_log_prob(logits, mask)
+            mask = inference_mask(logits, self.threshold, self.top_k)
+        return mask, sigma, bernoulli_log_prob(logits, ops.stop_gradient(mask))
+
+    def _bernoulli_mask(self, sigma):
+        noise = uniform_noise(ops.shape(sigma), sigma.dtype, self.seed_generator)
+        return ops.cast(ops.less(noise, sigma), sigma.dtype)
+
+    def _training_mask(self, logits, sigma):
+        """The hard mask of a straight-through training step.
+
+        With a `top_k` budget, the inference rule itself (each example's
+        `top_k` blocks of largest logit), so the network trains with the
+        masks it will run with; the blocks left out still learn, since the
+        straight-through gradient of a block's gate is the loss's
+        sensitivity to the block's (computed, then masked) output. Without
+        one, `u ~ Bernoulli(sigma)`.
+        """
+        if self.top_k is None:
+            return self._bernoulli_mask(sigma)
+        return top_k_mask(ops.stop_gradient(logits), self.top_k)
 
     def compute_output_shape(self, input_shape):
         shape = (input_shape[0], self.num_blocks)
@@ -204,6 +230,18 @@ def check_top_k(top_k, num_blocks):
             f"Received: top_k={top_k}, num_blocks={num_blocks}"
         )
     return top_k
+
+
+def straight_through(hard_mask, sigma):
+    """`hard_mask` in value, with the gradient of `sigma` (Bengio et al., 2013).
+
+    `sigma - stop_gradient(sigma)` is exactly 0 for finite sigma, so the
+    forward pass uses the hard 0/1 mask unchanged; the backward pass treats
+    the mask as if it were sigma, so the loss's sensitivity to each block's
+    output (on or off: the masked layers compute every block in training)
+    reaches the policy by backprop instead of by REINFORCE.
+    """
+    return hard_mask + (sigma - ops.stop_gradient(sigma))
 
 
 def bernoulli_log_prob(logits, mask):

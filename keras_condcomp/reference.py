@@ -11,24 +11,45 @@ Semantics (docs/architecture.md): a gated layer's output is
 `activation(x W + b) * repeat(mask, block_size)`, the mask applied *after* the
 activation so that inactive blocks are exactly 0 for any activation (which is
 what lets the next layer skip them). At inference the mask is
-`sigma > threshold`, or each example's `top_k` blocks of largest sigma.
+`sigma > threshold`, or each example's `top_k` blocks of largest policy logit.
 """
 
 from keras import ops
 
 
-def top_k_mask(sigma, k):
-    """0./1. mask of each row's `k` largest entries of `sigma` (lowest index first on ties)."""
-    _, indices = ops.top_k(sigma, k=k, sorted=False)
-    one_hot = ops.one_hot(indices, ops.shape(sigma)[-1], dtype=sigma.dtype)
-    return ops.minimum(ops.sum(one_hot, axis=-2), 1.0)
+def top_k_mask(scores, k):
+    """0./1. mask of each row's `k` largest entries of `scores`.
+
+    The ranking rule of every path (the Keras layers, `keras_condcomp.sparse`
+    and both TFLite ops): among equal values the lowest block index wins,
+    and NaN ranks below every number. Written as a rank, so no backend's
+    `top_k` kernel decides among equal values.
+    """
+    scores = ops.where(ops.isnan(scores), ops.cast(float("-inf"), scores.dtype), scores)
+    num_blocks = scores.shape[-1]
+    if num_blocks is None:
+        num_blocks = ops.shape(scores)[-1]
+    row = ops.expand_dims(scores, -1)     # (..., K, 1): the block ranked
+    other = ops.expand_dims(scores, -2)   # (..., 1, K): the blocks it is compared with
+    index = ops.arange(num_blocks)
+    earlier = ops.expand_dims(index, -1) > ops.expand_dims(index, 0)  # other is a lower index
+    ahead = ops.logical_or(other > row, ops.logical_and(other == row, earlier))
+    rank = ops.sum(ops.cast(ahead, "int32"), axis=-1)
+    return ops.cast(rank < k, scores.dtype)
 
 
-def inference_mask(sigma, threshold, top_k=None):
-    """The deterministic block mask: each row's `top_k` largest sigma, else `sigma > threshold`."""
+def inference_mask(logits, threshold, top_k=None):
+    """The deterministic block mask from the policy logits.
+
+    With `top_k`, each row's `top_k` largest logits (`top_k_mask`). They are
+    the blocks of largest sigma, ranked before the sigmoid rounds every logit
+    above ~16.6 to the same float32 1.0: such saturated blocks would tie,
+    and which of them win would hang on how each path rounds its sigmoid.
+    Otherwise `sigmoid(logits) > threshold`.
+    """
     if top_k is not None:
-        return top_k_mask(sigma, top_k)
-    return ops.cast(ops.greater(sigma, threshold), sigma.dtype)
+        return top_k_mask(logits, top_k)
+    return ops.cast(ops.greater(ops.sigmoid(logits), threshold), logits.dtype)
 
 
 def bias_activate_and_mask(outputs, bias, activation, mask, block_size):

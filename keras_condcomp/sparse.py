@@ -60,8 +60,8 @@ def block_mask(x, policy_kernel, policy_bias, threshold, top_k=None):
 
     The same rule as the policy layer's inference (`BernoulliBlockPolicy`).
     """
-    sigma = tf.sigmoid(tf.matmul(x, policy_kernel) + policy_bias)
-    return tf.cast(reference.inference_mask(sigma, threshold, top_k), x.dtype)
+    logits = tf.matmul(x, policy_kernel) + policy_bias
+    return tf.cast(reference.inference_mask(logits, threshold, top_k), x.dtype)
 
 
 def _active_indices(mask):

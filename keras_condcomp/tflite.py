@@ -278,8 +278,8 @@ class _GatedExport:
         def policy_mask(x, policy_kernel, policy_bias):
             # A conv's policy reads the spatial mean of its input.
             features = tf.reduce_mean(x, axis=(1, 2)) if is_conv else x
-            sigma = tf.sigmoid(tf.matmul(features, policy_kernel) + policy_bias)
-            return reference.inference_mask(sigma, threshold, top_k)
+            logits = tf.matmul(features, policy_kernel) + policy_bias
+            return reference.inference_mask(logits, threshold, top_k)
 
         def int8_inputs(x, kernel_q, kernel_scale, input_scale):
             # What the int8 ops multiply: int8 activations (per input block;
@@ -411,10 +411,6 @@ def export_saved_model(model, directory, dense=False, quantize="none", input_sca
     tf = _tf()
     network = unwrap(model)
     gated = gated_layers_of(network)
-    if not gated:
-        raise ConversionError(
-            f"Model {network.name!r} contains no GatedDense/GatedConv2D layer; nothing to convert."
-        )
     spec = _input_spec(network)
     module = tf.Module()
     module.tracked = []
@@ -436,11 +432,13 @@ def export_saved_model(model, directory, dense=False, quantize="none", input_sca
 
 
 def convert(model, dense=False, quantize="none", representative=None, input_scales=None):
-    """Returns the .tflite flatbuffer (bytes) of a Keras model with gated layers.
+    """Returns the .tflite flatbuffer (bytes) of a Keras model, with or without gated layers.
 
     Args:
         model: A Keras model holding GatedDense/GatedConv2D layers (or a
-            `CondCompModel`).
+            `CondCompModel`), or a plain Keras model (converted with builtin
+            ops as with `dense=True`: one tool for a condnet and the dense
+            net it is compared with).
         dense: Export the builtin-op baseline (every block on, masks ignored).
         quantize: "none" (float32); "dynamic": the standard converter's
             `Optimize.DEFAULT` for the builtin ops (int8 weights, activations
@@ -472,6 +470,12 @@ def convert(model, dense=False, quantize="none", representative=None, input_scal
         raise ValueError(
             f"Argument `quantize` must be one of {QUANTIZE_MODES}. Received: quantize={quantize!r}"
         )
+    if not isinstance(model, keras.layers.Layer):
+        raise ValueError(
+            "Argument `model` must be a Keras model (load a file with "
+            f"`load_keras_model(path)`). Received: model={model!r}"
+        )
+    dense = dense or not gated_layers_of(unwrap(model))
     static = quantize == "int8" and not dense
     if input_scales is not None and not static:
         raise ValueError("Argument `input_scales` is used by quantize='int8' without "
@@ -484,11 +488,6 @@ def convert(model, dense=False, quantize="none", representative=None, input_scal
     elif representative is not None:
         raise ValueError("Argument `representative` is used by quantize='int8' only (and not "
                          f"with `input_scales`). Received: quantize={quantize!r}")
-    if not isinstance(model, keras.layers.Layer):
-        raise ValueError(
-            "Argument `model` must be a Keras model (load a file with "
-            f"`load_keras_model(path)`). Received: model={model!r}"
-        )
     _check_finite_weights(unwrap(model))
     tf = _tf()
     if static:
@@ -623,13 +622,15 @@ def load_keras_model(path):
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="convert.py",
-        description="Convert a Keras model with GatedDense/GatedConv2D layers to TFLite.",
+        description="Convert a Keras model with GatedDense/GatedConv2D layers (custom ops), "
+        "or any Keras model (builtin ops), to TFLite.",
     )
     parser.add_argument("model", metavar="MODEL", help="Keras model file (.keras)")
     parser.add_argument("-o", "--output", required=True, help="output .tflite path")
     parser.add_argument(
         "--dense", action="store_true",
-        help="export the dense baseline with builtin ops (every block on, masks ignored)",
+        help="export the dense baseline with builtin ops (every block on, masks ignored); "
+        "a model without gated layers is always converted this way",
     )
     parser.add_argument(
         "--verify", type=int, default=0, metavar="N",
@@ -695,6 +696,9 @@ def main(argv=None):
     except Exception as e:  # noqa: BLE001 - report any loading failure with the argument
         parser.error(f"argument MODEL: could not load {args.model!r}: {e}")
     network = unwrap(model)
+    # A plain Keras model (e.g. the dense net a condnet is compared with) has
+    # only builtin ops: converted and verified as --dense.
+    args.dense = args.dense or not gated_layers_of(network)
     try:
         representative = scales = None
         if args.quantize == "int8":
@@ -863,16 +867,18 @@ def quantized_reference(network, x, input_scales=None):
 
 @contextlib.contextmanager
 def _all_blocks_on(network):
-    """Gated layers of `network` with threshold 0: every block on, as in `--dense`."""
+    """Gated layers of `network` with threshold 0 and no top-k: every block on, as in `--dense`."""
     layers = gated_layers_of(network)
-    saved = [(layer, layer.policy.threshold) for layer in layers]
+    saved = [(layer, layer.policy.threshold, layer.policy.top_k) for layer in layers]
     try:
         for layer in layers:
             layer.policy.threshold = 0.0
+            layer.policy.top_k = None
         yield
     finally:
-        for layer, threshold in saved:
+        for layer, threshold, top_k in saved:
             layer.policy.threshold = threshold
+            layer.policy.top_k = top_k
 
 
 if __name__ == "__main__":

@@ -128,8 +128,9 @@ def test_rejects_unconvertible_layers(cv):
                                                              activation=lambda t: t * 2)])
     with pytest.raises(cv.ConversionError, match="activation"):
         cv.convert(net)
-    with pytest.raises(cv.ConversionError, match="no GatedDense"):
-        cv.convert(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+    # A model without gated layers is not refused: it converts with builtin ops.
+    data = cv.convert(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+    assert cv.op_counts(data) == {"FULLY_CONNECTED": 1}
 
 
 def _run_cli(*args):
@@ -163,8 +164,9 @@ def test_cli_errors_name_the_argument(tmp_path, capsys):
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(str(plain))
     res = _run_main(capsys, str(plain), "-o", str(tmp_path / "nodir" / "o.tflite"))
     assert res.returncode == 2 and "argument -o/--output: directory does not exist" in res.stderr
-    res = _run_main(capsys, str(plain), "-o", str(tmp_path / "o.tflite"))
-    assert res.returncode == 2 and "no GatedDense/GatedConv2D" in res.stderr
+    # A plain model converts (builtin ops), as the dense baseline of a condnet.
+    res = _run_main(capsys, str(plain), "-o", str(tmp_path / "o.tflite"), "--verify", "4")
+    assert res.returncode == 0 and "dense baseline (builtin ops)" in res.stdout
 
 
 def test_cli_writes_model_and_prints_summary(tmp_path, capsys):

@@ -23,11 +23,16 @@ def test_block_major_layout_and_inverse():
 
 def test_inference_mask_rules():
     sigma = np.array([[0.9, 0.2, 0.6, 0.6], [0.1, 0.1, 0.1, 0.3]], "f4")
-    np.testing.assert_array_equal(np.asarray(reference.inference_mask(sigma, 0.5)),
+    logits = np.log(sigma / (1 - sigma))
+    np.testing.assert_array_equal(np.asarray(reference.inference_mask(logits, 0.5)),
                                   [[1, 0, 1, 1], [0, 0, 0, 0]])
     # top-k: exactly k per row, ties to the lower index.
-    np.testing.assert_array_equal(np.asarray(reference.inference_mask(sigma, 0.5, top_k=2)),
+    np.testing.assert_array_equal(np.asarray(reference.inference_mask(logits, 0.5, top_k=2)),
                                   [[1, 0, 1, 0], [1, 0, 0, 1]])
+    # Saturated logits (sigmoid 1.0 in float32 for all of them) keep their order.
+    saturated = np.array([[17.0, 25.0, 16.8, 40.0]], "f4")
+    np.testing.assert_array_equal(np.asarray(reference.inference_mask(saturated, 0.5, top_k=2)),
+                                  [[0, 1, 0, 1]])
 
 
 def test_layers_compute_the_reference():

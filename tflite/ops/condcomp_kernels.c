@@ -182,15 +182,12 @@ static void fill_nan(float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = nan;
 }
 
-/* The top_k rule: mask = the k blocks of largest sigma = sigmoid(z), sigma
- * rounded to float as in gate_on (so saturated logits tie as they do in the
- * float32 reference), lowest index first on ties, NaN below every number.
- * Overwrites z (per-thread scratch) with sigma; O(K * k) compares. */
-static void top_k_mask(float* z, int K, int k, uint8_t* mask) {
-  for (int b = 0; b < K; ++b) {
-    mask[b] = 0;
-    z[b] = (float)(1.0 / (1.0 + exp(-(double)z[b])));
-  }
+/* The top_k rule (keras_condcomp.reference.top_k_mask): mask = the k blocks
+ * of largest logit z (= largest sigma, ranked before rounding makes saturated
+ * sigmas equal), lowest index first on ties, NaN below every number.
+ * O(K * k) compares. */
+static void top_k_mask(const float* z, int K, int k, uint8_t* mask) {
+  for (int b = 0; b < K; ++b) mask[b] = 0;
   for (int r = 0; r < k && r < K; ++r) {
     int best = -1;
     for (int b = 0; b < K; ++b) {
