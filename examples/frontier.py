@@ -14,19 +14,22 @@ trained again, so the command can be stopped and rerun, or run with
 
 The family (all 2 hidden layers, ReLU, softmax classifier):
 - dense nets 784-H-H-10 for each `--dense H`;
-- condnets 784-W-W-10 for each `--condnet W:K:k:ESTIMATOR`: two `GatedDense`
-  layers of W units in K blocks, each example computing k blocks per layer
-  at inference (`top_k`), trained with `CondCompModel(estimator=ESTIMATOR)`.
+- condnets 784-W-W-10 for each `--condnet W:K:k:ESTIMATOR:ANNEAL`: two
+  `GatedDense` layers of W units in K blocks, each example computing k
+  blocks per layer at inference (`top_k`), trained with
+  `CondCompModel(estimator=ESTIMATOR)`; with ANNEAL > 0 tau goes from 1 to
+  k/K over the first ANNEAL epochs (`GatingScheduler`), so training starts
+  with every block on (for `straight_through` the training budget is tau's
+  share of the blocks, never below k).
 
 The shared recipe: Adam 1e-3 with cosine decay to 0, batch 128, `--epochs`
 epochs, a validation split of `--val-size` carved out of the training set
 per seed (the test set is only evaluated). Estimator-specific parts:
-`straight_through` trains with the inference budget (each example's top-k
-blocks) from the first step, tau = k/K, L_b weight 0.1 (block balance), L_e
-and L_v 0 (chosen on the validation split of seed 0, 3-epoch probes: L_b 1,
-0.1, 0 gave 0.0368, 0.0316, 0.0322); `reinforce` (the paper's) anneals tau from 1 to k/K over the
-first `--anneal-epochs` epochs with L_b 1, L_e 2, L_v 1 and an EMA baseline,
-then takes the top-k budget for inference.
+`straight_through` trains with the top-k masks of inference, L_b weight 0.1
+(block balance), L_e and L_v 0 (chosen on the validation split of seed 0,
+3-epoch probes without annealing: L_b 1, 0.1, 0 gave 0.0368, 0.0316,
+0.0322); `reinforce` (the paper's) uses L_b 1, L_e 2, L_v 1 and an EMA
+baseline, then takes the top-k budget for inference.
 
 Measured per model and precision: test error of the converted `.tflite` for
 every seed (LiteRT, the CondComp ops for condnets), and the batch-1 and
@@ -60,22 +63,28 @@ from keras_condcomp import data as condcomp_data  # noqa: E402
 PRECISIONS = ("float32", "dynamic", "int8")
 DEFAULT_DENSE = (64, 128, 256, 384, 512, 1024)
 DEFAULT_CONDNETS = (
-    "1024:16:4:straight_through",
-    "1024:16:4:reinforce",
-    "1024:16:2:straight_through",
-    "2048:32:4:straight_through",
+    "1024:16:4:reinforce:4",
+    "1024:16:4:straight_through:0",
+    "1024:16:4:straight_through:4",
 )
 CALIBRATION_EXAMPLES = 500
+# The teacher of the `:kd` condnets and the `--kd-dense` nets: the widest
+# dense net of the family, trained with the same seed (so it is trained first).
+TEACHER = "dense_h1024"
+DISTILLATION = dict(distillation_weight=1.0, temperature=2.0)
 
 
 class ModelSpec:
     """One member of the family; `name` is its directory under `--runs`."""
 
-    def __init__(self, hidden, num_blocks=None, top_k=None, estimator=None):
+    def __init__(self, hidden, num_blocks=None, top_k=None, estimator=None, anneal_epochs=0,
+                 teacher=None):
         self.hidden = hidden
         self.num_blocks = num_blocks
         self.top_k = top_k
         self.estimator = estimator
+        self.anneal_epochs = anneal_epochs
+        self.teacher = teacher  # name of the trained model of the same seed, or None
 
     @property
     def gated(self):
@@ -84,8 +93,11 @@ class ModelSpec:
     @property
     def name(self):
         if not self.gated:
-            return f"dense_h{self.hidden}"
-        return f"condnet_h{self.hidden}_b{self.num_blocks}_k{self.top_k}_{self.estimator}"
+            name = f"dense_h{self.hidden}"
+        else:
+            name = (f"condnet_h{self.hidden}_b{self.num_blocks}_k{self.top_k}_{self.estimator}"
+                    f"_a{self.anneal_epochs}")
+        return name if self.teacher is None else f"{name}_kd-{self.teacher}"
 
     @property
     def active_units(self):
@@ -103,11 +115,15 @@ class ModelSpec:
 
 def parse_condnet(text):
     try:
-        hidden, blocks, k, estimator = text.split(":")
-        spec = ModelSpec(int(hidden), int(blocks), int(k), estimator)
+        hidden, blocks, k, estimator, anneal, *kd = text.split(":")
+        if kd not in ([], ["kd"]):
+            raise ValueError(text)
+        spec = ModelSpec(int(hidden), int(blocks), int(k), estimator, int(anneal),
+                         TEACHER if kd else None)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected HIDDEN:BLOCKS:K:ESTIMATOR (e.g. 1024:16:4:straight_through), got {text!r}")
+            "expected HIDDEN:BLOCKS:K:ESTIMATOR:ANNEAL_EPOCHS[:kd] (e.g. "
+            f"1024:16:4:straight_through:4), got {text!r}")
     if spec.estimator not in ("reinforce", "straight_through"):
         raise argparse.ArgumentTypeError(f"unknown estimator {spec.estimator!r} in {text!r}")
     if spec.hidden % spec.num_blocks or not 1 <= spec.top_k <= spec.num_blocks:
@@ -126,13 +142,13 @@ def parse_args(argv=None):
                         help="directory of frontier_<dataset>.{json,md,png}")
     parser.add_argument("--dense", type=int, nargs="*", default=list(DEFAULT_DENSE),
                         help="hidden widths of the dense nets")
+    parser.add_argument("--kd-dense", type=int, nargs="*", default=[],
+                        help=f"hidden widths of dense nets distilled from {TEACHER}")
     parser.add_argument("--condnet", type=parse_condnet, nargs="*",
                         default=[parse_condnet(c) for c in DEFAULT_CONDNETS],
                         help="condnets as HIDDEN:BLOCKS:K:ESTIMATOR")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--anneal-epochs", type=int, default=4,
-                        help="reinforce condnets: epochs over which tau goes from 1 to k/K")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--val-size", type=int, default=5000)
@@ -152,7 +168,8 @@ def parse_args(argv=None):
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
     args = parser.parse_args(argv)
     args.runs = args.runs or Path("runs") / f"frontier_{args.dataset}"
-    args.specs = [ModelSpec(h) for h in args.dense] + list(args.condnet)
+    args.specs = ([ModelSpec(h) for h in args.dense] + list(args.condnet)
+                  + [ModelSpec(h, teacher=TEACHER) for h in args.kd_dense])
     return args
 
 
@@ -171,16 +188,18 @@ def load_split(args, seed):
             (dataset.x_test, dataset.y_test))
 
 
-def build_model(spec, input_dim, num_classes, anneal):
-    """The network of `spec` (a CondCompModel for condnets), uncompiled."""
+def build_model(spec, input_dim, num_classes, teacher=None):
+    """The model of `spec` (a CondCompModel for condnets), uncompiled, and its network."""
     layers = [keras.Input((input_dim,))]
     if spec.gated:
         k_over_blocks = spec.top_k / spec.num_blocks
         if spec.estimator == "straight_through":
-            gating = dict(tau=k_over_blocks, top_k=spec.top_k, block_balance_weight=0.1,
+            gating = dict(tau=1.0 if spec.anneal_epochs else k_over_blocks, top_k=spec.top_k,
+                          block_balance_weight=0.1,
                           example_balance_weight=0.0, variance_weight=0.0)
         else:
-            gating = dict(tau=1.0 if anneal else k_over_blocks, block_balance_weight=1.0,
+            gating = dict(tau=1.0 if spec.anneal_epochs else k_over_blocks,
+                          block_balance_weight=1.0,
                           example_balance_weight=2.0, variance_weight=1.0)
         layers += [keras_condcomp.GatedDense(spec.hidden, num_blocks=spec.num_blocks,
                                              activation="relu", name=f"gated_{i + 1}", **gating)
@@ -190,9 +209,12 @@ def build_model(spec, input_dim, num_classes, anneal):
                    for i in range(2)]
     layers.append(keras.layers.Dense(num_classes, activation="softmax", name="classifier"))
     network = keras.Sequential(layers, name=spec.name)
-    if not spec.gated:
-        return network
-    return keras_condcomp.CondCompModel(network, estimator=spec.estimator)
+    distill = dict(teacher=teacher, **DISTILLATION) if teacher is not None else {}
+    if spec.gated:
+        return keras_condcomp.CondCompModel(network, estimator=spec.estimator, **distill), network
+    if teacher is not None:
+        return keras_condcomp.Distiller(network, **distill), network
+    return network, network
 
 
 def error(model, x, y):
@@ -208,15 +230,18 @@ def train_one(spec, seed, args):
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     train, val, test = load_split(args, seed)
-    model = build_model(spec, train[0].shape[1], 10, args.anneal_epochs > 0)
+    teacher = None
+    if spec.teacher is not None:
+        teacher = keras.models.load_model(args.runs / spec.teacher / f"seed{seed}" / "model.keras")
+    model, network = build_model(spec, train[0].shape[1], 10, teacher)
     steps = args.epochs * -(-len(train[0]) // args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, steps)
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     callbacks = []
-    if spec.gated and spec.estimator == "reinforce" and args.anneal_epochs > 0:
+    if spec.gated and spec.anneal_epochs > 0:
         callbacks.append(keras_condcomp.GatingScheduler(tau=keras_condcomp.linear_schedule(
-            1.0, spec.top_k / spec.num_blocks, args.anneal_epochs)))
+            1.0, spec.top_k / spec.num_blocks, spec.anneal_epochs)))
     start = time.time()
     history = model.fit(*train, batch_size=args.batch_size, epochs=args.epochs,
                         validation_data=val, callbacks=callbacks, verbose=args.verbose)
@@ -227,7 +252,8 @@ def train_one(spec, seed, args):
               "train_size": len(train[0]), "val_size": len(val[0]), "test_size": len(test[0]),
               "val_error": error(model, *val), "test_error_keras": error(model, *test),
               "val_loss_per_epoch": [float(v) for v in history.history["val_loss"]]}
-    model.save(out / "model.keras")
+    # The network is what is deployed (a Distiller's teacher is not part of it).
+    (model if spec.gated else network).save(out / "model.keras")
     (out / "result.json").write_text(json.dumps(result, indent=1))
     print(f"{spec.name} seed {seed}: val {result['val_error']:.4f} test "
           f"{result['test_error_keras']:.4f} ({seconds:.0f} s)", flush=True)
@@ -329,7 +355,7 @@ def measure(args):
                 "test_size": sizes[2], "model": "condnet" if spec.gated else "dense",
                 "name": spec.name, "hidden": spec.hidden, "num_blocks": spec.num_blocks,
                 "budget": f"top_k={spec.top_k}" if spec.gated else None,
-                "estimator": spec.estimator, "teacher": None, "precision": precision,
+                "estimator": spec.estimator, "teacher": spec.teacher, "precision": precision,
                 "epochs": args.epochs, "seeds": seeds, "test_errors": e,
                 "test_error_mean": float(np.mean(e)),
                 "test_error_sd": float(np.std(e, ddof=1)) if len(e) > 1 else 0.0,

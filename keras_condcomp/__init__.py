@@ -18,6 +18,7 @@ if _KERAS_MISSING is None:
     # keras.models.load_model needs for "keras_condcomp>GatedDense" etc.
     from keras_condcomp.budget import calibrate_thresholds, set_top_k
     from keras_condcomp.callbacks import GateSummaries, GatingScheduler, linear_schedule
+    from keras_condcomp.distillation import Distiller, distillation_loss
     from keras_condcomp.gate import GatingReport, freeze_network, gate
     from keras_condcomp.gates import gate_activations, summary
     from keras_condcomp.layers import GatedConv2D, GatedDense, GatedLayer, get_block_mask
@@ -27,6 +28,7 @@ if _KERAS_MISSING is None:
 __all__ = [
     "BernoulliBlockPolicy",
     "CondCompModel",
+    "Distiller",
     "GatedConv2D",
     "GatedDense",
     "GateSummaries",
@@ -34,6 +36,7 @@ __all__ = [
     "GatingReport",
     "GatingScheduler",
     "calibrate_thresholds",
+    "distillation_loss",
     "freeze_network",
     "gate",
     "gate_activations",

@@ -103,9 +103,11 @@ def set_top_k(model, top_k):
     """Gives every example exactly `top_k` blocks per gated layer at inference (or `None`).
 
     A fixed per-example cost (a latency bound) instead of the threshold rule,
-    under which an example's number of blocks varies. Honoured by the Keras
-    call and `keras_condcomp.sparse`; the TFLite converter refuses such
-    layers for now (the custom ops apply the threshold rule).
+    under which an example's number of blocks varies. Honoured by every
+    path: the Keras call, `keras_condcomp.sparse` and the TFLite ops (float
+    and int8), which get it as their `top_k` option; all rank the blocks by
+    policy logit, the lowest index first among equals
+    (`keras_condcomp.reference.top_k_mask`).
 
     Args:
         model: A Keras model with gated layers; compiled functions are reset.

@@ -565,7 +565,8 @@ def load_dataset(name, data_dir=None, download=None, max_train=None, max_test=No
     """Loads a data set of the paper's experiments (see the module docstring).
 
     Args:
-        name: One of `"mnist"`, `"cifar10"`, `"svhn"`, `"digits"`.
+        name: One of `"mnist"`, `"fashion_mnist"`, `"cifar10"`, `"svhn"`,
+            `"digits"`.
         data_dir: Optional directory searched first for the files.
         download: `True` lets tensorflow-datasets download the data if it is
             found nowhere (needs network); `False` never downloads; `None`

@@ -249,7 +249,8 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
                 "the network, `CondCompModel(network)`, and train that.",
                 stacklevel=3,
             )
-        mask, sigma, log_prob = self.policy(policy_input, training=training)
+        mask, sigma, log_prob = self.policy(policy_input, training=training,
+                                            training_blocks=self._training_blocks())
         regularization = self._regularization(sigma)
         if training:
             # A training loss only: evaluation losses (`val_loss`) are the
@@ -259,6 +260,18 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
         macs = flops.layer_multiply_adds(self, inputs)
         self.gate_outputs = GateOutputs(mask, sigma, log_prob, input_active, macs, regularization)
         return mask
+
+    def _training_blocks(self):
+        """Blocks per example of a straight-through training step with a `top_k` budget.
+
+        tau's share of the blocks, never fewer than `top_k`: with tau at its
+        target k / num_blocks this is the inference budget, and a schedule
+        annealing tau from 1 (`GatingScheduler`) starts with every block on.
+        """
+        if self.policy.top_k is None:
+            return None
+        blocks = ops.cast(ops.round(ops.cast(self.tau, "float32") * self.num_blocks), "int32")
+        return ops.maximum(blocks, self.policy.top_k)
 
     def _bias_activate_and_mask(self, outputs, mask, inputs):
         """Adds the bias, applies the activation, zeroes the inactive blocks.

@@ -24,8 +24,11 @@ Library lookup order: `$CONDCOMP_TFLITE_OPS` (a path to the .so), then
 wheel's copy).
 """
 
+import contextlib
 import ctypes
 import os
+import sys
+import tempfile
 import threading
 import warnings
 
@@ -42,6 +45,34 @@ UNTESTED_ENV = "CONDCOMP_ALLOW_UNTESTED_RUNTIME"
 
 _lock = threading.Lock()
 _library = None
+
+# What the runtimes print natively (to descriptor 2) for every interpreter
+# that gets the default XNNPACK delegate; no option or variable turns it off.
+_XNNPACK_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_xnnpack_notice():
+    """Runs the body with native stderr captured; re-emits all but the XNNPACK notice."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable descriptor 2: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if line.strip() != _XNNPACK_NOTICE)
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
 
 
 class OpsLibraryError(RuntimeError):
@@ -185,6 +216,9 @@ class Interpreter:
             `False` runs builtin-only models (e.g. `convert.py --dense`) without it.
         runtime: "auto" (default; `$CONDCOMP_RUNTIME` if set), "litert"
             (`ai_edge_litert`) or "tensorflow" (`tf.lite`).
+        verbose: Let the runtime print its notices (the XNNPACK delegate's
+            "INFO: Created ..." line is dropped by default; anything else it
+            prints still shows).
         **kwargs: Passed to the runtime's interpreter (`experimental_delegates`
             are kept, ours is added after them).
 
@@ -194,7 +228,7 @@ class Interpreter:
     """
 
     def __init__(self, model_path=None, model_content=None, num_threads=1, custom_ops=True,
-                 runtime=None, **kwargs):
+                 runtime=None, verbose=False, **kwargs):
         if model_path is not None:
             if model_content is not None:
                 raise ValueError(
@@ -232,7 +266,8 @@ class Interpreter:
             cls = module.InterpreterWithCustomOps
         else:
             cls = module.Interpreter
-        with warnings.catch_warnings():
+        self._verbose = bool(verbose)
+        with warnings.catch_warnings(), self._quiet():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
             try:
                 self._interpreter = cls(
@@ -269,6 +304,14 @@ class Interpreter:
     def __getattr__(self, name):
         return getattr(self._interpreter, name)
 
+    def _quiet(self):
+        return contextlib.nullcontext() if self._verbose else _without_xnnpack_notice()
+
+    def allocate_tensors(self):
+        """The runtime's `allocate_tensors` (which applies XNNPACK, and prints its notice)."""
+        with self._quiet():
+            return self._interpreter.allocate_tensors()
+
     def predict(self, x):
         """Runs the model on `x` (batch first) and returns the first output.
 
@@ -300,7 +343,7 @@ class Interpreter:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self._batch != x.shape[0] or tuple(inp["shape"]) != x.shape:
             self._interpreter.resize_tensor_input(inp["index"], list(x.shape), strict=False)
-            self._interpreter.allocate_tensors()
+            self.allocate_tensors()
             self._batch = x.shape[0]
         self._interpreter.set_tensor(inp["index"], x)
         self._interpreter.invoke()

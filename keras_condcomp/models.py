@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_condcomp.distillation import DistillationMixin, check_teacher
 from keras_condcomp.flops import gated_flop_fraction
 from keras_condcomp.layers import gated_layers
 from keras_condcomp.policy import ESTIMATORS
@@ -112,7 +113,7 @@ def _reduce_to_batch(values):
 
 
 @keras.saving.register_keras_serializable(package="keras_condcomp")
-class CondCompModel(keras.Model):
+class CondCompModel(DistillationMixin, keras.Model):
     """Wraps a Keras model of gated layers; `fit` trains the network and its policies.
 
     `train_step` does, for each minibatch:
@@ -176,6 +177,17 @@ class CondCompModel(keras.Model):
             `top_k` blocks of largest sigma), one without with Bernoulli
             samples.
             Needs `baseline="ema"`.
+        teacher: Optional trained Keras model on the same inputs: adds
+            `distillation_weight` times the mean distillation term
+            `keras_condcomp.distillation.distillation_loss(y_pred,
+            teacher(x), temperature)` to the training loss (not to the
+            REINFORCE cost, nor to `val_loss`). Not saved with the model.
+            Give the dense nets it is compared with the same teacher
+            (`keras_condcomp.Distiller`).
+        distillation_weight: Float >= 0, weight of the distillation term.
+        temperature: Float > 0, its softmax temperature.
+        distillation_from_logits: Whether the network's and the teacher's
+            outputs are logits (default: probabilities).
         **kwargs: Keyword arguments of `keras.Model`, such as `name`.
 
     Call arguments:
@@ -196,8 +208,13 @@ class CondCompModel(keras.Model):
     """
 
     def __init__(self, network, baseline_decay=0.9, policy_weight=1.0, cost=None,
-                 baseline="ema", num_samples=1, estimator="reinforce", **kwargs):
+                 baseline="ema", num_samples=1, estimator="reinforce", teacher=None,
+                 distillation_weight=1.0, temperature=2.0, distillation_from_logits=False,
+                 **kwargs):
         super().__init__(**kwargs)
+        self._teacher, self.distillation_weight, self.temperature = check_teacher(
+            teacher, distillation_weight, temperature)
+        self.distillation_from_logits = bool(distillation_from_logits)
         if estimator not in ESTIMATORS:
             raise ValueError(
                 f"Argument `estimator` must be one of {ESTIMATORS}. "
@@ -682,6 +699,9 @@ class CondCompModel(keras.Model):
                 "baseline": self.baseline_kind,
                 "num_samples": self.num_samples,
                 "estimator": self.estimator,
+                "distillation_weight": self.distillation_weight,
+                "temperature": self.temperature,
+                "distillation_from_logits": self.distillation_from_logits,
             }
         )
         return config

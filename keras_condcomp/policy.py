@@ -128,11 +128,11 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
             inputs = ops.stop_gradient(inputs)
         return ops.add(ops.matmul(inputs, self.kernel), self.bias)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, training_blocks=None):
         logits = self.logits(inputs)
         sigma = ops.sigmoid(logits)
         if training and self.estimator == "straight_through":
-            mask = straight_through(self._training_mask(logits, sigma), sigma)
+            mask = straight_through(self._training_mask(logits, sigma, training_blocks), sigma)
         elif training or self.inference_mode == "sample":
             mask = self._bernoulli_mask(sigma)
         else:
@@ -143,19 +143,20 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
         noise = uniform_noise(ops.shape(sigma), sigma.dtype, self.seed_generator)
         return ops.cast(ops.less(noise, sigma), sigma.dtype)
 
-    def _training_mask(self, logits, sigma):
+    def _training_mask(self, logits, sigma, training_blocks=None):
         """The hard mask of a straight-through training step.
 
-        With a `top_k` budget, the inference rule itself (each example's
-        `top_k` blocks of largest logit), so the network trains with the
-        masks it will run with; the blocks left out still learn, since the
-        straight-through gradient of a block's gate is the loss's
-        sensitivity to the block's (computed, then masked) output. Without
-        one, `u ~ Bernoulli(sigma)`.
+        With a `top_k` budget, the inference rule itself: each example's
+        `training_blocks` (default `top_k`; a scalar tensor, so a schedule
+        can lower it during training) blocks of largest logit. The blocks
+        left out still learn, since the straight-through gradient of a
+        block's gate is the loss's sensitivity to the block's (computed,
+        then masked) output. Without a budget, `u ~ Bernoulli(sigma)`.
         """
         if self.top_k is None:
             return self._bernoulli_mask(sigma)
-        return top_k_mask(ops.stop_gradient(logits), self.top_k)
+        blocks = self.top_k if training_blocks is None else training_blocks
+        return top_k_mask(ops.stop_gradient(logits), blocks)
 
     def compute_output_shape(self, input_shape):
         shape = (input_shape[0], self.num_blocks)

@@ -207,7 +207,7 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
     assert "dynamic-range int8" in res.stdout
     worst = float(res.stdout.split("max |tflite - keras float32| = ")[1].split()[0])
     assert 0 < worst < 0.1  # int8 rounding: reported, not thresholded
-    worst = float(res.stdout.split("max |tflite - keras int8 reference| = ")[1].split()[0])
+    worst = float(res.stdout.split("max |CondComp op - keras int8 reference of its layer| = ")[1].split()[0])
     assert worst <= 1e-5  # what the int8 ops compute: checked
     assert os.path.getsize(tmp_path / "q.tflite") < os.path.getsize(tmp_path / "m.tflite")
     # The full-integer dense baseline, calibrated on given inputs.
@@ -223,7 +223,7 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
                     "--representative-data", x_rep, "--representative", "20", "--verify", "8")
     assert res.returncode == 0, res.stderr
     assert "static activation scales" in res.stdout and "CondCompGatedDense: 2" in res.stdout
-    worst = float(res.stdout.split("max |tflite - keras int8 reference| = ")[1].split()[0])
+    worst = float(res.stdout.split("max |CondComp op - keras int8 reference of its layer| = ")[1].split()[0])
     assert worst <= 1e-5
     cv = load_convert()
     for bad, message in [(["--quantize", "int8"], "needs --representative-data"),

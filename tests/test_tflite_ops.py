@@ -707,3 +707,26 @@ def test_static_int8_arguments(cv):
     scales = cv.calibrate_input_scales(net, rep)
     assert scales["g2"][1] == scales["g2"][0] > 0
     np.testing.assert_allclose(scales["g1"], np.abs(rep).max() / 127, rtol=1e-6)
+
+
+def test_interpreter_drops_the_xnnpack_notice_unless_verbose(tmp_path):
+    import subprocess
+    import sys
+
+    import keras
+
+    cv = load_convert()
+    path = tmp_path / "plain.tflite"
+    path.write_bytes(cv.convert(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])))
+    code = ("import sys, numpy as np\n"
+            "from keras_condcomp.litert import Interpreter\n"
+            "i = Interpreter(sys.argv[1], custom_ops=False, verbose=sys.argv[2] == '1')\n"
+            "i.predict(np.zeros((3, 4)))\n"
+            "i.allocate_tensors()\n"
+            "print('done', file=sys.stderr)\n")
+    for verbose, count in (("0", 0), ("1", 1)):
+        res = subprocess.run([sys.executable, "-c", code, str(path), verbose],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert res.stderr.count("Created TensorFlow Lite XNNPACK delegate") == count
+        assert "done" in res.stderr  # other stderr output still shows

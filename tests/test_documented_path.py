@@ -1,4 +1,5 @@
-"""One top-k tie rule on every path, and Keras callbacks on a condnet's default monitors."""
+"""The documented path gives the documented result: one top-k rule on every path, Keras
+callbacks on a condnet's default monitors, the estimators, converting and verifying."""
 
 import keras
 import numpy as np
@@ -212,3 +213,28 @@ def test_plain_keras_model_converts_with_and_without_dense_flag(tmp_path, digits
 
     got = Interpreter(model_path=str(out), custom_ops=False).predict(x[:500])
     assert np.mean(np.argmax(got, -1) == np.argmax(model.predict(x[:500], verbose=0), -1)) > 0.95
+
+
+@pytest.mark.parametrize("quantize", ["dynamic", "int8"])
+def test_verify_passes_on_a_trained_condnet_with_a_builtin_classifier(digits, tmp_path, quantize):
+    """`--verify` with `--quantize` checks each CondComp op against its layer's int8
+    reference; the builtin classifier (quantized by the standard converter) is
+    no longer compared with a float layer at 1e-5."""
+    x, y = digits
+    model = _digits_condnet(regularizer_weight=1.0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=3, batch_size=64, verbose=0)
+    path = tmp_path / "condnet.keras"
+    model.save(path)
+    np.save(tmp_path / "rep.npy", x[:200])
+    extra = ["--representative-data", str(tmp_path / "rep.npy")] if quantize == "int8" else []
+    cv = load_convert()
+    require_ops_library()
+    code = cv.main([str(path), "-o", str(tmp_path / "q.tflite"), "--quantize", quantize,
+                    "--verify", "32", *extra])
+    assert code == 0
+    # End to end, the int8 reference with a float classifier is off by more
+    # than 1e-5 (the classifier is int8 in the file): not like with like.
+    data = (tmp_path / "q.tflite").read_bytes()
+    scales = cv.calibrate_input_scales(model.network, x[:200]) if quantize == "int8" else None
+    assert cv.verify(model, data, 32, quantized=True, input_scales=scales) > 1e-5
