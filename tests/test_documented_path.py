@@ -97,11 +97,11 @@ def digits():
     return (data.data / 16.0).astype("float32"), data.target
 
 
-def _digits_condnet(regularizer_weight=5.0, **model_kwargs):
+def _digits_condnet(regularizer_weight=5.0, units=64, **model_kwargs):
     keras.utils.set_random_seed(0)
     network = keras.Sequential([
         keras.Input((64,)),
-        GatedDense(64, num_blocks=8, activation="relu", tau=0.25, top_k=2, name="g1",
+        GatedDense(units, num_blocks=8, activation="relu", tau=0.25, top_k=2, name="g1",
                    block_balance_weight=regularizer_weight,
                    example_balance_weight=regularizer_weight,
                    variance_weight=regularizer_weight),
@@ -221,7 +221,9 @@ def test_verify_passes_on_a_trained_condnet_with_a_builtin_classifier(digits, tm
     reference; the builtin classifier (quantized by the standard converter) is
     no longer compared with a float layer at 1e-5."""
     x, y = digits
-    model = _digits_condnet(regularizer_weight=1.0)
+    # 128 x 10 classifier weights: the converter quantizes weight tensors of
+    # at least 1024 elements.
+    model = _digits_condnet(regularizer_weight=1.0, units=128)
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=3, batch_size=64, verbose=0)
     path = tmp_path / "condnet.keras"
