@@ -198,7 +198,10 @@ def build_model(spec, input_dim, num_classes, teacher=None):
                           block_balance_weight=0.1,
                           example_balance_weight=0.0, variance_weight=0.0)
         else:
-            gating = dict(tau=1.0 if spec.anneal_epochs else k_over_blocks,
+            # top_k: the inference budget, so per-epoch validation (and
+            # val_loss) measures the model as deployed; REINFORCE training
+            # samples the masks whatever it is.
+            gating = dict(tau=1.0 if spec.anneal_epochs else k_over_blocks, top_k=spec.top_k,
                           block_balance_weight=1.0,
                           example_balance_weight=2.0, variance_weight=1.0)
         layers += [keras_condcomp.GatedDense(spec.hidden, num_blocks=spec.num_blocks,
@@ -246,8 +249,6 @@ def train_one(spec, seed, args):
     history = model.fit(*train, batch_size=args.batch_size, epochs=args.epochs,
                         validation_data=val, callbacks=callbacks, verbose=args.verbose)
     seconds = time.time() - start
-    if spec.gated:
-        keras_condcomp.set_top_k(model, spec.top_k)
     result = {"model": spec.name, "seed": seed, "train_seconds": seconds,
               "train_size": len(train[0]), "val_size": len(val[0]), "test_size": len(test[0]),
               "val_error": error(model, *val), "test_error_keras": error(model, *test),
