@@ -76,6 +76,7 @@ def test_readme_gating_example_runs_as_written_and_learns(tmp_path, monkeypatch,
     assert len(report.gated) == 2 and len(report.skipped) == 1
     assert (tmp_path / "gated.keras").stat().st_size > 0
     metrics = namespace["model"].evaluate(x_test, y_test, verbose=0, return_dict=True)
-    # 0.940 here (2 epochs per stage, seed 0); the top-4 budget is in force.
+    # 0.955 on 2,000 test images here (2 epochs per stage, seed 0, Intel Xeon);
+    # the top-4 budget is in force.
     assert metrics["accuracy"] > 0.90
     assert metrics["flop_fraction"] < 0.2
