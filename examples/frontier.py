@@ -160,6 +160,9 @@ def parse_args(argv=None):
                         help="measure the trained models, train nothing")
     parser.add_argument("--only", nargs="*", default=None,
                         help="train only the models with these names (e.g. dense_h256)")
+    parser.add_argument("--skip-timing", action="store_true",
+                        help="convert and evaluate the trained models (cached next to them), "
+                        "time and write nothing: the slow part, done while others train")
     parser.add_argument("--timing-rounds", type=int, default=30,
                         help="interleaved rounds; each round times every model")
     parser.add_argument("--timing-runs", type=int, default=20,
@@ -263,14 +266,24 @@ def train_one(spec, seed, args):
 # --------------------------------------------------------------------------- measuring
 
 
-def convert_all(spec, model, val_x):
-    """`{precision: tflite bytes}` of one trained model."""
+def convert_all(run, val_x):
+    """`{precision: tflite bytes}` of the trained model in `run`, converted once.
+
+    The files (`model_<precision>.tflite`) stay next to `model.keras`, so a
+    rerun (e.g. to time again) does not convert again.
+    """
     from keras_condcomp import tflite as converter
 
-    representative = val_x[:CALIBRATION_EXAMPLES]
-    return {"float32": converter.convert(model),
-            "dynamic": converter.convert(model, quantize="dynamic"),
-            "int8": converter.convert(model, quantize="int8", representative=representative)}
+    paths = {p: run / f"model_{p}.tflite" for p in PRECISIONS}
+    if not all(path.exists() for path in paths.values()):
+        model = keras.models.load_model(run / "model.keras")
+        representative = val_x[:CALIBRATION_EXAMPLES]
+        paths["float32"].write_bytes(converter.convert(model))
+        paths["dynamic"].write_bytes(converter.convert(model, quantize="dynamic"))
+        paths["int8"].write_bytes(
+            converter.convert(model, quantize="int8", representative=representative))
+        keras.backend.clear_session()
+    return {p: path.read_bytes() for p, path in paths.items()}
 
 
 def tflite_error(data, gated, x, y, threads):
@@ -341,12 +354,15 @@ def measure(args):
             sizes = (result["train_size"], result["val_size"], result["test_size"])
             _, val, test = load_split(args, seed)
             test_x, test_y = test
-            model = keras.models.load_model(run / "model.keras")
-            for precision, data in convert_all(spec, model, val[0]).items():
-                errors[precision].append(tflite_error(data, spec.gated, *test, args.threads))
+            cached = run / "tflite_test_errors.json"
+            known = json.loads(cached.read_text()) if cached.exists() else {}
+            for precision, data in convert_all(run, val[0]).items():
+                if precision not in known:
+                    known[precision] = tflite_error(data, spec.gated, *test, args.threads)
+                errors[precision].append(known[precision])
                 if seed == seeds[0]:
                     timed[(spec.name, precision)] = data
-            keras.backend.clear_session()
+            cached.write_text(json.dumps(known))
         print(f"{spec.name}: " + ", ".join(
             f"{p} {np.mean(e):.4f}" for p, e in errors.items()), flush=True)
         for precision in PRECISIONS:
@@ -356,7 +372,8 @@ def measure(args):
                 "test_size": sizes[2], "model": "condnet" if spec.gated else "dense",
                 "name": spec.name, "hidden": spec.hidden, "num_blocks": spec.num_blocks,
                 "budget": f"top_k={spec.top_k}" if spec.gated else None,
-                "estimator": spec.estimator, "teacher": spec.teacher, "precision": precision,
+                "estimator": spec.estimator, "anneal_epochs": spec.anneal_epochs,
+                "teacher": spec.teacher, "precision": precision,
                 "epochs": args.epochs, "seeds": seeds, "test_errors": e,
                 "test_error_mean": float(np.mean(e)),
                 "test_error_sd": float(np.std(e, ddof=1)) if len(e) > 1 else 0.0,
@@ -364,6 +381,8 @@ def measure(args):
                 "active_units": spec.active_units,
                 "macs": spec.macs(784, 10), "cpu": cpu_name(), "threads": args.threads,
             })
+    if args.skip_timing:
+        return rows
     gated = {key: "condnet" in key[0] for key in timed}
     for batch in (1, 32):
         inputs = [np.ascontiguousarray(test_x[i * batch:(i + 1) * batch])
@@ -398,8 +417,22 @@ def markdown(rows, args):
             f"{len(row['seeds'])} | {row['test_error_mean']:.4f} ± {row['test_error_sd']:.4f} | "
             f"{per_seed} | {row.get('b1_ms', float('nan')):.4f} | "
             f"{row.get('b32_ms', float('nan')):.4f} |")
-    lines += ["", "Dominated: a model some dense net beats at batch 1 on both test error "
-              "(mean) and latency in the same precision.", ""]
+    lines += ["", "## Ablation", "",
+              "Every training lever on the same budget (float32 `.tflite` test error; a lever "
+              "given to a condnet is given to the dense nets too: the `kd-` rows).", "",
+              "| model | hidden | blocks | top-k | estimator | anneal epochs | teacher | seeds "
+              "| test error | per seed |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in sorted((r for r in rows if r["precision"] == "float32"),
+                      key=lambda r: (r["model"], r["hidden"], r["name"])):
+        lines.append(
+            f"| {row['model']} | {row['hidden']} | {row['num_blocks'] or '-'} | "
+            f"{row['budget'] or '-'} | {row['estimator'] or '-'} | "
+            f"{row['anneal_epochs'] if row['model'] == 'condnet' else '-'} | "
+            f"{row['teacher'] or '-'} | {len(row['seeds'])} | "
+            f"{row['test_error_mean']:.4f} ± {row['test_error_sd']:.4f} | "
+            + ", ".join(f"{e:.4f}" for e in row["test_errors"]) + " |")
+    lines += ["", "## Dominance", "", "Dominated: a model some dense net beats at batch 1 on "
+              "both test error (mean) and latency in the same precision.", ""]
     for row in rows:
         if row["model"] != "condnet":
             continue
@@ -414,6 +447,7 @@ def markdown(rows, args):
 
 def plot(rows, path, title):
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -422,27 +456,36 @@ def plot(rows, path, title):
                              sharey=True)
     for ax, precision in zip(axes, PRECISIONS):
         these = [r for r in rows if r["precision"] == precision and "b1_ms" in r]
-        dense = sorted((r for r in these if r["model"] == "dense"), key=lambda r: r["b1_ms"])
-        ax.errorbar([r["b1_ms"] for r in dense], [r["test_error_mean"] for r in dense],
-                    yerr=[r["test_error_sd"] for r in dense], fmt="-o", color="black",
-                    label="dense 784-H-H-10", capsize=2)
-        for r in dense:
-            ax.annotate(str(r["hidden"]), (r["b1_ms"], r["test_error_mean"]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+        for teacher, style, label in ((None, "-o", "dense 784-H-H-10"),
+                                      (TEACHER, "--o", f"dense, distilled from {TEACHER}")):
+            dense = sorted((r for r in these if r["model"] == "dense" and r["teacher"] == teacher),
+                           key=lambda r: r["b1_ms"])
+            if not dense:
+                continue
+            ax.errorbar([r["b1_ms"] for r in dense], [r["test_error_mean"] for r in dense],
+                        yerr=[r["test_error_sd"] for r in dense], fmt=style, capsize=2,
+                        color="black" if teacher is None else "gray", label=label)
+            for r in dense:
+                ax.annotate(str(r["hidden"]), (r["b1_ms"], r["test_error_mean"]), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")
         for r in (r for r in these if r["model"] == "condnet"):
             label = (f"{r['hidden']}/{r['num_blocks']} blocks, {r['budget']}, "
-                     f"{r['estimator']}")
+                     f"{r['estimator']}, anneal {r['anneal_epochs']}"
+                     + (", distilled" if r["teacher"] else ""))
             ax.errorbar([r["b1_ms"]], [r["test_error_mean"]], yerr=[r["test_error_sd"]],
                         fmt="s" if r["estimator"] == "straight_through" else "^",
-                        label=label, capsize=2)
+                        mfc="none" if r["teacher"] is None else None, label=label, capsize=2)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_xlabel("batch-1 latency, ms (LiteRT, 1 thread)")
         ax.set_title(precision)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("test error (mean ± sd over seeds)")
-    axes[-1].legend(fontsize=6, loc="upper right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * ((len(labels) + 2) // 3), 1, 1))
     fig.savefig(path, dpi=110)
 
 
@@ -459,6 +502,8 @@ def main(argv=None):
     if not rows:
         print("nothing trained yet", file=sys.stderr)
         return 1
+    if args.skip_timing:
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"frontier_{args.dataset}"
     stem.with_suffix(".json").write_text(json.dumps(rows, indent=1))

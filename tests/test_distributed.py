@@ -41,7 +41,7 @@ METRICS = ("loss", "policy_loss", "baseline", "flop_fraction", "g1_active", "g2_
 # Worker side (runs in a subprocess).
 
 
-def hashed_policy_call(self, inputs, training=None):
+def hashed_policy_call(self, inputs, training=None, training_blocks=None):
     """`BernoulliBlockPolicy.call` with noise fixed by each example's input.
 
     `u = frac(<x, v_j> * 3.7 + 0.618 j)` is the same whichever replica or
