@@ -44,7 +44,6 @@ on 500 validation examples. Writes `<out>/frontier_<dataset>.{json,md,png}`.
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -59,6 +58,7 @@ import numpy as np  # noqa: E402
 
 import keras_condcomp  # noqa: E402
 from keras_condcomp import data as condcomp_data  # noqa: E402
+from keras_condcomp.litert import cpu_name  # noqa: E402
 
 PRECISIONS = ("float32", "dynamic", "int8")
 DEFAULT_DENSE = (64, 128, 256, 384, 512, 1024)
@@ -323,17 +323,6 @@ def time_interleaved(interpreters, inputs, rounds, runs, warmup=3):
                 if r >= warmup:
                     times[key].append(t1 - t0)
     return {key: statistics.median(values) for key, values in times.items()}
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def measure(args):

@@ -139,6 +139,20 @@ def load_library():
         return lib
 
 
+def cpu_name():
+    """The CPU model (Linux `/proc/cpuinfo`), recorded with every benchmark: speeds differ by CPU."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
 def kernel_isa():
     """Which kernel code path the library uses on this CPU (e.g. 'x86-64 avx2+fma clone')."""
     return load_library().CondCompKernelIsa().decode()

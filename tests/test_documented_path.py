@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from keras_condcomp import CondCompModel, GatedDense, set_top_k
+from keras_condcomp import CondCompModel, GatedDense
 from keras_condcomp.reference import top_k_mask
 from keras_condcomp.sparse import SparseInference
 from tflite_helpers import load_convert, require_ops_library

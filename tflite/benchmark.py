@@ -25,7 +25,6 @@ the custom model also runs), and speedup as a percent of ideal.
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -270,17 +269,6 @@ def make_interp(data, threads, batch, custom_ops):
     return interp
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def profile_layers(network, x, threads, runs, warmup, precision="float32"):
     """Times each gated layer alone (batch 1): custom op vs dense FC, both at `precision`."""
     import keras
@@ -341,6 +329,7 @@ def time_tf_paths(network, pool, batches, runs, warmup, max_density):
 def main(argv=None):
     args = parse_args(argv)
     import keras_condcomp.litert as litert
+    from keras_condcomp.litert import cpu_name
     from keras_condcomp import tflite as cv
 
     try:

@@ -211,7 +211,7 @@ def time_model(model, dense_bytes, x, args, label):
 
 def main(argv=None):
     args = parse_args(argv)
-    from benchmark import cpu_name
+    from keras_condcomp.litert import cpu_name
 
     table, first = summarize(args.runs)
     timings = {config: {} if args.no_timing else speed(run_dir, result, args)
