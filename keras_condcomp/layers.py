@@ -151,7 +151,10 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
             `keras_condcomp.calibrate_thresholds` to set it from data).
         top_k: Optional positive integer: at inference each example computes
             exactly its `top_k` blocks of largest sigma (a fixed cost per
-            example) instead of `sigma > threshold`.
+            example) instead of `sigma > threshold`. Trained with
+            `CondCompModel(estimator="straight_through")`, the layer trains
+            with that budget too (tau's share of the blocks while a schedule
+            anneals tau from 1, never fewer than `top_k`).
         inference_mode: `"threshold"` (default) or `"sample"`.
         stop_policy_gradient: If `True` (default) the policy does not
             backpropagate into the layers before it.
@@ -249,8 +252,9 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
                 "the network, `CondCompModel(network)`, and train that.",
                 stacklevel=3,
             )
-        mask, sigma, log_prob = self.policy(policy_input, training=training,
-                                            training_blocks=self._training_blocks())
+        mask, sigma, log_prob = self.policy(
+            policy_input, training=training,
+            training_blocks=self._training_blocks() if training else None)
         regularization = self._regularization(sigma)
         if training:
             # A training loss only: evaluation losses (`val_loss`) are the
