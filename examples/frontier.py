@@ -68,8 +68,9 @@ DEFAULT_CONDNETS = (
     "1024:16:4:straight_through:4",
 )
 CALIBRATION_EXAMPLES = 500
-# The teacher of the `:kd` condnets and the `--kd-dense` nets: the widest
-# dense net of the family, trained with the same seed (so it is trained first).
+# The default teacher of the `:kd` condnets and the `--kd-dense` nets: the
+# widest dense net of the family, trained with the same seed (so it is
+# trained first: the specs train in order, dense nets first).
 TEACHER = "dense_h1024"
 DISTILLATION = dict(distillation_weight=1.0, temperature=2.0)
 
@@ -119,7 +120,7 @@ def parse_condnet(text):
         if kd not in ([], ["kd"]):
             raise ValueError(text)
         spec = ModelSpec(int(hidden), int(blocks), int(k), estimator, int(anneal),
-                         TEACHER if kd else None)
+                         "kd" if kd else None)  # "kd": the --teacher, set after parsing
     except ValueError:
         raise argparse.ArgumentTypeError(
             "expected HIDDEN:BLOCKS:K:ESTIMATOR:ANNEAL_EPOCHS[:kd] (e.g. "
@@ -143,7 +144,10 @@ def parse_args(argv=None):
     parser.add_argument("--dense", type=int, nargs="*", default=list(DEFAULT_DENSE),
                         help="hidden widths of the dense nets")
     parser.add_argument("--kd-dense", type=int, nargs="*", default=[],
-                        help=f"hidden widths of dense nets distilled from {TEACHER}")
+                        help="hidden widths of dense nets distilled from --teacher")
+    parser.add_argument("--teacher", default=TEACHER,
+                        help="the dense net (by name) whose same-seed model teaches the "
+                        "`:kd` condnets and the --kd-dense nets")
     parser.add_argument("--condnet", type=parse_condnet, nargs="*",
                         default=[parse_condnet(c) for c in DEFAULT_CONDNETS],
                         help="condnets as HIDDEN:BLOCKS:K:ESTIMATOR")
@@ -171,8 +175,11 @@ def parse_args(argv=None):
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
     args = parser.parse_args(argv)
     args.runs = args.runs or Path("runs") / f"frontier_{args.dataset}"
+    for spec in args.condnet:
+        if spec.teacher == "kd":
+            spec.teacher = args.teacher
     args.specs = ([ModelSpec(h) for h in args.dense] + list(args.condnet)
-                  + [ModelSpec(h, teacher=TEACHER) for h in args.kd_dense])
+                  + [ModelSpec(h, teacher=args.teacher) for h in args.kd_dense])
     return args
 
 
@@ -445,15 +452,16 @@ def plot(rows, path, title):
                              sharey=True)
     for ax, precision in zip(axes, PRECISIONS):
         these = [r for r in rows if r["precision"] == precision and "b1_ms" in r]
-        for teacher, style, label in ((None, "-o", "dense 784-H-H-10"),
-                                      (TEACHER, "--o", f"dense, distilled from {TEACHER}")):
-            dense = sorted((r for r in these if r["model"] == "dense" and r["teacher"] == teacher),
+        for distilled, style, label in ((False, "-o", "dense 784-H-H-10"),
+                                        (True, "--o", "dense, distilled")):
+            dense = sorted((r for r in these
+                            if r["model"] == "dense" and (r["teacher"] is not None) == distilled),
                            key=lambda r: r["b1_ms"])
             if not dense:
                 continue
             ax.errorbar([r["b1_ms"] for r in dense], [r["test_error_mean"] for r in dense],
                         yerr=[r["test_error_sd"] for r in dense], fmt=style, capsize=2,
-                        color="black" if teacher is None else "gray", label=label)
+                        color="gray" if distilled else "black", label=label)
             for r in dense:
                 ax.annotate(str(r["hidden"]), (r["b1_ms"], r["test_error_mean"]), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")

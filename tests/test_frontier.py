@@ -1,0 +1,52 @@
+"""examples/frontier.py end to end on a small slice of real MNIST: trains, resumes,
+converts, times, and writes the JSON rows, the tables and the plot."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+MNIST_DIR = Path(os.environ.get("CONDCOMP_MNIST_DIR", REPO.parent / "shared" / "datasets" / "mnist"))
+ROW_KEYS = {"dataset", "train_size", "val_size", "test_size", "model", "hidden", "num_blocks",
+            "budget", "estimator", "teacher", "precision", "seeds", "test_errors",
+            "test_error_mean", "test_error_sd", "active", "macs", "b1_ms", "b32_ms", "cpu"}
+
+
+def test_frontier_harness_small(tmp_path, capsys):
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+        if os.environ.get("CONDCOMP_REQUIRE_REAL_DATA") == "1":
+            pytest.fail(f"MNIST idx files not in {MNIST_DIR}")
+        pytest.skip(f"MNIST idx files not in {MNIST_DIR} (set $CONDCOMP_MNIST_DIR)")
+    from tflite_helpers import require_ops_library
+
+    require_ops_library()
+    import frontier
+
+    args = ["--dataset", "mnist", "--data-dir", str(MNIST_DIR), "--runs", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "out"), "--dense", "128", "--kd-dense", "32",
+            "--condnet", "128:4:1:straight_through:1", "128:4:1:reinforce:0", "--teacher", "dense_h128",
+            "--seeds", "0", "1", "--epochs", "1", "--max-train", "600", "--val-size", "200",
+            "--timing-rounds", "2", "--timing-runs", "2"]
+    assert frontier.main(args) == 0
+    rows = json.loads((tmp_path / "out" / "frontier_mnist.json").read_text())
+    assert len(rows) == 4 * 3  # 4 models x (float32, dynamic, int8)
+    for row in rows:
+        assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
+        assert row["seeds"] == [0, 1] and len(row["test_errors"]) == 2
+        assert row["train_size"] == 600 and row["val_size"] == 200 and row["test_size"] == 10000
+        assert row["b1_ms"] > 0 and row["b32_ms"] > 0 and 0 <= row["test_error_mean"] <= 1
+    condnet = next(r for r in rows if r["model"] == "condnet" and r["estimator"] == "reinforce")
+    assert condnet["active"] == 0.25 and condnet["budget"] == "top_k=1"
+    assert condnet["macs"] == 784 * 32 + 32 * 32 + 32 * 10 + 784 * 4 + 32 * 4
+    assert {r["teacher"] for r in rows} == {None, "dense_h128"}
+    markdown = (tmp_path / "out" / "frontier_mnist.md").read_text()
+    assert "## Ablation" in markdown and "## Dominance" in markdown
+    assert (tmp_path / "out" / "frontier_mnist.png").stat().st_size > 10_000
+    # Resumable: a second run trains nothing and converts nothing again.
+    stamps = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("*") if p.is_file()
+              and p.suffix in (".keras", ".tflite")}
+    capsys.readouterr()
+    assert frontier.main(args + ["--skip-timing", "--measure-only"]) == 0
+    assert all(p.stat().st_mtime == t for p, t in stamps.items())
