@@ -313,7 +313,11 @@ def make_interpreter(data, gated, batch, threads):
 
 
 def time_interleaved(interpreters, inputs, rounds, runs, warmup=3):
-    """Median invoke() seconds of each interpreter; every round visits all in a new order."""
+    """Median invoke() seconds of each interpreter; every round visits all in a new order.
+
+    `inputs`: a list of input batches cycled through by every interpreter, or
+    `{key: list}`, a stream of its own for each.
+    """
     times = {key: [] for key in interpreters}
     order = list(interpreters)
     rng = random.Random(0)
@@ -321,9 +325,10 @@ def time_interleaved(interpreters, inputs, rounds, runs, warmup=3):
         rng.shuffle(order)
         for key in order:
             interp = interpreters[key]
+            stream = inputs[key] if isinstance(inputs, dict) else inputs
             index = interp.get_input_details()[0]["index"]
             for i in range(runs):
-                interp.set_tensor(index, inputs[(r * runs + i) % len(inputs)])
+                interp.set_tensor(index, stream[(r * runs + i) % len(stream)])
                 t0 = time.perf_counter()
                 interp.invoke()
                 t1 = time.perf_counter()
