@@ -174,9 +174,9 @@ class CondCompModel(DistillationMixin, keras.Model):
             (`keras_condcomp.policy.straight_through`), so each policy learns
             by backprop what its blocks' outputs do to the loss; a layer with
             a `top_k` budget trains with the masks of its inference rule (its
-            `top_k` blocks of largest sigma), one without with Bernoulli
-            samples.
-            Needs `baseline="ema"`.
+            blocks of largest sigma: tau's share of them while a
+            `GatingScheduler` anneals tau from 1, never fewer than `top_k`),
+            one without with Bernoulli samples. Needs `baseline="ema"`.
         teacher: Optional trained Keras model on the same inputs: adds
             `distillation_weight` times the mean distillation term
             `keras_condcomp.distillation.distillation_loss(y_pred,
