@@ -59,6 +59,7 @@ import numpy as np  # noqa: E402
 import keras_condcomp  # noqa: E402
 from keras_condcomp import data as condcomp_data  # noqa: E402
 from keras_condcomp.litert import cpu_name  # noqa: E402
+from keras_condcomp.policy import ESTIMATORS  # noqa: E402
 
 PRECISIONS = ("float32", "dynamic", "int8")
 DEFAULT_DENSE = (64, 128, 256, 384, 512, 1024)
@@ -66,6 +67,7 @@ DEFAULT_CONDNETS = (
     "1024:16:4:reinforce:4",
     "1024:16:4:straight_through:0",
     "1024:16:4:straight_through:4",
+    "1024:16:4:straight_through:4:kd",  # the README's recipe
 )
 CALIBRATION_EXAMPLES = 500
 # The default teacher of the `:kd` condnets and the `--kd-dense` nets: the
@@ -125,7 +127,7 @@ def parse_condnet(text):
         raise argparse.ArgumentTypeError(
             "expected HIDDEN:BLOCKS:K:ESTIMATOR:ANNEAL_EPOCHS[:kd] (e.g. "
             f"1024:16:4:straight_through:4), got {text!r}")
-    if spec.estimator not in ("reinforce", "straight_through"):
+    if spec.estimator not in ESTIMATORS:
         raise argparse.ArgumentTypeError(f"unknown estimator {spec.estimator!r} in {text!r}")
     if spec.hidden % spec.num_blocks or not 1 <= spec.top_k <= spec.num_blocks:
         raise argparse.ArgumentTypeError(f"BLOCKS must divide HIDDEN and 1 <= K <= BLOCKS: {text!r}")
