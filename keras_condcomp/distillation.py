@@ -54,8 +54,7 @@ class _Untracked:
         self.model = model
 
 
-def check_teacher(teacher, distillation_weight, temperature):
-    """Checks the distillation arguments; returns them as `(holder, weight, temperature)`."""
+def _check_teacher(teacher, distillation_weight, temperature):
     if teacher is not None and not callable(teacher):
         raise ValueError(
             "Argument `teacher` must be a Keras model (or a callable returning its outputs) "
@@ -68,16 +67,22 @@ def check_teacher(teacher, distillation_weight, temperature):
             f"Argument `temperature` must be a finite number > 0. Received: "
             f"temperature={temperature!r}"
         )
-    return _Untracked(teacher), float(distillation_weight), float(temperature)
 
 
 class DistillationMixin:
     """Adds `distillation_weight * mean(distillation_loss)` to the training loss of a Model.
 
-    The subclass calls `self._teacher, self.distillation_weight,
-    self.temperature = check_teacher(...)` in `__init__`. Evaluation losses
-    (`val_loss`) stay the task's.
+    The subclass calls `_init_distillation` in `__init__`. Evaluation
+    losses (`val_loss`) stay the task's.
     """
+
+    def _init_distillation(self, teacher, distillation_weight, temperature, from_logits):
+        """Checks and stores the distillation arguments (the teacher out of tracking)."""
+        _check_teacher(teacher, distillation_weight, temperature)
+        self._teacher = _Untracked(teacher)
+        self.distillation_weight = float(distillation_weight)
+        self.temperature = float(temperature)
+        self.distillation_from_logits = bool(from_logits)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
@@ -133,9 +138,7 @@ class Distiller(DistillationMixin, keras.Model):
                 f"Argument `student` must be a Keras model or layer. Received: student={student!r}"
             )
         self.student = student
-        self._teacher, self.distillation_weight, self.temperature = check_teacher(
-            teacher, distillation_weight, temperature)
-        self.distillation_from_logits = bool(from_logits)
+        self._init_distillation(teacher, distillation_weight, temperature, from_logits)
 
     def build(self, input_shape):
         if not self.student.built:

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_condcomp.distillation import DistillationMixin, check_teacher
+from keras_condcomp.distillation import DistillationMixin
 from keras_condcomp.flops import gated_flop_fraction
 from keras_condcomp.layers import gated_layers
 from keras_condcomp.policy import ESTIMATORS
@@ -212,9 +212,8 @@ class CondCompModel(DistillationMixin, keras.Model):
                  distillation_weight=1.0, temperature=2.0, distillation_from_logits=False,
                  **kwargs):
         super().__init__(**kwargs)
-        self._teacher, self.distillation_weight, self.temperature = check_teacher(
-            teacher, distillation_weight, temperature)
-        self.distillation_from_logits = bool(distillation_from_logits)
+        self._init_distillation(teacher, distillation_weight, temperature,
+                                distillation_from_logits)
         if estimator not in ESTIMATORS:
             raise ValueError(
                 f"Argument `estimator` must be one of {ESTIMATORS}. "
