@@ -205,7 +205,7 @@ def build_model(spec, input_dim, num_classes, teacher=None):
     layers = [keras.Input((input_dim,))]
     if spec.gated:
         k_over_blocks = spec.top_k / spec.num_blocks
-        if spec.estimator == "straight_through":
+        if spec.estimator != "reinforce":  # backprop estimators train with the budget
             gating = dict(tau=1.0 if spec.anneal_epochs else k_over_blocks, top_k=spec.top_k,
                           block_balance_weight=0.1,
                           example_balance_weight=0.0, variance_weight=0.0)
@@ -477,7 +477,7 @@ def plot(rows, path, title):
                      f"{r['estimator']}, anneal {r['anneal_epochs']}"
                      + (", distilled" if r["teacher"] else ""))
             ax.errorbar([r["b1_ms"]], [r["test_error_mean"]], yerr=[r["test_error_sd"]],
-                        fmt="s" if r["estimator"] == "straight_through" else "^",
+                        fmt={"straight_through": "s", "gumbel": "D"}.get(r["estimator"], "^"),
                         mfc="none" if r["teacher"] is None else None, label=label, capsize=2)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

@@ -152,9 +152,9 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
         top_k: Optional positive integer: at inference each example computes
             exactly its `top_k` blocks of largest sigma (a fixed cost per
             example) instead of `sigma > threshold`. Trained with
-            `CondCompModel(estimator="straight_through")`, the layer trains
-            with that budget too (tau's share of the blocks while a schedule
-            anneals tau from 1, never fewer than `top_k`).
+            `CondCompModel(estimator="straight_through")` or `"gumbel"`,
+            the layer trains with that budget too (tau's share of the blocks
+            while a schedule anneals tau from 1, never fewer than `top_k`).
         inference_mode: `"threshold"` (default) or `"sample"`.
         stop_policy_gradient: If `True` (default) the policy does not
             backpropagate into the layers before it.

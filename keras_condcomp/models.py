@@ -126,8 +126,9 @@ class CondCompModel(DistillationMixin, keras.Model):
        `policy_weight * mean((cost - b) * log pi)`, where `cost` is each
        example's own compiled loss (or `cost(y, y_pred)`) and `b` is an
        exponential moving average of past costs; with
-       `estimator="straight_through"` the policies learn by backprop through
-       the hard masks instead (see below) and there is no surrogate;
+       `estimator="straight_through"` or `"gumbel"` the policies learn by
+       backprop through the hard masks instead (see below) and there is no
+       surrogate;
     4. one optimizer step on the sum, then the baseline update.
 
     The baseline is bias-corrected like Adam's moments, so the first batches
@@ -176,7 +177,12 @@ class CondCompModel(DistillationMixin, keras.Model):
             a `top_k` budget trains with the masks of its inference rule (its
             blocks of largest sigma: tau's share of them while a
             `GatingScheduler` anneals tau from 1, never fewer than `top_k`),
-            one without with Bernoulli samples. Needs `baseline="ema"`.
+            one without with Bernoulli samples. `"gumbel"`: the same, with
+            the hard masks taken from the logits plus logistic noise and the
+            gradient of `sigmoid((logits + noise) / gumbel_temperature)`
+            (straight-through Gumbel-sigmoid), so training explores other
+            blocks than the top-ranked ones. The last two need
+            `baseline="ema"` (they use no baseline).
         teacher: Optional trained Keras model on the same inputs: adds
             `distillation_weight` times the mean distillation term
             `keras_condcomp.distillation.distillation_loss(y_pred,
@@ -188,6 +194,9 @@ class CondCompModel(DistillationMixin, keras.Model):
         temperature: Float > 0, its softmax temperature.
         distillation_from_logits: Whether the network's and the teacher's
             outputs are logits (default: probabilities).
+        gumbel_temperature: Float > 0, the temperature of the
+            `estimator="gumbel"` gradient (lower: closer to the hard mask's,
+            higher variance).
         **kwargs: Keyword arguments of `keras.Model`, such as `name`.
 
     Call arguments:
@@ -210,7 +219,7 @@ class CondCompModel(DistillationMixin, keras.Model):
     def __init__(self, network, baseline_decay=0.9, policy_weight=1.0, cost=None,
                  baseline="ema", num_samples=1, estimator="reinforce", teacher=None,
                  distillation_weight=1.0, temperature=2.0, distillation_from_logits=False,
-                 **kwargs):
+                 gumbel_temperature=1.0, **kwargs):
         super().__init__(**kwargs)
         self._init_distillation(teacher, distillation_weight, temperature,
                                 distillation_from_logits)
@@ -218,6 +227,12 @@ class CondCompModel(DistillationMixin, keras.Model):
             raise ValueError(
                 f"Argument `estimator` must be one of {ESTIMATORS}. "
                 f"Received: estimator={estimator!r}"
+            )
+        if (not isinstance(gumbel_temperature, (int, float)) or isinstance(gumbel_temperature, bool)
+                or not 0.0 < gumbel_temperature < float("inf")):
+            raise ValueError(
+                "Argument `gumbel_temperature` must be a finite number > 0. "
+                f"Received: gumbel_temperature={gumbel_temperature!r}"
             )
         if estimator != "reinforce" and baseline != "ema":
             raise ValueError(
@@ -272,6 +287,7 @@ class CondCompModel(DistillationMixin, keras.Model):
         self.baseline_kind = baseline
         self.num_samples = num_samples
         self.estimator = estimator
+        self.gumbel_temperature = float(gumbel_temperature)
         # Input-dependent correction of the EMA baseline (baseline="learned"),
         # a linear function of the flattened first input, fitted by least squares.
         self.baseline_head = (
@@ -293,6 +309,7 @@ class CondCompModel(DistillationMixin, keras.Model):
         for layer in gated:
             layer._trained_by_condcomp = True
             layer.policy.estimator = estimator
+            layer.policy.gumbel_temperature = self.gumbel_temperature
         # Raw (not bias-corrected) EMA of the cost; "mean" aggregation averages
         # the update over replicas under tf.distribute.
         self.baseline_ema = self.add_weight(
@@ -698,6 +715,7 @@ class CondCompModel(DistillationMixin, keras.Model):
                 "baseline": self.baseline_kind,
                 "num_samples": self.num_samples,
                 "estimator": self.estimator,
+                "gumbel_temperature": self.gumbel_temperature,
                 "distillation_weight": self.distillation_weight,
                 "temperature": self.temperature,
                 "distillation_from_logits": self.distillation_from_logits,

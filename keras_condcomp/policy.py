@@ -13,7 +13,7 @@ from keras_condcomp.validation import (
 INFERENCE_MODES = ("threshold", "sample")
 
 # How the policy learns, set by `CondCompModel(estimator=...)` (see there).
-ESTIMATORS = ("reinforce", "straight_through")
+ESTIMATORS = ("reinforce", "straight_through", "gumbel")
 
 
 @keras.saving.register_keras_serializable(package="keras_condcomp")
@@ -102,8 +102,9 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.input_spec = keras.layers.InputSpec(min_ndim=2, max_ndim=2)
-        # A training method, not part of the layer: `CondCompModel` sets it.
+        # A training method, not part of the layer: `CondCompModel` sets both.
         self.estimator = "reinforce"
+        self.gumbel_temperature = 1.0
 
     def build(self, input_shape):
         features = input_shape[-1]
@@ -131,8 +132,8 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
     def call(self, inputs, training=None, training_blocks=None):
         logits = self.logits(inputs)
         sigma = ops.sigmoid(logits)
-        if training and self.estimator == "straight_through":
-            mask = straight_through(self._training_mask(logits, sigma, training_blocks), sigma)
+        if training and self.estimator in ("straight_through", "gumbel"):
+            mask = self._straight_through_mask(logits, sigma, training_blocks)
         elif training or self.inference_mode == "sample":
             mask = self._bernoulli_mask(sigma)
         else:
@@ -143,20 +144,38 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
         noise = uniform_noise(ops.shape(sigma), sigma.dtype, self.seed_generator)
         return ops.cast(ops.less(noise, sigma), sigma.dtype)
 
-    def _training_mask(self, logits, sigma, training_blocks=None):
-        """The hard mask of a straight-through training step.
+    def _straight_through_mask(self, logits, sigma, training_blocks=None):
+        """The hard mask of a straight-through training step, with its gradient.
 
-        With a `top_k` budget, the inference rule itself: each example's
-        `training_blocks` (default `top_k`; a scalar tensor, so a schedule
-        can lower it during training) blocks of largest logit. The blocks
-        left out still learn, since the straight-through gradient of a
-        block's gate is the loss's sensitivity to the block's (computed,
-        then masked) output. Without a budget, `u ~ Bernoulli(sigma)`.
+        `"straight_through"`: hard mask, gradient of sigma. `"gumbel"`
+        (binary concrete, Maddison et al. and Jang et al., 2017): the logits
+        plus logistic noise `log u - log(1 - u)` are the scores, the hard mask
+        is taken from them and the gradient is that of
+        `sigmoid(scores / gumbel_temperature)`, so the gates explore
+        alternatives to the deterministic ranking.
+
+        With a `top_k` budget the hard mask is the inference rule applied to
+        the scores: each example's `training_blocks` (default `top_k`; a
+        scalar tensor, so a schedule can lower it during training) blocks of
+        largest score. The blocks left out still learn, since the
+        straight-through gradient of a block's gate is the loss's sensitivity
+        to the block's (computed, then masked) output. Without a budget the
+        mask is a Bernoulli(sigma) draw (for `"gumbel"`: `scores > 0`, which
+        is one).
         """
-        if self.top_k is None:
-            return self._bernoulli_mask(sigma)
-        blocks = self.top_k if training_blocks is None else training_blocks
-        return top_k_mask(ops.stop_gradient(logits), blocks)
+        if self.estimator == "gumbel":
+            scores = logits + logistic_noise(ops.shape(logits), logits.dtype, self.seed_generator)
+            soft = ops.sigmoid(scores / self.gumbel_temperature)
+        else:
+            scores, soft = logits, sigma
+        if self.top_k is not None:
+            blocks = self.top_k if training_blocks is None else training_blocks
+            hard = top_k_mask(ops.stop_gradient(scores), blocks)
+        elif self.estimator == "gumbel":
+            hard = ops.cast(ops.greater(ops.stop_gradient(scores), 0.0), soft.dtype)
+        else:
+            hard = self._bernoulli_mask(sigma)
+        return straight_through(hard, soft)
 
     def compute_output_shape(self, input_shape):
         shape = (input_shape[0], self.num_blocks)
@@ -218,6 +237,17 @@ def uniform_noise(shape, dtype, seed_generator):
                        tf.zeros((), seed.dtype)])
     seed = tf.cast(tf.math.floormod(seed + offset, tf.int32.max - 1), tf.int32)
     return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype)
+
+
+def logistic_noise(shape, dtype, seed_generator):
+    """`log u - log(1 - u)`, u ~ U(0, 1) (`uniform_noise`), kept finite.
+
+    The difference of two Gumbel(0, 1) draws: `z + noise > 0` with
+    probability `sigmoid(z)`.
+    """
+    eps = 1e-6
+    u = ops.clip(uniform_noise(shape, dtype, seed_generator), eps, 1.0 - eps)
+    return ops.log(u) - ops.log1p(-u)
 
 
 def check_top_k(top_k, num_blocks):

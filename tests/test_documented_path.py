@@ -145,10 +145,11 @@ def test_default_monitor_callbacks_select_on_the_task(digits, tmp_path):
     assert restored == pytest.approx(min(history["val_loss"]), rel=1e-4)
 
 
-def test_straight_through_trains_with_the_inference_budget(digits):
+@pytest.mark.parametrize("estimator", ["straight_through", "gumbel"])
+def test_straight_through_trains_with_the_inference_budget(digits, estimator):
     x, y = digits
     # No regularizers: only the straight-through gradient can move the policy.
-    model = _digits_condnet(regularizer_weight=0.0, estimator="straight_through")
+    model = _digits_condnet(regularizer_weight=0.0, estimator=estimator)
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     policy = model.network.get_layer("g1").policy
@@ -163,8 +164,8 @@ def test_straight_through_trains_with_the_inference_budget(digits):
     # 0.90 here; REINFORCE with the same budget and L_b/L_e/L_v 1: 0.88.
     assert metrics["accuracy"] > 0.87 and metrics["g1_active"] == pytest.approx(0.25)
     restored = CondCompModel.from_config(model.get_config())
-    assert restored.estimator == "straight_through"
-    assert restored.network.get_layer("g1").policy.estimator == "straight_through"
+    assert restored.estimator == estimator
+    assert restored.network.get_layer("g1").policy.estimator == estimator
 
 
 def test_straight_through_mask_value_is_exact_and_carries_the_sigma_gradient():
@@ -181,9 +182,52 @@ def test_straight_through_mask_value_is_exact_and_carries_the_sigma_gradient():
     np.testing.assert_allclose(tape.gradient(loss, sigma).numpy(), [[2.0, 3.0, 4.0]])
 
 
+def test_gumbel_masks_are_bernoulli_draws_and_explore_under_a_budget():
+    import tensorflow as tf
+
+    from keras_condcomp.policy import BernoulliBlockPolicy
+
+    logits = np.array([[-2.0, 0.0, 1.0, 3.0]], "float32")
+    sigma = 1.0 / (1.0 + np.exp(-logits))
+    policy = BernoulliBlockPolicy(num_blocks=4, seed=3)
+    policy.estimator = "gumbel"
+    draws = np.concatenate([
+        policy._straight_through_mask(tf.constant(np.repeat(logits, 5000, 0)),
+                                      tf.constant(np.repeat(sigma, 5000, 0))).numpy()
+        for _ in range(4)])
+    assert set(np.unique(draws)) == {0.0, 1.0}
+    # Without a budget, scores > 0 is a Bernoulli(sigma) draw (20,000 per gate).
+    np.testing.assert_allclose(draws.mean(axis=0), sigma[0], atol=0.012)
+    # Under a top-2 budget: exactly 2 blocks each time, not always the top 2.
+    policy.top_k = 2
+    budget = policy._straight_through_mask(tf.constant(np.repeat(logits, 2000, 0)),
+                                           tf.constant(np.repeat(sigma, 2000, 0))).numpy()
+    assert np.all(budget.sum(axis=1) == 2)
+    top_two = np.all(budget == [0.0, 0.0, 1.0, 1.0], axis=1).mean()
+    assert 0.3 < top_two < 0.95
+    # The gradient is that of sigmoid(scores / temperature): never negative
+    # (it underflows to 0 for extreme noise), larger at a lower temperature
+    # for a gate near its decision.
+    policy.top_k = None
+    grads = {}
+    for temperature in (0.5, 2.0):
+        policy.gumbel_temperature = temperature
+        z = tf.Variable(np.zeros((2000, 4), "float32"))
+        with tf.GradientTape() as tape:
+            mask = policy._straight_through_mask(z, tf.sigmoid(z))
+            total = tf.reduce_sum(mask)
+        grads[temperature] = tape.gradient(total, z).numpy()
+    assert np.all(grads[0.5] >= 0) and np.all(grads[2.0] > 0)
+    assert np.median(grads[0.5]) > np.median(grads[2.0])
+
+
 @pytest.mark.parametrize("kwargs, match", [
-    ({"estimator": "gumbel"}, "Argument `estimator` must be one of"),
+    ({"estimator": "hard_concrete"}, "Argument `estimator` must be one of"),
     ({"estimator": "straight_through", "baseline": "learned"}, "REINFORCE baseline"),
+    ({"estimator": "gumbel", "baseline": "leave_one_out", "num_samples": 2},
+     "REINFORCE baseline"),
+    ({"estimator": "gumbel", "gumbel_temperature": 0.0}, "gumbel_temperature"),
+    ({"estimator": "gumbel", "gumbel_temperature": float("inf")}, "gumbel_temperature"),
 ])
 def test_estimator_arguments(kwargs, match):
     network = keras.Sequential([keras.Input((4,)), GatedDense(4, num_blocks=2)])
