@@ -129,6 +129,12 @@ def load_library():
             lib.CondCompGetStats.argtypes = [u64p, u64p, u64p, u64p]
             lib.CondCompGetStats.restype = None
             lib.CondCompResetStats.restype = None
+            if hasattr(lib, "CondCompProfileGet"):
+                lib.CondCompProfileEnable.argtypes = [ctypes.c_int]
+                lib.CondCompProfileEnable.restype = None
+                lib.CondCompProfileCount.restype = ctypes.c_int
+                lib.CondCompProfileGet.argtypes = [ctypes.c_int, ctypes.POINTER(ProfileEntry)]
+                lib.CondCompProfileGet.restype = ctypes.c_int
         except (OSError, AttributeError) as error:  # not a shared library / not ours
             raise OpsLibraryError(
                 f"{path} is not a usable CondComp TFLite custom-op library ({error}). "
@@ -168,6 +174,75 @@ def stats():
 
 def reset_stats():
     load_library().CondCompResetStats()
+
+
+class ProfileEntry(ctypes.Structure):
+    """`CondCompProfileEntry` of tflite/ops/condcomp_tflite_ops.h (one CondComp node)."""
+
+    _fields_ = (
+        [(name, ctypes.c_int32) for name in (
+            "op", "quantized", "in_dim", "num_blocks", "block_size", "in_block_size", "top_k",
+            "taps", "tiles_exact", "reserved")]
+        + [(name, ctypes.c_uint64) for name in (
+            "tile_bytes", "invokes", "examples", "gate_ns", "block_ns", "macs", "tile_reads",
+            "policy_bytes")]
+        + [("tiles_seen", ctypes.c_uint64 * 64)]
+    )
+
+
+def _profile_library():
+    lib = load_library()
+    if not hasattr(lib, "CondCompProfileGet"):
+        raise OpsLibraryError(
+            f"{library_path()} predates the profile entry points; rebuild it with "
+            f"`{BUILD_COMMAND}`."
+        )
+    return lib
+
+
+def start_profile():
+    """Clears the CondComp nodes' profile and starts recording (`profile()` reads it).
+
+    A measurement mode: one interpreter invoking at a time.
+    """
+    _profile_library().CondCompProfileEnable(1)
+
+
+def stop_profile():
+    """Stops recording and returns what was recorded since `start_profile` (see `profile`)."""
+    entries = profile()
+    _profile_library().CondCompProfileEnable(0)
+    return entries
+
+
+def profile():
+    """What the CondComp nodes recorded since `start_profile`, in the order they first ran.
+
+    Returns:
+        A list of dicts, one per node: its geometry (`op` "dense" or "conv",
+        `quantized`, `in_dim`, `num_blocks`, `block_size`, `in_block_size`,
+        `top_k`, `taps`, `tile_bytes`), `invokes`, `examples`, `gate_ns`
+        (phase 1: input checks, policy product, int8 quantization, masks),
+        `block_ns` (phase 2: weight-tile loops and activation), `macs`,
+        `tile_reads` (distinct weight tiles read, summed over invokes),
+        `policy_bytes` and `tiles_seen` (distinct tiles read since the start:
+        the weight working set is `tiles_seen * tile_bytes`; None when the
+        layer has more than 64 output or input blocks).
+    """
+    lib = _profile_library()
+    entries = []
+    for slot in range(lib.CondCompProfileCount()):
+        e = ProfileEntry()
+        if not lib.CondCompProfileGet(slot, ctypes.byref(e)):
+            break
+        row = {name: getattr(e, name) for name, _ in ProfileEntry._fields_
+               if name not in ("reserved", "tiles_seen", "tiles_exact")}
+        row["op"] = ("dense", "conv")[e.op]
+        row["quantized"] = bool(e.quantized)
+        row["tiles_seen"] = (sum(bin(word).count("1") for word in e.tiles_seen)
+                             if e.tiles_exact else None)
+        entries.append(row)
+    return entries
 
 
 def _version(text):

@@ -50,3 +50,42 @@ def test_frontier_harness_small(tmp_path, capsys):
     capsys.readouterr()
     assert frontier.main(args + ["--skip-timing", "--measure-only"]) == 0
     assert all(p.stat().st_mtime == t for p, t in stamps.items())
+    # The speed tools of issue 24 on the same runs: the invoke profile of a
+    # condnet against its dense peer, and the efficiency rows.
+    import efficiency
+    import profile_invoke
+
+    runs = tmp_path / "runs"
+    condnet_run = runs / "condnet_h128_b4_k1_straight_through_a1" / "seed0"
+    assert profile_invoke.main([str(condnet_run), str(runs / "dense_h128" / "seed0"),
+                                "--data-dir", str(MNIST_DIR), "--rounds", "1", "--runs", "2",
+                                "--batches", "1", "--out", str(tmp_path / "out"),
+                                "--name", "small"]) == 0
+    report = json.loads((tmp_path / "out" / "profile_small.json").read_text())
+    assert report["cpu"] and set(report["caches"]) >= {"L2"}
+    assert [(r["batch"], r["precision"]) for r in report["results"]] == [
+        (1, "float32"), (1, "int8")]
+    for result in report["results"]:
+        for stream in ("different", "repeated"):
+            s = result["streams"][stream]
+            assert len(s["condcomp_layers"]) == 2 and len(s["dense_layers"]) == 3
+            first = s["condcomp_layers"][0]
+            # top-1 of 4 blocks of 32 units over 784 inputs, the policy on top
+            assert first["macs"] == 784 * 32
+            assert first["phase1_us"] > 0 and first["phase2_us"] > 0
+            assert first["all_weight_bytes"] > first["weight_bytes_per_invoke"] > 0
+            assert s["condnet_ms"] > 0 and s["dense_ms"] > 0
+        repeated = result["streams"]["repeated"]["condcomp_layers"][0]
+        assert repeated["working_set_bytes"] <= result["streams"]["different"][
+            "condcomp_layers"][0]["working_set_bytes"]
+    assert "## batch 1, int8" in (tmp_path / "out" / "profile_small.md").read_text()
+    assert efficiency.main([str(runs), "--data-dir", str(MNIST_DIR), "--equal-mac-dense",
+                            "dense_h32_kd-dense_h128", "--rounds", "1", "--runs-per-round", "2",
+                            "--batches", "1", "--out", str(tmp_path / "out")]) == 0
+    table = json.loads((tmp_path / "out" / "efficiency.json").read_text())["rows"]
+    assert len(table) == 2 * 3  # 2 condnets x 3 precisions
+    for row in table:
+        assert {"model", "precision", "batch", "threads", "cpu", "condnet_ms",
+                "equal_mac_dense_ms", "ratio", "full_dense_ms"} <= set(row)
+        assert row["ratio"] == pytest.approx(row["condnet_ms"] / row["equal_mac_dense_ms"])
+        assert row["full_dense_ms"] > 0  # dense_h128 is trained

@@ -304,6 +304,56 @@ def test_library_reports_isa_and_stats(small_model):
     assert isinstance(litert.kernel_isa(), str)
 
 
+def test_profile_counts_the_work_and_tiles_of_each_node(cv):
+    """litert.start_profile / stop_profile (tflite/profile_invoke.py) against the Keras masks."""
+    rng = np.random.default_rng(11)
+    net = _mlp(rng)
+    data = cv.convert(net)
+    interp = litert.Interpreter(model_content=data)
+    batches = [rng.normal(size=(b, 20)).astype("f4") for b in (1, 3)]
+    litert.start_profile()
+    for x in batches:
+        interp.predict(x)
+    nodes = litert.stop_profile()
+    assert litert.profile() == []  # stopped and cleared
+    gated = [layer for layer in net.layers if isinstance(layer, kc.GatedDense)]
+    assert len(nodes) == len(gated) == 2
+    expected = [{"macs": 0, "tile_reads": 0, "seen": set()} for _ in gated]
+    for x in batches:
+        h = x
+        for layer in net.layers:
+            if isinstance(layer, kc.GatedDense):
+                e = expected[gated.index(layer)]
+                out = np.asarray(layer(h, training=False))
+                mask = np.asarray(layer.gate_outputs.mask) > 0
+                ibs = 20 if layer is gated[0] else gated[0].units // gated[0].num_blocks
+                bs = layer.units // layer.num_blocks
+                nonzero = np.abs(h.reshape(len(h), -1, ibs)).max(axis=2) > 0
+                tiles = {(j, i) for b in range(len(h)) for j in np.flatnonzero(mask[b])
+                         for i in np.flatnonzero(nonzero[b])}
+                e["macs"] += int(sum(mask[b].sum() * nonzero[b].sum() for b in range(len(h)))
+                                 * ibs * bs)
+                e["tile_reads"] += len(tiles)
+                e["seen"] |= tiles
+                h = out
+            else:
+                h = np.asarray(layer(h))
+    for node, layer, e in zip(nodes, gated, expected):
+        # The masks mix on and off blocks, so the counts are not the dense ones.
+        all_tiles = layer.num_blocks * node["in_dim"] // node["in_block_size"]
+        assert 0 < len(e["seen"]) <= all_tiles and 0 < e["tile_reads"] < 2 * all_tiles
+        assert node["op"] == "dense" and not node["quantized"]
+        assert node["invokes"] == 2 and node["examples"] == 4
+        assert node["num_blocks"] == layer.num_blocks
+        assert node["macs"] == e["macs"] and node["tile_reads"] == e["tile_reads"]
+        assert node["tiles_seen"] == len(e["seen"])
+        assert node["tile_bytes"] == node["in_block_size"] * node["block_size"] * 4
+        assert node["gate_ns"] > 0 and node["block_ns"] > 0
+    # Not recording: nothing is added.
+    interp.predict(batches[0])
+    assert litert.profile() == []
+
+
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 def test_nonfinite_input_rows_are_nan_in_the_op_itself(cv, kind):
     """Raw invoke() (not litert.predict's whole-model rule): the op writes NaN rows."""

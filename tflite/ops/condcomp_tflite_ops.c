@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -90,6 +91,9 @@ typedef struct {
   const void* packed_src;
   size_t packed_bytes;
   int packed_ibs;
+  /* profile slot of this node (see "profile"), valid while profile_gen matches */
+  int profile_slot;
+  unsigned profile_gen;
 } OpData;
 
 /* Kernels of at least this many bytes are copied into huge-page-backed memory. */
@@ -203,6 +207,100 @@ const char* CondCompKernelIsa(void) {
     atomic_store(&ready, 1);
   }
   return text;
+}
+
+
+/* ------------------------------------------------------------- profile */
+
+/* Off by default (one relaxed load per invoke). When on, every CondComp node
+ * gets a slot, in the order the nodes first run, that adds up the time of
+ * its two phases (phase 1: input checks, policy product, int8 activation
+ * quantization, masks; phase 2: the weight-tile loops and the activation)
+ * and which weight tiles it read: a tile is (output block j, input block i),
+ * read by an example with j on and i non-zero. A measurement mode for
+ * tflite/profile_invoke.py: one interpreter invoking at a time. */
+/* keras_condcomp.litert mirrors the layout with ctypes */
+_Static_assert(sizeof(CondCompProfileEntry) == 10 * 4 + 8 * 8 + 64 * 8,
+               "CondCompProfileEntry layout changed: update keras_condcomp/litert.py");
+static atomic_int g_profiling;
+static atomic_uint g_profile_gen = 1;
+static int g_profile_slots_used;
+static CondCompProfileEntry g_profile[CONDCOMP_PROFILE_SLOTS];
+
+void CondCompProfileEnable(int on) {
+  atomic_store(&g_profiling, 0);
+  memset(g_profile, 0, sizeof(g_profile));
+  g_profile_slots_used = 0;
+  atomic_fetch_add(&g_profile_gen, 1); /* every node takes a new slot */
+  atomic_store(&g_profiling, on != 0);
+}
+
+int CondCompProfileCount(void) { return g_profile_slots_used; }
+
+int CondCompProfileGet(int slot, CondCompProfileEntry* out) {
+  if (out == NULL || slot < 0 || slot >= g_profile_slots_used) return 0;
+  *out = g_profile[slot];
+  return 1;
+}
+
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static int profiling(void) { return atomic_load_explicit(&g_profiling, memory_order_relaxed); }
+
+/* The slot of node `d` (NULL when all CONDCOMP_PROFILE_SLOTS are taken). */
+static CondCompProfileEntry* profile_slot(OpData* d) {
+  const unsigned gen = atomic_load(&g_profile_gen);
+  if (d->profile_gen != gen) {
+    if (g_profile_slots_used >= CONDCOMP_PROFILE_SLOTS) return NULL;
+    d->profile_gen = gen;
+    d->profile_slot = g_profile_slots_used++;
+  }
+  return &g_profile[d->profile_slot];
+}
+
+/* Adds one invoke of a layer: its geometry, phase times, multiply-adds and
+ * the tiles its examples read (in_active [B][n_in], out_mask [B][K]). */
+static void profile_record(OpData* d, int B, int in_dim, int K, int bs, int ibs, int taps,
+                           int quantized, const uint8_t* in_active, const uint8_t* out_mask,
+                           uint64_t t0, uint64_t t1, uint64_t t2, uint64_t macs) {
+  CondCompProfileEntry* e = profile_slot(d);
+  if (e == NULL) return;
+  const int n_in = in_dim / ibs;
+  e->op = d->op;
+  e->quantized = quantized;
+  e->in_dim = in_dim;
+  e->num_blocks = K;
+  e->block_size = bs;
+  e->in_block_size = ibs;
+  e->top_k = (int)d->top_k;
+  e->taps = taps;
+  /* int8 tiles are packed in row quads (cc_q8_pack) */
+  e->tile_bytes = quantized ? (uint64_t)(ibs + 3) / 4 * 4 * bs * taps
+                            : (uint64_t)ibs * bs * taps * sizeof(float);
+  e->invokes += 1;
+  e->examples += (uint64_t)B;
+  e->gate_ns += t1 - t0;
+  e->block_ns += t2 - t1;
+  e->macs += macs;
+  e->tiles_exact = K <= 64 && n_in <= 64;
+  uint64_t read[64] = {0};
+  for (int b = 0; b < B; ++b) {
+    const uint8_t* act = in_active + (size_t)b * n_in;
+    uint64_t inputs = 0;
+    for (int i = 0; i < n_in && i < 64; ++i) inputs |= (uint64_t)(act[i] != 0) << i;
+    for (int i = 0; i < n_in; ++i)
+      if (act[i]) e->policy_bytes += (uint64_t)ibs * K * sizeof(float);
+    for (int j = 0; j < K && j < 64; ++j)
+      if (out_mask[(size_t)b * K + j] == 1) read[j] |= inputs;
+  }
+  for (int j = 0; j < K && j < 64; ++j) {
+    e->tile_reads += (uint64_t)__builtin_popcountll(read[j]);
+    e->tiles_seen[j] |= read[j];
+  }
 }
 
 /* ------------------------------------------------------------- options */
@@ -769,12 +867,19 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   atomic_init(&job.next_block, 0);
   atomic_init(&job.macs, 0);
   const int threads = d->num_threads;
+  const int profile = profiling();
+  const uint64_t t0 = profile ? now_ns() : 0;
   if (p.batch >= 4 * threads && threads > 1) {
     cc_parallel_run(threads, dense_gate_task, &job);
   } else {
     dense_gate_task(&job, 0, 1);
   }
+  const uint64_t t1 = profile ? now_ns() : 0;
   cc_parallel_run(dense_phase2_threads(&p, d), dense_block_task, &job);
+  if (profile)
+    profile_record(d, p.batch, p.in_dim, p.num_blocks, p.block_size, p.in_block_size, 1,
+                   ts.quantized, p.in_active, p.out_mask, t0, t1, now_ns(),
+                   atomic_load(&job.macs));
 
   uint64_t active = 0;
   for (size_t i = 0; i < (size_t)p.batch * p.num_blocks; ++i) active += p.out_mask[i] == 1;
@@ -908,12 +1013,19 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   atomic_init(&job.next_block, 0);
   atomic_init(&job.macs, 0);
   const int threads = d->num_threads;
+  const int profile = profiling();
+  const uint64_t t0 = profile ? now_ns() : 0;
   if (p.batch >= 2 * threads && threads > 1) {
     cc_parallel_run(threads, conv_gate_task, &job);
   } else {
     conv_gate_task(&job, 0, 1);
   }
+  const uint64_t t1 = profile ? now_ns() : 0;
   cc_parallel_run(threads, conv_block_task, &job);
+  if (profile)
+    profile_record(d, p.batch, p.in_c, p.num_blocks, p.block_size, p.in_block_size,
+                   p.kernel_h * p.kernel_w, ts.quantized, p.in_active, p.out_mask, t0, t1,
+                   now_ns(), atomic_load(&job.macs));
 
   uint64_t active = 0;
   for (size_t i = 0; i < (size_t)p.batch * p.num_blocks; ++i) active += p.out_mask[i] == 1;

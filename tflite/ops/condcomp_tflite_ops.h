@@ -40,6 +40,34 @@ CONDCOMP_EXPORT void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate);
 CONDCOMP_EXPORT void CondCompGetStats(uint64_t* macs, uint64_t* invokes, uint64_t* active_blocks,
                                       uint64_t* total_blocks);
 CONDCOMP_EXPORT void CondCompResetStats(void);
+/* Profile of the CondComp nodes (tflite/profile_invoke.py). Enable(1) clears it and
+ * starts recording, Enable(0) clears and stops; slots are numbered in the
+ * order the nodes first run while recording. Times are CLOCK_MONOTONIC ns
+ * summed over invokes. Get copies slot `slot` and returns 1, or returns 0. */
+#define CONDCOMP_PROFILE_SLOTS 64
+typedef struct {
+  int32_t op;            /* 0 dense, 1 conv */
+  int32_t quantized;     /* int8 kernel */
+  int32_t in_dim;        /* D (dense) or input channels (conv) */
+  int32_t num_blocks;    /* K */
+  int32_t block_size;    /* bs */
+  int32_t in_block_size; /* ibs */
+  int32_t top_k;         /* 0: threshold rule */
+  int32_t taps;          /* kernel_h * kernel_w (1 for dense) */
+  int32_t tiles_exact;   /* K <= 64 and in_dim / ibs <= 64: tile counts are exact */
+  int32_t reserved;
+  uint64_t tile_bytes;   /* bytes of one (output block, input block) weight tile */
+  uint64_t invokes, examples;
+  uint64_t gate_ns;      /* phase 1: input checks, policy product, int8 quantization, masks */
+  uint64_t block_ns;     /* phase 2: weight-tile loops and activation */
+  uint64_t macs;         /* multiply-adds of phase 2 */
+  uint64_t tile_reads;   /* sum over invokes of the distinct tiles read */
+  uint64_t policy_bytes; /* policy kernel bytes read (rows of non-zero input blocks) */
+  uint64_t tiles_seen[64]; /* bit i of tiles_seen[j]: tile (j, i) read since Enable */
+} CondCompProfileEntry;
+CONDCOMP_EXPORT void CondCompProfileEnable(int on);
+CONDCOMP_EXPORT int CondCompProfileCount(void);
+CONDCOMP_EXPORT int CondCompProfileGet(int slot, CondCompProfileEntry* out);
 /* Which code paths the kernels use on this CPU: "<float path>; int8: <int8 path>". */
 CONDCOMP_EXPORT const char* CondCompKernelIsa(void);
 
