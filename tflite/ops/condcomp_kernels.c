@@ -169,12 +169,48 @@ CC_ALWAYS_INLINE uint8_t gate_on(float z, float threshold) {
   return sigma > threshold ? 1 : 0;
 }
 
-/* 1 iff all n values are finite: 0 * v is 0 for finite v and NaN for NaN and
- * +-Inf, so the sum is NaN iff some value is not finite (no -ffast-math). */
-static int all_finite(const float* x, size_t n) {
-  float probe = 0.0f;
-  for (size_t i = 0; i < n; ++i) probe += 0.0f * x[i];
-  return probe == probe;
+/* max over n floats of their bits with the sign cleared (|v|'s bits): for
+ * finite values the magnitude bits order like the values, +-Inf gives
+ * 0x7f800000 and NaN more, so one unsigned integer max (which vectorizes;
+ * a float sum would be a serial chain without -ffast-math) serves both
+ * max_abs and all_finite. */
+typedef uint32_t vu32 __attribute__((vector_size(VL * sizeof(uint32_t))));
+
+CC_ALWAYS_INLINE vu32 vmax_u32(vu32 a, vu32 b) {
+  const vu32 a_greater = (vu32)(a > b); /* all ones where a > b */
+  return (a & a_greater) | (b & ~a_greater);
+}
+
+CC_ALWAYS_INLINE uint32_t max_magnitude_bits(const float* x, size_t n) {
+  typedef vu32 vu;
+  const vu magnitude = (vu){0} + 0x7fffffffu;
+  vu m0 = (vu){0}, m1 = (vu){0};
+  size_t r = 0;
+  for (; r + 2 * VL <= n; r += 2 * VL) {
+    vu v0, v1;
+    memcpy(&v0, x + r, sizeof(v0));
+    memcpy(&v1, x + r + VL, sizeof(v1));
+    v0 &= magnitude;
+    v1 &= magnitude;
+    m0 = vmax_u32(v0, m0);
+    m1 = vmax_u32(v1, m1);
+  }
+  m0 = vmax_u32(m0, m1);
+  uint32_t lanes[VL], best = 0;
+  memcpy(lanes, &m0, sizeof(lanes));
+  for (int l = 0; l < VL; ++l) best = lanes[l] > best ? lanes[l] : best;
+  for (; r < n; ++r) {
+    uint32_t bits;
+    memcpy(&bits, x + r, sizeof(bits));
+    bits &= 0x7fffffffu;
+    best = bits > best ? bits : best;
+  }
+  return best;
+}
+
+/* 1 iff all n values are finite (no NaN, no +-Inf). */
+CC_ALWAYS_INLINE int all_finite(const float* x, size_t n) {
+  return max_magnitude_bits(x, n) < 0x7f800000u;
 }
 
 static void fill_nan(float* y, size_t n) {
@@ -284,32 +320,11 @@ CC_ALWAYS_INLINE int any_nonzero(const float* xb, int n) {
 
 /* --------------------------------------- int8 activations (phase 1) */
 
-/* max |x| over n finite floats (phase 1 has checked them): the magnitude
- * bits of a finite float order like its value, so an unsigned integer max
- * over the bits with the sign cleared is exact, and vectorizes. */
+/* max |x| over n finite floats (phase 1 has checked them). */
 CC_ALWAYS_INLINE float max_abs(const float* x, int n) {
-  typedef uint32_t vu __attribute__((vector_size(VL * sizeof(uint32_t))));
-  const vu magnitude = (vu){0} + 0x7fffffffu;
-  vu m = (vu){0};
-  int r = 0;
-  for (; r + VL <= n; r += VL) {
-    vu v;
-    memcpy(&v, x + r, sizeof(v));
-    v &= magnitude;
-    const vu gt = (vu)(v > m);
-    m = (v & gt) | (m & ~gt);
-  }
-  uint32_t lanes[VL], best = 0;
-  memcpy(lanes, &m, sizeof(lanes));
-  for (int l = 0; l < VL; ++l) best = lanes[l] > best ? lanes[l] : best;
-  for (; r < n; ++r) {
-    uint32_t bits;
-    memcpy(&bits, x + r, sizeof(bits));
-    bits &= 0x7fffffffu;
-    best = bits > best ? bits : best;
-  }
+  const uint32_t bits = max_magnitude_bits(x, (size_t)n);
   float f;
-  memcpy(&f, &best, sizeof(f));
+  memcpy(&f, &bits, sizeof(f));
   return f;
 }
 
@@ -569,10 +584,34 @@ CC_Q8_PIXELS(dot_q8_generic, dot_q8_generic_one)
       const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {              \
     const __m256 sv = _mm256_set1_ps(s);                                                    \
     const size_t ld = (size_t)cols * 4;                                                     \
-    if (cols == CC_Q8_STRIP) { /* the common case: 4 accumulators, 128 bytes per quad */    \
+    if (cols == CC_Q8_STRIP) { /* the common case: 128 bytes per quad */                  \
+      /* Two quads per iteration into two sets of 4 accumulators, so that an                \
+       * accumulating vpdpbusd (latency ~5 cycles) has 8 independent chains. */             \
       __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;                       \
+      __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                           \
       const int8_t* wp = w;                                                                 \
-      for (int q = 0; q < Q; ++q, wp += 128) {                                              \
+      int q = 0;                                                                            \
+      for (; q + 2 <= Q; q += 2, wp += 256) {                                               \
+        int32_t words[2];                                                                   \
+        memcpy(words, xq + 4 * q, sizeof(words));                                           \
+        {                                                                                   \
+          const __m256i xs = _mm256_set1_epi32(words[0]);                                   \
+          const __m256i xa = _mm256_abs_epi8(xs);                                           \
+          STEP(a0, wp);                                                                     \
+          STEP(a1, wp + 32);                                                                \
+          STEP(a2, wp + 64);                                                                \
+          STEP(a3, wp + 96);                                                                \
+        }                                                                                   \
+        {                                                                                   \
+          const __m256i xs = _mm256_set1_epi32(words[1]);                                   \
+          const __m256i xa = _mm256_abs_epi8(xs);                                           \
+          STEP(b0, wp + 128);                                                               \
+          STEP(b1, wp + 160);                                                               \
+          STEP(b2, wp + 192);                                                               \
+          STEP(b3, wp + 224);                                                               \
+        }                                                                                   \
+      }                                                                                     \
+      if (q < Q) {                                                                          \
         int32_t word;                                                                       \
         memcpy(&word, xq + 4 * q, sizeof(word));                                            \
         const __m256i xs = _mm256_set1_epi32(word);                                         \
@@ -582,7 +621,9 @@ CC_Q8_PIXELS(dot_q8_generic, dot_q8_generic_one)
         STEP(a2, wp + 64);                                                                  \
         STEP(a3, wp + 96);                                                                  \
       }                                                                                     \
-      const __m256i acc[4] = {a0, a1, a2, a3};                                              \
+      /* exact: each int32 lane's total is the same sum, split in two */                    \
+      const __m256i acc[4] = {_mm256_add_epi32(a0, b0), _mm256_add_epi32(a1, b1),           \
+                              _mm256_add_epi32(a2, b2), _mm256_add_epi32(a3, b3)};          \
       for (int t = 0; t < 4; ++t) {                                                         \
         float* yt = y + 8 * t;                                                              \
         _mm256_storeu_ps(yt,                                                                \
