@@ -428,7 +428,7 @@ def run(spec, args):
     for tau in args.tau:
         keras.utils.set_random_seed(args.seed)
         network = build_network(spec, args, gated=True, tau=tau)
-        model = keras_condcomp.CondCompModel(network, policy_weight=args.policy_weight)
+        model = keras_condcomp.CondCompModel(network, policy_weight=args.policy_weight, estimator="reinforce")
         _compile(model, args)
         callbacks = []
         if args.tau_anneal_epochs > 0:

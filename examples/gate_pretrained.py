@@ -308,7 +308,7 @@ def run(args):
                                               **gating_arguments(args, tau))
         print(f"gated {report.gated}; left as they were: {report.skipped}", flush=True)
         model = keras_condcomp.CondCompModel(network, baseline=args.baseline,
-                                             num_samples=args.num_samples)
+                                             num_samples=args.num_samples, estimator="reinforce")
         start = time.perf_counter()
         curve = []
         inference_budget(model, tau, args)
@@ -342,7 +342,7 @@ def run(args):
             network = keras_condcomp.gate(scratch_dense, args.num_blocks, seed=args.seed,
                                           layers=args.gate_layers, **gating_arguments(args, tau))
             model = keras_condcomp.CondCompModel(network, baseline=args.baseline,
-                                                 num_samples=args.num_samples)
+                                                 num_samples=args.num_samples, estimator="reinforce")
             compile_model(model, args.learning_rate, steps * args.scratch_epochs,
                           args.policy_learning_rate)
             schedule = [keras_condcomp.GatingScheduler(

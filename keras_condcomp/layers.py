@@ -248,7 +248,7 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
             warnings.warn(
                 f"Gated layer {self.name!r} is called with training=True outside "
                 "keras_condcomp.CondCompModel: its policy then learns only from the "
-                "L_b/L_e/L_v regularizers, not from the task (no REINFORCE term). Wrap "
+                "L_b/L_e/L_v regularizers, not from the task (no estimator runs). Wrap "
                 "the network, `CondCompModel(network)`, and train that.",
                 stacklevel=3,
             )

@@ -84,7 +84,7 @@ def _digits_condnet():
                                 kc.GatedDense(128, 8, activation="relu", tau=0.5),
                                 kc.GatedDense(128, 8, activation="relu", tau=0.5),
                                 keras.layers.Dense(10, activation="softmax")])
-    model = kc.CondCompModel(network)
+    model = kc.CondCompModel(network, estimator="reinforce")
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=3, batch_size=64, verbose=0)
     return network, x[:48]

@@ -47,7 +47,7 @@ def _net(units=8, seed=0):
 
 
 def _model(units=8, seed=0, **kwargs):
-    model = kc.CondCompModel(_net(units, seed), **kwargs)
+    model = kc.CondCompModel(_net(units, seed), **{"estimator": "reinforce", **kwargs})
     model.build((None, 4))
     return model
 
@@ -171,7 +171,7 @@ def test_model_network_that_is_not_a_layer():
     for bad in ("net", None, [kc.GatedDense(4, num_blocks=2)]):
         with pytest.raises(ValueError, match=r"`network` must be a Keras model or layer\. "
                                              + re.escape(f"Received: network={bad!r}")):
-            kc.CondCompModel(bad)
+            kc.CondCompModel(bad, estimator="reinforce")
 
 
 def test_model_fit_before_compile_and_without_loss():

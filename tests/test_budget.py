@@ -24,7 +24,7 @@ def _trained(x, y, tau=0.5):
         GatedDense(128, num_blocks=8, activation="relu", tau=tau, name="g2", seed=2),
         keras.layers.Dense(10, activation="softmax"),
     ])
-    model = CondCompModel(network)
+    model = CondCompModel(network, estimator="reinforce")
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.fit(x, y, epochs=3, batch_size=64, verbose=0)

@@ -170,7 +170,7 @@ def test_cli_errors_name_the_argument(tmp_path, capsys):
 
 
 def test_cli_writes_model_and_prints_summary(tmp_path, capsys):
-    model = kc.CondCompModel(_net(4))
+    model = kc.CondCompModel(_net(4), estimator="reinforce")
     path = str(tmp_path / "m.keras")
     model.save(path)
     res = _run_cli(path, "-o", str(tmp_path / "m.tflite"))
@@ -187,7 +187,7 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
     from tflite_helpers import require_ops_library
 
     require_ops_library()
-    model = kc.CondCompModel(_net(5))
+    model = kc.CondCompModel(_net(5), estimator="reinforce")
     path = str(tmp_path / "m.keras")
     model.save(path)
     res = _run_cli(path, "-o", str(tmp_path / "m.tflite"), "--verify", "16")

@@ -1,4 +1,4 @@
-"""Distillation from a teacher: the loss term, `Distiller` and `CondCompModel(teacher=...)`."""
+"""Distillation from a teacher: the loss term, `Distiller` and `CondCompModel(teacher=..., estimator="reinforce")`."""
 
 import keras
 import numpy as np

@@ -88,7 +88,7 @@ def build_model():
             keras.layers.Dense(4, activation="softmax"),
         ]
     )
-    model = CondCompModel(network, baseline_decay=0.5)
+    model = CondCompModel(network, baseline_decay=0.5, estimator="reinforce")
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
     model.build((None, 10))
     return model
@@ -169,7 +169,7 @@ def train_digits(strategy, out):
             GatedDense(128, num_blocks=8, activation="relu", tau=0.5, name="g1", seed=1),
             keras.layers.Dense(10, activation="softmax"),
         ])
-        model = CondCompModel(network)
+        model = CondCompModel(network, estimator="reinforce")
         model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
                       metrics=["accuracy"])
     model.fit(x[:1400], y[:1400], batch_size=64, epochs=15, verbose=0,

@@ -57,7 +57,7 @@ def _expected_output(network, x, blocks_on):
 ])
 def test_top_k_picks_the_same_blocks_on_every_path(policy_bias, blocks_on):
     network = _saturated_network(policy_bias)
-    model = CondCompModel(network)
+    model = CondCompModel(network, estimator="reinforce")
     model.compile("adam", "mse")
     x = np.random.default_rng(0).standard_normal((300, 16)).astype("float32")
     expected = _expected_output(network, x, blocks_on)
@@ -107,7 +107,7 @@ def _digits_condnet(regularizer_weight=5.0, units=64, **model_kwargs):
                    variance_weight=regularizer_weight),
         keras.layers.Dense(10, activation="softmax"),
     ])
-    return CondCompModel(network, **model_kwargs)
+    return CondCompModel(network, **{"estimator": "reinforce", **model_kwargs})
 
 
 def test_val_loss_is_the_deployed_task_loss_without_gate_regularizers(digits):
@@ -219,6 +219,16 @@ def test_gumbel_masks_are_bernoulli_draws_and_explore_under_a_budget():
         grads[temperature] = tape.gradient(total, z).numpy()
     assert np.all(grads[0.5] >= 0) and np.all(grads[2.0] > 0)
     assert np.median(grads[0.5]) > np.median(grads[2.0])
+
+
+def test_default_estimator_and_configs_saved_before_the_option():
+    network = keras.Sequential([keras.Input((4,)), GatedDense(4, num_blocks=2, name="g")])
+    assert CondCompModel(network).estimator == "straight_through"
+    config = CondCompModel(network, estimator="reinforce").get_config()
+    del config["estimator"], config["gumbel_temperature"]  # as saved before the option
+    restored = CondCompModel.from_config(config)
+    assert restored.estimator == "reinforce"
+    assert restored.network.get_layer("g").policy.estimator == "reinforce"
 
 
 @pytest.mark.parametrize("kwargs, match", [

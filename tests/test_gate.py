@@ -146,7 +146,7 @@ def test_non_models_and_unbuilt_models_are_refused():
 def test_freeze_network_trains_only_the_policies_then_everything(digits, tmp_path):
     x, y = digits
     network = gate(_trained_mlp(x, y), num_blocks=8, tau=0.5, seed=0)
-    model = CondCompModel(network)
+    model = CondCompModel(network, estimator="reinforce")
     all_trainable = len(model.trainable_variables)
     freeze_network(model)
     policies = [v for l in model.gated_layers for v in l.policy.trainable_variables]
@@ -176,7 +176,7 @@ def test_gate_summaries_are_readable_from_the_event_files(digits, tmp_path):
     from keras_condcomp import GateSummaries
 
     x, y = digits
-    model = CondCompModel(gate(_trained_mlp(x, y), num_blocks=8, tau=0.5, seed=0))
+    model = CondCompModel(gate(_trained_mlp(x, y), num_blocks=8, tau=0.5, seed=0), estimator="reinforce")
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=3, batch_size=64, verbose=0,
               callbacks=[GateSummaries(tmp_path, x[:200], y[:200], every_n_epochs=2)])

@@ -59,7 +59,7 @@ def test_gate_activations_match_the_policy_rule():
 
 
 def test_gate_activations_accepts_a_condcomp_model():
-    model = CondCompModel(small_network())
+    model = CondCompModel(small_network(), estimator="reinforce")
     x = np.zeros((5, 12), np.float32)
     activations = plotting.gate_activations(model, x)
     assert set(activations) == {"gated_1", "gated_2"}

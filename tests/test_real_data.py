@@ -43,7 +43,7 @@ def test_condnet_learns_an_input_dependent_policy_on_fashion_mnist(fashion):
     dense.fit(x, y, epochs=2, batch_size=128, verbose=0)  # ~190 steps
     model = CondCompModel(gate(dense, num_blocks=8, tau=0.5, seed=0,
                                block_balance_weight=1.0, example_balance_weight=2.0,
-                               variance_weight=1.0))
+                               variance_weight=1.0), estimator="reinforce")
     model.compile(keras.optimizers.Adam(3e-4), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.fit(x, y, epochs=3, batch_size=128, verbose=0)  # ~280 REINFORCE steps

@@ -61,7 +61,7 @@ def build_model(seed, steps_per_execution=1):
             keras.layers.Dense(4, activation="softmax"),
         ]
     )
-    model = CondCompModel(network, baseline_decay=0.8)
+    model = CondCompModel(network, baseline_decay=0.8, estimator="reinforce")
     model.compile(
         keras.optimizers.Adam(1e-2),
         "sparse_categorical_crossentropy",
@@ -244,7 +244,7 @@ def test_weights_file_of_another_architecture_is_rejected(tmp_path):
     network = keras.Sequential(
         [keras.Input((12,)), GatedDense(16, num_blocks=4, name="g1"), keras.layers.Dense(4)]
     )
-    smaller = CondCompModel(network)
+    smaller = CondCompModel(network, estimator="reinforce")
     smaller.build((None, 12))
     with pytest.raises(ValueError, match="seed generator"):
         smaller.load_weights(path)

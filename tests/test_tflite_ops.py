@@ -153,7 +153,7 @@ def test_gated_conv2d_matches_keras(cv, padding, strides, dilation):
 def test_condcompmodel_keras_file_through_cli(tmp_path):
     rng = np.random.default_rng(5)
     net = _mlp(rng, units=(32, 32), blocks=(4, 4))
-    model = kc.CondCompModel(net)
+    model = kc.CondCompModel(net, estimator="reinforce")
     model.compile("adam", "sparse_categorical_crossentropy")
     x = rng.normal(size=(64, 20)).astype("f4")
     model.fit(x, rng.integers(0, 5, 64), epochs=1, batch_size=32, verbose=0)

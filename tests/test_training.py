@@ -27,7 +27,7 @@ def _gated_model(tau=0.25, seed=0):
             keras.layers.Dense(10, activation="softmax"),
         ]
     )
-    model = CondCompModel(network)
+    model = CondCompModel(network, estimator="reinforce")
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
@@ -121,7 +121,7 @@ def test_sample_weights_and_custom_cost(digits):
         )
 
     model = _gated_model()
-    model = CondCompModel(model.network, cost=zero_one_cost)
+    model = CondCompModel(model.network, cost=zero_one_cost, estimator="reinforce")
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x_train[:128], y_train[:128], sample_weight=np.ones(128), epochs=1, verbose=0)
     assert seen
@@ -139,13 +139,13 @@ def test_sample_weights_and_custom_cost(digits):
 def test_model_bad_arguments(kwargs, match):
     network = keras.Sequential([keras.Input((4,)), GatedDense(4, num_blocks=2)])
     with pytest.raises(ValueError, match=match):
-        CondCompModel(network, **kwargs)
+        CondCompModel(network, **{"estimator": "reinforce", **kwargs})
 
 
 def test_model_without_gated_layers_is_rejected():
     network = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="no gated layer"):
-        CondCompModel(network)
+        CondCompModel(network, estimator="reinforce")
 
 
 def test_plain_fit_of_gated_layers_warns_once_naming_condcompmodel(digits):
@@ -161,6 +161,6 @@ def test_plain_fit_of_gated_layers_warns_once_naming_condcompmodel(digits):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         network.fit(x_train[:128], y_train[:128], epochs=1, verbose=0)  # once only
-        model = CondCompModel(network)  # wrapped: no warning
+        model = CondCompModel(network, estimator="reinforce")  # wrapped: no warning
         model.compile("adam", "sparse_categorical_crossentropy")
         model.fit(x_train[:128], y_train[:128], epochs=1, verbose=0)

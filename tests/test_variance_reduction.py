@@ -22,7 +22,7 @@ def _model(**kwargs):
         GatedDense(64, num_blocks=8, activation="relu", tau=0.5, name="g1", seed=1),
         keras.layers.Dense(10, activation="softmax"),
     ])
-    model = CondCompModel(network, **kwargs)
+    model = CondCompModel(network, **{"estimator": "reinforce", **kwargs})
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model

@@ -61,7 +61,7 @@ def test_wheel_converts_in_a_fresh_venv_and_runs_on_litert_alone(tmp_path):
     network = keras.Sequential([keras.Input((64,)), kc.GatedDense(64, 8, activation="relu", tau=0.5),
                                 kc.GatedDense(64, 8, activation="relu", tau=0.5),
                                 keras.layers.Dense(10, activation="softmax")])
-    model = kc.CondCompModel(network)
+    model = kc.CondCompModel(network, estimator="reinforce")
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=2, batch_size=64, verbose=0)
     work = tmp_path / "work"  # no source tree here
