@@ -10,10 +10,10 @@
  *    contiguous), and narrow blocks (bs < 64) split the rows over R
  *    independent accumulator sets so the FMA chains are not latency bound
  *    (bs 32 went from ~3 to ~9-14 GMAC/s on Zen 3);
- *  - several examples (accumulate_group, conv pixels too): 4 weight rows at a
- *    time are applied to every example of the group while they sit in L1
- *    (contiguous 8-float axpys of 4 rows, FMAs), so the examples share each
- *    weight load.
+ *  - several examples (accumulate_group, conv pixels too): register tiles
+ *    of 4 examples x 2 vectors of columns over all rows of the tile, so 4
+ *    examples share each weight load and the accumulators stay in
+ *    registers.
  * Batch-1 inference is memory-bound (about 1 flop per weight byte), so the
  * point is to read only the active tiles, each sequentially.
  */
@@ -271,18 +271,6 @@ CC_ALWAYS_INLINE uint8_t gate_on_fast(float z, float threshold, const gate_bound
 #define CC_GROUP 8
 #endif
 
-#ifndef CC_PREFETCH_ROWS
-#define CC_PREFETCH_ROWS 8 /* how far ahead (in weight rows) to prefetch */
-#endif
-
-/* Prefetches the 4 weight rows starting at `p` (each `bytes` long, `stride`
- * bytes apart). */
-CC_ALWAYS_INLINE void prefetch_rows(const void* p, size_t stride, size_t bytes) {
-  const char* c = (const char*)p;
-  for (int r = 0; r < 4; ++r, c += stride) {
-    for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 0);
-  }
-}
 
 /* accumulate_group / accumulate_one: the float weight-tile loops. */
 #define CC_WT float
@@ -501,11 +489,6 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
       if (p->in_active[(size_t)on[a] * n_in + i]) group[n++] = on[a];
     }
     const size_t tile = (size_t)i * ibs * bs;
-    /* The next input block some example of this output block needs: its tile
-     * is prefetched while this one finishes. */
-    const int next_i = next_needed_input_block(p, on, n_on, n_in, i + 1);
-    const int have_next = next_i < n_in;
-    const size_t next_tile = have_next ? (size_t)next_i * ibs * bs : tile;
     for (int g0 = 0; g0 < n; g0 += CC_GROUP) {
       const int G = n - g0 < CC_GROUP ? n - g0 : CC_GROUP;
       const float* xs[CC_GROUP];
@@ -515,15 +498,7 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
         xs[g] = p->x + (size_t)e * D + (size_t)i * ibs;
         ys[g] = p->y + (size_t)e * units + (size_t)j * bs;
       }
-      /* Prefetch continues into this tile (the next group reads it again), or
-       * after the last group into the next tile (or nowhere). */
-      const int last = g0 + G >= n;
-      if (G == 1) {
-        accumulate_one(wj + tile, (size_t)bs, bs, ibs, xs[0], 1, ys[0]);
-      } else {
-        accumulate_group(G, wj + tile, (size_t)bs, bs, ibs, xs, 1, ys,
-                         !last ? wj + tile : have_next ? wj + next_tile : NULL);
-      }
+      accumulate_group(G, wj + tile, (size_t)bs, bs, ibs, xs, 1, ys);
     }
     macs += (uint64_t)n * ibs * bs;
   }
@@ -1091,8 +1066,7 @@ CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
               if (!act[i]) continue;
               const float* xg[CC_GROUP];
               for (int g = 0; g < G; ++g) xg[g] = xs[g] + (size_t)i * ibs;
-              accumulate_group(G, wtap + (size_t)i * ibs * bs, (size_t)bs, bs, ibs, xg, 1, ys,
-                               NULL);
+              accumulate_group(G, wtap + (size_t)i * ibs * bs, (size_t)bs, bs, ibs, xg, 1, ys);
               macs += (uint64_t)G * ibs * bs;
             }
           }
