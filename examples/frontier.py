@@ -25,7 +25,8 @@ The family (all 2 hidden layers, ReLU, softmax classifier):
 The shared recipe: Adam 1e-3 with cosine decay to 0, batch 128, `--epochs`
 epochs, a validation split of `--val-size` carved out of the training set
 per seed (the test set is only evaluated). Estimator-specific parts:
-`straight_through` trains with the top-k masks of inference, L_b weight 0.1
+`straight_through` and `gumbel` train with the top-k masks of inference
+(`gumbel`: of the logits plus logistic noise), L_b weight 0.1
 (block balance), L_e and L_v 0 (chosen on the validation split of seed 0,
 3-epoch probes without annealing: L_b 1, 0.1, 0 gave 0.0368, 0.0316,
 0.0322); `reinforce` (the paper's) uses L_b 1, L_e 2, L_v 1 and an EMA
@@ -67,6 +68,7 @@ DEFAULT_CONDNETS = (
     "1024:16:4:reinforce:4",
     "1024:16:4:straight_through:0",
     "1024:16:4:straight_through:4",
+    "1024:16:4:gumbel:4",
     "1024:16:4:straight_through:4:kd",  # the README's recipe
 )
 CALIBRATION_EXAMPLES = 500
