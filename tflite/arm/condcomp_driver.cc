@@ -168,6 +168,29 @@ Gate gate_ref(double z, double err, float thr) {
   return kAmbiguous;
 }
 
+// The top_k rule (keras_condcomp.reference.top_k_mask) for logits z +- err:
+// block b is kOn when fewer than k other blocks could rank at or above it,
+// kOff when at least k others rank surely above it, else kAmbiguous (a tie or
+// a rounding-close pair: which one the kernel takes is then free). A row with
+// a NaN logit is all kAmbiguous (NaN ranks below every number; not modelled).
+void top_k_ref(const std::vector<double>& z, const std::vector<double>& err, int k, uint8_t* out) {
+  const int K = static_cast<int>(z.size());
+  for (int b = 0; b < K; ++b)
+    if (std::isnan(z[b])) {
+      for (int c = 0; c < K; ++c) out[c] = kAmbiguous;
+      return;
+    }
+  for (int b = 0; b < K; ++b) {
+    int could = 0, surely = 0;
+    for (int c = 0; c < K; ++c) {
+      if (c == b) continue;
+      could += z[c] + err[c] >= z[b] - err[b];
+      surely += z[c] - err[c] > z[b] + err[b];
+    }
+    out[b] = could < k ? kOn : surely >= k ? kOff : kAmbiguous;
+  }
+}
+
 // Relative rounding bound of a float dot product of n terms (sequential or
 // blocked summation, with or without FMA), generous.
 double dot_err(long n, double abs_sum) { return (static_cast<double>(n) + 4.0) * 1.2e-7 * abs_sum + 1e-30; }
@@ -249,6 +272,7 @@ struct Layer {
   int ibs_opt = 0;  // option value: 0 = whole input
   int act = 0;
   float thr = 0.5f;
+  int top_k = 0;  // 0: threshold rule
   bool has_bias = true;
   std::vector<float> x, kernel, bias, wp, bp;  // kernel block-major
   // Dynamic-range int8 (quantize_int8): kernel_q[K][rows][bs] * kernel_scale[K*bs].
@@ -417,6 +441,16 @@ void reference_int8_conv_values(const Layer& L, int e, int OH, int OW, int pt, i
       }
 }
 
+// One example's gates from its policy logits: the top_k rule or the threshold.
+void set_gates(const Layer& L, const std::vector<double>& z, const std::vector<double>& err,
+               uint8_t* out) {
+  if (L.top_k > 0) {
+    top_k_ref(z, err, L.top_k, out);
+    return;
+  }
+  for (size_t k = 0; k < z.size(); ++k) out[k] = gate_ref(z[k], err[k], L.thr);
+}
+
 Reference reference(const Layer& L) {
   Reference R;
   const int K = L.K, bs = L.bs, U = L.units();
@@ -426,14 +460,17 @@ Reference reference(const Layer& L) {
     R.gate.resize(static_cast<size_t>(L.B) * K);
     for (int e = 0; e < L.B; ++e) {
       const float* x = L.x.data() + static_cast<size_t>(e) * L.D;
+      std::vector<double> zs(K), errs(K);
       for (int k = 0; k < K; ++k) {
         double z = L.bp[k], a = std::fabs(L.bp[k]);
         for (int d = 0; d < L.D; ++d) {
           z += static_cast<double>(x[d]) * L.wp[static_cast<size_t>(d) * K + k];
           a += std::fabs(static_cast<double>(x[d]) * L.wp[static_cast<size_t>(d) * K + k]);
         }
-        R.gate[static_cast<size_t>(e) * K + k] = gate_ref(z, dot_err(L.D, a), L.thr);
+        zs[k] = z;
+        errs[k] = dot_err(L.D, a);
       }
+      set_gates(L, zs, errs, &R.gate[static_cast<size_t>(e) * K]);
       if (L.quant) {
         reference_int8_values(L, e, &R);
         continue;
@@ -473,14 +510,17 @@ Reference reference(const Layer& L) {
       mean[c] = hw ? mean[c] / hw : 0.0;
       amean[c] = hw ? amean[c] / hw : 0.0;
     }
+    std::vector<double> zs(K), errs(K);
     for (int k = 0; k < K; ++k) {
       double z = L.bp[k], a = std::fabs(L.bp[k]);
       for (int c = 0; c < C; ++c) {
         z += mean[c] * L.wp[static_cast<size_t>(c) * K + k];
         a += std::fabs(amean[c] * L.wp[static_cast<size_t>(c) * K + k]);
       }
-      R.gate[static_cast<size_t>(e) * K + k] = gate_ref(z, dot_err(hw + C, a), L.thr);
+      zs[k] = z;
+      errs[k] = dot_err(hw + C, a);
     }
+    set_gates(L, zs, errs, &R.gate[static_cast<size_t>(e) * K]);
     if (L.quant) {
       reference_int8_conv_values(L, e, OH, OW, pt, pl, &R);
       continue;
@@ -627,6 +667,7 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   L.act = r.range(0, kNumActs - 1);
   static const std::vector<float> kThr = {0.5f, 0.5f, 0.0f, 1.0f, 0.25f, 0.9f, 0.1f, 0.5f};
   L.thr = r.chance(0.3) ? static_cast<float>(r.uniform()) : r.pick(kThr);
+  L.top_k = r.chance(0.3) ? r.range(1, L.K) : 0;
   L.has_bias = r.chance(0.8);
   const size_t nx = conv ? static_cast<size_t>(L.B) * L.H * L.W * L.D : static_cast<size_t>(L.B) * L.D;
   fill_normal(r, L.x, nx, 1.0);
@@ -743,7 +784,7 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
   const int K = L.K, U = L.units();
   uint64_t macs = 0;
   if (L.op == 0) {
-    cc_gated_dense p = {};  // zero: float kernel (kernel_q NULL), threshold rule
+    cc_gated_dense p = {};  // zero: float kernel (kernel_q NULL)
     p.batch = L.B;
     p.in_dim = L.D;
     p.num_blocks = K;
@@ -751,11 +792,11 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.in_block_size = L.ibs();
     p.activation = L.act;
     p.threshold = L.thr;
-    p.top_k = 0;
+    p.top_k = L.top_k;
     y->assign(static_cast<size_t>(L.B) * U, std::nanf(""));
     std::vector<uint8_t> in_active(static_cast<size_t>(L.B) * (L.D / L.ibs()) + 0);
     std::vector<uint8_t> out_mask(static_cast<size_t>(L.B) * K);
-    std::vector<float> logits(K);
+    std::vector<float> logits(static_cast<size_t>(CC_GATE_GROUP) * K);
     std::vector<int> ex(2 * static_cast<size_t>(L.B) + 0);
     p.x = L.x.data();
     p.kernel_bm = L.kernel.data();
@@ -775,7 +816,7 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     int OH, OW, pt, pl;
     conv_geometry(L.H, L.KH, L.sh, L.dh, L.same, &OH, &pt);
     conv_geometry(L.W, L.KW, L.sw, L.dw, L.same, &OW, &pl);
-    cc_gated_conv2d p = {};  // zero: float kernel (kernel_q NULL), threshold rule
+    cc_gated_conv2d p = {};  // zero: float kernel (kernel_q NULL)
     p.batch = L.B;
     p.in_h = L.H;
     p.in_w = L.W;
@@ -795,7 +836,7 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.in_block_size = L.ibs();
     p.activation = L.act;
     p.threshold = L.thr;
-    p.top_k = 0;
+    p.top_k = L.top_k;
     y->assign(static_cast<size_t>(L.B) * OH * OW * U, std::nanf(""));
     std::vector<uint8_t> in_active(static_cast<size_t>(L.B) * (L.D / L.ibs()));
     std::vector<uint8_t> out_mask(static_cast<size_t>(L.B) * K);
@@ -945,6 +986,7 @@ std::vector<ccfx::Entry> layer_options(const Layer& L) {
   o.push_back({"activation", ccfx::Str(kActNames[L.act])});
   o.push_back({"threshold", ccfx::Float(L.thr)});
   o.push_back({"input_block_size", ccfx::Int(L.ibs_opt)});
+  if (L.top_k > 0) o.push_back({"top_k", ccfx::Int(L.top_k)});
   if (L.op == 1) {
     o.push_back({"padding", ccfx::Str(L.same ? "same" : "valid")});
     o.push_back({"stride_h", ccfx::Int(L.sh)});
@@ -1108,10 +1150,10 @@ void fail(Stats* st, long i, const char* what, const std::string& why, const Lay
   st->failed++;
   std::fprintf(stderr,
                "FAIL case %ld (seed %" PRIu64 ") %s: %s\n  layer op=%s B=%d D=%d H=%d W=%d K=%d bs=%d "
-               "k=%dx%d s=%dx%d d=%dx%d %s ibs=%d act=%s thr=%.9g bias=%d int8=%d\n",
+               "k=%dx%d s=%dx%d d=%dx%d %s ibs=%d act=%s thr=%.9g top_k=%d bias=%d int8=%d\n",
                i, g_opt.seed, what, why.c_str(), L.op ? "conv" : "dense", L.B, L.D, L.H, L.W, L.K,
                L.bs, L.KH, L.KW, L.sh, L.sw, L.dh, L.dw, L.same ? "same" : "valid", L.ibs_opt,
-               kActNames[L.act], L.thr, L.has_bias ? 1 : 0, L.quant ? 1 : 0);
+               kActNames[L.act], L.thr, L.top_k, L.has_bias ? 1 : 0, L.quant ? 1 : 0);
 }
 
 bool kernel_case(long i, Stats* st) {
@@ -1169,6 +1211,7 @@ enum Defect {
   kEmptyOptions,
   kHugeX,
   kBadInputScale,
+  kTopKRange,
   kNumDefects
 };
 
@@ -1178,7 +1221,8 @@ const char* kDefectNames[kNumDefects] = {
     "bad padding", "bad stride/dilation", "x rank", "kernel rank", "kernel/x dim mismatch",
     "bias length", "policy kernel shape", "policy bias length", "non-float tensor", "input count",
     "output count", "bad tensor index", "zero features", "negative dim", "empty options",
-    "huge x shape", "input_scale zero/negative/NaN/Inf or wrong length"};
+    "huge x shape", "input_scale zero/negative/NaN/Inf or wrong length",
+    "top_k negative or above num_blocks"};
 
 // Applies defect d to S (and maybe L's options); returns false if it does not
 // apply to this layer.
@@ -1220,9 +1264,22 @@ bool apply_defect(int d, const Layer& L, NodeSetup* S, Rng& r) {
       set("input_block_size", ccfx::Int(r.chance(0.5) ? -1 : -(int64_t{1} << 40)));
       rebuild = true;
       break;
+    case kTopKRange: {
+      const int64_t bad = r.chance(0.5) ? L.K + r.range(1, 5) : -r.range(1, 3);
+      bool present = false;
+      for (auto& e : o) present = present || e.key == "top_k";
+      if (present) {
+        set("top_k", ccfx::Int(bad));
+      } else {
+        o.push_back({"top_k", ccfx::Int(bad)});
+      }
+      rebuild = true;
+      break;
+    }
     case kMissingKey: {
       const size_t k = r.next() % o.size();
-      if (o[k].key == "input_block_size") return false;  // could be optional in the future
+      // input_block_size could be optional in the future; top_k is (absent: threshold rule)
+      if (o[k].key == "input_block_size" || o[k].key == "top_k") return false;
       o.erase(o.begin() + static_cast<long>(k));
       rebuild = true;
       break;

@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   uint8_t* in_active = malloc((size_t)B * 784);
   uint8_t* out_mask = malloc((size_t)B * K);
   int* ex = malloc(sizeof(int) * 2 * B);
-  float logits[K];
+  float logits[CC_GATE_GROUP * K];
   size_t flush_n = (64u << 20) / sizeof(float);
   float* junk = malloc(flush_n * sizeof(float));
   for (size_t i = 0; i < flush_n; ++i) junk[i] = (float)i;

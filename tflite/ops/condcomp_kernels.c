@@ -383,6 +383,11 @@ CC_ALWAYS_INLINE void quantize_conv_example(const cc_gated_conv2d* p, int e) {
 }
 
 
+/* Phase 1 of dense examples [e_begin, e_end): input checks and non-zero
+ * input blocks per example, then the policy product for groups of up to
+ * CC_GATE_GROUP consecutive finite examples with the same non-zero input
+ * blocks (one pass over the policy rows serves the group: accumulate_group),
+ * then each example's int8 activations and mask. */
 CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int e_end,
                                       float* logits) {
   const int D = p->in_dim, K = p->num_blocks, ibs = p->in_block_size;
@@ -397,7 +402,27 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
       continue;
     }
     for (int i = 0; i < n_in; ++i) act[i] = (uint8_t)any_nonzero(x + (size_t)i * ibs, ibs);
-    for (int k = 0; k < K; ++k) logits[k] = p->policy_bias[k];
+    p->out_mask[(size_t)e * K] = 0; /* not CC_ROW_NONFINITE: this row is finite */
+  }
+  for (int e0 = e_begin; e0 < e_end;) {
+    if (p->out_mask[(size_t)e0 * K] == CC_ROW_NONFINITE) {
+      ++e0;
+      continue;
+    }
+    const uint8_t* act = p->in_active + (size_t)e0 * n_in;
+    int members[CC_GATE_GROUP];
+    int G = 0;
+    for (int e = e0; e < e_end && G < CC_GATE_GROUP; ++e) {
+      if (p->out_mask[(size_t)e * K] == CC_ROW_NONFINITE) continue;
+      if (memcmp(p->in_active + (size_t)e * n_in, act, (size_t)n_in) != 0) break;
+      members[G++] = e;
+    }
+    const float* xs[CC_GATE_GROUP];
+    float* ys[CC_GATE_GROUP];
+    for (int g = 0; g < G; ++g) {
+      ys[g] = logits + (size_t)g * K;
+      for (int k = 0; k < K; ++k) ys[g][k] = p->policy_bias[k];
+    }
     /* Policy over each run of consecutive non-zero input blocks: the rows of
      * policy_kernel [D][K] of a run are contiguous. */
     for (int i = 0; i < n_in;) {
@@ -408,16 +433,27 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
       int i1 = i + 1;
       while (i1 < n_in && act[i1]) ++i1;
       const size_t d0 = (size_t)i * ibs;
-      accumulate_one(p->policy_kernel + d0 * K, (size_t)K, K, (i1 - i) * ibs, x + d0, 1, logits);
+      const float* w = p->policy_kernel + d0 * K;
+      if (G == 1) {
+        accumulate_one(w, (size_t)K, K, (i1 - i) * ibs, p->x + (size_t)members[0] * D + d0, 1,
+                       ys[0]);
+      } else {
+        for (int g = 0; g < G; ++g) xs[g] = p->x + (size_t)members[g] * D + d0;
+        accumulate_group(G, w, (size_t)K, K, (i1 - i) * ibs, xs, 1, ys);
+      }
       i = i1;
     }
-    uint8_t* mask = p->out_mask + (size_t)e * K;
-    if (p->kernel_q != NULL) quantize_example(p, e);
-    if (p->top_k > 0) {
-      top_k_mask(logits, K, p->top_k, mask);
-      continue;
+    for (int g = 0; g < G; ++g) {
+      const int e = members[g];
+      uint8_t* mask = p->out_mask + (size_t)e * K;
+      if (p->kernel_q != NULL) quantize_example(p, e);
+      if (p->top_k > 0) {
+        top_k_mask(ys[g], K, p->top_k, mask);
+      } else {
+        for (int k = 0; k < K; ++k) mask[k] = gate_on_fast(ys[g][k], p->threshold, &gb);
+      }
     }
-    for (int k = 0; k < K; ++k) mask[k] = gate_on_fast(logits[k], p->threshold, &gb);
+    e0 = members[G - 1] + 1;
   }
 }
 

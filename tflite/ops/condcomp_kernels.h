@@ -108,9 +108,12 @@ void cc_q8_pack(const int8_t* kernel_bm, int K, int D, int bs, int in_block_size
  * "neon sdot", ...). */
 const char* cc_kernel_isa_q8(void);
 
+/* Examples sharing one pass over the policy kernel in phase 1. */
+#define CC_GATE_GROUP 8
+
 /* Phase 1, examples [e_begin, e_end): finds the non-zero input blocks and
- * evaluates the policy (skipping zero input blocks). `logits` is scratch of K
- * floats. */
+ * evaluates the policy (skipping zero input blocks). `logits` is scratch of
+ * CC_GATE_GROUP * K floats. */
 void cc_gated_dense_gate(const cc_gated_dense* p, int e_begin, int e_end, float* logits);
 
 /* Phase 2, output block j: computes y[:, j*bs:(j+1)*bs] for every example

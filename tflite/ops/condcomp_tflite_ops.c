@@ -792,7 +792,7 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
   const int shape[2] = {(int)B, (int)(K * bs)};
   TF_LITE_ENSURE_OK_CC(resize_output(context, d, ts.out, 2, shape));
   if (ts.quantized) TF_LITE_ENSURE_OK_CC(alloc_xq(context, d, B, 1, D / d->in_block_size));
-  return alloc_scratch(context, d, B, D / d->in_block_size, K, K, 2 * B);
+  return alloc_scratch(context, d, B, D / d->in_block_size, K, CC_GATE_GROUP * K, 2 * B);
 }
 
 /* Work is shared dynamically (atomic counters): a pool worker that wakes up
@@ -814,7 +814,8 @@ static void dense_gate_task(void* raw, int t, int n) {
     const int lo = atomic_fetch_add(&job->next_example, job->chunk);
     if (lo >= B) break;
     const int hi = lo + job->chunk < B ? lo + job->chunk : B;
-    cc_gated_dense_gate(job->p, lo, hi, job->d->fscratch + (size_t)t * job->p->num_blocks);
+    cc_gated_dense_gate(job->p, lo, hi,
+                        job->d->fscratch + (size_t)t * CC_GATE_GROUP * job->p->num_blocks);
   }
 }
 
