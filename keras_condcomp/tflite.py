@@ -38,9 +38,6 @@ import os
 import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
 DENSE_OP = "CondCompGatedDense"
 CONV_OP = "CondCompGatedConv2D"
 

@@ -37,7 +37,11 @@ typedef struct {
   cc_task_fn fn;
   void* arg;
   int num_threads;
-  uint32_t seq;           /* job sequence number the post belongs to */
+  /* job sequence number the post belongs to: stored (release) after fn, arg
+   * and num_threads, loaded (acquire) by the worker before it may join, so a
+   * worker that sees a job's seq also sees that job's fn and arg (a worker
+   * waking late can read it while the next job is being posted) */
+  atomic_uint seq;
   char pad[64];
 } cc_slot;
 
@@ -90,7 +94,8 @@ static void* worker_main(void* raw) {
       spin_start = 0;
     }
     seen = gen;
-    const unsigned long long want = (unsigned long long)slot->seq << 32;
+    const unsigned long long want =
+        (unsigned long long)atomic_load_explicit(&slot->seq, memory_order_acquire) << 32;
     unsigned long long st = atomic_load(&pool->state);
     int joined = 0;
     while ((st & ~CC_RUNNING_MASK) == want) { /* same job and not closed */
@@ -146,7 +151,7 @@ int cc_parallel_run(int num_threads, cc_task_fn fn, void* arg) {
     slot->fn = fn;
     slot->arg = arg;
     slot->num_threads = num_threads;
-    slot->seq = seq;
+    atomic_store_explicit(&slot->seq, seq, memory_order_release);
     atomic_fetch_add(&slot->generation, 1); /* seq_cst: ordered before the sleepers load */
   }
   if (atomic_load(&pool->sleepers) > 0) {
