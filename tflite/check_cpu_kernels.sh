@@ -57,7 +57,7 @@ done
 
 echo "== fuzz ($CASES cases per mode and kernel choice)"
 picked=""
-for isa in picked avx2 baseline; do
+for isa in picked avx512vnni-ymm avx2 baseline; do
   for mode in kernels ops; do
     if [ "$isa" = picked ]; then
       line=$("$OUT/condcomp_driver" "$mode" "$CASES" --seed 11 | tail -2)

@@ -719,6 +719,58 @@ CC_Q8_X86_KERNEL(dot_q8_avx512vnni, CC_Q8_TARGET_EVEX, CC_Q8_VNNI_EVEX_STEP)
 #undef CC_Q8_DPBUSD_EVEX
 #undef CC_Q8_TARGET_EVEX
 #if !defined(CC_Q8_VNNI_EMULATED) /* the emulated build runs the EVEX kernel only */
+/* AVX512-VNNI + AVX512BW on zmm registers, full strips only (32 outputs =
+ * 128 bytes per quad = 2 zmm): twice the bytes per instruction of the ymm
+ * kernel. AVX-512 has no vpsignb, so the activation's sign moves onto the
+ * weights with a masked subtraction (the sign bits of the broadcast
+ * activation as the byte mask; where x = 0, |x| = 0 zeroes the product
+ * anyway). Four quads per iteration into four pairs of accumulators:
+ * 8 independent vpdpbusd chains. Same int32 sums as every kernel. Other
+ * strip widths take the ymm kernel. */
+#define CC_Q8_ZMM_TARGET "avx512vnni,avx512bw,avx512vl,avx512f,avx2,fma"
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_quad(
+    const int8_t* wp, const int8_t* xq, __m512i* lo, __m512i* hi) {
+  int32_t word;
+  memcpy(&word, xq, sizeof(word));
+  const __m512i xs = _mm512_set1_epi32(word);
+  const __m512i xa = _mm512_abs_epi8(xs);
+  const __mmask64 negative = _mm512_movepi8_mask(xs);
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i w0 = _mm512_loadu_si512((const void*)wp);
+  __m512i w1 = _mm512_loadu_si512((const void*)(wp + 64));
+  w0 = _mm512_mask_sub_epi8(w0, negative, zero, w0);
+  w1 = _mm512_mask_sub_epi8(w1, negative, zero, w1);
+  *lo = _mm512_dpbusd_epi32(*lo, xa, w0);
+  *hi = _mm512_dpbusd_epi32(*hi, xa, w1);
+}
+
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_avx512vnni_zmm_one(
+    const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {
+  if (cols != CC_Q8_STRIP) {
+    dot_q8_avx512vnni_one(w, Q, cols, xq, s, y);
+    return;
+  }
+  __m512i lo[4], hi[4];
+  for (int u = 0; u < 4; ++u) lo[u] = hi[u] = _mm512_setzero_si512();
+  int q = 0;
+  for (; q + 4 <= Q; q += 4)
+    for (int u = 0; u < 4; ++u)
+      dot_q8_zmm_quad(w + (size_t)(q + u) * 128, xq + 4 * (q + u), &lo[u], &hi[u]);
+  for (; q < Q; ++q) dot_q8_zmm_quad(w + (size_t)q * 128, xq + 4 * q, &lo[0], &hi[0]);
+  /* exact: each int32 lane's total is the same sum, split in four */
+  const __m512i sum_lo = _mm512_add_epi32(_mm512_add_epi32(lo[0], lo[1]),
+                                          _mm512_add_epi32(lo[2], lo[3]));
+  const __m512i sum_hi = _mm512_add_epi32(_mm512_add_epi32(hi[0], hi[1]),
+                                          _mm512_add_epi32(hi[2], hi[3]));
+  const __m512 sv = _mm512_set1_ps(s);
+  _mm512_storeu_ps(y, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_lo), sv, _mm512_loadu_ps(y)));
+  _mm512_storeu_ps(y + 16,
+                   _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_hi), sv, _mm512_loadu_ps(y + 16)));
+}
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_Q8_PIXELS(dot_q8_avx512vnni_zmm,
+                                                       dot_q8_avx512vnni_zmm_one)
+#undef CC_Q8_ZMM_TARGET
+#define CC_HAVE_VNNI_ZMM_CLONE 1
 #define CC_Q8_VNNI_VEX_STEP(acc, wp) acc = _mm256_dpbusd_avx_epi32(acc, xa, CC_Q8_SIGNED_W(wp))
 CC_Q8_X86_KERNEL(dot_q8_avxvnni, "avxvnni,avx2,fma", CC_Q8_VNNI_VEX_STEP)
 #undef CC_Q8_VNNI_VEX_STEP
@@ -829,10 +881,17 @@ static dot_q8_fn select_dot_q8(void) {
       isa = "avx512-vnni vpdpbusd (SIMDe-emulated test build)";
     }
 #else
+    const int ymm_forced = forced && strcmp(forced, "avx512vnni-ymm") == 0;
     if (!avx2_forced && __builtin_cpu_supports("avx512f") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
       f = dot_q8_avx512vnni;
       isa = "avx512-vnni vpdpbusd";
+#if defined(CC_HAVE_VNNI_ZMM_CLONE)
+      if (!ymm_forced && __builtin_cpu_supports("avx512bw")) {
+        f = dot_q8_avx512vnni_zmm;
+        isa = "avx512-vnni vpdpbusd zmm";
+      }
+#endif
     } else if (!avx2_forced && __builtin_cpu_supports("avxvnni")) {
       f = dot_q8_avxvnni;
       isa = "avx-vnni vpdpbusd";
