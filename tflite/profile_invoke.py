@@ -316,6 +316,8 @@ def main(argv=None):
                              "examples/frontier.py --measure-only on it first")
     rows = run(args)
     command = "python tflite/profile_invoke.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("CONDCOMP_KERNEL_ISA"):  # a forced kernel choice is part of the command
+        command = f"CONDCOMP_KERNEL_ISA={os.environ['CONDCOMP_KERNEL_ISA']} {command}"
     rows["command"] = command
     name = args.name or f"{args.dataset}_{litert.kernel_isa().split(';')[0].split()[1]}"
     args.out.mkdir(parents=True, exist_ok=True)

@@ -587,6 +587,20 @@ static void dot_q8_generic_one(const int8_t* w, int Q, int cols, const int8_t* x
 CC_Q8_PIXELS(dot_q8_generic, dot_q8_generic_one)
 
 #if defined(__x86_64__) || defined(__i386__)
+/* One quad (4 activation bytes at xq4, broadcast as xs, xa = |xs|) against
+ * the 128 weight bytes at wp: 32 outputs into the accumulators c0..c3. */
+#define CC_Q8_X86_QUAD(STEP, xq4, wp, c0, c1, c2, c3)  \
+  do {                                                 \
+    int32_t word_;                                     \
+    memcpy(&word_, (xq4), sizeof(word_));              \
+    const __m256i xs = _mm256_set1_epi32(word_);       \
+    const __m256i xa = _mm256_abs_epi8(xs);            \
+    STEP(c0, (wp));                                    \
+    STEP(c1, (wp) + 32);                               \
+    STEP(c2, (wp) + 64);                               \
+    STEP(c3, (wp) + 96);                               \
+  } while (0)
+
 /* One body for the x86-64 int8 kernels; STEP(acc, wp) adds the products of
  * the 4 activation bytes in xs (broadcast; xa = |xs|) with the 32 weight bytes
  * at wp into acc's 8 int32 lanes, one per output. */
@@ -603,35 +617,10 @@ CC_Q8_PIXELS(dot_q8_generic, dot_q8_generic_one)
       const int8_t* wp = w;                                                                 \
       int q = 0;                                                                            \
       for (; q + 2 <= Q; q += 2, wp += 256) {                                               \
-        int32_t words[2];                                                                   \
-        memcpy(words, xq + 4 * q, sizeof(words));                                           \
-        {                                                                                   \
-          const __m256i xs = _mm256_set1_epi32(words[0]);                                   \
-          const __m256i xa = _mm256_abs_epi8(xs);                                           \
-          STEP(a0, wp);                                                                     \
-          STEP(a1, wp + 32);                                                                \
-          STEP(a2, wp + 64);                                                                \
-          STEP(a3, wp + 96);                                                                \
-        }                                                                                   \
-        {                                                                                   \
-          const __m256i xs = _mm256_set1_epi32(words[1]);                                   \
-          const __m256i xa = _mm256_abs_epi8(xs);                                           \
-          STEP(b0, wp + 128);                                                               \
-          STEP(b1, wp + 160);                                                               \
-          STEP(b2, wp + 192);                                                               \
-          STEP(b3, wp + 224);                                                               \
-        }                                                                                   \
+        CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                               \
+        CC_Q8_X86_QUAD(STEP, xq + 4 * q + 4, wp + 128, b0, b1, b2, b3);                     \
       }                                                                                     \
-      if (q < Q) {                                                                          \
-        int32_t word;                                                                       \
-        memcpy(&word, xq + 4 * q, sizeof(word));                                            \
-        const __m256i xs = _mm256_set1_epi32(word);                                         \
-        const __m256i xa = _mm256_abs_epi8(xs);                                             \
-        STEP(a0, wp);                                                                       \
-        STEP(a1, wp + 32);                                                                  \
-        STEP(a2, wp + 64);                                                                  \
-        STEP(a3, wp + 96);                                                                  \
-      }                                                                                     \
+      if (q < Q) CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                      \
       /* exact: each int32 lane's total is the same sum, split in two */                    \
       const __m256i acc[4] = {_mm256_add_epi32(a0, b0), _mm256_add_epi32(a1, b1),           \
                               _mm256_add_epi32(a2, b2), _mm256_add_epi32(a3, b3)};          \
@@ -777,6 +766,7 @@ CC_Q8_X86_KERNEL(dot_q8_avxvnni, "avxvnni,avx2,fma", CC_Q8_VNNI_VEX_STEP)
 #endif
 #endif
 #undef CC_Q8_SIGNED_W
+#undef CC_Q8_X86_QUAD
 #undef CC_Q8_X86_KERNEL
 #endif
 
