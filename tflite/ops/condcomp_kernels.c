@@ -176,7 +176,7 @@ CC_ALWAYS_INLINE uint8_t gate_on(float z, float threshold) {
  * max_abs and all_finite. */
 typedef uint32_t vu32 __attribute__((vector_size(VL * sizeof(uint32_t))));
 
-CC_ALWAYS_INLINE vu32 vmax_u32(vu32 a, vu32 b) {
+CC_ALWAYS_INLINE vu32 max_lanes_u32(vu32 a, vu32 b) {
   const vu32 a_greater = (vu32)(a > b); /* all ones where a > b */
   return (a & a_greater) | (b & ~a_greater);
 }
@@ -192,10 +192,10 @@ CC_ALWAYS_INLINE uint32_t max_magnitude_bits(const float* x, size_t n) {
     memcpy(&v1, x + r + VL, sizeof(v1));
     v0 &= magnitude;
     v1 &= magnitude;
-    m0 = vmax_u32(v0, m0);
-    m1 = vmax_u32(v1, m1);
+    m0 = max_lanes_u32(v0, m0);
+    m1 = max_lanes_u32(v1, m1);
   }
-  m0 = vmax_u32(m0, m1);
+  m0 = max_lanes_u32(m0, m1);
   uint32_t lanes[VL], best = 0;
   memcpy(lanes, &m0, sizeof(lanes));
   for (int l = 0; l < VL; ++l) best = lanes[l] > best ? lanes[l] : best;
