@@ -25,8 +25,10 @@ The family (all 2 hidden layers, ReLU, softmax classifier):
 The shared recipe: Adam 1e-3 with cosine decay to 0, batch 128, `--epochs`
 epochs, a validation split of `--val-size` carved out of the training set
 per seed (the test set is only evaluated). Estimator-specific parts:
-`straight_through` and `gumbel` train with the top-k masks of inference
-(`gumbel`: of the logits plus logistic noise), L_b weight 0.1
+`straight_through`, `gumbel` and `routing` train with the top-k masks of
+inference (`gumbel`: of the logits plus logistic noise; `routing`: layers
+built with `scale_by_gate=True`, the kept blocks scaled by their gate
+values, the policy learning through them), L_b weight 0.1
 (block balance), L_e and L_v 0 (chosen on the validation split of seed 0,
 3-epoch probes without annealing: L_b 1, 0.1, 0 gave 0.0368, 0.0316,
 0.0322); `reinforce` (the paper's) uses L_b 1, L_e 2, L_v 1 and an EMA
@@ -210,7 +212,9 @@ def build_model(spec, input_dim, num_classes, teacher=None):
         if spec.estimator != "reinforce":  # backprop estimators train with the budget
             gating = dict(tau=1.0 if spec.anneal_epochs else k_over_blocks, top_k=spec.top_k,
                           block_balance_weight=0.1,
-                          example_balance_weight=0.0, variance_weight=0.0)
+                          example_balance_weight=0.0, variance_weight=0.0,
+                          # routing learns through the gate values scaling the blocks
+                          scale_by_gate=spec.estimator == "routing")
         else:
             # top_k: the inference budget, so per-epoch validation (and
             # val_loss) measures the model as deployed; REINFORCE training
@@ -479,7 +483,7 @@ def plot(rows, path, title):
                      f"{r['estimator']}, anneal {r['anneal_epochs']}"
                      + (", distilled" if r["teacher"] else ""))
             ax.errorbar([r["b1_ms"]], [r["test_error_mean"]], yerr=[r["test_error_sd"]],
-                        fmt={"straight_through": "s", "gumbel": "D"}.get(r["estimator"], "^"),
+                        fmt={"straight_through": "s", "gumbel": "D", "routing": "P"}.get(r["estimator"], "^"),
                         mfc="none" if r["teacher"] is None else None, label=label, capsize=2)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

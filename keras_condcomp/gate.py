@@ -30,6 +30,8 @@ GATING_ARGUMENTS = (
     "stop_policy_gradient",
     "policy_kernel_initializer",
     "policy_bias_initializer",
+    "top_k",
+    "scale_by_gate",
 )
 
 
@@ -218,7 +220,8 @@ def gate(model, num_blocks, layers=None, gate_output_layer=False, seed=None,
         **gating: Gating arguments of every gated layer (`tau`,
             `block_balance_weight`, `example_balance_weight`,
             `variance_weight`, `threshold`, `stop_policy_gradient`,
-            `policy_kernel_initializer`, `policy_bias_initializer`).
+            `policy_kernel_initializer`, `policy_bias_initializer`, `top_k`,
+            `scale_by_gate`).
 
     Returns:
         The gated model (a `keras.Sequential` or functional model like the

@@ -7,7 +7,7 @@ import keras
 from keras import ops
 
 from keras_condcomp import flops, regularizers
-from keras_condcomp.reference import bias_activate_and_mask
+from keras_condcomp.reference import bias_activate_and_mask, block_scale
 from keras_condcomp.policy import BernoulliBlockPolicy
 from keras_condcomp.validation import (
     SavedModelErrorsMixin,
@@ -161,6 +161,12 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
         policy_kernel_initializer: Initializer of the policy kernel.
         policy_bias_initializer: Initializer of the policy bias.
         seed: Optional integer seed for the policy's sampling.
+        scale_by_gate: Boolean. If `True`, each computed block's outputs
+            (after the activation) are multiplied by the block's gate value
+            sigma, in training and at inference (every path, the TFLite ops
+            included), so the policy also learns by backprop through them;
+            `CondCompModel(estimator="routing")` needs it. Default `False`:
+            computed blocks pass unscaled, as in the paper.
 
     `tau` and the three weights live in non-trainable variables, saved with the
     model, so callbacks (see `keras_condcomp.callbacks`) can anneal them.
@@ -180,11 +186,18 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
         policy_bias_initializer="zeros",
         seed=None,
         top_k=None,
+        scale_by_gate=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         num_blocks = check_positive_int("num_blocks", num_blocks)
         check_probability("tau", tau)
+        if not isinstance(scale_by_gate, bool):
+            raise ValueError(
+                "Argument `scale_by_gate` must be a boolean. "
+                f"Received: scale_by_gate={scale_by_gate!r}"
+            )
+        self.scale_by_gate = scale_by_gate
         check_non_negative("block_balance_weight", block_balance_weight)
         check_non_negative("example_balance_weight", example_balance_weight)
         check_non_negative("variance_weight", variance_weight)
@@ -280,11 +293,13 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
     def _bias_activate_and_mask(self, outputs, mask, inputs):
         """Adds the bias, applies the activation, zeroes the inactive blocks.
 
-        Masking after the activation keeps inactive blocks at exactly 0 for
+        With `scale_by_gate` the active blocks are scaled by their gate values
+        (`keras_condcomp.reference.block_scale`). Masking after the activation keeps inactive blocks at exactly 0 for
         any activation, which is what lets the next layer skip them. Rows of
         non-finite inputs come out all NaN (`nonfinite_rows_to_nan`).
         """
-        outputs = bias_activate_and_mask(outputs, self.bias, self.activation, mask,
+        scale = block_scale(mask, self.gate_outputs.sigma, self.scale_by_gate)
+        outputs = bias_activate_and_mask(outputs, self.bias, self.activation, scale,
                                          self.block_size)
         outputs = nonfinite_rows_to_nan(inputs, outputs)
         return _attach_block_mask(outputs, mask)
@@ -339,6 +354,7 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
                 ),
                 "seed": self.seed,
                 "top_k": self.policy.top_k,
+                "scale_by_gate": self.scale_by_gate,
             }
         )
         return config
@@ -413,7 +429,8 @@ class GatedDense(GatedLayer):
         bias_constraint: As in `keras.layers.Dense`.
         tau, block_balance_weight, example_balance_weight, variance_weight,
         threshold, inference_mode, stop_policy_gradient,
-        policy_kernel_initializer, policy_bias_initializer, seed: Gating
+        policy_kernel_initializer, policy_bias_initializer, seed, top_k,
+        scale_by_gate: Gating
             arguments, see `GatedLayer`.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
@@ -541,7 +558,8 @@ class GatedConv2D(GatedLayer):
         kernel_constraint, bias_constraint: As in `keras.layers.Conv2D`.
         tau, block_balance_weight, example_balance_weight, variance_weight,
         threshold, inference_mode, stop_policy_gradient,
-        policy_kernel_initializer, policy_bias_initializer, seed: Gating
+        policy_kernel_initializer, policy_bias_initializer, seed, top_k,
+        scale_by_gate: Gating
             arguments, see `GatedLayer`.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 

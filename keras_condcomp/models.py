@@ -180,7 +180,12 @@ class CondCompModel(DistillationMixin, keras.Model):
             noise and the gradient of
             `sigmoid((logits + noise) / gumbel_temperature)` (straight-through
             Gumbel-sigmoid), so training explores other blocks than the
-            top-ranked ones. `"reinforce"` (the paper's): masks
+            top-ranked ones. `"routing"`: the masks of the inference rule
+            in training too (as `"straight_through"` ranks them) with no
+            gradient of their own; the policies learn by backprop through
+            the gate values that scale the blocks' outputs, so every gated
+            layer must be built with `scale_by_gate=True` (top-k routing of
+            mixture-of-experts routers; L_b balances the load). `"reinforce"` (the paper's): masks
             `u ~ Bernoulli(sigma)` and the REINFORCE surrogate above, with
             `baseline`, `num_samples` and `policy_weight`. The default is
             what trained the most accurate condnets of the frontier
@@ -309,6 +314,13 @@ class CondCompModel(DistillationMixin, keras.Model):
         names = [layer.name for layer in gated]
         if len(set(names)) != len(names):
             raise ValueError(f"Gated layers must have unique names. Received: {names}")
+        unscaled = [layer.name for layer in gated if not layer.scale_by_gate]
+        if estimator == "routing" and unscaled:
+            raise ValueError(
+                "estimator='routing' trains the policies only through the gate values that "
+                "scale the blocks' outputs: build every gated layer with scale_by_gate=True. "
+                f"Received: layers with scale_by_gate=False: {unscaled}"
+            )
         self._gated_layers = gated
         for layer in gated:
             layer._trained_by_condcomp = True

@@ -13,7 +13,7 @@ from keras_condcomp.validation import (
 INFERENCE_MODES = ("threshold", "sample")
 
 # How the policy learns, set by `CondCompModel(estimator=...)` (see there).
-ESTIMATORS = ("reinforce", "straight_through", "gumbel")
+ESTIMATORS = ("reinforce", "straight_through", "gumbel", "routing")
 
 
 @keras.saving.register_keras_serializable(package="keras_condcomp")
@@ -134,6 +134,11 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
         sigma = ops.sigmoid(logits)
         if training and self.estimator in ("straight_through", "gumbel"):
             mask = self._straight_through_mask(logits, sigma, training_blocks)
+        elif training and self.estimator == "routing":
+            # The inference rule with the training budget; no gradient of its
+            # own (the policy learns through the gate values scaling the outputs).
+            blocks = self.top_k if training_blocks is None else training_blocks
+            mask = ops.stop_gradient(inference_mask(logits, self.threshold, blocks))
         elif training or self.inference_mode == "sample":
             mask = self._bernoulli_mask(sigma)
         else:

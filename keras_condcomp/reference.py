@@ -12,6 +12,9 @@ Semantics (docs/architecture.md): a gated layer's output is
 activation so that inactive blocks are exactly 0 for any activation (which is
 what lets the next layer skip them). At inference the mask is
 `sigma > threshold`, or each example's `top_k` blocks of largest policy logit.
+A layer built with `scale_by_gate=True` multiplies each computed block by its
+gate value instead of 1 (`block_scale`): top-k routing as in mixture-of-experts
+routers, where the policy learns by backprop through the outputs it scales.
 """
 
 from keras import ops
@@ -52,11 +55,29 @@ def inference_mask(logits, threshold, top_k=None):
     return ops.cast(ops.greater(ops.sigmoid(logits), threshold), logits.dtype)
 
 
+def block_scale(mask, sigma, scale_by_gate):
+    """What each block's output is multiplied by: its 0./1. mask, or mask * sigma.
+
+    `mask` and `sigma = sigmoid(policy logits)` are `(batch, num_blocks)`.
+    With `scale_by_gate` a computed block's outputs are scaled by its gate
+    value sigma (after the activation), and blocks off stay exactly 0. In
+    training `mask * sigma` passes gradients to both (straight-through masks
+    keep theirs).
+    """
+    if not scale_by_gate:
+        return mask
+    sigma = ops.cast(sigma, mask.dtype)
+    # A block off is exactly 0 even where sigma is NaN (non-finite policy weights).
+    sigma = ops.where(ops.logical_and(ops.isnan(sigma), mask == 0), 0.0, sigma)
+    return mask * sigma
+
+
 def bias_activate_and_mask(outputs, bias, activation, mask, block_size):
-    """`activation(outputs + bias)` with the units of inactive blocks set to 0.
+    """`activation(outputs + bias)` with each block's units multiplied by its `mask` entry.
 
     `outputs` is channels last (`(batch, units)` or `(batch, ..., units)`);
-    `mask` is `(batch, num_blocks)`; `bias` and `activation` may be None.
+    `mask` is `(batch, num_blocks)`: 0./1. floats, or `block_scale`'s values;
+    `bias` and `activation` may be None.
     """
     if bias is not None:
         outputs = ops.add(outputs, bias)

@@ -55,13 +55,16 @@ def _all_finite(x):
     return tf.reduce_all(tf.math.is_finite(x))
 
 
-def block_mask(x, policy_kernel, policy_bias, threshold, top_k=None):
-    """`(sigmoid(x @ Wp + bp) > threshold)` (or each row's `top_k` largest) as 0./1. floats.
+def block_mask(x, policy_kernel, policy_bias, threshold, top_k=None, scale_by_gate=False):
+    """`(mask, scale)`: the blocks computed and what their outputs are multiplied by.
 
-    The same rule as the policy layer's inference (`BernoulliBlockPolicy`).
+    `mask` is `sigmoid(x @ Wp + bp) > threshold` (or each row's `top_k`
+    largest) as 0./1. floats, the same rule as the policy layer's inference
+    (`BernoulliBlockPolicy`); `scale` is `reference.block_scale`'s.
     """
     logits = tf.matmul(x, policy_kernel) + policy_bias
-    return tf.cast(reference.inference_mask(logits, threshold, top_k), x.dtype)
+    mask = tf.cast(reference.inference_mask(logits, threshold, top_k), x.dtype)
+    return mask, reference.block_scale(mask, tf.sigmoid(logits), scale_by_gate)
 
 
 def _active_indices(mask):
@@ -94,7 +97,7 @@ def block_major_kernel(kernel, num_blocks):
     return tf.convert_to_tensor(reference.block_major(tf.convert_to_tensor(kernel), num_blocks))
 
 
-def _tiles_dense(x, kernel_bm, bias, activation, unit_mask, mask, input_mask):
+def _tiles_dense(x, kernel_bm, bias, activation, mask, scale, input_mask):
     """Sparse dense layer from block-major weights: gathers only the (out, in) tiles used."""
     k, d_in, bs = kernel_bm.shape
     k_in = input_mask.shape[-1] if input_mask is not None else None
@@ -115,7 +118,7 @@ def _tiles_dense(x, kernel_bm, bias, activation, unit_mask, mask, input_mask):
     y = tf.einsum("br,orc->boc", xs, w)  # (B, n_out, bs)
     if bias is not None:
         y = y + tf.gather(tf.reshape(bias, (k, bs)), out_blocks)
-    y = _apply(activation, y) * tf.gather(mask, out_blocks, axis=1)[:, :, None]
+    y = _apply(activation, y) * tf.gather(scale, out_blocks, axis=1)[:, :, None]
     out = tf.scatter_nd(out_blocks[:, None], tf.transpose(y, (1, 0, 2)),
                         tf.stack([k, tf.shape(x)[0], bs]))
     return tf.reshape(tf.transpose(out, (1, 0, 2)), (-1, k * bs))
@@ -123,7 +126,8 @@ def _tiles_dense(x, kernel_bm, bias, activation, unit_mask, mask, input_mask):
 
 def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, threshold=0.5,
                 activation=None, input_mask=None, mode="auto",
-                max_density=DEFAULT_MAX_DENSITY, kernel_bm=None, top_k=None):
+                max_density=DEFAULT_MAX_DENSITY, kernel_bm=None, top_k=None,
+                scale_by_gate=False):
     """Inference of a GatedDense layer from its weights.
 
     Args:
@@ -134,6 +138,8 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
         threshold: Inference rule `sigma > threshold`.
         top_k: Optional int: each example's `top_k` blocks of largest sigma
             instead of the threshold rule.
+        scale_by_gate: Whether computed blocks are scaled by their gate
+            values (`GatedLayer`'s argument).
         activation: Callable or None.
         input_mask: Optional `(batch, K_in)` mask of the input blocks (the
             previous gated layer's); inputs of blocks off for every example
@@ -155,15 +161,15 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
     kernel = tf.convert_to_tensor(kernel)
     d_in, units = kernel.shape
     block_size = units // num_blocks
-    mask = block_mask(x, policy_kernel, policy_bias, threshold, top_k)
-    unit_mask = tf.repeat(mask, block_size, axis=1)
+    mask, scale = block_mask(x, policy_kernel, policy_bias, threshold, top_k, scale_by_gate)
+    unit_scale = tf.repeat(scale, block_size, axis=1)
 
     def dense():
-        return reference.masked_dense(x, kernel, bias, activation, mask, block_size)
+        return reference.masked_dense(x, kernel, bias, activation, scale, block_size)
 
     def sparse():
         if kernel_bm is not None:
-            return _tiles_dense(x, kernel_bm, bias, activation, unit_mask, mask, input_mask)
+            return _tiles_dense(x, kernel_bm, bias, activation, mask, scale, input_mask)
         out_blocks = _active_indices(mask)
         cols = _block_units(out_blocks, block_size)
         rows = _input_rows(x, input_mask, d_in)
@@ -172,7 +178,7 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
         y = tf.matmul(xs, tf.gather(w, cols, axis=1))
         if bias is not None:
             y = y + tf.gather(bias, cols)
-        y = _apply(activation, y) * tf.gather(unit_mask, cols, axis=1)
+        y = _apply(activation, y) * tf.gather(unit_scale, cols, axis=1)
         batch = tf.shape(x)[0]
         # scatter the gathered columns back into a zero (units, batch) tensor
         out = tf.scatter_nd(cols[:, None], tf.transpose(y), tf.stack([units, batch]))
@@ -193,7 +199,8 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
 
 def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, strides=(1, 1),
                  padding="valid", dilation_rate=(1, 1), threshold=0.5, activation=None,
-                 input_mask=None, mode="auto", max_density=DEFAULT_MAX_DENSITY, top_k=None):
+                 input_mask=None, mode="auto", max_density=DEFAULT_MAX_DENSITY, top_k=None,
+                 scale_by_gate=False):
     """Inference of a GatedConv2D layer (channels_last) from its weights.
 
     Gathers the output-channel blocks on for some example and the input-channel
@@ -205,16 +212,16 @@ def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, stride
     kernel = tf.convert_to_tensor(kernel)
     c_in, filters = kernel.shape[2], kernel.shape[3]
     block_size = filters // num_blocks
-    mask = block_mask(tf.reduce_mean(x, axis=(1, 2)), policy_kernel, policy_bias, threshold,
-                      top_k)
-    unit_mask = tf.repeat(mask, block_size, axis=1)[:, None, None, :]
+    mask, scale = block_mask(tf.reduce_mean(x, axis=(1, 2)), policy_kernel, policy_bias,
+                             threshold, top_k, scale_by_gate)
+    unit_scale = tf.repeat(scale, block_size, axis=1)[:, None, None, :]
     pad = padding.upper()
 
     def conv(inputs, w):
         return tf.nn.conv2d(inputs, w, strides=strides, padding=pad, dilations=dilation_rate)
 
     def dense():
-        return reference.masked_conv2d(x, kernel, bias, activation, mask, block_size,
+        return reference.masked_conv2d(x, kernel, bias, activation, scale, block_size,
                                        strides, padding.lower(), dilation_rate)
 
     def at_least_one(indices):
@@ -237,7 +244,7 @@ def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, stride
         y = conv(xs, tf.gather(w, cols, axis=3))
         if bias is not None:
             y = y + tf.gather(bias, cols)
-        y = _apply(activation, y) * tf.gather(unit_mask, cols, axis=3)
+        y = _apply(activation, y) * tf.gather(unit_scale, cols, axis=3)
         # channels last -> first to scatter, then back
         y_t = tf.transpose(y, (3, 0, 1, 2))
         shape = tf.concat([[filters], tf.shape(y_t)[1:]], axis=0)
@@ -285,6 +292,7 @@ def layer_inference(layer, inputs, mode="auto", input_mask=None,
     common = dict(
         threshold=layer.threshold,
         top_k=layer.policy.top_k,
+        scale_by_gate=layer.scale_by_gate,
         activation=layer.activation,
         input_mask=input_mask,
         mode=mode,

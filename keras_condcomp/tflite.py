@@ -252,6 +252,8 @@ class _GatedExport:
         }
         if layer.policy.top_k is not None:
             self.attrs["top_k"] = int(layer.policy.top_k)
+        if layer.scale_by_gate:
+            self.attrs["scale_by_gate"] = 1
         if self.is_conv:
             self.attrs.update(
                 padding=layer.padding,
@@ -267,16 +269,18 @@ class _GatedExport:
         act = _tf_activation(self.activation)
         threshold = self.attrs["threshold"]
         top_k = self.attrs.get("top_k")
+        scale_by_gate = bool(self.attrs.get("scale_by_gate"))
         from keras_condcomp import reference
 
         in_block = self.attrs["input_block_size"] or int(self.layer.kernel.shape[-2])
         is_conv = self.is_conv
 
-        def policy_mask(x, policy_kernel, policy_bias):
+        def policy_block_scale(x, policy_kernel, policy_bias):
             # A conv's policy reads the spatial mean of its input.
             features = tf.reduce_mean(x, axis=(1, 2)) if is_conv else x
             logits = tf.matmul(features, policy_kernel) + policy_bias
-            return reference.inference_mask(logits, threshold, top_k)
+            mask = reference.inference_mask(logits, threshold, top_k)
+            return reference.block_scale(mask, tf.sigmoid(logits), scale_by_gate)
 
         def int8_inputs(x, kernel_q, kernel_scale, input_scale):
             # What the int8 ops multiply: int8 activations (per input block;
@@ -295,9 +299,9 @@ class _GatedExport:
                 @tf.function(experimental_implements=_implements(CONV_OP, self.attrs))
                 def gated_conv2d_q8(x, kernel_q, bias, policy_kernel, policy_bias, kernel_scale,
                                     *input_scale):
-                    mask = policy_mask(x, policy_kernel, policy_bias)
+                    scale = policy_block_scale(x, policy_kernel, policy_bias)
                     xq, kernel = int8_inputs(x, kernel_q, kernel_scale, input_scale)
-                    return reference.masked_conv2d(xq, kernel, bias, act, mask,
+                    return reference.masked_conv2d(xq, kernel, bias, act, scale,
                                                    kernel_q.shape[-1], strides, padding, dilations)
 
                 return gated_conv2d_q8
@@ -305,9 +309,9 @@ class _GatedExport:
             @tf.function(experimental_implements=_implements(CONV_OP, self.attrs))
             def gated_conv2d(x, kernel_bm, bias, policy_kernel, policy_bias):
                 # Reference semantics (docs/architecture.md); TFLite replaces this body.
-                mask = policy_mask(x, policy_kernel, policy_bias)
+                scale = policy_block_scale(x, policy_kernel, policy_bias)
                 return reference.masked_conv2d(
-                    x, reference.from_block_major(kernel_bm), bias, act, mask,
+                    x, reference.from_block_major(kernel_bm), bias, act, scale,
                     kernel_bm.shape[-1], strides, padding, dilations)
 
             return gated_conv2d
@@ -316,18 +320,18 @@ class _GatedExport:
             @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
             def gated_dense_q8(x, kernel_q, bias, policy_kernel, policy_bias, kernel_scale,
                                *input_scale):
-                mask = policy_mask(x, policy_kernel, policy_bias)
+                scale = policy_block_scale(x, policy_kernel, policy_bias)
                 xq, kernel = int8_inputs(x, kernel_q, kernel_scale, input_scale)
-                return reference.masked_dense(xq, kernel, bias, act, mask, kernel_q.shape[-1])
+                return reference.masked_dense(xq, kernel, bias, act, scale, kernel_q.shape[-1])
 
             return gated_dense_q8
 
         @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
         def gated_dense(x, kernel_bm, bias, policy_kernel, policy_bias):
             # Reference semantics (docs/architecture.md); TFLite replaces this body.
-            mask = policy_mask(x, policy_kernel, policy_bias)
+            scale = policy_block_scale(x, policy_kernel, policy_bias)
             return reference.masked_dense(x, reference.from_block_major(kernel_bm), bias, act,
-                                          mask, kernel_bm.shape[-1])
+                                          scale, kernel_bm.shape[-1])
 
         return gated_dense
 
@@ -860,17 +864,18 @@ def _quantized_gated_layer(layer, h, input_scale=None):
     h = keras.ops.convert_to_tensor(h)
     is_conv = isinstance(layer, GatedConv2D)
     policy_input = keras.ops.mean(h, axis=(1, 2)) if is_conv else h  # as the layers do
-    mask, _, _ = layer.policy(policy_input, training=False)
+    mask, sigma, _ = layer.policy(policy_input, training=False)
+    block_scale = reference.block_scale(mask, sigma, layer.scale_by_gate)
     q, scale = quantize_kernel(layer.kernel.numpy())
     _, in_block = _input_blocks(layer)
     xq = reference.quantize_activations(h, in_block, input_scale)
     kernel = q.astype(np.float32) * scale
     if is_conv:
-        y = reference.masked_conv2d(xq, kernel, layer.bias, layer.activation, mask,
+        y = reference.masked_conv2d(xq, kernel, layer.bias, layer.activation, block_scale,
                                     layer.block_size, layer.strides, layer.padding,
                                     layer.dilation_rate)
     else:
-        y = reference.masked_dense(xq, kernel, layer.bias, layer.activation, mask,
+        y = reference.masked_dense(xq, kernel, layer.bias, layer.activation, block_scale,
                                    layer.block_size)
     return nonfinite_rows_to_nan(h, y), mask
 

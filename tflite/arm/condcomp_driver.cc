@@ -208,9 +208,12 @@ struct Stats {
 };
 
 // Checks one output value y against the reference. Returns "" or a reason.
-std::string check_value(float y, const RefVal& r, int act, Stats* st) {
+// scale_by_gate: the block's gate value lies in [glo, ghi] (1, 1: unscaled).
+std::string check_value(float y, const RefVal& r, int act, Stats* st, double glo = 1.0,
+                        double ghi = 1.0) {
   const double z = r.z;
-  const double ref = act_ref(act, z);
+  const bool scaled = glo != 1.0 || ghi != 1.0;
+  const double ref = act_ref(act, z) * (scaled ? 0.5 * (glo + ghi) : 1.0);
   if (std::isnan(ref)) {
     if (std::isnan(y)) return "";
     if (std::isnan(z) && nan_clamping_act(act) && !g_opt.strict_nan) {
@@ -222,7 +225,15 @@ std::string check_value(float y, const RefVal& r, int act, Stats* st) {
     return b;
   }
   if (std::isinf(z)) {
-    // An infinite pre-activation: the kernel must give exactly act(+-inf).
+    // An infinite pre-activation: the kernel must give exactly act(+-inf)
+    // (times the gate value: inf * 0 is NaN).
+    const double a = act_ref(act, z);
+    if (scaled) {
+      if (std::isinf(a) ? (y == a || (std::isnan(y) && glo == 0.0))
+                        : (y >= std::min(a * glo, a * ghi) - 4e-6 * std::fabs(a) - 1e-30 &&
+                           y <= std::max(a * glo, a * ghi) + 4e-6 * std::fabs(a) + 1e-30))
+        return "";
+    }
     if (static_cast<double>(y) == ref) return "";
     if (std::isfinite(ref) && std::fabs(y - ref) <= 4e-6 * std::fabs(ref) + 1e-30) return "";
     char b[160];
@@ -245,6 +256,18 @@ std::string check_value(float y, const RefVal& r, int act, Stats* st) {
   lo -= tol;
   hi += tol;
   const double fmax = std::numeric_limits<float>::max();
+  // The unscaled value overflows float: times the gate value it stays
+  // +-inf, or is NaN for a gate value of 0.
+  if (scaled && (hi >= fmax || lo <= -fmax) &&
+      (std::isinf(y) || (std::isnan(y) && glo == 0.0)))
+    return "";
+  if (scaled) {
+    // float sigmoid (expf) and the product: a few ulp of the value.
+    const double l = std::min(lo * glo, lo * ghi), h = std::max(hi * glo, hi * ghi);
+    const double t = 1e-6 * std::max(std::fabs(l), std::fabs(h));
+    lo = l - t;
+    hi = h + t;
+  }
   if (std::isinf(y)) {
     if (y > 0 && hi >= fmax) return "";
     if (y < 0 && lo <= -fmax) return "";
@@ -273,6 +296,7 @@ struct Layer {
   int act = 0;
   float thr = 0.5f;
   int top_k = 0;  // 0: threshold rule
+  bool scale_by_gate = false;  // computed blocks times sigmoid(logit)
   bool has_bias = true;
   std::vector<float> x, kernel, bias, wp, bp;  // kernel block-major
   // Dynamic-range int8 (quantize_int8): kernel_q[K][rows][bs] * kernel_scale[K*bs].
@@ -308,8 +332,9 @@ void conv_geometry(int in, int k, int s, int d, bool same, int* out, int* pad) {
 }
 
 struct Reference {
-  std::vector<RefVal> v;  // per output element
+  std::vector<RefVal> v;  // per output element (before the gate value)
   std::vector<uint8_t> gate;  // per (example, block): Gate
+  std::vector<double> glo, ghi;  // scale_by_gate: per (example, block) gate value bounds
   std::vector<int> shape;
 };
 
@@ -441,14 +466,26 @@ void reference_int8_conv_values(const Layer& L, int e, int OH, int OW, int pt, i
       }
 }
 
-// One example's gates from its policy logits: the top_k rule or the threshold.
+double sigmoid_ref(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+
+// Example e's gates from its policy logits: the top_k rule or the threshold;
+// with scale_by_gate also the bounds of each gate value sigmoid(z +- err).
 void set_gates(const Layer& L, const std::vector<double>& z, const std::vector<double>& err,
-               uint8_t* out) {
+               int e, Reference* R) {
+  const size_t at = static_cast<size_t>(e) * L.K;
+  uint8_t* out = &R->gate[at];
   if (L.top_k > 0) {
     top_k_ref(z, err, L.top_k, out);
-    return;
+  } else {
+    for (size_t k = 0; k < z.size(); ++k) out[k] = gate_ref(z[k], err[k], L.thr);
   }
-  for (size_t k = 0; k < z.size(); ++k) out[k] = gate_ref(z[k], err[k], L.thr);
+  if (!L.scale_by_gate) return;
+  R->glo.resize(R->gate.size());
+  R->ghi.resize(R->gate.size());
+  for (size_t k = 0; k < z.size(); ++k) {
+    R->glo[at + k] = sigmoid_ref(z[k] - err[k]);
+    R->ghi[at + k] = sigmoid_ref(z[k] + err[k]);
+  }
 }
 
 Reference reference(const Layer& L) {
@@ -470,7 +507,7 @@ Reference reference(const Layer& L) {
         zs[k] = z;
         errs[k] = dot_err(L.D, a);
       }
-      set_gates(L, zs, errs, &R.gate[static_cast<size_t>(e) * K]);
+      set_gates(L, zs, errs, e, &R);
       if (L.quant) {
         reference_int8_values(L, e, &R);
         continue;
@@ -520,7 +557,7 @@ Reference reference(const Layer& L) {
       zs[k] = z;
       errs[k] = dot_err(hw + C, a);
     }
-    set_gates(L, zs, errs, &R.gate[static_cast<size_t>(e) * K]);
+    set_gates(L, zs, errs, e, &R);
     if (L.quant) {
       reference_int8_conv_values(L, e, OH, OW, pt, pl, &R);
       continue;
@@ -596,7 +633,10 @@ std::string compare(const Layer& L, const Reference& R, const float* y, Stats* s
               return b;
             }
           } else if (first_bad.empty()) {
-            std::string why = check_value(v, R.v[at], L.act, st);
+            const size_t gi = static_cast<size_t>(e) * K + j;
+            std::string why = L.scale_by_gate
+                                  ? check_value(v, R.v[at], L.act, st, R.glo[gi], R.ghi[gi])
+                                  : check_value(v, R.v[at], L.act, st);
             st->values_checked++;
             if (!why.empty()) {
               char b[64];
@@ -668,6 +708,7 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   static const std::vector<float> kThr = {0.5f, 0.5f, 0.0f, 1.0f, 0.25f, 0.9f, 0.1f, 0.5f};
   L.thr = r.chance(0.3) ? static_cast<float>(r.uniform()) : r.pick(kThr);
   L.top_k = r.chance(0.3) ? r.range(1, L.K) : 0;
+  L.scale_by_gate = r.chance(0.3);
   L.has_bias = r.chance(0.8);
   const size_t nx = conv ? static_cast<size_t>(L.B) * L.H * L.W * L.D : static_cast<size_t>(L.B) * L.D;
   fill_normal(r, L.x, nx, 1.0);
@@ -793,6 +834,8 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.activation = L.act;
     p.threshold = L.thr;
     p.top_k = L.top_k;
+    std::vector<float> gate_scale(static_cast<size_t>(L.B) * K);
+    p.gate_scale = L.scale_by_gate ? gate_scale.data() : nullptr;
     y->assign(static_cast<size_t>(L.B) * U, std::nanf(""));
     std::vector<uint8_t> in_active(static_cast<size_t>(L.B) * (L.D / L.ibs()) + 0);
     std::vector<uint8_t> out_mask(static_cast<size_t>(L.B) * K);
@@ -837,6 +880,8 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.activation = L.act;
     p.threshold = L.thr;
     p.top_k = L.top_k;
+    std::vector<float> gate_scale(static_cast<size_t>(L.B) * K);
+    p.gate_scale = L.scale_by_gate ? gate_scale.data() : nullptr;
     y->assign(static_cast<size_t>(L.B) * OH * OW * U, std::nanf(""));
     std::vector<uint8_t> in_active(static_cast<size_t>(L.B) * (L.D / L.ibs()));
     std::vector<uint8_t> out_mask(static_cast<size_t>(L.B) * K);
@@ -987,6 +1032,7 @@ std::vector<ccfx::Entry> layer_options(const Layer& L) {
   o.push_back({"threshold", ccfx::Float(L.thr)});
   o.push_back({"input_block_size", ccfx::Int(L.ibs_opt)});
   if (L.top_k > 0) o.push_back({"top_k", ccfx::Int(L.top_k)});
+  if (L.scale_by_gate) o.push_back({"scale_by_gate", ccfx::Int(1)});
   if (L.op == 1) {
     o.push_back({"padding", ccfx::Str(L.same ? "same" : "valid")});
     o.push_back({"stride_h", ccfx::Int(L.sh)});
@@ -1150,10 +1196,12 @@ void fail(Stats* st, long i, const char* what, const std::string& why, const Lay
   st->failed++;
   std::fprintf(stderr,
                "FAIL case %ld (seed %" PRIu64 ") %s: %s\n  layer op=%s B=%d D=%d H=%d W=%d K=%d bs=%d "
-               "k=%dx%d s=%dx%d d=%dx%d %s ibs=%d act=%s thr=%.9g top_k=%d bias=%d int8=%d\n",
+               "k=%dx%d s=%dx%d d=%dx%d %s ibs=%d act=%s thr=%.9g top_k=%d scale_by_gate=%d bias=%d "
+               "int8=%d\n",
                i, g_opt.seed, what, why.c_str(), L.op ? "conv" : "dense", L.B, L.D, L.H, L.W, L.K,
                L.bs, L.KH, L.KW, L.sh, L.sw, L.dh, L.dw, L.same ? "same" : "valid", L.ibs_opt,
-               kActNames[L.act], L.thr, L.top_k, L.has_bias ? 1 : 0, L.quant ? 1 : 0);
+               kActNames[L.act], L.thr, L.top_k, L.scale_by_gate ? 1 : 0, L.has_bias ? 1 : 0,
+               L.quant ? 1 : 0);
 }
 
 bool kernel_case(long i, Stats* st) {
@@ -1212,6 +1260,7 @@ enum Defect {
   kHugeX,
   kBadInputScale,
   kTopKRange,
+  kScaleByGateRange,
   kNumDefects
 };
 
@@ -1222,7 +1271,7 @@ const char* kDefectNames[kNumDefects] = {
     "bias length", "policy kernel shape", "policy bias length", "non-float tensor", "input count",
     "output count", "bad tensor index", "zero features", "negative dim", "empty options",
     "huge x shape", "input_scale zero/negative/NaN/Inf or wrong length",
-    "top_k negative or above num_blocks"};
+    "top_k negative or above num_blocks", "scale_by_gate not 0 or 1"};
 
 // Applies defect d to S (and maybe L's options); returns false if it does not
 // apply to this layer.
@@ -1276,10 +1325,23 @@ bool apply_defect(int d, const Layer& L, NodeSetup* S, Rng& r) {
       rebuild = true;
       break;
     }
+    case kScaleByGateRange: {
+      const int64_t bad = r.chance(0.5) ? r.range(2, 9) : -r.range(1, 3);
+      bool present = false;
+      for (auto& e : o) present = present || e.key == "scale_by_gate";
+      if (present) {
+        set("scale_by_gate", ccfx::Int(bad));
+      } else {
+        o.push_back({"scale_by_gate", ccfx::Int(bad)});
+      }
+      rebuild = true;
+      break;
+    }
     case kMissingKey: {
       const size_t k = r.next() % o.size();
       // input_block_size could be optional in the future; top_k is (absent: threshold rule)
-      if (o[k].key == "input_block_size" || o[k].key == "top_k") return false;
+      if (o[k].key == "input_block_size" || o[k].key == "top_k" || o[k].key == "scale_by_gate")
+        return false;
       o.erase(o.begin() + static_cast<long>(k));
       rebuild = true;
       break;

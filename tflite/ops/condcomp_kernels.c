@@ -218,6 +218,20 @@ static void fill_nan(float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = nan;
 }
 
+/* scale_by_gate, phase 1: each block's gate value, sigmoid(z) if on, else 0
+ * (a NaN logit, from non-finite policy weights, scales a block that top_k
+ * still had to pick to NaN). */
+static void store_gate_scale(const float* z, const uint8_t* mask, int K, float* gate) {
+  for (int k = 0; k < K; ++k) gate[k] = mask[k] ? 1.0f / (1.0f + expf(-z[k])) : 0.0f;
+}
+
+/* scale_by_gate, phase 2: one computed block's bs outputs times its gate value. */
+static void scale_block(float* y, int bs, const float* gate_scale, size_t at) {
+  if (gate_scale == NULL) return;
+  const float g = gate_scale[at];
+  for (int c = 0; c < bs; ++c) y[c] *= g;
+}
+
 /* The top_k rule (keras_condcomp.reference.top_k_mask): mask = the k blocks
  * of largest logit z (= largest sigma, ranked before rounding makes saturated
  * sigmas equal), lowest index first on ties, NaN below every number.
@@ -452,6 +466,7 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
       } else {
         for (int k = 0; k < K; ++k) mask[k] = gate_on_fast(ys[g][k], p->threshold, &gb);
       }
+      if (p->gate_scale) store_gate_scale(ys[g], mask, K, p->gate_scale + (size_t)e * K);
     }
     e0 = members[G - 1] + 1;
   }
@@ -517,6 +532,7 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
       i = i2;
     }
     cc_apply_activation(p->activation, y, (size_t)bs);
+    scale_block(y, bs, p->gate_scale, (size_t)e * K + j);
     return macs;
   }
   for (int i = 0; i < n_in; ++i) {
@@ -541,6 +557,7 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
   for (int a = 0; a < n_on; ++a) {
     float* y = p->y + (size_t)on[a] * units + (size_t)j * bs;
     cc_apply_activation(p->activation, y, (size_t)bs);
+    scale_block(y, bs, p->gate_scale, (size_t)on[a] * K + j);
   }
   return macs;
 }
@@ -1005,9 +1022,11 @@ static uint64_t dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
     }
     i = next;
   }
-  for (int a = 0; a < n_on; ++a)
-    finish_q8_outputs(p->y + (size_t)examples[a] * units + (size_t)j * bs, bs, scale, bias,
-                      p->activation);
+  for (int a = 0; a < n_on; ++a) {
+    float* y = p->y + (size_t)examples[a] * units + (size_t)j * bs;
+    finish_q8_outputs(y, bs, scale, bias, p->activation);
+    scale_block(y, bs, p->gate_scale, (size_t)examples[a] * K + j);
+  }
   return macs;
 }
 
@@ -1075,9 +1094,10 @@ CC_ALWAYS_INLINE void conv_gate_impl(const cc_gated_conv2d* p, int e_begin, int 
     if (p->kernel_q != NULL) quantize_conv_example(p, e);
     if (p->top_k > 0) {
       top_k_mask(logits, K, p->top_k, mask);
-      continue;
+    } else {
+      for (int k = 0; k < K; ++k) mask[k] = gate_on(logits[k], p->threshold);
     }
-    for (int k = 0; k < K; ++k) mask[k] = gate_on(logits[k], p->threshold);
+    if (p->gate_scale) store_gate_scale(logits, mask, K, p->gate_scale + (size_t)e * K);
   }
 }
 
@@ -1160,6 +1180,7 @@ CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
     }
     for (size_t s = 0; s < (size_t)OH * OW; ++s) {
       cc_apply_activation(p->activation, ye + s * units, (size_t)bs);
+      scale_block(ye + s * units, bs, p->gate_scale, (size_t)e * K + j);
     }
   }
   return macs;
@@ -1215,9 +1236,11 @@ static uint64_t conv_block_q8(const cc_gated_conv2d* p, int j) {
       }
     }
     const float* bias = p->bias ? p->bias + (size_t)j * bs : NULL;
-    for (size_t s = 0; s < (size_t)OH * OW; ++s)
+    for (size_t s = 0; s < (size_t)OH * OW; ++s) {
       finish_q8_outputs(ye + s * units, bs, p->kernel_scale + (size_t)j * bs, bias,
                         p->activation);
+      scale_block(ye + s * units, bs, p->gate_scale, (size_t)e * K + j);
+    }
   }
   return macs;
 }

@@ -97,6 +97,11 @@ typedef struct {
    * has the fixed scale input_scale[i] (finite, > 0; calibrated offline) and
    * xq = clamp(round-half-even(x * (1 / input_scale[i])), -127, 127) in double. */
   const float* input_scale;   /* [D_in / in_block_size] */
+  /* scale_by_gate (NULL: off): scratch [B][K]; phase 1 stores each block's
+   * gate value, sigmoid(logit) if the block is on (else 0), and phase 2
+   * multiplies a computed block's outputs, after the activation, by it
+   * (keras_condcomp.reference.block_scale). */
+  float* gate_scale;
 } cc_gated_dense;
 
 /* Bytes of cc_q8_pack's output (0 for invalid sizes). */
@@ -156,6 +161,7 @@ typedef struct {
   int8_t* xq;                 /* scratch [B][H*W][C_in / in_block_size][4 * Q] */
   float* xq_scale;            /* scratch [B][C_in / in_block_size] */
   const float* input_scale;   /* [C_in / in_block_size] or NULL, as in cc_gated_dense */
+  float* gate_scale;          /* [B][K] or NULL, as in cc_gated_dense */
 } cc_gated_conv2d;
 
 /* Phase 1 for examples [e_begin, e_end): channel-block activity, spatial mean

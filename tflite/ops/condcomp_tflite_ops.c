@@ -8,7 +8,10 @@
  *                                 input_block_size (int, 0 = D), optional
  *                                 top_k (int in [1, K]: each example's top_k
  *                                 blocks of largest sigma instead of the
- *                                 threshold rule; absent or 0 = threshold)
+ *                                 threshold rule; absent or 0 = threshold),
+ *                                 optional scale_by_gate (int 0/1: each
+ *                                 computed block's outputs times its
+ *                                 sigmoid(logit); absent = 0)
  *   CondCompGatedConv2D  inputs: x [B, H, W, C], kernel_bm [K, KH, KW, C, bs],
  *                                bias [K*bs], policy_kernel [C, K], policy_bias [K]
  *                        output: y [B, OH, OW, K*bs]
@@ -69,14 +72,16 @@ typedef struct {
   float threshold;
   int64_t input_block_size;
   int64_t top_k; /* 0: threshold rule */
+  int64_t scale_by_gate;
   int padding_same;
   int64_t stride_h, stride_w, dilation_h, dilation_w;
   /* scratch, sized in Prepare */
   uint8_t* in_active;
   uint8_t* out_mask;
+  float* gate_scale; /* scale_by_gate: [B][K] */
   float* fscratch;   /* per thread */
   int* iscratch;     /* per thread */
-  size_t in_active_cap, out_mask_cap, fscratch_cap, iscratch_cap;
+  size_t in_active_cap, out_mask_cap, gate_scale_cap, fscratch_cap, iscratch_cap;
   int8_t* xq;        /* int8 kernel: quantized activations */
   float* xq_scale;
   size_t xq_cap, xq_scale_cap;
@@ -338,7 +343,7 @@ static const char* printable(char* out, size_t cap, const char* s, size_t len) {
 
 static int is_known_key(int op, const char* key) {
   static const char* const common[] = {"activation", "threshold", "input_block_size",
-                                       "top_k"};
+                                       "top_k", "scale_by_gate"};
   static const char* const conv[] = {"padding", "stride_h", "stride_w", "dilation_h",
                                      "dilation_w"};
   for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); ++i)
@@ -405,6 +410,8 @@ static void parse_options(OpData* d, const char* buffer, size_t length) {
   int64_t unused;
   if (cc_fxb_get_int(&m, "top_k", &unused) != CC_FXB_MISSING)
     get_int_attr(d, &m, "top_k", &d->top_k, 0, INT_MAX);
+  if (cc_fxb_get_int(&m, "scale_by_gate", &unused) != CC_FXB_MISSING)
+    get_int_attr(d, &m, "scale_by_gate", &d->scale_by_gate, 0, 1);
   if (d->op == kOpConv) {
     s = cc_fxb_get_string(&m, "padding", &str, &len);
     if (s != CC_FXB_OK) {
@@ -450,6 +457,7 @@ static void free_op(TfLiteContext* context, void* buffer) {
   if (d == NULL) return;
   free(d->in_active);
   free(d->out_mask);
+  free(d->gate_scale);
   free(d->fscratch);
   free(d->iscratch);
   free(d->xq);
@@ -651,6 +659,8 @@ static TfLiteStatus alloc_scratch(TfLiteContext* context, OpData* d, int64_t bat
   const size_t T = (size_t)d->num_threads;
   if (!grow((void**)&d->in_active, &d->in_active_cap, (size_t)(batch * in_blocks)) ||
       !grow((void**)&d->out_mask, &d->out_mask_cap, (size_t)(batch * K)) ||
+      (d->scale_by_gate &&
+       !grow((void**)&d->gate_scale, &d->gate_scale_cap, sizeof(float) * (size_t)(batch * K))) ||
       !grow((void**)&d->fscratch, &d->fscratch_cap, sizeof(float) * T * (size_t)floats_per_thread) ||
       !grow((void**)&d->iscratch, &d->iscratch_cap, sizeof(int) * T * (size_t)ints_per_thread))
     FAIL(context, d, "out of memory for scratch buffers");
@@ -859,6 +869,7 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   p.y = (float*)ts.out->data;
   p.in_active = d->in_active;
   p.out_mask = d->out_mask;
+  p.gate_scale = d->scale_by_gate ? d->gate_scale : NULL;
 
   DenseJob job;
   job.p = &p;
@@ -1006,6 +1017,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   p.y = (float*)ts.out->data;
   p.in_active = d->in_active;
   p.out_mask = d->out_mask;
+  p.gate_scale = d->scale_by_gate ? d->gate_scale : NULL;
 
   ConvJob job;
   job.p = &p;
