@@ -85,13 +85,16 @@ class ModelSpec:
     """One member of the family; `name` is its directory under `--runs`."""
 
     def __init__(self, hidden, num_blocks=None, top_k=None, estimator=None, anneal_epochs=0,
-                 teacher=None):
+                 teacher=None, warm_start=None):
         self.hidden = hidden
         self.num_blocks = num_blocks
         self.top_k = top_k
         self.estimator = estimator
         self.anneal_epochs = anneal_epochs
         self.teacher = teacher  # name of the trained model of the same seed, or None
+        # name of the trained dense net of the same seed whose weights the
+        # condnet starts from (`keras_condcomp.gate`), or None
+        self.warm_start = warm_start
 
     @property
     def gated(self):
@@ -104,6 +107,8 @@ class ModelSpec:
         else:
             name = (f"condnet_h{self.hidden}_b{self.num_blocks}_k{self.top_k}_{self.estimator}"
                     f"_a{self.anneal_epochs}")
+        if self.warm_start is not None:
+            name = f"{name}_warm-{self.warm_start}"
         return name if self.teacher is None else f"{name}_kd-{self.teacher}"
 
     @property
@@ -122,14 +127,15 @@ class ModelSpec:
 
 def parse_condnet(text):
     try:
-        hidden, blocks, k, estimator, anneal, *kd = text.split(":")
-        if kd not in ([], ["kd"]):
+        hidden, blocks, k, estimator, anneal, *extras = text.split(":")
+        if extras not in ([], ["kd"], ["warm"], ["warm", "kd"]):
             raise ValueError(text)
+        # "kd" and "warm": the --teacher, set after parsing
         spec = ModelSpec(int(hidden), int(blocks), int(k), estimator, int(anneal),
-                         "kd" if kd else None)  # "kd": the --teacher, set after parsing
+                         "kd" if "kd" in extras else None, "kd" if "warm" in extras else None)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            "expected HIDDEN:BLOCKS:K:ESTIMATOR:ANNEAL_EPOCHS[:kd] (e.g. "
+            "expected HIDDEN:BLOCKS:K:ESTIMATOR:ANNEAL_EPOCHS[:warm][:kd] (e.g. "
             f"1024:16:4:straight_through:4), got {text!r}")
     if spec.estimator not in ESTIMATORS:
         raise argparse.ArgumentTypeError(f"unknown estimator {spec.estimator!r} in {text!r}")
@@ -184,6 +190,8 @@ def parse_args(argv=None):
     for spec in args.condnet:
         if spec.teacher == "kd":
             spec.teacher = args.teacher
+        if spec.warm_start == "kd":
+            spec.warm_start = args.teacher
     args.specs = ([ModelSpec(h) for h in args.dense] + list(args.condnet)
                   + [ModelSpec(h, teacher=args.teacher) for h in args.kd_dense])
     return args
@@ -204,8 +212,11 @@ def load_split(args, seed):
             (dataset.x_test, dataset.y_test))
 
 
-def build_model(spec, input_dim, num_classes, teacher=None):
-    """The model of `spec` (a CondCompModel for condnets), uncompiled, and its network."""
+def build_model(spec, input_dim, num_classes, teacher=None, warm_start=None):
+    """The model of `spec` (a CondCompModel for condnets), uncompiled, and its network.
+
+    `warm_start`: the trained dense net whose weights a condnet starts from.
+    """
     layers = [keras.Input((input_dim,))]
     if spec.gated:
         k_over_blocks = spec.top_k / spec.num_blocks
@@ -222,6 +233,11 @@ def build_model(spec, input_dim, num_classes, teacher=None):
             gating = dict(tau=1.0 if spec.anneal_epochs else k_over_blocks, top_k=spec.top_k,
                           block_balance_weight=1.0,
                           example_balance_weight=2.0, variance_weight=1.0)
+        if warm_start is not None:
+            network = keras_condcomp.gate(warm_start, spec.num_blocks, **gating)
+            distill = dict(teacher=teacher, **DISTILLATION) if teacher is not None else {}
+            return (keras_condcomp.CondCompModel(network, estimator=spec.estimator, **distill),
+                    network)
         layers += [keras_condcomp.GatedDense(spec.hidden, num_blocks=spec.num_blocks,
                                              activation="relu", name=f"gated_{i + 1}", **gating)
                    for i in range(2)]
@@ -251,10 +267,12 @@ def train_one(spec, seed, args):
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     train, val, test = load_split(args, seed)
-    teacher = None
-    if spec.teacher is not None:
-        teacher = keras.models.load_model(args.runs / spec.teacher / f"seed{seed}" / "model.keras")
-    model, network = build_model(spec, train[0].shape[1], 10, teacher)
+    def trained(name):
+        return keras.models.load_model(args.runs / name / f"seed{seed}" / "model.keras")
+
+    teacher = trained(spec.teacher) if spec.teacher is not None else None
+    warm_start = trained(spec.warm_start) if spec.warm_start is not None else None
+    model, network = build_model(spec, train[0].shape[1], 10, teacher, warm_start)
     steps = args.epochs * -(-len(train[0]) // args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, steps)
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy",
@@ -382,7 +400,7 @@ def measure(args):
                 "name": spec.name, "hidden": spec.hidden, "num_blocks": spec.num_blocks,
                 "budget": f"top_k={spec.top_k}" if spec.gated else None,
                 "estimator": spec.estimator, "anneal_epochs": spec.anneal_epochs,
-                "teacher": spec.teacher, "precision": precision,
+                "teacher": spec.teacher, "warm_start": spec.warm_start, "precision": precision,
                 "epochs": args.epochs, "seeds": seeds, "test_errors": e,
                 "test_error_mean": float(np.mean(e)),
                 "test_error_sd": float(np.std(e, ddof=1)) if len(e) > 1 else 0.0,
@@ -429,15 +447,15 @@ def markdown(rows, args):
     lines += ["", "## Ablation", "",
               "Every training lever on the same budget (float32 `.tflite` test error; a lever "
               "given to a condnet is given to the dense nets too: the `kd-` rows).", "",
-              "| model | hidden | blocks | top-k | estimator | anneal epochs | teacher | seeds "
-              "| test error | per seed |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "| model | hidden | blocks | top-k | estimator | anneal epochs | warm start | teacher "
+              "| seeds | test error | per seed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in sorted((r for r in rows if r["precision"] == "float32"),
                       key=lambda r: (r["model"], r["hidden"], r["name"])):
         lines.append(
             f"| {row['model']} | {row['hidden']} | {row['num_blocks'] or '-'} | "
             f"{row['budget'] or '-'} | {row['estimator'] or '-'} | "
             f"{row['anneal_epochs'] if row['model'] == 'condnet' else '-'} | "
-            f"{row['teacher'] or '-'} | {len(row['seeds'])} | "
+            f"{row.get('warm_start') or '-'} | {row['teacher'] or '-'} | {len(row['seeds'])} | "
             f"{row['test_error_mean']:.4f} ± {row['test_error_sd']:.4f} | "
             + ", ".join(f"{e:.4f}" for e in row["test_errors"]) + " |")
     lines += ["", "## Dominance", "", "Dominated: a model some dense net beats at batch 1 on "
@@ -481,6 +499,7 @@ def plot(rows, path, title):
         for r in (r for r in these if r["model"] == "condnet"):
             label = (f"{r['hidden']}/{r['num_blocks']} blocks, {r['budget']}, "
                      f"{r['estimator']}, anneal {r['anneal_epochs']}"
+                     + (", warm start" if r.get("warm_start") else "")
                      + (", distilled" if r["teacher"] else ""))
             ax.errorbar([r["b1_ms"]], [r["test_error_mean"]], yerr=[r["test_error_sd"]],
                         fmt={"straight_through": "s", "gumbel": "D", "routing": "P"}.get(r["estimator"], "^"),

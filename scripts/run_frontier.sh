@@ -13,22 +13,25 @@ DATASET=${1:?usage: run_frontier.sh DATASET DATA_DIR}
 DATA=${2:?usage: run_frontier.sh DATASET DATA_DIR}
 PY=${PYTHON:-.venv/bin/python}
 COMMON=(--dataset "$DATASET" --data-dir "$DATA")
-# The family: dense widths, the condnets (HIDDEN:BLOCKS:K:ESTIMATOR:ANNEAL[:kd]),
-# the distilled condnets and their distilled dense peers (more of each on MNIST).
-DENSE=(--dense 64 128 256 384 512 1024)
+# The family: dense widths, the condnets (HIDDEN:BLOCKS:K:ESTIMATOR:ANNEAL[:warm][:kd]),
+# the distilled (and warm-started) condnets and their distilled dense peers
+# (more of each on MNIST).
+DENSE=(--dense 64 128 256 384 512 768 1024)
 CONDNETS=(--condnet 1024:16:4:reinforce:4 1024:16:4:straight_through:4 1024:16:4:gumbel:4)
-KD_CONDNETS=(1024:16:4:straight_through:4:kd 1024:16:4:gumbel:4:kd)
+KD_CONDNETS=(1024:16:4:straight_through:4:kd 1024:16:4:gumbel:4:kd 1024:16:4:routing:4:kd
+             1024:16:4:straight_through:4:warm:kd)
 KD_DENSE=(256 384)
 if [ "$DATASET" = mnist ]; then
   CONDNETS+=(1024:16:4:straight_through:0 2048:32:4:reinforce:4)
-  KD_CONDNETS+=(1024:16:4:reinforce:4:kd)
+  KD_CONDNETS+=(1024:16:4:reinforce:4:kd 1024:16:8:straight_through:4:kd)
   KD_DENSE=(128 256 384 512)
 fi
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 "$PY" examples/frontier.py "${COMMON[@]}" --train-only "${DENSE[@]}" --condnet &
 "$PY" examples/frontier.py "${COMMON[@]}" --train-only --dense "${CONDNETS[@]}" &
 wait
-# The distilled models, once their teachers (dense_h1024 of each seed) exist.
+# The distilled and warm-started models, once their teachers (dense_h1024 of
+# each seed) exist.
 "$PY" examples/frontier.py "${COMMON[@]}" --train-only --dense --condnet "${KD_CONDNETS[@]}" &
 "$PY" examples/frontier.py "${COMMON[@]}" --train-only --dense --condnet --kd-dense "${KD_DENSE[@]}" &
 wait

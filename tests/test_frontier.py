@@ -26,12 +26,13 @@ def test_frontier_harness_small(tmp_path, capsys):
 
     args = ["--dataset", "mnist", "--data-dir", str(MNIST_DIR), "--runs", str(tmp_path / "runs"),
             "--out", str(tmp_path / "out"), "--dense", "128", "--kd-dense", "32",
-            "--condnet", "128:4:1:straight_through:1", "128:4:1:reinforce:0", "--teacher", "dense_h128",
+            "--condnet", "128:4:1:straight_through:1", "128:4:1:reinforce:0",
+            "128:4:1:routing:1:warm", "--teacher", "dense_h128",
             "--seeds", "0", "1", "--epochs", "1", "--max-train", "600", "--val-size", "200",
             "--timing-rounds", "2", "--timing-runs", "2"]
     assert frontier.main(args) == 0
     rows = json.loads((tmp_path / "out" / "frontier_mnist.json").read_text())
-    assert len(rows) == 4 * 3  # 4 models x (float32, dynamic, int8)
+    assert len(rows) == 5 * 3  # 5 models x (float32, dynamic, int8)
     for row in rows:
         assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
         assert row["seeds"] == [0, 1] and len(row["test_errors"]) == 2
@@ -41,6 +42,16 @@ def test_frontier_harness_small(tmp_path, capsys):
     assert condnet["active"] == 0.25 and condnet["budget"] == "top_k=1"
     assert condnet["macs"] == 784 * 32 + 32 * 32 + 32 * 10 + 784 * 4 + 32 * 4
     assert {r["teacher"] for r in rows} == {None, "dense_h128"}
+    # The warm-started routing condnet: dense_h128's weights, gated, scaled by its gates.
+    warm = next(r for r in rows if r["estimator"] == "routing")
+    assert warm["warm_start"] == "dense_h128" and warm["teacher"] is None
+    import keras
+
+    from keras_condcomp.layers import gated_layers
+
+    run = tmp_path / "runs" / warm["name"] / "seed0"
+    network = keras.models.load_model(run / "model.keras").network
+    assert all(layer.scale_by_gate for layer in gated_layers(network))
     markdown = (tmp_path / "out" / "frontier_mnist.md").read_text()
     assert "## Ablation" in markdown and "## Dominance" in markdown
     assert (tmp_path / "out" / "frontier_mnist.png").stat().st_size > 10_000
@@ -83,7 +94,7 @@ def test_frontier_harness_small(tmp_path, capsys):
                             "dense_h32_kd-dense_h128", "--rounds", "1", "--runs-per-round", "2",
                             "--batches", "1", "--out", str(tmp_path / "out")]) == 0
     table = json.loads((tmp_path / "out" / "efficiency.json").read_text())["rows"]
-    assert len(table) == 2 * 3  # 2 condnets x 3 precisions
+    assert len(table) == 3 * 3  # 3 condnets x 3 precisions
     for row in table:
         assert {"model", "precision", "batch", "threads", "cpu", "condnet_ms",
                 "equal_mac_dense_ms", "ratio", "full_dense_ms"} <= set(row)
