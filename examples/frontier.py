@@ -47,8 +47,6 @@ on 500 validation examples. Writes `<out>/frontier_<dataset>.{json,md,png}`.
 import argparse
 import json
 import os
-import random
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -61,10 +59,11 @@ import numpy as np  # noqa: E402
 
 import keras_condcomp  # noqa: E402
 from keras_condcomp import data as condcomp_data  # noqa: E402
-from keras_condcomp.litert import cpu_name  # noqa: E402
+from keras_condcomp.litert import cpu_name, interpreter_for_batch, time_interleaved  # noqa: E402
 from keras_condcomp.policy import ESTIMATORS  # noqa: E402
 
 PRECISIONS = ("float32", "dynamic", "int8")
+MARKERS = {"straight_through": "s", "gumbel": "D", "routing": "P"}  # reinforce: "^"
 DEFAULT_DENSE = (64, 128, 256, 384, 512, 1024)
 DEFAULT_CONDNETS = (
     "1024:16:4:reinforce:4",
@@ -327,42 +326,6 @@ def tflite_error(data, gated, x, y, threads):
     return float(np.mean(np.argmax(predictions, axis=-1) != y))
 
 
-def make_interpreter(data, gated, batch, threads):
-    from keras_condcomp.litert import Interpreter
-
-    interp = Interpreter(model_content=data, num_threads=threads, custom_ops=gated)
-    index = interp.get_input_details()[0]["index"]
-    shape = list(interp.get_input_details()[0]["shape"])
-    interp.resize_tensor_input(index, [batch] + shape[1:], strict=False)
-    interp.allocate_tensors()
-    return interp
-
-
-def time_interleaved(interpreters, inputs, rounds, runs, warmup=3):
-    """Median invoke() seconds of each interpreter; every round visits all in a new order.
-
-    `inputs`: a list of input batches cycled through by every interpreter, or
-    `{key: list}`, a stream of its own for each.
-    """
-    times = {key: [] for key in interpreters}
-    order = list(interpreters)
-    rng = random.Random(0)
-    for r in range(warmup + rounds):
-        rng.shuffle(order)
-        for key in order:
-            interp = interpreters[key]
-            stream = inputs[key] if isinstance(inputs, dict) else inputs
-            index = interp.get_input_details()[0]["index"]
-            for i in range(runs):
-                interp.set_tensor(index, stream[(r * runs + i) % len(stream)])
-                t0 = time.perf_counter()
-                interp.invoke()
-                t1 = time.perf_counter()
-                if r >= warmup:
-                    times[key].append(t1 - t0)
-    return {key: statistics.median(values) for key, values in times.items()}
-
-
 def measure(args):
     """Converts, evaluates and times every trained model; returns the JSON rows."""
     rows, timed = [], {}
@@ -414,9 +377,9 @@ def measure(args):
     for batch in (1, 32):
         inputs = [np.ascontiguousarray(test_x[i * batch:(i + 1) * batch])
                   for i in range(min(64, len(test_x) // batch))]
-        interpreters = {key: make_interpreter(data, gated[key], batch, args.threads)
-                        for key, data in timed.items()}
-        medians = time_interleaved(interpreters, inputs, args.timing_rounds, args.timing_runs)
+        jobs = {key: (interpreter_for_batch(data, batch, args.threads, gated[key]), inputs)
+                for key, data in timed.items()}
+        medians = time_interleaved(jobs, args.timing_rounds, args.timing_runs, warmup=3)
         for row in rows:
             key = (row["name"], row["precision"])
             if key in medians:
@@ -447,8 +410,8 @@ def markdown(rows, args):
     lines += ["", "## Ablation", "",
               "Every training lever on the same budget (float32 `.tflite` test error; a lever "
               "given to a condnet is given to the dense nets too: the `kd-` rows).", "",
-              "| model | hidden | blocks | top-k | estimator | anneal epochs | warm start | teacher "
-              "| seeds | test error | per seed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| model | hidden | blocks | top-k | estimator | anneal epochs | warm start "
+              "| teacher | seeds | test error | per seed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in sorted((r for r in rows if r["precision"] == "float32"),
                       key=lambda r: (r["model"], r["hidden"], r["name"])):
         lines.append(
@@ -502,7 +465,7 @@ def plot(rows, path, title):
                      + (", warm start" if r.get("warm_start") else "")
                      + (", distilled" if r["teacher"] else ""))
             ax.errorbar([r["b1_ms"]], [r["test_error_mean"]], yerr=[r["test_error_sd"]],
-                        fmt={"straight_through": "s", "gumbel": "D", "routing": "P"}.get(r["estimator"], "^"),
+                        fmt=MARKERS.get(r["estimator"], "^"),
                         mfc="none" if r["teacher"] is None else None, label=label, capsize=2)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

@@ -21,7 +21,7 @@ import numpy as np
 
 import frontier
 from keras_condcomp import data as condcomp_data
-from keras_condcomp.litert import cpu_name
+from keras_condcomp.litert import cpu_name, interpreter_for_batch, time_interleaved
 
 
 def main(argv=None):
@@ -47,11 +47,10 @@ def main(argv=None):
     print("|---|---|---|---|---|")
     inputs = {"different": [np.ascontiguousarray(x[i:i + 1]) for i in range(64)],
               "repeated": [np.ascontiguousarray(x[:1])] * 64}
-    interpreters = {(key, how): frontier.make_interpreter(data, gated, 1, 1)
-                    for key, (data, gated) in models.items() for how in inputs}
     # One interleaved run: every (model, input stream) pair in each round.
-    times = frontier.time_interleaved(interpreters, {k: inputs[k[1]] for k in interpreters},
-                                      args.rounds, args.runs_per_round)
+    jobs = {(key, how): (interpreter_for_batch(data, 1, 1, gated), inputs[how])
+            for key, (data, gated) in models.items() for how in inputs}
+    times = time_interleaved(jobs, args.rounds, args.runs_per_round, warmup=3)
     for key in models:
         different, repeated = times[(key, "different")], times[(key, "repeated")]
         print(f"| {key[0]} | {key[1]} | {different * 1e3:.4f} | {repeated * 1e3:.4f} | "

@@ -443,3 +443,57 @@ class Interpreter:
             if nonfinite.any():
                 y[nonfinite] = np.nan
         return y
+
+
+# ------------------------------------------------------------------ timing
+
+
+def interpreter_for_batch(model_content, batch, num_threads=1, custom_ops=True):
+    """An `Interpreter` whose input is resized to `batch` and allocated, ready to invoke."""
+    interpreter = Interpreter(model_content=model_content, num_threads=num_threads,
+                              custom_ops=custom_ops)
+    detail = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(detail["index"], [batch] + list(detail["shape"][1:]),
+                                    strict=False)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def invoke_times(interpreter, inputs, runs, offset=0):
+    """Seconds of each of `runs` `invoke()` calls, input `inputs[(offset + i) % len]` each."""
+    import time
+
+    index = interpreter.get_input_details()[0]["index"]
+    times = []
+    for i in range(runs):
+        interpreter.set_tensor(index, inputs[(offset + i) % len(inputs)])
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def time_interleaved(jobs, rounds, runs, warmup=2, seed=0):
+    """Median seconds per `invoke()` of each job, all measured in one interleaved run.
+
+    `jobs` is `{key: (interpreter, inputs)}`, `inputs` a list of input
+    batches each job cycles through. Each of `warmup + rounds` rounds visits
+    every job once, in a new random order, for `runs` invokes; the first
+    `warmup` rounds are not recorded. Interleaving puts every model under the
+    same machine state (frequency, caches, neighbours), so the ratios of the
+    medians are what a benchmark compares.
+    """
+    import random
+    import statistics
+
+    times = {key: [] for key in jobs}
+    order = list(jobs)
+    rng = random.Random(seed)
+    for r in range(warmup + rounds):
+        rng.shuffle(order)
+        for key in order:
+            interpreter, inputs = jobs[key]
+            values = invoke_times(interpreter, inputs, runs, offset=r * runs)
+            if r >= warmup:
+                times[key].extend(values)
+    return {key: statistics.median(values) for key, values in times.items()}

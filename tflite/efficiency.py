@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from profile_invoke import PRECISIONS, STREAM, interpreter, time_interleaved
+from profile_invoke import PRECISIONS, STREAM
 
 from keras_condcomp import data as condcomp_data
 from keras_condcomp import litert
@@ -70,8 +70,9 @@ def main(argv=None):
                 path = run / f"model_{precision}.tflite"
                 if not path.exists():
                     parser.error(f"{path} not found: run examples/frontier.py --measure-only")
-                jobs[(name, precision)] = (interpreter(path.read_bytes(), custom, batch), stream)
-        medians = time_interleaved(jobs, args.rounds, args.runs_per_round)
+                interp = litert.interpreter_for_batch(path.read_bytes(), batch, custom_ops=custom)
+                jobs[(name, precision)] = (interp, stream)
+        medians = litert.time_interleaved(jobs, args.rounds, args.runs_per_round)
         for name in condnets:
             width = CONDNET.match(name).group(1)
             for precision in args.precisions:

@@ -30,9 +30,7 @@ Writes `<out>/profile_<name>.{md,json}` (the CPU in the JSON):
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -66,40 +64,6 @@ def cache_sizes():
         scale = {"K": 1024, "M": 1024 ** 2}.get(text[-1], 1)
         sizes["L1d" if level == "1" else f"L{level}"] = int(text.rstrip("KM")) * scale
     return sizes
-
-
-def interpreter(data, custom_ops, batch):
-    interp = litert.Interpreter(model_content=data, num_threads=1, custom_ops=custom_ops)
-    detail = interp.get_input_details()[0]
-    interp.resize_tensor_input(detail["index"], [batch] + list(detail["shape"][1:]),
-                               strict=False)
-    interp.allocate_tensors()
-    return interp
-
-
-def invoke_times(interp, stream, runs, offset=0):
-    index = interp.get_input_details()[0]["index"]
-    times = []
-    for i in range(runs):
-        interp.set_tensor(index, stream[(offset + i) % len(stream)])
-        t0 = time.perf_counter()
-        interp.invoke()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def time_interleaved(jobs, rounds, runs):
-    """Median seconds per invoke of each `{key: (interpreter, stream)}`, rounds interleaved."""
-    times = {key: [] for key in jobs}
-    keys = list(jobs)
-    rng = np.random.default_rng(0)
-    for r in range(rounds + 2):
-        for k in rng.permutation(len(keys)):
-            interp, stream = jobs[keys[k]]
-            values = invoke_times(interp, stream, runs, offset=r * runs)
-            if r >= 2:  # two warm-up rounds
-                times[keys[k]].extend(values)
-    return {key: statistics.median(v) for key, v in times.items()}
 
 
 def empty_model():
@@ -143,10 +107,10 @@ def profile_condnet(data, streams, batch, runs):
     """Per CondComp node (profile) and the whole invoke's mean, per stream."""
     out = {}
     for how, stream in streams.items():
-        interp = interpreter(data, True, batch)
-        invoke_times(interp, stream, 200)  # warm up before recording
+        interp = litert.interpreter_for_batch(data, batch)
+        litert.invoke_times(interp, stream, 200)  # warm up before recording
         litert.start_profile()
-        total = invoke_times(interp, stream, runs)
+        total = litert.invoke_times(interp, stream, runs)
         out[how] = {"nodes": litert.stop_profile(), "invoke_mean_s": float(np.mean(total))}
     return out
 
@@ -179,8 +143,9 @@ def run(args):
             d_data = (args.dense / f"model_{precision}.tflite").read_bytes()
             jobs = {}
             for how, stream in streams.items():
-                jobs[("condnet", how)] = (interpreter(c_data, True, batch), stream)
-                jobs[("dense", how)] = (interpreter(d_data, False, batch), stream)
+                jobs[("condnet", how)] = (litert.interpreter_for_batch(c_data, batch), stream)
+                jobs[("dense", how)] = (
+                    litert.interpreter_for_batch(d_data, batch, custom_ops=False), stream)
             builtin = {}
             for who, net, inputs in (("condnet", network_of(condnet), c_inputs),
                                      ("dense", network_of(dense), d_inputs)):
@@ -192,10 +157,11 @@ def run(args):
                     layer_stream = [np.ascontiguousarray(h[s * batch:(s + 1) * batch])
                                     for s in range(STREAM)]
                     builtin[(who, i)] = layer_label(layer, i)
-                    jobs[(who, i)] = (interpreter(one, False, batch), layer_stream)
-            jobs["empty"] = (interpreter(empty_model(), False, batch),
+                    jobs[(who, i)] = (
+                        litert.interpreter_for_batch(one, batch, custom_ops=False), layer_stream)
+            jobs["empty"] = (litert.interpreter_for_batch(empty_model(), batch, custom_ops=False),
                              [np.zeros((batch, 1), "float32")])
-            medians = time_interleaved(jobs, args.rounds, args.runs)
+            medians = litert.time_interleaved(jobs, args.rounds, args.runs)
             empty_us = medians["empty"] * 1e6
             profiled = profile_condnet(c_data, streams, batch, args.rounds * args.runs)
             result = {"batch": batch, "precision": precision, "streams": {}}
