@@ -80,7 +80,7 @@ setup(
         "runtime": ["ai-edge-litert>=2.0,<2.4"],
         # pytest-xdist: scripts/test.sh runs the suite's files on every core (up to 4).
         "test": TRAIN + ["pytest", "pytest-xdist", "scikit-learn", "tensorboard", "hypothesis",
-                         "matplotlib", "scipy"],
+                         "matplotlib", "scipy", "ruff>=0.6,<1"],
         "litert": ["ai-edge-litert>=2.0,<2.4"],
         "datasets": ["tensorflow-datasets", "scipy"],
         "plot": ["matplotlib"],

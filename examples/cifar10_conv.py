@@ -21,7 +21,8 @@ SPEC = ExperimentSpec(
     batch_size=128,
     standardize=True,
     tau_anneal_epochs=10,
-    description="Convolutional condnet (GatedConv2D) vs plain convnet on CIFAR-10 (paper section 6).",
+    description="Convolutional condnet (GatedConv2D) vs plain convnet on CIFAR-10 "
+                "(paper section 6).",
 )
 
 if __name__ == "__main__":

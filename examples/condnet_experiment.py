@@ -428,7 +428,8 @@ def run(spec, args):
     for tau in args.tau:
         keras.utils.set_random_seed(args.seed)
         network = build_network(spec, args, gated=True, tau=tau)
-        model = keras_condcomp.CondCompModel(network, policy_weight=args.policy_weight, estimator="reinforce")
+        model = keras_condcomp.CondCompModel(network, policy_weight=args.policy_weight,
+                                             estimator="reinforce")
         _compile(model, args)
         callbacks = []
         if args.tau_anneal_epochs > 0:
@@ -594,7 +595,8 @@ def print_summary(results):
         cells = []
         for path, batch_size in columns.values():
             t = _timing(results, row["model"], path, batch_size)
-            speed = "" if not t or t["speedup_vs_dense"] is None else f" ({t['speedup_vs_dense']:.2f}x)"
+            speedup = None if not t else t["speedup_vs_dense"]
+            speed = "" if speedup is None else f" ({speedup:.2f}x)"
             cells.append("" if t is None else f"{t['ms']:.3f}{speed}")
         print(f"{row['model']:<18}" + "".join(f"{c:>22}" for c in cells))
     for path, description in results["timing"]["paths"].items():

@@ -19,7 +19,8 @@ SPEC = ExperimentSpec(
     epochs=40,
     batch_size=32,
     tau_anneal_epochs=10,
-    description="Fully-connected condnet vs dense net on scikit-learn's 8x8 digits (real data, runs anywhere).",
+    description="Fully-connected condnet vs dense net on scikit-learn's 8x8 digits "
+                "(real data, runs anywhere).",
 )
 
 if __name__ == "__main__":

@@ -139,7 +139,8 @@ def parse_condnet(text):
     if spec.estimator not in ESTIMATORS:
         raise argparse.ArgumentTypeError(f"unknown estimator {spec.estimator!r} in {text!r}")
     if spec.hidden % spec.num_blocks or not 1 <= spec.top_k <= spec.num_blocks:
-        raise argparse.ArgumentTypeError(f"BLOCKS must divide HIDDEN and 1 <= K <= BLOCKS: {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"BLOCKS must divide HIDDEN and 1 <= K <= BLOCKS: {text!r}")
     return spec
 
 
@@ -411,7 +412,7 @@ def markdown(rows, args):
               "Every training lever on the same budget (float32 `.tflite` test error; a lever "
               "given to a condnet is given to the dense nets too: the `kd-` rows).", "",
               "| model | hidden | blocks | top-k | estimator | anneal epochs | warm start "
-              "| teacher | seeds | test error | per seed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| teacher | seeds | test error | per seed |", "|---" * 11 + "|"]
     for row in sorted((r for r in rows if r["precision"] == "float32"),
                       key=lambda r: (r["model"], r["hidden"], r["name"])):
         lines.append(

@@ -22,7 +22,8 @@ One run, one seed:
    after training). `--threads 1` pins TensorFlow to one thread so that wall
    times of runs are comparable.
 
-    python examples/gate_pretrained.py --data-dir ../shared/datasets/mnist --seed 0 --out runs/gate_s0
+    python examples/gate_pretrained.py --data-dir ../shared/datasets/mnist --seed 0 \
+        --out runs/gate_s0
 """
 
 import argparse
@@ -342,7 +343,8 @@ def run(args):
             network = keras_condcomp.gate(scratch_dense, args.num_blocks, seed=args.seed,
                                           layers=args.gate_layers, **gating_arguments(args, tau))
             model = keras_condcomp.CondCompModel(network, baseline=args.baseline,
-                                                 num_samples=args.num_samples, estimator="reinforce")
+                                                 num_samples=args.num_samples,
+                                                 estimator="reinforce")
             compile_model(model, args.learning_rate, steps * args.scratch_epochs,
                           args.policy_learning_rate)
             schedule = [keras_condcomp.GatingScheduler(

@@ -88,7 +88,8 @@ def summarize(runs):
     lines.append("")
     lines.append(
         f"Data: {runs[0]['dataset']['source']} ({runs[0]['dataset']['num_train']} train / "
-        f"{runs[0]['dataset']['num_test']} test){' — SMOKE (synthetic)' if runs[0]['smoke'] else ''}. "
+        f"{runs[0]['dataset']['num_test']} test)"
+        f"{' — SMOKE (synthetic)' if runs[0]['smoke'] else ''}. "
         f"Timing: {timing['statistic']}; {timing['machine']}."
     )
     for path, description in timing.get("paths", {}).items():

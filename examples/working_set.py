@@ -17,9 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
+import frontier
 import numpy as np
 
-import frontier
 from keras_condcomp import data as condcomp_data
 from keras_condcomp.litert import cpu_name, interpreter_for_batch, time_interleaved
 

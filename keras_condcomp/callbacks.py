@@ -1,4 +1,5 @@
-"""Callbacks: schedules of the gating targets and regularizer weights, NaN/Inf stops, resumable backups, TensorBoard gate summaries."""
+"""Callbacks: schedules of the gating targets and regularizer weights, NaN/Inf stops,
+resumable backups, TensorBoard gate summaries."""
 
 import json
 
@@ -14,7 +15,8 @@ SCHEDULABLE = ("tau",) + REGULARIZER_WEIGHT_NAMES
 def linear_schedule(start, end, epochs):
     """`fn(epoch)` going linearly from `start` (epoch 0) to `end` (epoch >= epochs - 1)."""
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"Argument `epochs` must be a positive integer. Received: epochs={epochs!r}")
+        raise ValueError(
+            f"Argument `epochs` must be a positive integer. Received: epochs={epochs!r}")
 
     def schedule(epoch):
         if epochs == 1:
@@ -61,7 +63,7 @@ class GatingScheduler(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         values = {name: fn(epoch) for name, fn in self.schedules.items()}
-        layers = [l for l in self.model._flatten_layers() if isinstance(l, GatedLayer)]
+        layers = [layer for layer in self.model._flatten_layers() if isinstance(layer, GatedLayer)]
         for layer in layers:
             layer.set_gating(**values)
         if self.verbose:
@@ -143,7 +145,7 @@ class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
             value = keras.ops.convert_to_numpy(self.model.baseline())
             if not _is_finite(value) and "baseline" not in found:
                 found["baseline"] = float(value)
-        layers = [l for l in self.model._flatten_layers() if isinstance(l, GatedLayer)]
+        layers = [layer for layer in self.model._flatten_layers() if isinstance(layer, GatedLayer)]
         for layer in layers:
             key = f"{layer.name}_active"
             if key in logs and not _is_finite(logs[key]):

@@ -58,7 +58,8 @@ IMAGE_SHAPES = {
     "digits": (8, 8, 1),
 }
 NUM_CLASSES = 10
-TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10", "svhn": "svhn_cropped"}
+TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10",
+              "svhn": "svhn_cropped"}
 # Where the original files are published; named in the not-found message and
 # used to check that the network is reachable before a tfds download.
 SOURCE_URLS = {
@@ -242,7 +243,8 @@ def search_directories(data_dir=None):
         path = Path(data_dir).expanduser()
         if not path.is_dir():
             raise ValueError(
-                f"Argument `data_dir` must be an existing directory. Received: data_dir={str(data_dir)!r}"
+                "Argument `data_dir` must be an existing directory. "
+                f"Received: data_dir={str(data_dir)!r}"
             )
         candidates.append(path)
     for entry in os.environ.get(DATA_DIR_ENV, "").split(os.pathsep):
@@ -692,7 +694,8 @@ def load_digits(test_fraction=DIGITS_TEST_FRACTION, seed=0):
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=test_fraction, stratify=labels, random_state=seed
     )
-    return Dataset("digits", x_train, y_train, x_test, y_test, source="sklearn.datasets.load_digits")
+    return Dataset("digits", x_train, y_train, x_test, y_test,
+                   source="sklearn.datasets.load_digits")
 
 
 def synthetic_dataset(name, num_train=128, num_test=64, seed=0):

@@ -7,8 +7,8 @@ import keras
 from keras import ops
 
 from keras_condcomp import flops, regularizers
-from keras_condcomp.reference import bias_activate_and_mask, block_scale
 from keras_condcomp.policy import BernoulliBlockPolicy
+from keras_condcomp.reference import bias_activate_and_mask, block_scale
 from keras_condcomp.validation import (
     SavedModelErrorsMixin,
     check_non_negative,
@@ -294,9 +294,10 @@ class GatedLayer(SavedModelErrorsMixin, keras.layers.Layer):
         """Adds the bias, applies the activation, zeroes the inactive blocks.
 
         With `scale_by_gate` the active blocks are scaled by their gate values
-        (`keras_condcomp.reference.block_scale`). Masking after the activation keeps inactive blocks at exactly 0 for
-        any activation, which is what lets the next layer skip them. Rows of
-        non-finite inputs come out all NaN (`nonfinite_rows_to_nan`).
+        (`keras_condcomp.reference.block_scale`). Masking after the activation
+        keeps inactive blocks at exactly 0 for any activation, which is what
+        lets the next layer skip them. Rows of non-finite inputs come out all
+        NaN (`nonfinite_rows_to_nan`).
         """
         scale = block_scale(mask, self.gate_outputs.sigma, self.scale_by_gate)
         outputs = bias_activate_and_mask(outputs, self.bias, self.activation, scale,

@@ -146,7 +146,7 @@ def load_library():
 
 
 def cpu_name():
-    """The CPU model (Linux `/proc/cpuinfo`), recorded with every benchmark: speeds differ by CPU."""
+    """The CPU model (Linux `/proc/cpuinfo`), recorded with every benchmark (speeds differ)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -274,7 +274,8 @@ def resolve_runtime(runtime=None):
     """
     runtime = runtime or os.environ.get(RUNTIME_ENV) or "auto"
     if runtime not in RUNTIMES:
-        raise ValueError(f"Argument `runtime` must be one of {RUNTIMES}. Received: runtime={runtime!r}")
+        raise ValueError(
+            f"Argument `runtime` must be one of {RUNTIMES}. Received: runtime={runtime!r}")
     if runtime in ("auto", "litert"):
         try:
             import ai_edge_litert

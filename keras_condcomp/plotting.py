@@ -122,7 +122,8 @@ def plot_gate_heatmaps(activations, labels=None, max_examples=200, key="mask", t
         raise ValueError(f"Argument `key` must be 'mask' or 'sigma'. Received: key={key!r}")
     if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 1:
         raise ValueError(
-            f"Argument `max_examples` must be a positive integer. Received: max_examples={max_examples!r}"
+            "Argument `max_examples` must be a positive integer. "
+            f"Received: max_examples={max_examples!r}"
         )
     names = list(activations)
     num_examples = len(next(iter(activations.values()))[key])
@@ -206,7 +207,8 @@ def plot_frequency_vs_tau(frequencies_by_tau, title=None, path=None):
     """
     if not frequencies_by_tau:
         raise ValueError(
-            f"Argument `frequencies_by_tau` is empty. Received: frequencies_by_tau={frequencies_by_tau!r}"
+            "Argument `frequencies_by_tau` is empty. "
+            f"Received: frequencies_by_tau={frequencies_by_tau!r}"
         )
     from matplotlib.ticker import MaxNLocator
 

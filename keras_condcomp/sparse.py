@@ -378,7 +378,8 @@ def _check_chain(network):
             "SparseInference needs a Sequential or functional model (or a list of layers). "
             f"Received: network={network.name!r} of type {type(network).__name__}"
         )
-    layers = [l for l in network.layers if not isinstance(l, keras.layers.InputLayer)]
+    layers = [layer for layer in network.layers
+              if not isinstance(layer, keras.layers.InputLayer)]
     reason = None
     if len(network.inputs) != 1 or len(network.outputs) != 1:
         reason = f"{len(network.inputs)} inputs and {len(network.outputs)} outputs"
@@ -421,7 +422,6 @@ class SparseInference:
         import keras
 
         from keras_condcomp.layers import GatedDense, GatedLayer
-
         from keras_condcomp.models import CondCompModel
 
         _check_mode(mode, max_density)
@@ -429,7 +429,7 @@ class SparseInference:
             network = network.network  # its own `layers` is just [network]
         layers = getattr(network, "layers", network)
         if not isinstance(layers, (list, tuple)) or not all(
-            isinstance(l, keras.layers.Layer) for l in layers
+            isinstance(layer, keras.layers.Layer) for layer in layers
         ):
             raise ValueError(
                 "Argument `network` must be a Keras model with a `layers` list (e.g. "
@@ -437,11 +437,12 @@ class SparseInference:
             )
         _check_chain(network)
         # A functional model lists its InputLayer, which is not called.
-        self.layers = [l for l in layers if not isinstance(l, keras.layers.InputLayer)]
+        self.layers = [layer for layer in layers
+                       if not isinstance(layer, keras.layers.InputLayer)]
         for layer in self.layers:
             if isinstance(layer, GatedLayer):
                 _check_built(layer)
-        self._dense = [l for l in self.layers if isinstance(l, GatedDense)]
+        self._dense = [layer for layer in self.layers if isinstance(layer, GatedDense)]
         self.mode = mode
         self.max_density = max_density
         self.refresh()
@@ -464,12 +465,14 @@ class SparseInference:
                     )
         if not hasattr(self, "kernels_bm"):
             self.kernels_bm = {
-                l.name: tf.Variable(block_major_kernel(l.kernel, l.num_blocks), trainable=False)
-                for l in self._dense
+                layer.name: tf.Variable(block_major_kernel(layer.kernel, layer.num_blocks),
+                                        trainable=False)
+                for layer in self._dense
             }
         else:
-            for l in self._dense:
-                self.kernels_bm[l.name].assign(block_major_kernel(l.kernel, l.num_blocks))
+            for layer in self._dense:
+                self.kernels_bm[layer.name].assign(
+                    block_major_kernel(layer.kernel, layer.num_blocks))
 
     def _run(self, x):
         return sequential_inference(self.layers, x, mode=self.mode, max_density=self.max_density,

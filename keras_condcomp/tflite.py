@@ -854,7 +854,7 @@ def quantized_reference(network, x, input_scales=None):
 
 
 def _quantized_gated_layer(layer, h, input_scale=None):
-    """`(output, mask)` of one int8 CondComp op: `layer` on input `h` (see `quantized_reference`)."""
+    """`(output, mask)` of one int8 CondComp op: `layer` on input `h` (`quantized_reference`)."""
     import keras
     import numpy as np
 

@@ -23,7 +23,8 @@ KD_CONDNETS=(1024:16:4:straight_through:4:kd 1024:16:4:gumbel:4:kd 1024:16:4:rou
 KD_DENSE=(256 384)
 if [ "$DATASET" = mnist ]; then
   CONDNETS+=(1024:16:4:straight_through:0 2048:32:4:reinforce:4)
-  KD_CONDNETS+=(1024:16:4:reinforce:4:kd 1024:16:8:straight_through:4:kd)
+  KD_CONDNETS+=(1024:16:4:reinforce:4:kd 1024:16:8:straight_through:4:kd
+                2048:32:4:straight_through:4:kd)
   KD_DENSE=(128 256 384 512)
 fi
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1

@@ -13,7 +13,6 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
-
 @pytest.fixture(autouse=True)
 def _clear_keras_session():
     # A fixed seed per test: layers built without one (Keras initializers

@@ -11,7 +11,6 @@ Needs `apt-get install g++-aarch64-linux-gnu qemu-user`; skipped otherwise
 (CI installs both). On an aarch64 host the driver runs natively.
 """
 
-import json
 import os
 import platform
 import re
@@ -65,7 +64,8 @@ def _summary(stdout):
 
 
 def test_build_outputs_are_aarch64(arm_build):
-    for name in ("condcomp_driver", "libcondcomp_tflite_ops.so", "libcondcomp_tflite_ops.stripped.so"):
+    for name in ("condcomp_driver", "libcondcomp_tflite_ops.so",
+                 "libcondcomp_tflite_ops.stripped.so"):
         path = arm_build / name
         with open(path, "rb") as f:
             header = f.read(20)
@@ -75,7 +75,8 @@ def test_build_outputs_are_aarch64(arm_build):
     # The library exports the registrations an Android app needs.
     nm = shutil.which(CROSS + "nm") or shutil.which("nm")
     if nm:
-        syms = _run([nm, "-D", "--defined-only", str(arm_build / "libcondcomp_tflite_ops.so")]).stdout
+        library = str(arm_build / "libcondcomp_tflite_ops.so")
+        syms = _run([nm, "-D", "--defined-only", library]).stdout
         for sym in ("CondCompGatedDenseRegistration", "CondCompGatedConv2DRegistration"):
             assert sym in syms
 

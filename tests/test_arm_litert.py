@@ -24,16 +24,17 @@ import keras
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from tflite_helpers import REPO, load_convert
 
 import keras_condcomp as kc
-from tflite_helpers import REPO, load_convert
 
 ARM = os.path.join(REPO, "tflite", "arm")
 QEMU = os.environ.get("QEMU", "qemu-aarch64")
 REQUIRED = os.environ.get("CONDCOMP_REQUIRE_ARM") == "1"
 TOL = 1e-5
 
-_missing = [t for t in ("aarch64-linux-gnu-gcc", QEMU, "apt-get", "dpkg-deb") if not shutil.which(t)]
+_missing = [t for t in ("aarch64-linux-gnu-gcc", QEMU, "apt-get", "dpkg-deb")
+            if not shutil.which(t)]
 if platform.machine() != "x86_64":
     _missing.append("an x86-64 host (this test cross-runs aarch64 under qemu)")
 if _missing and REQUIRED:
@@ -60,7 +61,8 @@ def aarch64(tmp_path_factory):
     out = tmp_path_factory.mktemp("arm_ops")
     _run(["bash", os.path.join(ARM, "build.sh")], env=dict(os.environ, BUILD_DIR=str(out)))
     base = os.path.join(REPO, "build", "arm-litert")
-    return os.path.join(base, "root"), os.path.join(base, "site"), str(out / "libcondcomp_tflite_ops.so")
+    return (os.path.join(base, "root"), os.path.join(base, "site"),
+            str(out / "libcondcomp_tflite_ops.so"))
 
 
 def _run_aarch64(aarch64, model, x, tmp_path, custom_ops=True):
@@ -100,7 +102,8 @@ def test_litert_aarch64_matches_x86_keras(aarch64, tmp_path, which):
         network, x = benchmark_condnet(0.25, 2048)
     cv = load_convert()
     expected = np.asarray(network(x, training=False))
-    masks = [np.asarray(l.gate_outputs.mask) for l in kc.layers.gated_layers(network)]
+    masks = [np.asarray(layer.gate_outputs.mask)
+             for layer in kc.layers.gated_layers(network)]
     assert all(0.0 < m.mean() < 1.0 for m in masks)  # blocks really switch on and off
     (tmp_path / "m.tflite").write_bytes(cv.convert(network))
     got = _run_aarch64(aarch64, tmp_path / "m.tflite", x, tmp_path)
@@ -128,13 +131,17 @@ def test_litert_aarch64_instruction_count_table_runs(aarch64, tmp_path):
     assert 1.0 < row["ratio"] < row["ideal"]
 
 
+def random_bias():
+    return keras.initializers.RandomNormal(0, 0.3)
+
+
 def test_litert_aarch64_int8_weights_match_the_dequantized_reference(aarch64, tmp_path):
     """The dynamic-range CondComp ops (int8 weights and activations, NEON sdot) on aarch64."""
     rng = np.random.default_rng(5)
     keras.utils.set_random_seed(5)
     network = keras.Sequential([keras.Input((48,)),
                                 kc.GatedDense(64, 8, activation="relu",
-                                              bias_initializer=keras.initializers.RandomNormal(0, 0.3)),
+                                              bias_initializer=random_bias()),
                                 kc.GatedDense(40, 4, activation="tanh")])
     for layer in kc.layers.gated_layers(network):
         k = layer.policy.kernel
@@ -148,7 +155,7 @@ def test_litert_aarch64_int8_weights_match_the_dequantized_reference(aarch64, tm
     # The int8 CondCompGatedConv2D (one layer: its input is bit-identical on both sides).
     conv = keras.Sequential([keras.Input((6, 5, 8)),
                              kc.GatedConv2D(40, 3, num_blocks=4, padding="same", activation="relu",
-                                            bias_initializer=keras.initializers.RandomNormal(0, 0.3))])
+                                            bias_initializer=random_bias())])
     k = conv.layers[0].policy.kernel
     k.assign(rng.normal(0, 3.0 / np.sqrt(k.shape[0]), k.shape).astype("float32"))
     x = rng.normal(size=(5, 6, 5, 8)).astype("float32")

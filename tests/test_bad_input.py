@@ -19,13 +19,13 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from data_helpers import isolate_data_search
+from tflite_helpers import REPO, load_convert, require_ops_library
 
 import keras_condcomp as kc
 from keras_condcomp import data, litert, sparse
 from keras_condcomp.callbacks import TerminateOnNonFinite
 from keras_condcomp.models import per_example_loss_fn
-from data_helpers import isolate_data_search
-from tflite_helpers import REPO, load_convert, require_ops_library
 
 CONVERT = os.path.join(REPO, "tflite", "convert.py")
 BENCHMARK = os.path.join(REPO, "tflite", "benchmark.py")
@@ -268,7 +268,8 @@ def _rewrite_keras_file(src, dst, edit_config=None, edit_weights=None):
     if edit_config:
         config = json.loads(items["config.json"])
         layers = config["config"]["network"]["config"]["layers"]
-        edit_config(next(l for l in layers if l["class_name"] == "GatedDense")["config"])
+        gated = next(layer for layer in layers if layer["class_name"] == "GatedDense")
+        edit_config(gated["config"])
         items["config.json"] = json.dumps(config).encode()
     if edit_weights:
         buf = io.BytesIO(items["model.weights.h5"])

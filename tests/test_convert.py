@@ -11,11 +11,12 @@ import sys
 import keras
 import numpy as np
 import pytest
-
-import keras_condcomp as kc
 from tflite_helpers import REPO, custom_ops, load_convert, model_t, tensor_value
 
+import keras_condcomp as kc
+
 CONVERT = os.path.join(REPO, "tflite", "convert.py")
+INT8_REPORT = "max |CondComp op - keras int8 reference of its layer| = "
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +208,7 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
     assert "dynamic-range int8" in res.stdout
     worst = float(res.stdout.split("max |tflite - keras float32| = ")[1].split()[0])
     assert 0 < worst < 0.1  # int8 rounding: reported, not thresholded
-    worst = float(res.stdout.split("max |CondComp op - keras int8 reference of its layer| = ")[1].split()[0])
+    worst = float(res.stdout.split(INT8_REPORT)[1].split()[0])
     assert worst <= 1e-5  # what the int8 ops compute: checked
     assert os.path.getsize(tmp_path / "q.tflite") < os.path.getsize(tmp_path / "m.tflite")
     # The full-integer dense baseline, calibrated on given inputs.
@@ -223,7 +224,7 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
                     "--representative-data", x_rep, "--representative", "20", "--verify", "8")
     assert res.returncode == 0, res.stderr
     assert "static activation scales" in res.stdout and "CondCompGatedDense: 2" in res.stdout
-    worst = float(res.stdout.split("max |CondComp op - keras int8 reference of its layer| = ")[1].split()[0])
+    worst = float(res.stdout.split(INT8_REPORT)[1].split()[0])
     assert worst <= 1e-5
     cv = load_convert()
     for bad, message in [(["--quantize", "int8"], "needs --representative-data"),

@@ -1,7 +1,6 @@
 """Tests of `keras_condcomp.data` on small files written in each real format."""
 
 import gzip
-import io
 import pickle
 import struct
 import tarfile
@@ -9,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-
 from data_helpers import isolate_data_search
+
 from keras_condcomp import data
 
 # Kept before the autouse fixture replaces it with a guard.

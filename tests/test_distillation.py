@@ -1,11 +1,12 @@
-"""Distillation from a teacher: the loss term, `Distiller` and `CondCompModel(teacher=..., estimator="reinforce")`."""
+"""Distillation from a teacher: the loss term, `Distiller` and
+`CondCompModel(teacher=..., estimator="reinforce")`."""
 
 import keras
 import numpy as np
 import pytest
+from model_helpers import dense_mlp
 
 from keras_condcomp import CondCompModel, Distiller, GatedDense, distillation_loss
-from model_helpers import dense_mlp
 
 
 def test_distillation_loss_is_the_temperature_kl():

@@ -5,11 +5,11 @@ import keras
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from tflite_helpers import load_convert, require_ops_library
 
 from keras_condcomp import CondCompModel, GatedDense
 from keras_condcomp.reference import top_k_mask
 from keras_condcomp.sparse import SparseInference
-from tflite_helpers import load_convert, require_ops_library
 
 
 def test_top_k_ties_go_to_the_lowest_block_index():

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-MNIST_DIR = Path(os.environ.get("CONDCOMP_MNIST_DIR", REPO.parent / "shared" / "datasets" / "mnist"))
+MNIST_DIR = Path(os.environ.get("CONDCOMP_MNIST_DIR",
+                               REPO.parent / "shared" / "datasets" / "mnist"))
 ROW_KEYS = {"dataset", "train_size", "val_size", "test_size", "model", "hidden", "num_blocks",
             "budget", "estimator", "teacher", "precision", "seeds", "test_errors",
             "test_error_mean", "test_error_sd", "active", "macs", "b1_ms", "b32_ms", "cpu"}

@@ -41,7 +41,8 @@ def test_gated_copy_with_every_block_on_equals_the_trained_model(digits):
     gated, report = gate(dense, num_blocks=8, threshold=0.0, return_report=True)
     assert report.gated == ["h1", "h2"]
     assert "output layer" in report.skipped["out"]
-    assert [type(l) for l in gated.layers] == [GatedDense, GatedDense, keras.layers.Dense]
+    assert [type(layer) for layer in gated.layers] == [
+        GatedDense, GatedDense, keras.layers.Dense]
     assert gated.get_layer("h2").activation is keras.activations.tanh
     assert gated.get_layer("h2").kernel_regularizer is not None
     np.testing.assert_array_equal(np.asarray(gated(x, training=False)),
@@ -149,7 +150,8 @@ def test_freeze_network_trains_only_the_policies_then_everything(digits, tmp_pat
     model = CondCompModel(network, estimator="reinforce")
     all_trainable = len(model.trainable_variables)
     freeze_network(model)
-    policies = [v for l in model.gated_layers for v in l.policy.trainable_variables]
+    policies = [v for layer in model.gated_layers
+                for v in layer.policy.trainable_variables]
     assert {id(v) for v in model.trainable_variables} == {id(v) for v in policies}
     kernel = np.asarray(network.get_layer("h1").kernel).copy()
     policy = np.asarray(network.get_layer("h1").policy.kernel).copy()
@@ -176,7 +178,8 @@ def test_gate_summaries_are_readable_from_the_event_files(digits, tmp_path):
     from keras_condcomp import GateSummaries
 
     x, y = digits
-    model = CondCompModel(gate(_trained_mlp(x, y), num_blocks=8, tau=0.5, seed=0), estimator="reinforce")
+    model = CondCompModel(gate(_trained_mlp(x, y), num_blocks=8, tau=0.5, seed=0),
+                          estimator="reinforce")
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=3, batch_size=64, verbose=0,
               callbacks=[GateSummaries(tmp_path, x[:200], y[:200], every_n_epochs=2)])

@@ -5,10 +5,10 @@ import keras
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from tflite_helpers import load_convert, require_ops_library
 
 from keras_condcomp import CondCompModel, GatedConv2D, GatedDense, gate
 from keras_condcomp.sparse import SparseInference
-from tflite_helpers import load_convert, require_ops_library
 
 
 @pytest.fixture(scope="module")

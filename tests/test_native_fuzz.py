@@ -28,7 +28,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARM = os.path.join(ROOT, "tflite", "arm")
@@ -374,7 +373,8 @@ def random_case(rng):
         c["defect"] = defect
         c["expect"] = "error"
         if defect == "activation":
-            attrs["activation"] = str(rng.choice(["Relu", "softmax", "", "relu ", "leaky_relu(0.1)"]))
+            attrs["activation"] = str(
+                rng.choice(["Relu", "softmax", "", "relu ", "leaky_relu(0.1)"]))
         elif defect == "threshold":
             attrs["threshold"] = float(rng.choice([-0.5, 1.5, 1e30, -1e-3]))
         elif defect == "ibs":
@@ -418,7 +418,8 @@ def random_case(rng):
         buf = bytearray(options)
         kind = int(rng.integers(4))
         if kind == 0:
-            buf = bytearray(rng.integers(0, 256, int(rng.integers(0, 48))).astype(np.uint8).tobytes())
+            length = int(rng.integers(0, 48))
+            buf = bytearray(rng.integers(0, 256, length).astype(np.uint8).tobytes())
         elif kind == 1 and buf:
             buf = buf[: int(rng.integers(len(buf)))]
         elif kind == 2:
@@ -470,7 +471,8 @@ def run_worker(seed, cases, progress, threads_max=2, only=None):
         os.environ["CONDCOMP_PARALLEL_MIN_BYTES"] = "0" if i % 2 == 0 else ""
         try:
             model = build_model(c)
-            interp = Interpreter(model_content=model, num_threads=int(rng.integers(1, threads_max + 1)))
+            threads = int(rng.integers(1, threads_max + 1))
+            interp = Interpreter(model_content=model, num_threads=threads)
             inp = interp.get_input_details()[0]
             interp.resize_tensor_input(inp["index"], list(c["x"].shape), strict=False)
             interp.allocate_tensors()
@@ -525,14 +527,16 @@ def _run_isolated(cmd, progress, what, timeout):
 if pytest is not None:
 
     def _build_driver(out, *cflags):
-        cc, cxx = shutil.which("gcc") or shutil.which("cc"), shutil.which("g++") or shutil.which("c++")
+        cc = shutil.which("gcc") or shutil.which("cc")
+        cxx = shutil.which("g++") or shutil.which("c++")
         if not cc or not cxx:
             pytest.skip("no C/C++ compiler (apt-get install gcc g++)")
         objs = []
         for src in ("condcomp_kernels", "flexbuffer_map", "cc_parallel", "condcomp_tflite_ops"):
             obj = out / f"{src}.o"
-            subprocess.run([cc, "-std=gnu11", "-O2", "-g", "-Wno-psabi", "-ffp-contract=fast", *cflags,
-                            "-c", os.path.join(OPS, src + ".c"), "-o", str(obj)], check=True)
+            subprocess.run([cc, "-std=gnu11", "-O2", "-g", "-Wno-psabi", "-ffp-contract=fast",
+                            *cflags, "-c", os.path.join(OPS, src + ".c"), "-o", str(obj)],
+                           check=True)
             objs.append(str(obj))
         exe = out / "condcomp_driver"
         subprocess.run([cxx, "-std=c++17", "-O2", "-g", "-Wno-psabi", "-I", OPS, "-I", ARM,

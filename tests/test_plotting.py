@@ -136,7 +136,8 @@ def test_cli_writes_both_figures(tmp_path, capsys):
     for tau, seed in ((0.3, 0), (0.6, 1)):
         activations, labels = fake_activations(seed=seed)
         plotting.save_gate_activations(tmp_path / f"g{tau}.npz", activations, labels, tau=tau)
-    assert plotting.main(["heatmap", str(tmp_path / "g0.3.npz"), "--out", str(tmp_path / "h.png")]) == 0
+    assert plotting.main(["heatmap", str(tmp_path / "g0.3.npz"),
+                          "--out", str(tmp_path / "h.png")]) == 0
     assert_png_with_content(tmp_path / "h.png")
     assert plotting.main(
         ["frequency", str(tmp_path / "g0.3.npz"), str(tmp_path / "g0.6.npz"),

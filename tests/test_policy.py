@@ -17,17 +17,19 @@ def test_log_prob_matches_definition():
     expected = np.sum(mask * np.log(sigma) + (1 - mask) * np.log(1 - sigma), axis=1)
     np.testing.assert_allclose(bernoulli_log_prob(logits, mask), expected, rtol=1e-5)
     # Saturated logits stay finite.
-    assert np.all(np.isfinite(bernoulli_log_prob(np.array([[80.0, -80.0]]), np.array([[0.0, 1.0]]))))
+    log_prob = bernoulli_log_prob(np.array([[80.0, -80.0]]), np.array([[0.0, 1.0]]))
+    assert np.all(np.isfinite(log_prob))
 
 
 def test_training_samples_and_inference_thresholds():
-    policy = BernoulliBlockPolicy(3, bias_initializer=keras.initializers.Constant([4.0, -4.0, 0.1]), seed=3)
+    bias = keras.initializers.Constant([4.0, -4.0, 0.1])
+    policy = BernoulliBlockPolicy(3, bias_initializer=bias, seed=3)
     x = np.zeros((4000, 2), "float32")
     mask, sigma, _ = policy(x, training=True)
     np.testing.assert_allclose(np.mean(mask, axis=0), np.asarray(sigma[0]), atol=0.03)
     mask, _, _ = policy(x, training=False)
     np.testing.assert_array_equal(np.asarray(mask[0]), [1.0, 0.0, 1.0])
-    strict = BernoulliBlockPolicy(3, threshold=0.6, bias_initializer=keras.initializers.Constant([4.0, -4.0, 0.1]))
+    strict = BernoulliBlockPolicy(3, threshold=0.6, bias_initializer=bias)
     mask, _, _ = strict(x[:2], training=False)
     np.testing.assert_array_equal(np.asarray(mask[0]), [1.0, 0.0, 0.0])
 
@@ -81,7 +83,8 @@ def test_reinforce_gradient_matches_enumeration(num_blocks):
     x = np.repeat(x_one, samples, axis=0)
     with tf.GradientTape() as tape:
         mask, sigma, log_prob = policy(x, training=True)
-        cost = tf.gather(cost_table, tf.cast(tf.linalg.matvec(mask, powers.astype("float32")), "int32"))
+        index = tf.cast(tf.linalg.matvec(mask, powers.astype("float32")), "int32")
+        cost = tf.gather(cost_table, index)
         surrogate = reinforce_surrogate(cost, 1.0, log_prob)
     estimate = [g.numpy() for g in tape.gradient(surrogate, variables)]
     # Per-sample bias gradients (cost - b) * (u - sigma) bound the standard error.

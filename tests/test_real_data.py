@@ -11,10 +11,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from model_helpers import dense_mlp
 
 from keras_condcomp import CondCompModel, calibrate_thresholds, gate
 from keras_condcomp import data as condcomp_data
-from model_helpers import dense_mlp
 
 FASHION_DIR = Path(os.environ.get("CONDCOMP_FASHION_MNIST_DIR",
                                   "/usr/share/datasets/fashion-mnist"))

@@ -14,10 +14,10 @@ import time
 import keras
 import numpy as np
 import pytest
+from tflite_helpers import load_convert, require_ops_library
 
 import keras_condcomp as kc
 from keras_condcomp import litert
-from tflite_helpers import load_convert, require_ops_library
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +37,16 @@ def _rss_mb():
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+def random_bias():
+    return keras.initializers.RandomNormal(0, 0.3)
+
+
 def _network():
     keras.utils.set_random_seed(3)
     net = keras.Sequential([
         keras.Input((64,)),
-        kc.GatedDense(128, 8, activation="relu", bias_initializer=keras.initializers.RandomNormal(0, 0.3)),
-        kc.GatedDense(128, 8, activation="relu", bias_initializer=keras.initializers.RandomNormal(0, 0.3)),
+        kc.GatedDense(128, 8, activation="relu", bias_initializer=random_bias()),
+        kc.GatedDense(128, 8, activation="relu", bias_initializer=random_bias()),
         keras.layers.Dense(10, activation="softmax"),
     ])
     rng = np.random.default_rng(0)

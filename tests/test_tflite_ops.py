@@ -11,9 +11,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-
-import keras_condcomp as kc
-from keras_condcomp import litert
 from tflite_helpers import (
     REPO,
     REQUIRE_ENV,
@@ -23,6 +20,9 @@ from tflite_helpers import (
     pack,
     require_ops_library,
 )
+
+import keras_condcomp as kc
+from keras_condcomp import litert
 
 TOL = 1e-5
 
@@ -45,8 +45,8 @@ def _set_policy(layer, rng, spread=3.0):
 
 
 def _keras_masks(network):
-    return [np.asarray(l.gate_outputs.mask) for l in network._flatten_layers()
-            if isinstance(l, kc.GatedLayer)]
+    return [np.asarray(layer.gate_outputs.mask) for layer in network._flatten_layers()
+            if isinstance(layer, kc.GatedLayer)]
 
 
 def _check_against_keras(cv, network, inputs, threads=1):
@@ -423,7 +423,8 @@ def test_runtime_argument_and_untested_versions(small_model, monkeypatch):
     with pytest.raises(litert.OpsLibraryError, match="CONDCOMP_ALLOW_UNTESTED_RUNTIME"):
         litert.Interpreter(model_content=small_model, runtime="tensorflow")
     monkeypatch.setenv("CONDCOMP_ALLOW_UNTESTED_RUNTIME", "1")
-    assert litert.Interpreter(model_content=small_model, runtime="tensorflow").runtime == "tensorflow"
+    interpreter = litert.Interpreter(model_content=small_model, runtime="tensorflow")
+    assert interpreter.runtime == "tensorflow"
 
 
 def _int8_against_float(cv, network, int8_model, x, input_scales=None):
@@ -431,7 +432,8 @@ def _int8_against_float(cv, network, int8_model, x, input_scales=None):
     over those examples, max |float output|)."""
     x = np.asarray(x, "f4")
     float_y = np.asarray(network(x, training=False))
-    float_masks = [np.asarray(l.gate_outputs.mask) for l in kc.layers.gated_layers(network)]
+    float_masks = [np.asarray(layer.gate_outputs.mask)
+                   for layer in kc.layers.gated_layers(network)]
     _, int8_masks = cv.quantized_reference(network, x, input_scales)
     same_rows = np.all([np.all(a == b, axis=1) for a, b in zip(float_masks, int8_masks)], axis=0)
     got = litert.Interpreter(model_content=int8_model).predict(x)
@@ -584,7 +586,8 @@ def test_int8_conv2d_strips_and_extreme_inputs(cv):
                             kc.GatedConv2D(140, 3, num_blocks=2, padding="same", use_bias=False,
                                            activation="relu"),
                             kc.GatedConv2D(16, 1, num_blocks=4, activation="linear",
-                                           bias_initializer=keras.initializers.RandomNormal(0, 0.3))])
+                                           bias_initializer=keras.initializers.RandomNormal(
+                                               0, 0.3))])
     for layer in kc.layers.gated_layers(net):
         _set_policy(layer, rng, spread=6.0)
     net.layers[0].policy.bias.assign(np.full(2, 2.0, "f4"))  # mostly on: the kernels run

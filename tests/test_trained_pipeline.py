@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tflite_helpers import require_ops_library
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +61,8 @@ def test_gate_pretrained_then_benchmark_trained(tmp_path):
     stdout = _run([str(REPO / "tflite" / "benchmark_trained.py"), *runs, "--timing-runs", "5",
                    "--warmup", "1", "--batches", "1", "--threads", "1",
                    "--out", str(tmp_path / "table")], tmp_path)
-    assert "| fashion_mnist (1200/300/10000) | gated_dense | 4 blocks, baseline=ema | 2 | 0.5 | threshold | 2 | 0." in stdout
+    assert ("| fashion_mnist (1200/300/10000) | gated_dense | 4 blocks, baseline=ema | 2 | 0.5 "
+            "| threshold | 2 | 0.") in stdout
     # The same models int8: test errors, decisions kept, speed against the int8 dense nets.
     _run([str(REPO / "tflite" / "quantized_accuracy.py"), *runs, "--timing-runs", "5",
           "--out", str(tmp_path / "quantized")], tmp_path)

@@ -3,11 +3,11 @@ import os
 import keras
 import numpy as np
 import pytest
+from model_helpers import dense_mlp
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from keras_condcomp import CondCompModel, GatedDense, GatingScheduler, linear_schedule
-from model_helpers import dense_mlp
 
 
 @pytest.fixture(scope="module")

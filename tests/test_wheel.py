@@ -23,9 +23,9 @@ import keras
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from tflite_helpers import REPO
 
 import keras_condcomp as kc
-from tflite_helpers import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,8 @@ def test_wheel_converts_in_a_fresh_venv_and_runs_on_litert_alone(tmp_path):
     data = load_digits()
     x, y = (data.data / 16.0).astype("float32"), data.target
     keras.utils.set_random_seed(0)
-    network = keras.Sequential([keras.Input((64,)), kc.GatedDense(64, 8, activation="relu", tau=0.5),
+    network = keras.Sequential([keras.Input((64,)),
+                                kc.GatedDense(64, 8, activation="relu", tau=0.5),
                                 kc.GatedDense(64, 8, activation="relu", tau=0.5),
                                 keras.layers.Dense(10, activation="softmax")])
     model = kc.CondCompModel(network, estimator="reinforce")

@@ -38,7 +38,6 @@ def model_t(data):
 
 def pack(model):
     import flatbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
 
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")

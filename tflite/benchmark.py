@@ -42,7 +42,6 @@ REPO = os.path.dirname(HERE)
 
 import numpy as np  # noqa: E402
 
-
 # --precisions -> keras_condcomp.tflite.convert(quantize=...) of the dense
 # baseline and of the CondComp model, the same mode on both sides: "dynamic"
 # (dense dynamic-range vs CondComp int8 ops with activation scales per input
@@ -159,8 +158,8 @@ def active_fractions(network, x):
     import keras_condcomp as kc
 
     network(x, training=False)
-    return [float(np.mean(l.gate_outputs.mask)) for l in network.layers
-            if isinstance(l, kc.GatedDense)]
+    return [float(np.mean(layer.gate_outputs.mask)) for layer in network.layers
+            if isinstance(layer, kc.GatedDense)]
 
 
 def mac_counts(network, fracs, blocks):
@@ -235,8 +234,8 @@ def gated_weight_bytes(network, precision):
     import keras_condcomp as kc
 
     per_weight = 4 if QUANTIZE[precision] == "none" else 1
-    return per_weight * sum(int(np.prod(l.kernel.shape)) for l in network.layers
-                            if isinstance(l, kc.GatedDense))
+    return per_weight * sum(int(np.prod(layer.kernel.shape)) for layer in network.layers
+                            if isinstance(layer, kc.GatedDense))
 
 
 def time_pair(interp_a, interp_b, inputs, runs, warmup):
@@ -273,8 +272,8 @@ def profile_layers(network, x, threads, runs, warmup, precision="float32"):
     """Times each gated layer alone (batch 1): custom op vs dense FC, both at `precision`."""
     import keras
 
-    from keras_condcomp import tflite as cv
     import keras_condcomp as kc
+    from keras_condcomp import tflite as cv
 
     rows = []
     h = x
@@ -329,8 +328,8 @@ def time_tf_paths(network, pool, batches, runs, warmup, max_density):
 def main(argv=None):
     args = parse_args(argv)
     import keras_condcomp.litert as litert
-    from keras_condcomp.litert import cpu_name
     from keras_condcomp import tflite as cv
+    from keras_condcomp.litert import cpu_name
 
     try:
         litert.load_library()
@@ -360,7 +359,8 @@ def main(argv=None):
         "gated layers' weight bytes in tiles some example of the batch needs (read once "
         f"per batch: the bound at large batch); \"bytes bound ms\": those bytes at this "
         f"machine's one-thread streaming read bandwidth, {bandwidth / 1e9:.1f} GB/s (NumPy sum of "
-        "256 MB), the least time a memory-bound CondComp run can take. Precision: float32 = both models float32; "
+        "256 MB), the least time a memory-bound CondComp run can take. Precision: "
+        "float32 = both models float32; "
         "dynamic = dense dynamic-range int8 (the converter's Optimize.DEFAULT) vs the CondComp "
         "int8 ops (int8 weights and activations, activation scales per input block at run "
         "time); int8 = dense full-integer int8 vs the CondComp int8 ops with static "
@@ -475,8 +475,8 @@ def main(argv=None):
             "|---|---|---|---|---|---|---|",
         ]
         for tau, max_density, batch, tm, tg, err in tf_rows:
-            extra.append(f"| {tau:g} | {max_density:g} | {batch} | {tm * 1e3:.3f} | {tg * 1e3:.3f} | "
-                         f"{tm / tg:.2f}x | {err:.1e} |")
+            extra.append(f"| {tau:g} | {max_density:g} | {batch} | {tm * 1e3:.3f} | "
+                         f"{tg * 1e3:.3f} | {tm / tg:.2f}x | {err:.1e} |")
         print("\n".join(extra))
         lines.extend(extra)
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -116,7 +116,8 @@ def summarize(run_dirs):
             "budget": None if how.startswith("dense") else budget,
             "num_blocks": result["args"].get("num_blocks", 16),
             "variant": trained, "seeds": [m[0]["args"]["seed"] for m in members],
-            "epochs": epochs, "train_seconds": [r.get("train_seconds") for r in rows], **_summary(rows), "tflite_speedup_b1": None,
+            "epochs": epochs, "train_seconds": [r.get("train_seconds") for r in rows],
+            **_summary(rows), "tflite_speedup_b1": None,
         })
     return table, first
 
@@ -153,7 +154,8 @@ def speed(run_dir, result, args):
             peer = keras.models.load_model(run_dir / f"dense_equal_flops_tau{row['tau']:g}.keras")
             peer_bytes = tf.lite.TFLiteConverter.from_keras_model(peer).convert()
             timings[(row["how"], row["tau"], None)] = time_builtin(
-                peer_bytes, dense_bytes, x, args, f"{result['dataset']} small dense {row['hidden']}")
+                peer_bytes, dense_bytes, x, args,
+                f"{result['dataset']} small dense {row['hidden']}")
             continue
         if row["how"] == "dense":
             continue
@@ -195,8 +197,9 @@ def time_builtin(peer_bytes, dense_bytes, x, args, label):
 
 def time_model(model, dense_bytes, x, args, label):
     """Checks the custom-op model against Keras, then times it against the dense model."""
-    from keras_condcomp import tflite as cv
     from benchmark import make_interp
+
+    from keras_condcomp import tflite as cv
 
     custom_bytes = cv.convert(model)
     reference = np.asarray(model.predict(x[:256], verbose=0))

@@ -186,9 +186,9 @@ def main(argv=None):
              if all("speed_b1_t1" in m for m in members)]
     if timed:
         lines += ["", "Speed, batch 1, 1 thread: each condnet against the dense net of its seed "
-                  "in the same precision (dynamic: dense dynamic-range vs the CondComp int8 ops with "
-                  "run-time scales; int8: dense full-integer vs the CondComp int8 ops with "
-                  "static scales), "
+                  "in the same precision (dynamic: dense dynamic-range vs the CondComp int8 "
+                  "ops with run-time scales; int8: dense full-integer vs the CondComp int8 "
+                  "ops with static scales), "
                   f"interleaved invoke() on test images, median of {args.timing_runs}; "
                   "mean ± sd of the per-seed ratios (every seed: OUT.json).", "",
                   "| model | float32: dense ms / condnet ms | speedup | dynamic: dense ms / "

@@ -71,7 +71,8 @@ def export(model, path, batch=4, seed=0):
     layers = cv.gated_layers_of(network)
     if not layers:
         raise SystemExit("export_layers: the model has no gated layers")
-    probe = keras.Model(network.inputs, [t for l in layers for t in (l.input, l.output)])
+    probe = keras.Model(network.inputs,
+                        [t for layer in layers for t in (layer.input, layer.output)])
     rng = np.random.default_rng(seed)
     shape = (batch,) + tuple(network.inputs[0].shape[1:])
     # Per-example offsets, so that the pooled policy input of a conv layer is

@@ -28,7 +28,8 @@ import tempfile
 from collections import Counter
 
 _TB_START = re.compile(r"^0x([0-9a-f]+):\s")
-_TRACE = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/[0-9a-f]+/[0-9a-f]+\]\s*(\S*)")
+_TRACE = re.compile(
+    r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/[0-9a-f]+/[0-9a-f]+\]\s*(\S*)")
 
 
 def count(argv, qemu="qemu-aarch64", match=None, env=None, qemu_args=(), wrapper=(),

@@ -174,8 +174,8 @@ def main(argv=None):
                 dense_count = count_per_invoke(args, dense, x_path, tmp, custom_ops=False)
             ops = count_per_invoke(args, model, x_path, tmp, custom_ops=True)
             network(x[:1], training=False)  # the example every counted invoke runs
-            active = [float(np.asarray(l.gate_outputs.mask).mean())
-                      for l in converter.gated_layers_of(network)]
+            active = [float(np.asarray(layer.gate_outputs.mask).mean())
+                      for layer in converter.gated_layers_of(network)]
             ideal = mac_ratio(network, list(active))
             rows.append({"tau": tau, "hidden": args.hidden, "batch": 1,
                          "precision": "float32" if args.quantize == "none" else "dynamic",
