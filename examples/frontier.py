@@ -70,7 +70,8 @@ DEFAULT_CONDNETS = (
     "1024:16:4:straight_through:0",
     "1024:16:4:straight_through:4",
     "1024:16:4:gumbel:4",
-    "1024:16:4:straight_through:4:kd",  # the README's recipe
+    "1024:16:4:straight_through:4:kd",
+    "1024:16:4:straight_through:4:warm:kd",  # the README's recipe
 )
 CALIBRATION_EXAMPLES = 500
 # The default teacher of the `:kd` condnets and the `--kd-dense` nets: the
@@ -176,6 +177,8 @@ def parse_args(argv=None):
                         help="measure the trained models, train nothing")
     parser.add_argument("--only", nargs="*", default=None,
                         help="train only the models with these names (e.g. dense_h256)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the .md and .png from the .json in --out (no measuring)")
     parser.add_argument("--skip-timing", action="store_true",
                         help="convert and evaluate the trained models (cached next to them), "
                         "time and write nothing: the slow part, done while others train")
@@ -432,8 +435,24 @@ def markdown(rows, args):
                   and d.get("b1_ms", 1e9) <= row.get("b1_ms", 0)
                   and d["test_error_mean"] <= row["test_error_mean"]]
         verdict = f"dominated by {', '.join(better)}" if better else "**not dominated**"
+        if not better:
+            verdict += _margin(row, rows)
         lines.append(f"- {row['name']} ({row['precision']}): {verdict}")
     return "\n".join(lines) + "\n"
+
+
+def _margin(row, rows):
+    """How far a non-dominated condnet is ahead of the most accurate faster dense net."""
+    faster = [d for d in rows if d["model"] == "dense" and d["precision"] == row["precision"]
+              and d.get("b1_ms", 1e9) <= row.get("b1_ms", 0)]
+    if not faster:
+        return " (no dense net is as fast)"
+    best = min(faster, key=lambda d: d["test_error_mean"])
+    gap = best["test_error_mean"] - row["test_error_mean"]
+    sd = max(best["test_error_sd"], row["test_error_sd"])
+    return (f" (the most accurate dense net at least as fast, {best['name']} at "
+            f"{best['b1_ms']:.4f} ms, is {gap:.4f} less accurate: "
+            f"{gap / sd if sd else float('inf'):.1f} sd of the seeds)")
 
 
 def plot(rows, path, title):
@@ -484,21 +503,21 @@ def plot(rows, path, title):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not args.measure_only:
+    if not (args.measure_only or args.report_only):
         for seed in args.seeds:  # seed-major: a partial run has every model at seed 0 first
             for spec in args.specs:
                 if args.only is None or spec.name in args.only:
                     train_one(spec, seed, args)
     if args.train_only:
         return 0
-    rows = measure(args)
+    stem = args.out / f"frontier_{args.dataset}"
+    rows = json.loads(stem.with_suffix(".json").read_text()) if args.report_only else measure(args)
     if not rows:
         print("nothing trained yet", file=sys.stderr)
         return 1
     if args.skip_timing:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"frontier_{args.dataset}"
     stem.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     stem.with_suffix(".md").write_text(markdown(rows, args))
     plot(rows, stem.with_suffix(".png"),

@@ -24,7 +24,8 @@ KD_DENSE=(256 384)
 if [ "$DATASET" = mnist ]; then
   CONDNETS+=(1024:16:4:straight_through:0 2048:32:4:reinforce:4)
   KD_CONDNETS+=(1024:16:4:reinforce:4:kd 1024:16:8:straight_through:4:kd
-                2048:32:4:straight_through:4:kd)
+                2048:32:4:straight_through:4:kd 1024:16:8:straight_through:4:warm:kd
+                1024:16:12:straight_through:4:warm:kd)
   KD_DENSE=(128 256 384 512)
 fi
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1

@@ -62,6 +62,10 @@ def test_frontier_harness_small(tmp_path, capsys):
     capsys.readouterr()
     assert frontier.main(args + ["--skip-timing", "--measure-only"]) == 0
     assert all(p.stat().st_mtime == t for p, t in stamps.items())
+    # The report is rewritten from the JSON alone, identically.
+    (tmp_path / "out" / "frontier_mnist.md").unlink()
+    assert frontier.main(args + ["--report-only"]) == 0
+    assert (tmp_path / "out" / "frontier_mnist.md").read_text() == markdown
     # The speed tools of issue 24 on the same runs: the invoke profile of a
     # condnet against its dense peer, and the efficiency rows.
     import efficiency
