@@ -1281,6 +1281,15 @@ bool apply_defect(int d, const Layer& L, NodeSetup* S, Rng& r) {
     for (auto& e : o)
       if (e.key == key) e.value = v;
   };
+  // An optional option: replaced if the layer has it, else added.
+  auto set_or_add = [&](const char* key, ccfx::Value v) {
+    for (auto& e : o)
+      if (e.key == key) {
+        e.value = v;
+        return;
+      }
+    o.push_back({key, v});
+  };
   bool rebuild = false;
   switch (d) {
     case kBadActivation: {
@@ -1313,30 +1322,14 @@ bool apply_defect(int d, const Layer& L, NodeSetup* S, Rng& r) {
       set("input_block_size", ccfx::Int(r.chance(0.5) ? -1 : -(int64_t{1} << 40)));
       rebuild = true;
       break;
-    case kTopKRange: {
-      const int64_t bad = r.chance(0.5) ? L.K + r.range(1, 5) : -r.range(1, 3);
-      bool present = false;
-      for (auto& e : o) present = present || e.key == "top_k";
-      if (present) {
-        set("top_k", ccfx::Int(bad));
-      } else {
-        o.push_back({"top_k", ccfx::Int(bad)});
-      }
+    case kTopKRange:
+      set_or_add("top_k", ccfx::Int(r.chance(0.5) ? L.K + r.range(1, 5) : -r.range(1, 3)));
       rebuild = true;
       break;
-    }
-    case kScaleByGateRange: {
-      const int64_t bad = r.chance(0.5) ? r.range(2, 9) : -r.range(1, 3);
-      bool present = false;
-      for (auto& e : o) present = present || e.key == "scale_by_gate";
-      if (present) {
-        set("scale_by_gate", ccfx::Int(bad));
-      } else {
-        o.push_back({"scale_by_gate", ccfx::Int(bad)});
-      }
+    case kScaleByGateRange:
+      set_or_add("scale_by_gate", ccfx::Int(r.chance(0.5) ? r.range(2, 9) : -r.range(1, 3)));
       rebuild = true;
       break;
-    }
     case kMissingKey: {
       const size_t k = r.next() % o.size();
       // input_block_size could be optional in the future; top_k is (absent: threshold rule)
