@@ -220,7 +220,6 @@ def build_model(spec, input_dim, num_classes, teacher=None, warm_start=None):
 
     `warm_start`: the trained dense net whose weights a condnet starts from.
     """
-    layers = [keras.Input((input_dim,))]
     if spec.gated:
         k_over_blocks = spec.top_k / spec.num_blocks
         if spec.estimator != "reinforce":  # backprop estimators train with the budget
@@ -236,19 +235,21 @@ def build_model(spec, input_dim, num_classes, teacher=None, warm_start=None):
             gating = dict(tau=1.0 if spec.anneal_epochs else k_over_blocks, top_k=spec.top_k,
                           block_balance_weight=1.0,
                           example_balance_weight=2.0, variance_weight=1.0)
-        if warm_start is not None:
-            network = keras_condcomp.gate(warm_start, spec.num_blocks, **gating)
-            distill = dict(teacher=teacher, **DISTILLATION) if teacher is not None else {}
-            return (keras_condcomp.CondCompModel(network, estimator=spec.estimator, **distill),
-                    network)
-        layers += [keras_condcomp.GatedDense(spec.hidden, num_blocks=spec.num_blocks,
-                                             activation="relu", name=f"gated_{i + 1}", **gating)
-                   for i in range(2)]
+    if warm_start is not None:
+        network = keras_condcomp.gate(warm_start, spec.num_blocks, **gating)
     else:
-        layers += [keras.layers.Dense(spec.hidden, activation="relu", name=f"hidden_{i + 1}")
-                   for i in range(2)]
-    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="classifier"))
-    network = keras.Sequential(layers, name=spec.name)
+        if spec.gated:
+            hidden = [keras_condcomp.GatedDense(spec.hidden, num_blocks=spec.num_blocks,
+                                                activation="relu", name=f"gated_{i + 1}",
+                                                **gating)
+                      for i in range(2)]
+        else:
+            hidden = [keras.layers.Dense(spec.hidden, activation="relu", name=f"hidden_{i + 1}")
+                      for i in range(2)]
+        network = keras.Sequential(
+            [keras.Input((input_dim,)), *hidden,
+             keras.layers.Dense(num_classes, activation="softmax", name="classifier")],
+            name=spec.name)
     distill = dict(teacher=teacher, **DISTILLATION) if teacher is not None else {}
     if spec.gated:
         return keras_condcomp.CondCompModel(network, estimator=spec.estimator, **distill), network
@@ -430,21 +431,17 @@ def markdown(rows, args):
     for row in rows:
         if row["model"] != "condnet":
             continue
-        better = [d["name"] for d in rows
-                  if d["model"] == "dense" and d["precision"] == row["precision"]
-                  and d.get("b1_ms", 1e9) <= row.get("b1_ms", 0)
-                  and d["test_error_mean"] <= row["test_error_mean"]]
-        verdict = f"dominated by {', '.join(better)}" if better else "**not dominated**"
-        if not better:
-            verdict += _margin(row, rows)
+        faster = [d for d in rows if d["model"] == "dense" and d["precision"] == row["precision"]
+                  and d.get("b1_ms", 1e9) <= row.get("b1_ms", 0)]
+        better = [d["name"] for d in faster if d["test_error_mean"] <= row["test_error_mean"]]
+        verdict = (f"dominated by {', '.join(better)}" if better
+                   else "**not dominated**" + _margin(row, faster))
         lines.append(f"- {row['name']} ({row['precision']}): {verdict}")
     return "\n".join(lines) + "\n"
 
 
-def _margin(row, rows):
-    """How far a non-dominated condnet is ahead of the most accurate faster dense net."""
-    faster = [d for d in rows if d["model"] == "dense" and d["precision"] == row["precision"]
-              and d.get("b1_ms", 1e9) <= row.get("b1_ms", 0)]
+def _margin(row, faster):
+    """How far a non-dominated condnet is ahead of the most accurate of the `faster` dense nets."""
     if not faster:
         return " (no dense net is as fast)"
     best = min(faster, key=lambda d: d["test_error_mean"])

@@ -27,9 +27,12 @@ wheel's copy).
 import contextlib
 import ctypes
 import os
+import random
+import statistics
 import sys
 import tempfile
 import threading
+import time
 import warnings
 
 LIBRARY_ENV = "CONDCOMP_TFLITE_OPS"
@@ -462,8 +465,6 @@ def interpreter_for_batch(model_content, batch, num_threads=1, custom_ops=True):
 
 def invoke_times(interpreter, inputs, runs, offset=0):
     """Seconds of each of `runs` `invoke()` calls, input `inputs[(offset + i) % len]` each."""
-    import time
-
     index = interpreter.get_input_details()[0]["index"]
     times = []
     for i in range(runs):
@@ -484,9 +485,6 @@ def time_interleaved(jobs, rounds, runs, warmup=2, seed=0):
     same machine state (frequency, caches, neighbours), so the ratios of the
     medians are what a benchmark compares.
     """
-    import random
-    import statistics
-
     times = {key: [] for key in jobs}
     order = list(jobs)
     rng = random.Random(seed)

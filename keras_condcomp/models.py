@@ -185,9 +185,10 @@ class CondCompModel(DistillationMixin, keras.Model):
             gradient of their own; the policies learn by backprop through
             the gate values that scale the blocks' outputs, so every gated
             layer must be built with `scale_by_gate=True` (top-k routing of
-            mixture-of-experts routers; L_b balances the load). `"reinforce"` (the paper's): masks
-            `u ~ Bernoulli(sigma)` and the REINFORCE surrogate above, with
-            `baseline`, `num_samples` and `policy_weight`. The default is
+            mixture-of-experts routers; L_b balances the load).
+            `"reinforce"` (the paper's): masks `u ~ Bernoulli(sigma)` and the
+            REINFORCE surrogate above, with `baseline`, `num_samples` and
+            `policy_weight`. The default is
             what trained the most accurate condnets of the frontier
             (README, Results: with a dense teacher on MNIST and
             Fashion-MNIST, and without one on Fashion-MNIST, where REINFORCE

@@ -270,7 +270,7 @@ class _GatedExport:
         threshold = self.attrs["threshold"]
         top_k = self.attrs.get("top_k")
         scale_by_gate = bool(self.attrs.get("scale_by_gate"))
-        from keras_condcomp import reference
+        from keras_condcomp import reference, sparse
 
         in_block = self.attrs["input_block_size"] or int(self.layer.kernel.shape[-2])
         is_conv = self.is_conv
@@ -278,9 +278,8 @@ class _GatedExport:
         def policy_block_scale(x, policy_kernel, policy_bias):
             # A conv's policy reads the spatial mean of its input.
             features = tf.reduce_mean(x, axis=(1, 2)) if is_conv else x
-            logits = tf.matmul(features, policy_kernel) + policy_bias
-            mask = reference.inference_mask(logits, threshold, top_k)
-            return reference.block_scale(mask, tf.sigmoid(logits), scale_by_gate)
+            return sparse.block_mask(features, policy_kernel, policy_bias, threshold, top_k,
+                                     scale_by_gate)[1]
 
         def int8_inputs(x, kernel_q, kernel_scale, input_scale):
             # What the int8 ops multiply: int8 activations (per input block;

@@ -365,6 +365,13 @@ static void get_int_attr(OpData* d, const cc_fxb_map* m, const char* key, int64_
   }
 }
 
+/* An option that may be absent (then *out keeps its default). */
+static void get_optional_int_attr(OpData* d, const cc_fxb_map* m, const char* key, int64_t* out,
+                                  int64_t lo, int64_t hi) {
+  int64_t probe;
+  if (cc_fxb_get_int(m, key, &probe) != CC_FXB_MISSING) get_int_attr(d, m, key, out, lo, hi);
+}
+
 static void parse_options(OpData* d, const char* buffer, size_t length) {
   cc_fxb_map m;
   cc_fxb_status s = cc_fxb_open_map(buffer, length, &m);
@@ -407,11 +414,8 @@ static void parse_options(OpData* d, const char* buffer, size_t length) {
     d->threshold = (float)thr;
   }
   get_int_attr(d, &m, "input_block_size", &d->input_block_size, 0, INT_MAX);
-  int64_t unused;
-  if (cc_fxb_get_int(&m, "top_k", &unused) != CC_FXB_MISSING)
-    get_int_attr(d, &m, "top_k", &d->top_k, 0, INT_MAX);
-  if (cc_fxb_get_int(&m, "scale_by_gate", &unused) != CC_FXB_MISSING)
-    get_int_attr(d, &m, "scale_by_gate", &d->scale_by_gate, 0, 1);
+  get_optional_int_attr(d, &m, "top_k", &d->top_k, 0, INT_MAX);
+  get_optional_int_attr(d, &m, "scale_by_gate", &d->scale_by_gate, 0, 1);
   if (d->op == kOpConv) {
     s = cc_fxb_get_string(&m, "padding", &str, &len);
     if (s != CC_FXB_OK) {
