@@ -693,6 +693,17 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   } else {
     L.D = r.chance(0.2) ? r.range(1, 300) : r.range(1, 40);
   }
+  // The trained models' shape (a gated layer after a gated layer): full
+  // 32-output strips and several input blocks per example, so the int8
+  // kernels for many examples per tile and many tiles per example run.
+  const bool stacked = !conv && r.chance(0.15);
+  int stacked_ibs = 0;
+  if (stacked) {
+    static const std::vector<int> kStackedIbs = {4, 8, 16, 64};
+    L.bs = r.chance(0.5) ? 32 : 64;
+    stacked_ibs = r.pick(kStackedIbs);
+    L.D = stacked_ibs * r.range(3, 12);
+  }
   if (conv) {
     // Keep the double-precision reference cheap (it also runs under qemu).
     auto work = [&L]() {
@@ -703,7 +714,7 @@ Layer random_layer(Rng& r, bool conv, bool special) {
     while (work() > 4e5 && L.H > 1) --L.H;
   }
   std::vector<int> dv = divisors(L.D);
-  L.ibs_opt = r.chance(0.3) ? 0 : r.pick(dv);
+  L.ibs_opt = stacked ? stacked_ibs : r.chance(0.3) ? 0 : r.pick(dv);
   L.act = r.range(0, kNumActs - 1);
   static const std::vector<float> kThr = {0.5f, 0.5f, 0.0f, 1.0f, 0.25f, 0.9f, 0.1f, 0.5f};
   L.thr = r.chance(0.3) ? static_cast<float>(r.uniform()) : r.pick(kThr);

@@ -16,6 +16,11 @@
  *    registers.
  * Batch-1 inference is memory-bound (about 1 flop per weight byte), so the
  * point is to read only the active tiles, each sequentially.
+ * int8 weights (dense_block_q8) take the same order, through an integer
+ * dot-product kernel per CPU; with AVX512-VNNI, up to 4 examples share each
+ * weight load of a tile (dot_q8_avx512vnni_zmm_group), and one example runs
+ * all its input blocks' tiles in one call with the outputs in registers
+ * (dot_q8_avx512vnni_zmm_tiles).
  */
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -330,18 +335,83 @@ CC_ALWAYS_INLINE float max_abs(const float* x, int n) {
   return f;
 }
 
-/* n activations as int8: xq = clamp(round-half-even(x * k), -127, 127)
- * computed in double (defined for subnormal scales too), zero-padded to
- * `padded`. k = 127 / max|x| for per-example scales (scale max|x| / 127),
- * 1 / input_scale for static ones. keras_condcomp.reference.quantize_activations
- * is the same computation. */
-CC_ALWAYS_INLINE void quantize_values(const float* x, int n, int padded, double k, int8_t* xq) {
+CC_ALWAYS_INLINE void quantize_values_scalar(const float* x, int n, double k, int8_t* xq) {
   for (int r = 0; r < n; ++r) {
     double v = nearbyint((double)x[r] * k);
     v = v > 127.0 ? 127.0 : v < -127.0 ? -127.0 : v;
     xq[r] = (int8_t)v;
   }
+}
+
+typedef void (*quantize_fn)(const float* x, int n, int padded, double k, int8_t* xq);
+
+static void quantize_values_default(const float* x, int n, int padded, double k, int8_t* xq) {
+  quantize_values_scalar(x, n, k, xq);
   memset(xq + n, 0, (size_t)(padded - n));
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+/* The same values 16 at a time: float -> double, multiply, round half to
+ * even (the mode nearbyint uses by default, here explicit), clamp, and the
+ * integral doubles in [-127, 127] converted and packed to bytes exactly. */
+__attribute__((target("avx2,fma"), unused)) static void quantize_values_avx2(
+    const float* x, int n, int padded, double k, int8_t* xq) {
+  const __m256d kv = _mm256_set1_pd(k), hi = _mm256_set1_pd(127.0), lo = _mm256_set1_pd(-127.0);
+  int r = 0;
+  for (; r + 16 <= n; r += 16) {
+    __m128i q[4];
+    for (int h = 0; h < 4; ++h) {
+      __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + r + 4 * h)), kv);
+      v = _mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q[h] = _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(v, lo), hi));
+    }
+    const __m128i bytes =
+        _mm_packs_epi16(_mm_packs_epi32(q[0], q[1]), _mm_packs_epi32(q[2], q[3]));
+    _mm_storeu_si128((__m128i*)(void*)(xq + r), bytes);
+  }
+  quantize_values_scalar(x + r, n - r, k, xq + r);
+  memset(xq + n, 0, (size_t)(padded - n));
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma"), unused)) static void quantize_values_avx512(
+    const float* x, int n, int padded, double k, int8_t* xq) {
+  const __m512d kv = _mm512_set1_pd(k), hi = _mm512_set1_pd(127.0), lo = _mm512_set1_pd(-127.0);
+  int r = 0;
+  for (; r + 16 <= n; r += 16) {
+    __m256i q[2];
+    for (int h = 0; h < 2; ++h) {
+      __m512d v = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + r + 8 * h)), kv);
+      v = _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q[h] = _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(v, lo), hi));
+    }
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
+    _mm_storeu_si128((__m128i*)(void*)(xq + r), _mm512_cvtepi32_epi8(both));
+  }
+  quantize_values_scalar(x + r, n - r, k, xq + r);
+  memset(xq + n, 0, (size_t)(padded - n));
+}
+#endif
+
+#if CC_X86_MULTIVERSION
+static int have_avx2_fma(void);
+static int have_avx512(void);
+#endif
+
+/* n activations as int8: xq = clamp(round-half-even(x * k), -127, 127)
+ * computed in double (defined for subnormal scales too), zero-padded to
+ * `padded`. k = 127 / max|x| for per-example scales (scale max|x| / 127),
+ * 1 / input_scale for static ones. keras_condcomp.reference.quantize_activations
+ * is the same computation. Every variant gives the same bytes. */
+static quantize_fn select_quantize(void) {
+#if CC_X86_MULTIVERSION
+  if (have_avx512()) return quantize_values_avx512;
+  if (have_avx2_fma()) return quantize_values_avx2;
+#elif defined(__AVX512F__) && defined(__AVX512VL__)
+  return quantize_values_avx512;
+#elif defined(__AVX2__) && defined(__FMA__)
+  return quantize_values_avx2;
+#endif
+  return quantize_values_default;
 }
 
 /* Input block i's scale and the factor k that quantize_values applies: static
@@ -360,6 +430,7 @@ CC_ALWAYS_INLINE float block_scale(const float* input_scale, int i, float m, dou
  * per input block. Inlined into the gate's clones: the AVX2 one rounds 4
  * doubles per vroundpd. */
 CC_ALWAYS_INLINE void quantize_example(const cc_gated_dense* p, int e) {
+  const quantize_fn quantize = select_quantize();
   const int ibs = p->in_block_size, n_in = p->in_dim / ibs, padded = (ibs + 3) / 4 * 4;
   const uint8_t* act = p->in_active + (size_t)e * n_in;
   for (int i = 0; i < n_in; ++i) {
@@ -368,13 +439,14 @@ CC_ALWAYS_INLINE void quantize_example(const cc_gated_dense* p, int e) {
     const float m = act[i] && p->input_scale == NULL ? max_abs(x, ibs) : 0.0f;
     double k;
     p->xq_scale[b] = block_scale(p->input_scale, i, m, &k);
-    if (act[i] && k > 0.0) quantize_values(x, ibs, padded, k, p->xq + b * padded);
+    if (act[i] && k > 0.0) quantize(x, ibs, padded, k, p->xq + b * padded);
   }
 }
 
 /* Phase 1's int8 step for example e of a conv (input finite, in_active set):
  * one scale per channel block over all positions. */
 CC_ALWAYS_INLINE void quantize_conv_example(const cc_gated_conv2d* p, int e) {
+  const quantize_fn quantize = select_quantize();
   const int C = p->in_c, ibs = p->in_block_size, n_in = C / ibs, padded = (ibs + 3) / 4 * 4;
   const size_t hw = (size_t)p->in_h * p->in_w;
   const float* xe = p->x + (size_t)e * hw * C;
@@ -391,7 +463,7 @@ CC_ALWAYS_INLINE void quantize_conv_example(const cc_gated_conv2d* p, int e) {
     p->xq_scale[(size_t)e * n_in + i] = block_scale(p->input_scale, i, m, &k);
     if (!act[i] || k == 0.0) continue;
     for (size_t s = 0; s < hw; ++s)
-      quantize_values(xe + s * C + (size_t)i * ibs, ibs, padded, k,
+      quantize(xe + s * C + (size_t)i * ibs, ibs, padded, k,
                       p->xq + (((size_t)e * hw + s) * n_in + i) * padded);
   }
 }
@@ -577,6 +649,19 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
  * per-call costs are paid once per row of pixels, not per pixel. */
 typedef void (*dot_q8_fn)(const int8_t* w, int Q, int cols, const int8_t* xq, size_t x_step,
                           float s, float* y, size_t y_step, int n);
+/* n <= CC_Q8_GROUP examples (their activations xq[g], scales s[g], outputs
+ * y[g]) against one full strip of CC_Q8_STRIP outputs, each weight byte
+ * loaded once for the group: y[g] += s[g] * (xq[g] . w). NULL where this CPU
+ * has no such kernel (then each example takes dot_q8_fn). */
+#define CC_Q8_GROUP 4
+typedef void (*dot_q8_group_fn)(const int8_t* w, int Q, int n, const int8_t* const* xq,
+                                const float* s, float* const* y);
+/* One example against n full strips (t = 0..n-1, at tiles[t] + offset, with
+ * the activations xq[t] and scales s[t] of their input blocks), in turn:
+ * y[0:CC_Q8_STRIP] += s[t] * (xq[t] . w_t). NULL where this CPU has none. */
+#define CC_Q8_TILES 16
+typedef void (*dot_q8_tiles_fn)(const int8_t* const* tiles, size_t offset, int Q, int n,
+                                const int8_t* const* xq, const float* s, float* y);
 #define CC_Q8_PIXELS(name, one)                                                             \
   static void name(const int8_t* w, int Q, int cols, const int8_t* xq, size_t x_step, float s, \
                    float* y, size_t y_step, int n) {                                         \
@@ -750,12 +835,9 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_quad(
   *hi = _mm512_dpbusd_epi32(*hi, xa, w1);
 }
 
-__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_avx512vnni_zmm_one(
-    const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {
-  if (cols != CC_Q8_STRIP) {
-    dot_q8_avx512vnni_one(w, Q, cols, xq, s, y);
-    return;
-  }
+/* The int32 sums xq . w of one full strip, its 32 outputs in two zmm. */
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_sums(
+    const int8_t* w, int Q, const int8_t* xq, __m512i* sum_lo, __m512i* sum_hi) {
   __m512i lo[4], hi[4];
   for (int u = 0; u < 4; ++u) lo[u] = hi[u] = _mm512_setzero_si512();
   int q = 0;
@@ -764,17 +846,130 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_avx512vnn
       dot_q8_zmm_quad(w + (size_t)(q + u) * 128, xq + 4 * (q + u), &lo[u], &hi[u]);
   for (; q < Q; ++q) dot_q8_zmm_quad(w + (size_t)q * 128, xq + 4 * q, &lo[0], &hi[0]);
   /* exact: each int32 lane's total is the same sum, split in four */
-  const __m512i sum_lo = _mm512_add_epi32(_mm512_add_epi32(lo[0], lo[1]),
-                                          _mm512_add_epi32(lo[2], lo[3]));
-  const __m512i sum_hi = _mm512_add_epi32(_mm512_add_epi32(hi[0], hi[1]),
-                                          _mm512_add_epi32(hi[2], hi[3]));
+  *sum_lo = _mm512_add_epi32(_mm512_add_epi32(lo[0], lo[1]), _mm512_add_epi32(lo[2], lo[3]));
+  *sum_hi = _mm512_add_epi32(_mm512_add_epi32(hi[0], hi[1]), _mm512_add_epi32(hi[2], hi[3]));
+}
+
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_avx512vnni_zmm_one(
+    const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {
+  if (cols != CC_Q8_STRIP) {
+    dot_q8_avx512vnni_one(w, Q, cols, xq, s, y);
+    return;
+  }
+  __m512i sum_lo, sum_hi;
+  dot_q8_zmm_sums(w, Q, xq, &sum_lo, &sum_hi);
   const __m512 sv = _mm512_set1_ps(s);
   _mm512_storeu_ps(y, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_lo), sv, _mm512_loadu_ps(y)));
   _mm512_storeu_ps(y + 16,
                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_hi), sv, _mm512_loadu_ps(y + 16)));
 }
+
+/* One example against n tiles: y[0:32] += s[t] * (xq[t] . strip t) for
+ * t = 0..n-1 in turn, strip t at tiles[t] + offset. The same float steps as
+ * n calls of dot_q8_avx512vnni_zmm_one, with y kept in registers between
+ * them: batch 1 over many small input blocks pays the per-call costs once.
+ * Each next strip is prefetched while the current one is summed (it lies
+ * elsewhere: the tiles of skipped input blocks are between). */
+__attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_tiles(
+    const int8_t* const* tiles, size_t offset, int Q, int n, const int8_t* const* xq,
+    const float* s, float* y) {
+  __m512 y_lo = _mm512_loadu_ps(y), y_hi = _mm512_loadu_ps(y + 16);
+  for (int t = 0; t < n; ++t) {
+    if (t + 1 < n) {
+      const char* next = (const char*)(tiles[t + 1] + offset);
+      for (size_t b = 0; b < (size_t)Q * 128; b += 64) __builtin_prefetch(next + b, 0, 2);
+    }
+    __m512i sum_lo, sum_hi;
+    dot_q8_zmm_sums(tiles[t] + offset, Q, xq[t], &sum_lo, &sum_hi);
+    const __m512 sv = _mm512_set1_ps(s[t]);
+    y_lo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_lo), sv, y_lo);
+    y_hi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_hi), sv, y_hi);
+  }
+  _mm512_storeu_ps(y, y_lo);
+  _mm512_storeu_ps(y + 16, y_hi);
+}
 __attribute__((target(CC_Q8_ZMM_TARGET))) CC_Q8_PIXELS(dot_q8_avx512vnni_zmm,
                                                        dot_q8_avx512vnni_zmm_one)
+
+/* n <= CC_Q8_GROUP examples against one full strip (32 outputs), each weight
+ * vector loaded once for all of them. With several examples the activation's
+ * sign cannot move onto the shared weights, so the activations are made
+ * unsigned instead: u = xq + 128 (xq ^ 0x80, in [1, 255]) and
+ * sum u * w = sum xq * w + 128 * sum w, the last term one more vpdpbusd chain
+ * with 0x80 bytes, subtracted at the end. The int32 lanes wrap, but the
+ * difference is the exact sum xq . w, which fits (|xq|, |w| <= 127, Q within
+ * CC_Q8_MAX_QUADS). U sets of accumulators over interleaved quads keep at
+ * least 8 vpdpbusd chains in flight for small n. */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group_n(
+    const int8_t* w, int Q, const int n, const int U, const int8_t* const* xq, const float* s,
+    float* const* y) {
+  const __m512i offset = _mm512_set1_epi8((char)0x80);
+  __m512i lo[2][CC_Q8_GROUP], hi[2][CC_Q8_GROUP], clo[2], chi[2];
+  for (int u = 0; u < U; ++u) {
+    clo[u] = chi[u] = _mm512_setzero_si512();
+    for (int g = 0; g < n; ++g) lo[u][g] = hi[u][g] = _mm512_setzero_si512();
+  }
+  int q = 0;
+  for (; q + U <= Q; q += U) {
+    for (int u = 0; u < U; ++u) {
+      const int8_t* wp = w + (size_t)(q + u) * 128;
+      const __m512i w0 = _mm512_loadu_si512((const void*)wp);
+      const __m512i w1 = _mm512_loadu_si512((const void*)(wp + 64));
+      clo[u] = _mm512_dpbusd_epi32(clo[u], offset, w0);
+      chi[u] = _mm512_dpbusd_epi32(chi[u], offset, w1);
+      for (int g = 0; g < n; ++g) {
+        int32_t word;
+        memcpy(&word, xq[g] + 4 * (q + u), sizeof(word));
+        const __m512i xu = _mm512_set1_epi32(word ^ (int32_t)0x80808080u);
+        lo[u][g] = _mm512_dpbusd_epi32(lo[u][g], xu, w0);
+        hi[u][g] = _mm512_dpbusd_epi32(hi[u][g], xu, w1);
+      }
+    }
+  }
+  for (; q < Q; ++q) {
+    const int8_t* wp = w + (size_t)q * 128;
+    const __m512i w0 = _mm512_loadu_si512((const void*)wp);
+    const __m512i w1 = _mm512_loadu_si512((const void*)(wp + 64));
+    clo[0] = _mm512_dpbusd_epi32(clo[0], offset, w0);
+    chi[0] = _mm512_dpbusd_epi32(chi[0], offset, w1);
+    for (int g = 0; g < n; ++g) {
+      int32_t word;
+      memcpy(&word, xq[g] + 4 * q, sizeof(word));
+      const __m512i xu = _mm512_set1_epi32(word ^ (int32_t)0x80808080u);
+      lo[0][g] = _mm512_dpbusd_epi32(lo[0][g], xu, w0);
+      hi[0][g] = _mm512_dpbusd_epi32(hi[0][g], xu, w1);
+    }
+  }
+  __m512i corr_lo = clo[0], corr_hi = chi[0];
+  for (int u = 1; u < U; ++u) {
+    corr_lo = _mm512_add_epi32(corr_lo, clo[u]);
+    corr_hi = _mm512_add_epi32(corr_hi, chi[u]);
+  }
+  for (int g = 0; g < n; ++g) {
+    __m512i sum_lo = lo[0][g], sum_hi = hi[0][g];
+    for (int u = 1; u < U; ++u) {
+      sum_lo = _mm512_add_epi32(sum_lo, lo[u][g]);
+      sum_hi = _mm512_add_epi32(sum_hi, hi[u][g]);
+    }
+    sum_lo = _mm512_sub_epi32(sum_lo, corr_lo);
+    sum_hi = _mm512_sub_epi32(sum_hi, corr_hi);
+    const __m512 sv = _mm512_set1_ps(s[g]);
+    float* yg = y[g];
+    _mm512_storeu_ps(yg, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_lo), sv, _mm512_loadu_ps(yg)));
+    _mm512_storeu_ps(yg + 16,
+                     _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_hi), sv, _mm512_loadu_ps(yg + 16)));
+  }
+}
+
+__attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_group(
+    const int8_t* w, int Q, int n, const int8_t* const* xq, const float* s, float* const* y) {
+  switch (n) { /* constant n and U: the accumulators stay in registers */
+    case 1: dot_q8_zmm_group_n(w, Q, 1, 2, xq, s, y); break;
+    case 2: dot_q8_zmm_group_n(w, Q, 2, 2, xq, s, y); break;
+    case 3: dot_q8_zmm_group_n(w, Q, 3, 1, xq, s, y); break;
+    default: dot_q8_zmm_group_n(w, Q, 4, 1, xq, s, y); break;
+  }
+}
 #undef CC_Q8_ZMM_TARGET
 #define CC_HAVE_VNNI_ZMM_CLONE 1
 #define CC_Q8_VNNI_VEX_STEP(acc, wp) acc = _mm256_dpbusd_avx_epi32(acc, xa, CC_Q8_SIGNED_W(wp))
@@ -866,9 +1061,12 @@ CC_Q8_NEON_KERNEL(dot_q8_sdot, CC_Q8_SDOT_STEP)
 /* The int8 kernel for this CPU, chosen once; $CONDCOMP_KERNEL_ISA=baseline
  * forces the portable one (x86-64) or plain NEON (aarch64). */
 static const char* g_q8_isa = NULL;
+static dot_q8_group_fn g_dot_q8_group = NULL; /* set with the choice below */
+static dot_q8_tiles_fn g_dot_q8_tiles = NULL;
 static dot_q8_fn select_dot_q8(void) {
   static dot_q8_fn cached = NULL; /* benign race: every thread picks the same */
-  if (cached) return cached;
+  dot_q8_fn known = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);
+  if (known) return known;
   const char* forced = getenv("CONDCOMP_KERNEL_ISA");
   const int baseline = forced && strcmp(forced, "baseline") == 0;
   (void)baseline; /* unused where there is nothing to choose */
@@ -896,6 +1094,8 @@ static dot_q8_fn select_dot_q8(void) {
 #if defined(CC_HAVE_VNNI_ZMM_CLONE)
       if (!ymm_forced && __builtin_cpu_supports("avx512bw")) {
         f = dot_q8_avx512vnni_zmm;
+        g_dot_q8_group = dot_q8_avx512vnni_zmm_group;
+        g_dot_q8_tiles = dot_q8_avx512vnni_zmm_tiles;
         isa = "avx512-vnni vpdpbusd zmm";
       }
 #endif
@@ -917,7 +1117,7 @@ static dot_q8_fn select_dot_q8(void) {
 #endif
 #endif
   g_q8_isa = isa;
-  cached = f;
+  __atomic_store_n(&cached, f, __ATOMIC_RELEASE); /* after g_dot_q8_group, _tiles */
   return f;
 }
 
@@ -961,6 +1161,18 @@ static void dot_q8_strip(dot_q8_fn dot, const int8_t* strip, int Q, int cols, co
   }
 }
 
+/* n <= CC_Q8_GROUP examples against one strip: together through the group
+ * kernel where there is one (full strips), else one by one. */
+static void dot_q8_examples(dot_q8_fn dot, dot_q8_group_fn dot_group, const int8_t* strip, int Q,
+                            int cols, int n, const int8_t* const* xq, const float* s,
+                            float* const* y) {
+  if (dot_group && cols == CC_Q8_STRIP && n > 1) {
+    dot_group(strip, Q, n, xq, s, y);
+    return;
+  }
+  for (int g = 0; g < n; ++g) dot_q8_strip(dot, strip, Q, cols, xq[g], 0, s[g], y[g], 0, 1);
+}
+
 /* y = act(y * kernel_scale + b) over one output block of bs units. */
 static void finish_q8_outputs(float* y, int bs, const float* scale, const float* bias,
                               int activation) {
@@ -972,9 +1184,86 @@ static void finish_q8_outputs(float* y, int bs, const float* scale, const float*
   cc_apply_activation(activation, y, (size_t)bs);
 }
 
-/* Output block j with int8 weights: y = act((sum_i s_i * xq_i . w_i) * w_scale + b),
- * each active (j, i) tile read once per output block, its examples in turn
- * while it sits in L1. */
+/* The examples[0:n_on] with output block j on, int8 weights: each needed
+ * (j, i) tile read once, its examples in turn (CC_Q8_GROUP at a time through
+ * the group kernel where there is one) while each strip sits in L1. */
+static uint64_t dense_examples_q8(const cc_gated_dense* p, dot_q8_fn dot, const int8_t* wj,
+                                  const int* examples, int n_on, int j) {
+  const int K = p->num_blocks, bs = p->block_size;
+  const int ibs = p->in_block_size, n_in = p->in_dim / ibs, Q = (ibs + 3) / 4;
+  const size_t units = (size_t)K * bs, tile_bytes = (size_t)Q * 4 * bs;
+  const dot_q8_group_fn dot_group = Q <= CC_Q8_MAX_QUADS ? g_dot_q8_group : NULL;
+  uint64_t macs = 0;
+  int i = next_needed_input_block(p, examples, n_on, n_in, 0);
+  while (i < n_in) {
+    const int next = next_needed_input_block(p, examples, n_on, n_in, i + 1);
+    const int8_t* tile = wj + (size_t)i * tile_bytes;
+    /* The next tile is somewhere else in memory (tiles of skipped blocks lie
+     * between): prefetch it into L2 while this one is computed, one strip's
+     * worth per strip, so the hardware prefetcher need not ramp up again. */
+    const int8_t* ahead = next < n_in ? wj + (size_t)next * tile_bytes : NULL;
+    for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
+      const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
+      const int8_t* strip = tile + (size_t)c0 * Q * 4;
+      if (ahead) {
+        const char* pf = (const char*)ahead + (size_t)c0 * Q * 4;
+        for (size_t off = 0; off < (size_t)cols * Q * 4; off += 64) __builtin_prefetch(pf + off, 0, 2);
+      }
+      const int8_t* xs[CC_Q8_GROUP];
+      float s[CC_Q8_GROUP];
+      float* ys[CC_Q8_GROUP];
+      int n = 0;
+      for (int a = 0; a < n_on; ++a) {
+        const size_t b = (size_t)examples[a] * n_in + i;
+        if (!p->in_active[b]) continue;
+        xs[n] = p->xq + b * Q * 4;
+        s[n] = p->xq_scale[b];
+        ys[n] = p->y + (size_t)examples[a] * units + (size_t)j * bs + c0;
+        if (c0 == 0) macs += (uint64_t)ibs * bs;
+        if (++n == CC_Q8_GROUP) {
+          dot_q8_examples(dot, dot_group, strip, Q, cols, n, xs, s, ys);
+          n = 0;
+        }
+      }
+      dot_q8_examples(dot, dot_group, strip, Q, cols, n, xs, s, ys);
+    }
+    i = next;
+  }
+  return macs;
+}
+
+/* One example e (batch 1) with output block j on, weights wj of block j,
+ * outputs y: its non-zero input blocks, CC_Q8_TILES at a time, through the
+ * tiles kernel strip by strip (bs a multiple of CC_Q8_STRIP). */
+static uint64_t dense_example_q8_tiles(const cc_gated_dense* p, const int8_t* wj, int e,
+                                       float* y) {
+  const int bs = p->block_size, ibs = p->in_block_size, n_in = p->in_dim / ibs;
+  const int Q = (ibs + 3) / 4;
+  const size_t tile_bytes = (size_t)Q * 4 * bs;
+  const uint8_t* act = p->in_active + (size_t)e * n_in;
+  const int8_t* tiles[CC_Q8_TILES];
+  const int8_t* xs[CC_Q8_TILES];
+  float s[CC_Q8_TILES];
+  uint64_t macs = 0;
+  for (int i = 0; i < n_in;) {
+    int n = 0;
+    for (; i < n_in && n < CC_Q8_TILES; ++i) {
+      if (!act[i]) continue;
+      const size_t b = (size_t)e * n_in + i;
+      tiles[n] = wj + (size_t)i * tile_bytes;
+      xs[n] = p->xq + b * Q * 4;
+      s[n] = p->xq_scale[b];
+      ++n;
+    }
+    for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP)
+      g_dot_q8_tiles(tiles, (size_t)c0 * Q * 4, Q, n, xs, s, y + c0);
+    macs += (uint64_t)n * ibs * bs;
+  }
+  return macs;
+}
+
+/* Output block j with int8 weights: y = act((sum_i s_i * xq_i . w_i) * w_scale + b)
+ * for each example with block j on, exact zeros for the others. */
 static uint64_t dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
   const dot_q8_fn dot = select_dot_q8();
   const int B = p->batch, K = p->num_blocks, bs = p->block_size;
@@ -993,34 +1282,13 @@ static uint64_t dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
     memset(y, 0, sizeof(float) * bs);
     if (m) examples[n_on++] = e;
   }
-  uint64_t macs = 0;
   const int8_t* wj = p->kernel_q + (size_t)j * n_in * tile_bytes;
-  int i = next_needed_input_block(p, examples, n_on, n_in, 0);
-  while (i < n_in) {
-    const int next = next_needed_input_block(p, examples, n_on, n_in, i + 1);
-    const int8_t* tile = wj + (size_t)i * tile_bytes;
-    /* The next tile is somewhere else in memory (tiles of skipped blocks lie
-     * between): prefetch it into L2 while this one is computed, one strip's
-     * worth per strip, so the hardware prefetcher need not ramp up again. */
-    const int8_t* ahead = next < n_in ? wj + (size_t)next * tile_bytes : NULL;
-    int first = 1;
-    for (int a = 0; a < n_on; ++a) {
-      const size_t b = (size_t)examples[a] * n_in + i;
-      if (!p->in_active[b]) continue;
-      float* y = p->y + (size_t)examples[a] * units + (size_t)j * bs;
-      for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
-        const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
-        if (first && ahead) {
-          const char* pf = (const char*)ahead + (size_t)c0 * Q * 4;
-          for (size_t off = 0; off < (size_t)cols * Q * 4; off += 64) __builtin_prefetch(pf + off, 0, 2);
-        }
-        dot_q8_strip(dot, tile + (size_t)c0 * Q * 4, Q, cols, p->xq + b * Q * 4, 0,
-                     p->xq_scale[b], y + c0, 0, 1);
-      }
-      first = 0;
-      macs += (uint64_t)ibs * bs;
-    }
-    i = next;
+  uint64_t macs;
+  if (n_on == 1 && g_dot_q8_tiles && Q <= CC_Q8_MAX_QUADS && bs % CC_Q8_STRIP == 0) {
+    const int e = examples[0];
+    macs = dense_example_q8_tiles(p, wj, e, p->y + (size_t)e * units + (size_t)j * bs);
+  } else {
+    macs = dense_examples_q8(p, dot, wj, examples, n_on, j);
   }
   for (int a = 0; a < n_on; ++a) {
     float* y = p->y + (size_t)examples[a] * units + (size_t)j * bs;
@@ -1269,7 +1537,6 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static uint64_t dense_block
     const cc_gated_dense* p, int j, int* ex) {
   return dense_block_impl(p, j, ex);
 }
-static int have_avx512(void);
 
 /* $CONDCOMP_KERNEL_ISA=baseline forces the baseline clone on any CPU, so the
  * tests can run every kernel path on one machine (CI does). */
