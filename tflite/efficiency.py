@@ -42,6 +42,8 @@ def main(argv=None):
     parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--equal-mac-dense", default="dense_h256")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="condnet run names to time (default: every condnet_* run)")
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--rounds", type=int, default=20)
@@ -49,6 +51,11 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     args = parser.parse_args(argv)
     condnets = sorted(p.name for p in args.runs.iterdir() if CONDNET.match(p.name))
+    if args.models is not None:
+        unknown = sorted(set(args.models) - set(condnets))
+        if unknown:
+            parser.error(f"--models: no condnet run {unknown} in {args.runs}")
+        condnets = [name for name in condnets if name in args.models]
     peer = first_seed(args.runs / args.equal_mac_dense)
     if peer is None or not condnets:
         parser.error(f"{args.runs} needs {args.equal_mac_dense}/seed* and condnet_* runs")
