@@ -8,15 +8,14 @@ import numpy as np
 from keras.src.utils import file_utils, io_utils
 
 from keras_condcomp.layers import REGULARIZER_WEIGHT_NAMES, GatedLayer
+from keras_condcomp.validation import check_positive_int
 
 SCHEDULABLE = ("tau",) + REGULARIZER_WEIGHT_NAMES
 
 
 def linear_schedule(start, end, epochs):
     """`fn(epoch)` going linearly from `start` (epoch 0) to `end` (epoch >= epochs - 1)."""
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(
-            f"Argument `epochs` must be a positive integer. Received: epochs={epochs!r}")
+    epochs = check_positive_int("epochs", epochs)
 
     def schedule(epoch):
         if epochs == 1:
@@ -303,10 +302,7 @@ class GateSummaries(keras.callbacks.Callback):
 
     def __init__(self, log_dir, x, y=None, every_n_epochs=1):
         super().__init__()
-        if not isinstance(every_n_epochs, int) or isinstance(every_n_epochs, bool) \
-                or every_n_epochs < 1:
-            raise ValueError("Argument `every_n_epochs` must be a positive integer. "
-                             f"Received: every_n_epochs={every_n_epochs!r}")
+        every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
         self.x = np.asarray(x)
         if self.x.ndim < 2 or len(self.x) == 0:
             raise ValueError("Argument `x` must be a non-empty batch of inputs. "

@@ -30,10 +30,7 @@ def gate_activations(model, x, batch_size=256):
     """
     from keras import ops
 
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(
-            f"Argument `batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
-        )
+    batch_size = check_positive_int("batch_size", batch_size)
     layers = gated_layers(model)
     if not layers:
         raise ValueError(

@@ -35,6 +35,8 @@ import threading
 import time
 import warnings
 
+from keras_condcomp.validation import check_positive_int
+
 LIBRARY_ENV = "CONDCOMP_TFLITE_OPS"
 LIBRARY_NAME = "libcondcomp_tflite_ops.so"
 BUILD_COMMAND = "bash tflite/build_ops.sh"
@@ -343,13 +345,8 @@ class Interpreter:
             source = "model_content"
         if model_content is not None and len(model_content) == 0:
             raise ValueError(f"The model is empty (0 bytes). Received: {source}")
-        if num_threads is not None and (
-            not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1
-        ):
-            raise ValueError(
-                f"Argument `num_threads` must be a positive integer. Received: "
-                f"num_threads={num_threads!r}"
-            )
+        if num_threads is not None:
+            num_threads = check_positive_int("num_threads", num_threads)
         self.runtime, module, version = resolve_runtime(runtime)
         delegates = list(kwargs.pop("experimental_delegates", []) or [])
         if custom_ops:

@@ -11,6 +11,7 @@ from keras_condcomp.distillation import DistillationMixin
 from keras_condcomp.flops import gated_flop_fraction
 from keras_condcomp.layers import gated_layers
 from keras_condcomp.policy import ESTIMATORS
+from keras_condcomp.validation import check_positive_int
 
 
 def reinforce_surrogate(cost, baseline, log_prob, sample_weight=None):
@@ -253,11 +254,7 @@ class CondCompModel(DistillationMixin, keras.Model):
             raise ValueError(
                 f"Argument `baseline` must be one of {BASELINES}. Received: baseline={baseline!r}"
             )
-        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-            raise ValueError(
-                "Argument `num_samples` must be a positive integer. "
-                f"Received: num_samples={num_samples!r}"
-            )
+        num_samples = check_positive_int("num_samples", num_samples)
         if baseline == "leave_one_out" and num_samples < 2:
             raise ValueError(
                 "baseline='leave_one_out' needs num_samples >= 2 (each sample's baseline is "

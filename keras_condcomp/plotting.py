@@ -24,6 +24,7 @@ import sys
 import numpy as np
 
 from keras_condcomp.gates import gate_activations  # noqa: F401 - re-exported
+from keras_condcomp.validation import check_positive_int
 
 _MASK_PREFIX = "mask__"
 _SIGMA_PREFIX = "sigma__"
@@ -120,11 +121,7 @@ def plot_gate_heatmaps(activations, labels=None, max_examples=200, key="mask", t
         raise ValueError(f"Argument `activations` is empty. Received: activations={activations!r}")
     if key not in ("mask", "sigma"):
         raise ValueError(f"Argument `key` must be 'mask' or 'sigma'. Received: key={key!r}")
-    if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 1:
-        raise ValueError(
-            "Argument `max_examples` must be a positive integer. "
-            f"Received: max_examples={max_examples!r}"
-        )
+    max_examples = check_positive_int("max_examples", max_examples)
     names = list(activations)
     num_examples = len(next(iter(activations.values()))[key])
     if labels is not None and len(labels) != num_examples:
