@@ -846,6 +846,16 @@ static void dense_block_task(void* raw, int t, int n) {
   atomic_fetch_add_explicit(&job->macs, macs, memory_order_relaxed);
 }
 
+/* Every input the op reads and its output hold data (an invoke with work to
+ * do; both ops, the same rule). */
+static TfLiteStatus check_tensor_data(TfLiteContext* context, OpData* d, const Tensors* ts) {
+  for (int i = 0; i < ts->n; ++i)
+    if (ts->t[i] && ts->t[i]->data == NULL)
+      FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
+  if (ts->out->data == NULL) FAIL(context, d, "output has no data");
+  return kTfLiteOk;
+}
+
 static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
@@ -864,10 +874,7 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
       ts.out->dims->data[1] != p.num_blocks * p.block_size)
     FAIL(context, d, "output shape changed after Prepare");
   if (p.batch == 0) return kTfLiteOk;
-  for (int i = 0; i < ts.n; ++i)
-    if (ts.t[i] && ts.t[i]->data == NULL)
-      FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
-  if (ts.out->data == NULL) FAIL(context, d, "output has no data");
+  TF_LITE_ENSURE_OK_CC(check_tensor_data(context, d, &ts));
   p.x = (const float*)ts.t[0]->data;
   TF_LITE_ENSURE_OK_CC(bind_inputs(context, d, &ts, p.in_dim, &p));
   p.y = (float*)ts.out->data;
@@ -1012,10 +1019,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   if (p.batch == 0 || (size_t)p.out_h * p.out_w == 0) {
     return kTfLiteOk;
   }
-  for (int i = 0; i < ts.n; ++i)
-    if (ts.t[i] && ts.t[i]->data == NULL && ts.t[i]->bytes > 0)
-      FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
-  if (ts.out->data == NULL) FAIL(context, d, "output has no data");
+  TF_LITE_ENSURE_OK_CC(check_tensor_data(context, d, &ts));
   p.x = (const float*)ts.t[0]->data;
   TF_LITE_ENSURE_OK_CC(bind_inputs(context, d, &ts, p.kernel_h * p.kernel_w * p.in_c, &p));
   p.y = (float*)ts.out->data;
