@@ -105,3 +105,13 @@ def test_frontier_harness_small(tmp_path, capsys):
                 "equal_mac_dense_ms", "ratio", "full_dense_ms"} <= set(row)
         assert row["ratio"] == pytest.approx(row["condnet_ms"] / row["equal_mac_dense_ms"])
         assert row["full_dense_ms"] > 0  # dense_h128 is trained
+    # --models times only the named condnets; an unknown name is an error.
+    chosen = "condnet_h128_b4_k1_straight_through_a1"
+    assert efficiency.main([str(runs), "--data-dir", str(MNIST_DIR), "--equal-mac-dense",
+                            "dense_h32_kd-dense_h128", "--rounds", "1", "--runs-per-round", "1",
+                            "--batches", "1", "--precisions", "int8", "--models", chosen,
+                            "--out", str(tmp_path / "chosen")]) == 0
+    rows = json.loads((tmp_path / "chosen" / "efficiency.json").read_text())["rows"]
+    assert [(r["model"], r["precision"]) for r in rows] == [(chosen, "int8")]
+    with pytest.raises(SystemExit):
+        efficiency.main([str(runs), "--data-dir", str(MNIST_DIR), "--models", "condnet_nope"])
