@@ -414,7 +414,7 @@ static quantize_fn select_quantize(void) {
   return quantize_values_default;
 }
 
-/* Input block i's scale and the factor k that quantize_values applies: static
+/* Input block i's scale and the factor k that the quantize step applies: static
  * (input_scale) or from m = max |x| over the block; an all-zero block (m = 0,
  * per-example scales) gets scale 0 and is never read. */
 CC_ALWAYS_INLINE float block_scale(const float* input_scale, int i, float m, double* k) {
@@ -427,8 +427,8 @@ CC_ALWAYS_INLINE float block_scale(const float* input_scale, int i, float m, dou
 }
 
 /* Phase 1's int8 step for example e (input finite, in_active set): one scale
- * per input block. Inlined into the gate's clones: the AVX2 one rounds 4
- * doubles per vroundpd. */
+ * per input block (select_quantize: 16 values per step with AVX2 or
+ * AVX-512). */
 CC_ALWAYS_INLINE void quantize_example(const cc_gated_dense* p, int e) {
   const quantize_fn quantize = select_quantize();
   const int ibs = p->in_block_size, n_in = p->in_dim / ibs, padded = (ibs + 3) / 4 * 4;
@@ -464,7 +464,7 @@ CC_ALWAYS_INLINE void quantize_conv_example(const cc_gated_conv2d* p, int e) {
     if (!act[i] || k == 0.0) continue;
     for (size_t s = 0; s < hw; ++s)
       quantize(xe + s * C + (size_t)i * ibs, ibs, padded, k,
-                      p->xq + (((size_t)e * hw + s) * n_in + i) * padded);
+               p->xq + (((size_t)e * hw + s) * n_in + i) * padded);
   }
 }
 
@@ -649,7 +649,7 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
  * per-call costs are paid once per row of pixels, not per pixel. */
 typedef void (*dot_q8_fn)(const int8_t* w, int Q, int cols, const int8_t* xq, size_t x_step,
                           float s, float* y, size_t y_step, int n);
-/* n <= CC_Q8_GROUP examples (their activations xq[g], scales s[g], outputs
+/* 2 <= n <= CC_Q8_GROUP examples (their activations xq[g], scales s[g], outputs
  * y[g]) against one full strip of CC_Q8_STRIP outputs, each weight byte
  * loaded once for the group: y[g] += s[g] * (xq[g] . w). NULL where this CPU
  * has no such kernel (then each example takes dot_q8_fn). */
@@ -891,59 +891,50 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_tile
 __attribute__((target(CC_Q8_ZMM_TARGET))) CC_Q8_PIXELS(dot_q8_avx512vnni_zmm,
                                                        dot_q8_avx512vnni_zmm_one)
 
-/* n <= CC_Q8_GROUP examples against one full strip (32 outputs), each weight
- * vector loaded once for all of them. With several examples the activation's
- * sign cannot move onto the shared weights, so the activations are made
- * unsigned instead: u = xq + 128 (xq ^ 0x80, in [1, 255]) and
+/* 2 <= n <= CC_Q8_GROUP examples against one full strip (32 outputs), each
+ * weight vector loaded once for all of them. With several examples the
+ * activation's sign cannot move onto the shared weights, so the activations
+ * are made unsigned instead: u = xq + 128 (xq ^ 0x80, in [1, 255]) and
  * sum u * w = sum xq * w + 128 * sum w, the last term one more vpdpbusd chain
- * with 0x80 bytes, subtracted at the end. The int32 lanes wrap, but the
- * difference is the exact sum xq . w, which fits (|xq|, |w| <= 127, Q within
- * CC_Q8_MAX_QUADS). U sets of accumulators over interleaved quads keep at
- * least 8 vpdpbusd chains in flight for small n. */
+ * with 0x80 bytes (c_lo, c_hi), subtracted at the end. The int32 lanes wrap,
+ * but the difference is the exact sum xq . w, which fits (|xq|, |w| <= 127,
+ * Q within CC_Q8_MAX_QUADS). */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group_quad(
+    const int8_t* w, int q, const int n, const int8_t* const* xq, __m512i* c_lo, __m512i* c_hi,
+    __m512i* lo, __m512i* hi) {
+  const int8_t* wp = w + (size_t)q * 128;
+  const __m512i w0 = _mm512_loadu_si512((const void*)wp);
+  const __m512i w1 = _mm512_loadu_si512((const void*)(wp + 64));
+  const __m512i offset = _mm512_set1_epi8((char)0x80);
+  *c_lo = _mm512_dpbusd_epi32(*c_lo, offset, w0);
+  *c_hi = _mm512_dpbusd_epi32(*c_hi, offset, w1);
+  for (int g = 0; g < n; ++g) {
+    int32_t word;
+    memcpy(&word, xq[g] + 4 * q, sizeof(word));
+    const __m512i xu = _mm512_set1_epi32(word ^ (int32_t)0x80808080u);
+    lo[g] = _mm512_dpbusd_epi32(lo[g], xu, w0);
+    hi[g] = _mm512_dpbusd_epi32(hi[g], xu, w1);
+  }
+}
+
+/* U sets of accumulators over interleaved quads keep at least 8 vpdpbusd
+ * chains in flight for small n; constant n and U keep them in registers. */
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group_n(
     const int8_t* w, int Q, const int n, const int U, const int8_t* const* xq, const float* s,
     float* const* y) {
-  const __m512i offset = _mm512_set1_epi8((char)0x80);
-  __m512i lo[2][CC_Q8_GROUP], hi[2][CC_Q8_GROUP], clo[2], chi[2];
+  __m512i lo[2][CC_Q8_GROUP], hi[2][CC_Q8_GROUP], c_lo[2], c_hi[2];
   for (int u = 0; u < U; ++u) {
-    clo[u] = chi[u] = _mm512_setzero_si512();
+    c_lo[u] = c_hi[u] = _mm512_setzero_si512();
     for (int g = 0; g < n; ++g) lo[u][g] = hi[u][g] = _mm512_setzero_si512();
   }
   int q = 0;
-  for (; q + U <= Q; q += U) {
-    for (int u = 0; u < U; ++u) {
-      const int8_t* wp = w + (size_t)(q + u) * 128;
-      const __m512i w0 = _mm512_loadu_si512((const void*)wp);
-      const __m512i w1 = _mm512_loadu_si512((const void*)(wp + 64));
-      clo[u] = _mm512_dpbusd_epi32(clo[u], offset, w0);
-      chi[u] = _mm512_dpbusd_epi32(chi[u], offset, w1);
-      for (int g = 0; g < n; ++g) {
-        int32_t word;
-        memcpy(&word, xq[g] + 4 * (q + u), sizeof(word));
-        const __m512i xu = _mm512_set1_epi32(word ^ (int32_t)0x80808080u);
-        lo[u][g] = _mm512_dpbusd_epi32(lo[u][g], xu, w0);
-        hi[u][g] = _mm512_dpbusd_epi32(hi[u][g], xu, w1);
-      }
-    }
-  }
-  for (; q < Q; ++q) {
-    const int8_t* wp = w + (size_t)q * 128;
-    const __m512i w0 = _mm512_loadu_si512((const void*)wp);
-    const __m512i w1 = _mm512_loadu_si512((const void*)(wp + 64));
-    clo[0] = _mm512_dpbusd_epi32(clo[0], offset, w0);
-    chi[0] = _mm512_dpbusd_epi32(chi[0], offset, w1);
-    for (int g = 0; g < n; ++g) {
-      int32_t word;
-      memcpy(&word, xq[g] + 4 * q, sizeof(word));
-      const __m512i xu = _mm512_set1_epi32(word ^ (int32_t)0x80808080u);
-      lo[0][g] = _mm512_dpbusd_epi32(lo[0][g], xu, w0);
-      hi[0][g] = _mm512_dpbusd_epi32(hi[0][g], xu, w1);
-    }
-  }
-  __m512i corr_lo = clo[0], corr_hi = chi[0];
+  for (; q + U <= Q; q += U)
+    for (int u = 0; u < U; ++u)
+      dot_q8_zmm_group_quad(w, q + u, n, xq, &c_lo[u], &c_hi[u], lo[u], hi[u]);
+  for (; q < Q; ++q) dot_q8_zmm_group_quad(w, q, n, xq, &c_lo[0], &c_hi[0], lo[0], hi[0]);
   for (int u = 1; u < U; ++u) {
-    corr_lo = _mm512_add_epi32(corr_lo, clo[u]);
-    corr_hi = _mm512_add_epi32(corr_hi, chi[u]);
+    c_lo[0] = _mm512_add_epi32(c_lo[0], c_lo[u]);
+    c_hi[0] = _mm512_add_epi32(c_hi[0], c_hi[u]);
   }
   for (int g = 0; g < n; ++g) {
     __m512i sum_lo = lo[0][g], sum_hi = hi[0][g];
@@ -951,8 +942,8 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group
       sum_lo = _mm512_add_epi32(sum_lo, lo[u][g]);
       sum_hi = _mm512_add_epi32(sum_hi, hi[u][g]);
     }
-    sum_lo = _mm512_sub_epi32(sum_lo, corr_lo);
-    sum_hi = _mm512_sub_epi32(sum_hi, corr_hi);
+    sum_lo = _mm512_sub_epi32(sum_lo, c_lo[0]);
+    sum_hi = _mm512_sub_epi32(sum_hi, c_hi[0]);
     const __m512 sv = _mm512_set1_ps(s[g]);
     float* yg = y[g];
     _mm512_storeu_ps(yg, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_lo), sv, _mm512_loadu_ps(yg)));
@@ -963,8 +954,7 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group
 
 __attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_group(
     const int8_t* w, int Q, int n, const int8_t* const* xq, const float* s, float* const* y) {
-  switch (n) { /* constant n and U: the accumulators stay in registers */
-    case 1: dot_q8_zmm_group_n(w, Q, 1, 2, xq, s, y); break;
+  switch (n) { /* 2..CC_Q8_GROUP (dot_q8_examples sends a single example to dot_q8_fn) */
     case 2: dot_q8_zmm_group_n(w, Q, 2, 2, xq, s, y); break;
     case 3: dot_q8_zmm_group_n(w, Q, 3, 1, xq, s, y); break;
     default: dot_q8_zmm_group_n(w, Q, 4, 1, xq, s, y); break;
