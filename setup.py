@@ -46,7 +46,7 @@ ops_library = Extension(
     sources=[os.path.join(OPS, name) for name in OPS_SOURCES],
     depends=[os.path.join(OPS, name) for name in (
         "condcomp_kernels.h", "condcomp_tflite_ops.h", "flexbuffer_map.h", "cc_parallel.h",
-        "tflite_c_abi.h", "condcomp_tile.inc")],
+        "tflite_c_abi.h", "condcomp_tile.inc", "condcomp_conv_tile.inc")],
     extra_compile_args=["-std=gnu11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter",
                         "-Wno-psabi", "-fvisibility=hidden", "-ffp-contract=fast"],
     libraries=["pthread", "m"],

@@ -704,11 +704,21 @@ Layer random_layer(Rng& r, bool conv, bool special) {
     stacked_ibs = r.pick(kStackedIbs);
     L.D = stacked_ibs * r.range(3, 12);
   }
+  // Rows wide enough for the float conv's widest register tiles (8 output
+  // pixels inside the padding), with zmm-wide blocks (16, 32 filters).
+  const bool wide = conv && r.chance(0.15);
+  if (wide) {
+    L.W = r.range(10, 20);
+    L.bs = r.chance(0.5) ? 16 : 32;
+    L.B = r.range(1, 2);
+  }
   if (conv) {
     // Keep the double-precision reference cheap (it also runs under qemu).
     auto work = [&L]() {
       return static_cast<double>(std::max(L.B, 1)) * L.H * L.W * L.K * L.bs * L.KH * L.KW * L.D;
     };
+    while (wide && work() > 4e5 && L.H > 1) --L.H;
+    while (wide && work() > 4e5 && L.K > 1) --L.K;
     while (work() > 4e5 && L.bs > 1) L.bs = (L.bs + 1) / 2;
     while (work() > 4e5 && L.K > 1) --L.K;
     while (work() > 4e5 && L.H > 1) --L.H;

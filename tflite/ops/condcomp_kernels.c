@@ -10,10 +10,14 @@
  *    contiguous), and narrow blocks (bs < 64) split the rows over R
  *    independent accumulator sets so the FMA chains are not latency bound
  *    (bs 32 went from ~3 to ~9-14 GMAC/s on Zen 3);
- *  - several examples (accumulate_group, conv pixels too): register tiles
+ *  - several examples (accumulate_group): register tiles
  *    of 4 examples x 2 vectors of columns over all rows of the tile, so 4
  *    examples share each weight load and the accumulators stay in
  *    registers.
+ * A conv's output block is a GEMM over the example's non-zero channel blocks
+ * with the im2col implicit (condcomp_conv_tile.inc): register tiles of up to
+ * 8 output pixels x 1-2 vectors of the block's filters accumulate every tap
+ * and channel, so each weight vector loaded serves 8 pixels.
  * Batch-1 inference is memory-bound (about 1 flop per weight byte), so the
  * point is to read only the active tiles, each sequentially.
  * int8 weights (dense_block_q8) take the same order, through an integer
@@ -285,7 +289,7 @@ CC_ALWAYS_INLINE uint8_t gate_on_fast(float z, float threshold, const gate_bound
 
 /* ------------------------------------------------------------ hot loop */
 
-/* Examples (or conv output pixels) sharing one pass over a weight tile. */
+/* Examples sharing one pass over a weight tile. */
 #ifndef CC_GROUP
 #define CC_GROUP 8
 #endif
@@ -1392,57 +1396,32 @@ static int conv_input_col(const cc_gated_conv2d* p, int ow, int kw) {
   return iw >= 0 && iw < p->in_w ? iw : -1;
 }
 
-CC_ALWAYS_INLINE uint64_t conv_block_impl(const cc_gated_conv2d* p, int j) {
-  const int K = p->num_blocks, bs = p->block_size, C = p->in_c;
-  const int ibs = p->in_block_size, n_in = C / ibs;
-  const size_t units = (size_t)K * bs;
-  const int OH = p->out_h, OW = p->out_w;
-  uint64_t macs = 0;
-  for (int e = 0; e < p->batch; ++e) {
-    if (!conv_block_begin(p, j, e, p->bias ? p->bias + (size_t)j * bs : NULL)) continue;
-    float* ye = p->y + (size_t)e * OH * OW * units + (size_t)j * bs;
-    const float* xe = p->x + (size_t)e * p->in_h * p->in_w * C;
-    const uint8_t* act = p->in_active + (size_t)e * n_in;
-    for (int oh = 0; oh < OH; ++oh) {
-      for (int kh = 0; kh < p->kernel_h; ++kh) {
-        const int ih = conv_input_row(p, oh, kh);
-        if (ih < 0) continue;
-        for (int kw = 0; kw < p->kernel_w; ++kw) {
-          const float* wtap =
-              p->kernel_bm + ((((size_t)j * p->kernel_h + kh) * p->kernel_w + kw) * C) * bs;
-          /* Up to 4 output pixels of this row that read a valid input column
-           * share each weight row. */
-          int ow = 0;
-          while (ow < OW) {
-            const float* xs[CC_GROUP];
-            float* ys[CC_GROUP];
-            int G = 0;
-            for (; ow < OW && G < CC_GROUP; ++ow) {
-              const int iw = conv_input_col(p, ow, kw);
-              if (iw < 0) continue;
-              xs[G] = xe + ((size_t)ih * p->in_w + iw) * C;
-              ys[G] = ye + ((size_t)oh * OW + ow) * units;
-              ++G;
-            }
-            if (G == 0) continue;
-            for (int i = 0; i < n_in; ++i) {
-              if (!act[i]) continue;
-              const float* xg[CC_GROUP];
-              for (int g = 0; g < G; ++g) xg[g] = xs[g] + (size_t)i * ibs;
-              accumulate_group(G, wtap + (size_t)i * ibs * bs, (size_t)bs, bs, ibs, xg, 1, ys);
-              macs += (uint64_t)G * ibs * bs;
-            }
-          }
-        }
-      }
-    }
-    for (size_t s = 0; s < (size_t)OH * OW; ++s) {
-      cc_apply_activation(p->activation, ye + s * units, (size_t)bs);
-      scale_block(ye + s * units, bs, p->gate_scale, (size_t)e * K + j);
-    }
-  }
-  return macs;
+/* The output columns [lo, hi) whose tap column kw reads inside the input
+ * (one run: the input column grows with ow). */
+static void conv_inside_cols(const cc_gated_conv2d* p, int kw, int* lo, int* hi) {
+  int a = 0;
+  while (a < p->out_w && conv_input_col(p, a, kw) < 0) ++a;
+  int b = a;
+  while (b < p->out_w && conv_input_col(p, b, kw) >= 0) ++b;
+  *lo = a;
+  *hi = b;
 }
+
+/* conv_block_float_v (VL floats per vector, for every ISA) and, on x86-64,
+ * conv_block_float_w16 (16, for the AVX-512 clone): the float conv loops. */
+#define CC_CV vfl
+#define CC_CVW VL
+#define CC_CONV_MR2 6 /* 12 accumulators: AVX2 has 16 ymm registers */
+#define CC_SUF _v
+#include "condcomp_conv_tile.inc"
+#if CC_X86_MULTIVERSION
+typedef float vf16 __attribute__((vector_size(16 * sizeof(float))));
+#define CC_CV vf16
+#define CC_CVW 16
+#define CC_CONV_MR2 8 /* 16 accumulators of AVX-512's 32 zmm registers */
+#define CC_SUF _w16
+#include "condcomp_conv_tile.inc"
+#endif
 
 /* Output block j of a conv with int8 weights: for each tap and channel
  * block, the (j, tap, i) tile stays in L1 while the output columns of the
@@ -1469,12 +1448,9 @@ static uint64_t conv_block_q8(const cc_gated_conv2d* p, int j) {
         if (ih < 0) continue;
         for (int kw = 0; kw < p->kernel_w; ++kw) {
           const int tap = kh * p->kernel_w + kw;
-          /* The output columns whose tap column kw reads inside the input:
-           * one run (the input column grows with ow), input columns stride_w apart. */
-          int ow0 = 0;
-          while (ow0 < OW && conv_input_col(p, ow0, kw) < 0) ++ow0;
-          int ow1 = ow0;
-          while (ow1 < OW && conv_input_col(p, ow1, kw) >= 0) ++ow1;
+          /* Input columns stride_w apart. */
+          int ow0, ow1;
+          conv_inside_cols(p, kw, &ow0, &ow1);
           if (ow1 == ow0) continue;
           const int iw0 = conv_input_col(p, ow0, kw);
           const size_t x_step = (size_t)p->stride_w * n_in * Q * 4;
@@ -1509,7 +1485,7 @@ static uint64_t dense_block_default(const cc_gated_dense* p, int j, int* ex) {
   return dense_block_impl(p, j, ex);
 }
 static uint64_t conv_block_default(const cc_gated_conv2d* p, int j) {
-  return conv_block_impl(p, j);
+  return conv_block_float_v(p, j);
 }
 
 #if CC_X86_MULTIVERSION
@@ -1519,7 +1495,13 @@ __attribute__((target("avx2,fma"))) static uint64_t dense_block_avx2(const cc_ga
 }
 __attribute__((target("avx2,fma"))) static uint64_t conv_block_avx2(const cc_gated_conv2d* p,
                                                                    int j) {
-  return conv_block_impl(p, j);
+  return conv_block_float_v(p, j);
+}
+/* Blocks of a multiple of 16 filters take zmm-wide tiles, others the 8-float
+ * ones (with AVX-512's 32 registers). */
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) static uint64_t conv_block_avx512(
+    const cc_gated_conv2d* p, int j) {
+  return p->block_size % 16 == 0 ? conv_block_float_w16(p, j) : conv_block_float_v(p, j);
 }
 /* AVX-512 (F + VL) clone: the same 8-float code, but with 32 vector registers
  * the 16-vector batch-1 tiles no longer spill (AVX2 has 16). */
@@ -1605,6 +1587,7 @@ uint64_t cc_gated_dense_block(const cc_gated_dense* p, int j, int* examples) {
 uint64_t cc_gated_conv2d_block(const cc_gated_conv2d* p, int j) {
   if (p->kernel_q != NULL) return conv_block_q8(p, j);
 #if CC_X86_MULTIVERSION
+  if (have_avx512()) return conv_block_avx512(p, j);
   if (have_avx2_fma()) return conv_block_avx2(p, j);
 #endif
   return conv_block_default(p, j);
@@ -1617,7 +1600,7 @@ const char* cc_kernel_isa_q8(void) {
 
 const char* cc_kernel_isa(void) {
 #if CC_X86_MULTIVERSION
-  if (have_avx512()) return "x86-64 avx512 clone (dense), avx2+fma (conv, gate)";
+  if (have_avx512()) return "x86-64 avx512 clone (dense, conv), avx2+fma (gate)";
   return have_avx2_fma() ? "x86-64 avx2+fma clone" : "x86-64 baseline clone";
 #elif defined(__AVX2__) && defined(__FMA__)
   return "x86-64 avx2+fma (compile flags)";
