@@ -666,6 +666,16 @@ typedef void (*dot_q8_group_fn)(const int8_t* w, int Q, int n, const int8_t* con
 #define CC_Q8_TILES 16
 typedef void (*dot_q8_tiles_fn)(const int8_t* const* tiles, size_t offset, int Q, int n,
                                 const int8_t* const* xq, const float* s, float* y);
+/* A conv's n <= CC_Q8_CONV_PIXELS output pixels against the strips of
+ * `taps` taps (tap t's strip at w + t * w_tap_step, the activations pixel p
+ * reads for it at xq + t * x_tap_step + p * x_step), the int32 sums over all
+ * taps taken before the one float step: y[p] += s * sum_t (xq . w_t), for
+ * strips of 16 or 32 outputs and taps * Q within CC_Q8_MAX_QUADS. NULL where
+ * this CPU has none. */
+#define CC_Q8_CONV_PIXELS 8
+typedef void (*dot_q8_conv_fn)(const int8_t* w, size_t w_tap_step, int taps, int Q, int cols,
+                               const int8_t* xq, size_t x_tap_step, size_t x_step, int n,
+                               float s, float* y, size_t y_step);
 #define CC_Q8_PIXELS(name, one)                                                             \
   static void name(const int8_t* w, int Q, int cols, const int8_t* xq, size_t x_step, float s, \
                    float* y, size_t y_step, int n) {                                         \
@@ -964,6 +974,67 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_grou
     default: dot_q8_zmm_group_n(w, Q, 4, 1, xq, s, y); break;
   }
 }
+/* MR output pixels x W zmm of outputs (a strip of 16 W columns, quads of
+ * 64 W bytes) over `taps` taps: the pixels share each weight load through
+ * the unsigned-offset activations of the group kernel above (one
+ * correction chain per strip for all of them). MR * W + W accumulators. */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_tile(
+    const int8_t* w, size_t w_tap_step, int taps, int Q, const int8_t* xq, size_t x_tap_step,
+    size_t x_step, const int MR, const int W, float s, float* y, size_t y_step) {
+  __m512i acc[CC_Q8_CONV_PIXELS][2], corr[2];
+  for (int v = 0; v < W; ++v) {
+    corr[v] = _mm512_setzero_si512();
+    for (int m = 0; m < MR; ++m) acc[m][v] = _mm512_setzero_si512();
+  }
+  const __m512i offset = _mm512_set1_epi8((char)0x80);
+  for (int t = 0; t < taps; ++t) {
+    const int8_t* wt = w + (size_t)t * w_tap_step;
+    const int8_t* xt = xq + (size_t)t * x_tap_step;
+    for (int q = 0; q < Q; ++q) {
+      __m512i wv[2];
+      for (int v = 0; v < W; ++v) {
+        wv[v] = _mm512_loadu_si512((const void*)(wt + ((size_t)q * W + v) * 64));
+        corr[v] = _mm512_dpbusd_epi32(corr[v], offset, wv[v]);
+      }
+      for (int m = 0; m < MR; ++m) {
+        int32_t word;
+        memcpy(&word, xt + (size_t)m * x_step + 4 * q, sizeof(word));
+        const __m512i xu = _mm512_set1_epi32(word ^ (int32_t)0x80808080u);
+        for (int v = 0; v < W; ++v) acc[m][v] = _mm512_dpbusd_epi32(acc[m][v], xu, wv[v]);
+      }
+    }
+  }
+  const __m512 sv = _mm512_set1_ps(s);
+  for (int m = 0; m < MR; ++m) {
+    float* ym = y + (size_t)m * y_step;
+    for (int v = 0; v < W; ++v) {
+      const __m512i sum = _mm512_sub_epi32(acc[m][v], corr[v]);
+      _mm512_storeu_ps(ym + 16 * v, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sv,
+                                                    _mm512_loadu_ps(ym + 16 * v)));
+    }
+  }
+}
+
+__attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_conv(
+    const int8_t* w, size_t w_tap_step, int taps, int Q, int cols, const int8_t* xq,
+    size_t x_tap_step, size_t x_step, int n, float s, float* y, size_t y_step) {
+#define CC_Q8_CONV_CASE(MR, W)                                                            \
+  case MR:                                                                                \
+    dot_q8_zmm_conv_tile(w, w_tap_step, taps, Q, xq, x_tap_step, x_step, MR, W, s, y, y_step); \
+    return;
+  if (cols == 32) {
+    switch (n) {
+      CC_Q8_CONV_CASE(1, 2) CC_Q8_CONV_CASE(2, 2) CC_Q8_CONV_CASE(3, 2) CC_Q8_CONV_CASE(4, 2)
+      CC_Q8_CONV_CASE(5, 2) CC_Q8_CONV_CASE(6, 2) CC_Q8_CONV_CASE(7, 2) CC_Q8_CONV_CASE(8, 2)
+    }
+    return;
+  }
+  switch (n) {
+    CC_Q8_CONV_CASE(1, 1) CC_Q8_CONV_CASE(2, 1) CC_Q8_CONV_CASE(3, 1) CC_Q8_CONV_CASE(4, 1)
+    CC_Q8_CONV_CASE(5, 1) CC_Q8_CONV_CASE(6, 1) CC_Q8_CONV_CASE(7, 1) CC_Q8_CONV_CASE(8, 1)
+  }
+#undef CC_Q8_CONV_CASE
+}
 #undef CC_Q8_ZMM_TARGET
 #define CC_HAVE_VNNI_ZMM_CLONE 1
 #define CC_Q8_VNNI_VEX_STEP(acc, wp) acc = _mm256_dpbusd_avx_epi32(acc, xa, CC_Q8_SIGNED_W(wp))
@@ -1057,6 +1128,7 @@ CC_Q8_NEON_KERNEL(dot_q8_sdot, CC_Q8_SDOT_STEP)
 static const char* g_q8_isa = NULL;
 static dot_q8_group_fn g_dot_q8_group = NULL; /* set with the choice below */
 static dot_q8_tiles_fn g_dot_q8_tiles = NULL;
+static dot_q8_conv_fn g_dot_q8_conv = NULL;
 static dot_q8_fn select_dot_q8(void) {
   static dot_q8_fn cached = NULL; /* benign race: every thread picks the same */
   dot_q8_fn known = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);
@@ -1090,6 +1162,7 @@ static dot_q8_fn select_dot_q8(void) {
         f = dot_q8_avx512vnni_zmm;
         g_dot_q8_group = dot_q8_avx512vnni_zmm_group;
         g_dot_q8_tiles = dot_q8_avx512vnni_zmm_tiles;
+        g_dot_q8_conv = dot_q8_avx512vnni_zmm_conv;
         isa = "avx512-vnni vpdpbusd zmm";
       }
 #endif
@@ -1111,7 +1184,7 @@ static dot_q8_fn select_dot_q8(void) {
 #endif
 #endif
   g_q8_isa = isa;
-  __atomic_store_n(&cached, f, __ATOMIC_RELEASE); /* after g_dot_q8_group, _tiles */
+  __atomic_store_n(&cached, f, __ATOMIC_RELEASE); /* after g_dot_q8_group, _tiles, _conv */
   return f;
 }
 
@@ -1423,49 +1496,71 @@ typedef float vf16 __attribute__((vector_size(16 * sizeof(float))));
 #include "condcomp_conv_tile.inc"
 #endif
 
-/* Output block j of a conv with int8 weights: for each tap and channel
- * block, the (j, tap, i) tile stays in L1 while the output columns of the
- * row that read inside the input take their dot products with it (one
- * kernel call per strip and row). */
+/* Output block j of a conv with int8 weights, per output row and tap
+ * column kw (over the run of output columns reading inside the input, input
+ * columns stride_w apart) and channel block i: where this CPU has a conv
+ * kernel (strips of 16 or 32 outputs), up to CC_Q8_CONV_PIXELS pixels at a
+ * time take the int32 sums over all the row's tap rows kh in registers before
+ * one float step; otherwise each (kh, kw, i) strip is one dot_q8_fn call
+ * over the run, the tile staying in L1 while the pixels use it. */
 static uint64_t conv_block_q8(const cc_gated_conv2d* p, int j) {
   const dot_q8_fn dot = select_dot_q8();
   const int K = p->num_blocks, bs = p->block_size, C = p->in_c;
   const int ibs = p->in_block_size, n_in = C / ibs, Q = (ibs + 3) / 4;
-  const int OH = p->out_h, OW = p->out_w, taps = p->kernel_h * p->kernel_w;
+  const int OH = p->out_h, OW = p->out_w, KH = p->kernel_h, KW = p->kernel_w;
   const size_t units = (size_t)K * bs, tile_bytes = (size_t)Q * 4 * bs;
-  const size_t hw = (size_t)p->in_h * p->in_w;
-  const int8_t* wj = p->kernel_q + (size_t)j * taps * n_in * tile_bytes;
+  const size_t hw = (size_t)p->in_h * p->in_w, pixel_bytes = (size_t)n_in * Q * 4;
+  const int8_t* wj = p->kernel_q + (size_t)j * KH * KW * n_in * tile_bytes;
+  /* Consecutive tap rows: the next kh's tiles and input row. */
+  const size_t w_tap_step = (size_t)KW * n_in * tile_bytes;
+  const size_t x_tap_step = (size_t)p->dilation_h * p->in_w * pixel_bytes;
+  const size_t x_step = (size_t)p->stride_w * pixel_bytes;
+  const dot_q8_conv_fn conv = (uint64_t)KH * Q <= CC_Q8_MAX_QUADS ? g_dot_q8_conv : NULL;
   uint64_t macs = 0;
   for (int e = 0; e < p->batch; ++e) {
     if (!conv_block_begin(p, j, e, NULL)) continue;
     float* ye = p->y + (size_t)e * OH * OW * units + (size_t)j * bs;
-    const int8_t* xe = p->xq + (size_t)e * hw * n_in * Q * 4;
+    const int8_t* xe = p->xq + (size_t)e * hw * pixel_bytes;
     const float* xs_scale = p->xq_scale + (size_t)e * n_in;
     const uint8_t* act = p->in_active + (size_t)e * n_in;
     for (int oh = 0; oh < OH; ++oh) {
-      for (int kh = 0; kh < p->kernel_h; ++kh) {
-        const int ih = conv_input_row(p, oh, kh);
-        if (ih < 0) continue;
-        for (int kw = 0; kw < p->kernel_w; ++kw) {
-          const int tap = kh * p->kernel_w + kw;
-          /* Input columns stride_w apart. */
-          int ow0, ow1;
-          conv_inside_cols(p, kw, &ow0, &ow1);
-          if (ow1 == ow0) continue;
-          const int iw0 = conv_input_col(p, ow0, kw);
-          const size_t x_step = (size_t)p->stride_w * n_in * Q * 4;
-          for (int i = 0; i < n_in; ++i) {
-            if (!act[i]) continue;
-            const int8_t* tile = wj + ((size_t)tap * n_in + i) * tile_bytes;
-            const int8_t* xq = xe + (((size_t)ih * p->in_w + iw0) * n_in + i) * Q * 4;
-            float* y = ye + ((size_t)oh * OW + ow0) * units;
-            for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
-              const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
-              dot_q8_strip(dot, tile + (size_t)c0 * Q * 4, Q, cols, xq, x_step, xs_scale[i],
-                           y + c0, units, ow1 - ow0);
+      int kh0 = 0;
+      while (kh0 < KH && conv_input_row(p, oh, kh0) < 0) ++kh0;
+      int kh1 = kh0;
+      while (kh1 < KH && conv_input_row(p, oh, kh1) >= 0) ++kh1;
+      if (kh1 == kh0) continue;
+      const int ih0 = conv_input_row(p, oh, kh0);
+      for (int kw = 0; kw < KW; ++kw) {
+        int ow0, ow1;
+        conv_inside_cols(p, kw, &ow0, &ow1);
+        if (ow1 == ow0) continue;
+        const int iw0 = conv_input_col(p, ow0, kw);
+        for (int i = 0; i < n_in; ++i) {
+          if (!act[i]) continue;
+          const int8_t* tile = wj + ((size_t)(kh0 * KW + kw) * n_in + i) * tile_bytes;
+          const int8_t* xq = xe + ((size_t)ih0 * p->in_w + iw0) * pixel_bytes + (size_t)i * Q * 4;
+          float* y = ye + ((size_t)oh * OW + ow0) * units;
+          for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
+            const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
+            const int8_t* strip = tile + (size_t)c0 * Q * 4;
+            if (conv && (cols == 16 || cols == 32)) {
+              /* The run in near-equal tiles of at most CC_Q8_CONV_PIXELS. */
+              const int run = ow1 - ow0;
+              for (int done = 0, tiles = (run + CC_Q8_CONV_PIXELS - 1) / CC_Q8_CONV_PIXELS;
+                   done < run; --tiles) {
+                const int n = (run - done + tiles - 1) / tiles;
+                conv(strip, w_tap_step, kh1 - kh0, Q, cols, xq + (size_t)done * x_step,
+                     x_tap_step, x_step, n, xs_scale[i], y + (size_t)done * units + c0, units);
+                done += n;
+              }
+              continue;
             }
-            macs += (uint64_t)(ow1 - ow0) * ibs * bs;
+            for (int kh = kh0; kh < kh1; ++kh)
+              dot_q8_strip(dot, strip + (size_t)(kh - kh0) * w_tap_step, Q, cols,
+                           xq + (size_t)(kh - kh0) * x_tap_step, x_step, xs_scale[i], y + c0,
+                           units, ow1 - ow0);
           }
+          macs += (uint64_t)(kh1 - kh0) * (ow1 - ow0) * ibs * bs;
         }
       }
     }
