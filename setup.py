@@ -87,7 +87,7 @@ setup(
         # tfmot 0.8 needs tf-keras (Keras 2): only for the isolated pruning baseline script.
         "tfmot-baseline": ["tensorflow-model-optimization", "tf-keras"],
     },
-    entry_points={"console_scripts": ["condcomp-convert = keras_condcomp.tflite:main"]},
+    entry_points={"console_scripts": ["condcomp-convert = keras_condcomp.converter:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

@@ -286,8 +286,7 @@ class InferencePaths:
 
     def _setup_tflite(self):
         try:
-            from keras_condcomp import litert
-            from keras_condcomp import tflite as converter
+            from keras_condcomp import converter, litert
 
             litert.load_library()
         except Exception as error:  # noqa: BLE001 - any failure means: skip this path

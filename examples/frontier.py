@@ -309,7 +309,7 @@ def convert_all(run, val_x):
     The files (`model_<precision>.tflite`) stay next to `model.keras`, so a
     rerun (e.g. to time again) does not convert again.
     """
-    from keras_condcomp import tflite as converter
+    from keras_condcomp import converter
 
     paths = {p: run / f"model_{p}.tflite" for p in PRECISIONS}
     if not all(path.exists() for path in paths.values()):

@@ -3,7 +3,7 @@
 Every path computes what these functions define: the Keras layers
 (`GatedDense`, `GatedConv2D`), the TensorFlow sparse path's dense fallback
 (`keras_condcomp.sparse`), and the body of the function the converter turns
-into one TFLite custom op (`keras_condcomp.tflite`); the C ops are tested
+into one TFLite custom op (`keras_condcomp.converter`); the C ops are tested
 against them. Keras ops only, so they run on NumPy arrays, eagerly and inside
 `tf.function`.
 

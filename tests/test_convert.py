@@ -227,13 +227,15 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
     worst = float(res.stdout.split(INT8_REPORT)[1].split()[0])
     assert worst <= 1e-5
     cv = load_convert()
+    from keras_condcomp.converter.cli import _parse_args  # the CLI's own, not re-exported
+
     for bad, message in [(["--quantize", "int8"], "needs --representative-data"),
                          (["--dense", "--quantize", "int8"], "needs --representative-data"),
                          (["--representative-data", x_rep], "used by --quantize int8 only"),
                          (["--dense", "--quantize", "int8", "--representative-data", x_rep,
                            "--representative", "0"], "argument --representative: must be >= 1")]:
         with pytest.raises(SystemExit) as exit_info:  # argparse, in this process
-            cv._parse_args([path, "-o", str(tmp_path / "x.tflite"), *bad])
+            _parse_args([path, "-o", str(tmp_path / "x.tflite"), *bad])
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
     # Calibration data that cannot be calibrated on: a clean argument error

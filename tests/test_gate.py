@@ -6,7 +6,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import keras_condcomp
-import keras_condcomp.tflite
+import keras_condcomp.converter
 from keras_condcomp import CondCompModel, GatedConv2D, GatedDense, freeze_network, gate
 from keras_condcomp.layers import gated_layers
 
@@ -111,7 +111,7 @@ def test_nested_submodels_are_walked_and_keep_their_weights(digits):
     # The original backbone is untouched and still plain Dense.
     assert isinstance(backbone.get_layer("h1"), keras.layers.Dense)
     # The converter finds the nested gated layers (one custom op each).
-    counts = keras_condcomp.tflite.op_counts(keras_condcomp.tflite.convert(gated))
+    counts = keras_condcomp.converter.op_counts(keras_condcomp.converter.convert(gated))
     assert counts.get("CondCompGatedDense") == 2
 
     only, report = gate(model, num_blocks=4, layers=["backbone/h2"], return_report=True)

@@ -9,10 +9,10 @@ REQUIRE_ENV = "CONDCOMP_REQUIRE_TFLITE_OPS"
 
 
 def load_convert():
-    """The converter module, `keras_condcomp.tflite` (its CLI is tflite/convert.py)."""
-    from keras_condcomp import tflite
+    """The converter package, `keras_condcomp.converter` (its CLI is tflite/convert.py)."""
+    from keras_condcomp import converter
 
-    return tflite
+    return converter
 
 
 def require_ops_library():

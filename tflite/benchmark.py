@@ -42,7 +42,7 @@ REPO = os.path.dirname(HERE)
 
 import numpy as np  # noqa: E402
 
-# --precisions -> keras_condcomp.tflite.convert(quantize=...) of the dense
+# --precisions -> keras_condcomp.converter.convert(quantize=...) of the dense
 # baseline and of the CondComp model, the same mode on both sides: "dynamic"
 # (dense dynamic-range vs CondComp int8 ops with activation scales per input
 # block at run time) and "int8" (dense full-integer vs CondComp int8 ops with
@@ -273,7 +273,7 @@ def profile_layers(network, x, threads, runs, warmup, precision="float32"):
     import keras
 
     import keras_condcomp as kc
-    from keras_condcomp import tflite as cv
+    from keras_condcomp import converter as cv
 
     rows = []
     h = x
@@ -328,7 +328,7 @@ def time_tf_paths(network, pool, batches, runs, warmup, max_density):
 def main(argv=None):
     args = parse_args(argv)
     import keras_condcomp.litert as litert
-    from keras_condcomp import tflite as cv
+    from keras_condcomp import converter as cv
     from keras_condcomp.litert import cpu_name
 
     try:
@@ -366,7 +366,7 @@ def main(argv=None):
         "time); int8 = dense full-integer int8 vs the CondComp int8 ops with static "
         "activation scales per input block, both calibrated on the same 200 inputs. \"max abs "
         "err\": the CondComp model vs what it computes (float32: the Keras model; int8: "
-        "keras_condcomp.tflite.quantized_reference).",
+        "keras_condcomp.converter.quantized_reference).",
         "",
         "Command: `python tflite/benchmark.py " + " ".join(argv if argv is not None
                                                           else sys.argv[1:]) + "`",

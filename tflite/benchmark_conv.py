@@ -15,7 +15,7 @@ the layer's own budget, `GatedConv2D(top_k=...)`). Two networks per shape:
   is (top_k / blocks)^2.
 Random Glorot weights; the policy picks the blocks (different ones per
 example). Both sides are converted from the same Keras model by
-keras_condcomp.tflite.convert: `dense=True` gives builtin CONV_2D ops (run by
+keras_condcomp.converter.convert: `dense=True` gives builtin CONV_2D ops (run by
 XNNPACK, masks ignored), the other the CondComp conv ops. Precisions as in
 tflite/benchmark.py: float32; "dynamic" (dense dynamic-range vs the CondComp
 int8 ops with run-time activation scales) and "int8" (dense full-integer vs the
@@ -107,8 +107,8 @@ def run_once(interpreter, x):
 
 def main(argv=None):
     args = parse_args(argv)
+    from keras_condcomp import converter as cv
     from keras_condcomp import litert
-    from keras_condcomp import tflite as cv
 
     try:
         litert.load_library()
@@ -178,7 +178,7 @@ def write(args, rows, cpu, command, litert):
         f"in one interleaved run ({args.rounds} rounds x {args.runs_per_round} invokes, "
         "medians). speedup = dense ms / CondComp ms; ideal = the multiply-adds ratio. "
         "\"max abs err\": the CondComp model vs what it computes (float32: the Keras model; "
-        "int8: keras_condcomp.tflite.quantized_reference).",
+        "int8: keras_condcomp.converter.quantized_reference).",
         "",
         f"CPU: {cpu}; kernel path: {litert.kernel_isa()}.",
         "",

@@ -199,7 +199,7 @@ def time_model(model, dense_bytes, x, args, label):
     """Checks the custom-op model against Keras, then times it against the dense model."""
     from benchmark import make_interp
 
-    from keras_condcomp import tflite as cv
+    from keras_condcomp import converter as cv
 
     custom_bytes = cv.convert(model)
     reference = np.asarray(model.predict(x[:256], verbose=0))

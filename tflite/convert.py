@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Command line of the TFLite converter (`keras_condcomp.tflite`).
+"""Command line of the TFLite converter (`keras_condcomp.converter`).
 
     python tflite/convert.py MODEL.keras -o model.tflite [--dense] [--verify N]
                              [--summary-data X.npy] [--verbose]
 
-Same as `python -m keras_condcomp.tflite ...`; see that module for the route
-(Keras -> SavedModel -> TFLite with one custom op per gated layer). This
+Same as `python -m keras_condcomp.converter ...`; see that package for the
+route (Keras -> SavedModel -> TFLite with one custom op per gated layer). This
 script hides TensorFlow's start-up and converter logging unless `--verbose`.
 """
 
@@ -16,7 +16,7 @@ if __name__ == "__main__":  # before TensorFlow is imported; not when imported
 
     quiet_stderr.silence()
 
-from keras_condcomp.tflite import main  # noqa: E402
+from keras_condcomp.converter import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,9 +39,8 @@ os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_condcomp import converter, litert  # noqa: E402
 from keras_condcomp import data as condcomp_data  # noqa: E402
-from keras_condcomp import litert  # noqa: E402
-from keras_condcomp import tflite as converter  # noqa: E402
 from keras_condcomp.layers import GatedDense  # noqa: E402
 
 PRECISIONS = ("float32", "dynamic", "int8")

@@ -14,7 +14,7 @@ quantization; condnets: the int8 ops with static scales per input block),
 runs them on the whole test set through `keras_condcomp.litert` and reports
 the test errors and, for the condnets, how many (example, block) decisions of
 each quantized model equal the float model's
-(`keras_condcomp.tflite.quantized_reference`). Then times each condnet
+(`keras_condcomp.converter.quantized_reference`). Then times each condnet
 against the dense net of the same seed at the same precision (batch 1, 1
 thread, interleaved invoke() on test images, medians of --timing-runs).
 Writes OUT.md and OUT.json; mean ± sd over the run directories.
@@ -89,9 +89,8 @@ def speeds(dense_models, condnet_models, x, runs):
 def measure(run_dir, data_dir, timing_runs):
     import keras
 
+    from keras_condcomp import converter, litert
     from keras_condcomp import data as condcomp_data
-    from keras_condcomp import litert
-    from keras_condcomp import tflite as converter
 
     result = json.loads((run_dir / "results.json").read_text())
     dataset = condcomp_data.load_dataset(result["dataset"],
@@ -107,7 +106,7 @@ def measure(run_dir, data_dir, timing_runs):
         is_condnet = bool(converter.gated_layers_of(network))
         dense = not is_condnet
         if dense:  # a plain Keras net: the converter's builtin-op route needs a gated layer
-            tf = converter._tf()
+            import tensorflow as tf
 
             def tflite_bytes(quantize):
                 c = tf.lite.TFLiteConverter.from_keras_model(network)

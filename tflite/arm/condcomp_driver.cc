@@ -767,7 +767,7 @@ Layer random_layer(Rng& r, bool conv, bool special) {
 }
 
 // Makes a layer dynamic-range int8: symmetric per-output-unit weights (the
-// rule of keras_condcomp.tflite.quantize_kernel, written again here) over
+// rule of keras_condcomp.converter.quantize_kernel, written again here) over
 // the kernel's rows (D, or KH*KW*C for a conv: block-major [K][rows][bs]).
 void quantize_int8(Layer* L) {
   const int U = L->units(), bs = L->bs, rows = kernel_rows(*L);

@@ -64,7 +64,7 @@ def export(model, path, batch=4, seed=0):
     import keras
     import numpy as np
 
-    from keras_condcomp import tflite as cv
+    from keras_condcomp import converter as cv
     from keras_condcomp.layers import GatedConv2D, GatedDense
 
     network = cv.unwrap(model)
@@ -139,7 +139,7 @@ def main(argv=None):
     if args.demo:
         model = demo_model(args.seed)
     else:
-        from keras_condcomp import tflite as cv
+        from keras_condcomp import converter as cv
 
         model = cv.load_keras_model(args.model)
     n = export(model, args.output, batch=args.batch, seed=args.seed)

@@ -155,7 +155,7 @@ def main(argv=None):
     args = parse_args(argv)
     import numpy as np
 
-    from keras_condcomp import tflite as converter
+    from keras_condcomp import converter
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

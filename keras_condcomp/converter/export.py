@@ -1,11 +1,4 @@
-"""Converts a Keras 3 model with gated layers to a TFLite model.
-
-    python tflite/convert.py MODEL.keras -o model.tflite           # custom ops
-    python tflite/convert.py MODEL.keras -o dense.tflite --dense   # builtin-op baseline
-    python -m keras_condcomp.tflite MODEL.keras -o model.tflite    # the same command line
-
-From Python: `keras_condcomp.tflite.convert(model, dense=False)` returns the
-flatbuffer bytes; `verify(model, tflite_bytes, n)` compares it with Keras.
+"""Keras model -> SavedModel -> .tflite flatbuffer (`convert`).
 
 Route: Keras model -> SavedModel (Keras `ExportArchive`) ->
 `tf.lite.TFLiteConverter.from_saved_model`. Each `GatedDense` / `GatedConv2D`
@@ -27,16 +20,27 @@ Weights are stored block-major (kernel [K, D_in, bs] for dense,
 (activation(x W + b), masks ignored = every block on) with builtin ops
 (FULLY_CONNECTED / CONV_2D), the XNNPACK baseline of the same shape and weights.
 
-Running the result needs the custom-op library: `bash tflite/build_ops.sh`,
-then `keras_condcomp.litert.Interpreter("model.tflite")`.
+The int8 weights and activation scales of `quantize=` come from
+`keras_condcomp.converter.quantize`.
 """
 
-import argparse
 import collections
 import contextlib
-import os
 import sys
 import tempfile
+
+from keras_condcomp.converter.network import (
+    ConversionError,
+    gated_layers_of,
+    input_block_size,
+    unwrap,
+)
+from keras_condcomp.converter.quantize import (
+    QUANTIZE_MODES,
+    _check_input_scales,
+    calibrate_input_scales,
+    quantize_kernel,
+)
 
 DENSE_OP = "CondCompGatedDense"
 CONV_OP = "CondCompGatedConv2D"
@@ -47,10 +51,6 @@ SUPPORTED_ACTIVATIONS = (
     "silu", "swish", "gelu", "leaky_relu", "hard_sigmoid", "hard_silu", "hard_swish", "mish",
     "exponential",
 )
-
-
-class ConversionError(ValueError):
-    """The model cannot be converted (unsupported layer configuration)."""
 
 
 def _tf():
@@ -134,26 +134,6 @@ def _check_finite_weights(network):
                 )
 
 
-QUANTIZE_MODES = ("none", "dynamic", "int8")
-
-
-def quantize_kernel(kernel):
-    """Symmetric per-output-unit int8 weights: `(q, scale)` with kernel ~ q * scale.
-
-    `kernel` is `[..., units]` (float); `scale[c] = max |kernel[..., c]| / 127`
-    (1 for an all-zero unit), `q = round(kernel / scale)` in [-127, 127]. The
-    dynamic-range CondCompGatedDense op computes with exactly `q * scale`.
-    """
-    import numpy as np
-
-    kernel = np.asarray(kernel, np.float32)
-    axes = tuple(range(kernel.ndim - 1))
-    scale = np.max(np.abs(kernel), axis=axes) / 127.0
-    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-    q = np.clip(np.round(kernel / scale), -127, 127).astype(np.int8)
-    return q, scale
-
-
 def block_major_kernel(kernel, num_blocks):
     """[D, K*bs] -> [K, D, bs] or [KH, KW, C, K*bs] -> [K, KH, KW, C, bs] (NumPy)."""
     import numpy as np
@@ -161,33 +141,6 @@ def block_major_kernel(kernel, num_blocks):
     from keras_condcomp.reference import block_major
 
     return np.ascontiguousarray(np.asarray(block_major(kernel, num_blocks)))
-
-
-def _producer(layer):
-    """The layer producing `layer`'s (first) input in a functional graph, or None."""
-    try:
-        node = layer._inbound_nodes[0]
-        tensor = node.input_tensors[0]
-        return tensor._keras_history.operation
-    except (AttributeError, IndexError, TypeError):
-        return None
-
-
-def input_block_size(layer, num_inputs):
-    """Granularity at which the kernel looks for all-zero input blocks.
-
-    When the input comes straight from another gated layer, its blocks are the
-    ones that can be exactly zero; otherwise 0 (= the whole input, skipped only
-    if it is all zero). Any divisor is correct: the kernel checks the data, this
-    only sets how finely it looks.
-    """
-    from keras_condcomp.layers import GatedLayer
-
-    prev = _producer(layer)
-    if isinstance(prev, GatedLayer) and num_inputs % prev.block_size == 0:
-        if type(prev).__name__ == type(layer).__name__:
-            return int(prev.block_size)
-    return 0
 
 
 class _GatedExport:
@@ -358,17 +311,6 @@ class _GatedExport:
                        *self.extra)
 
 
-def gated_layers_of(network):
-    from keras_condcomp.layers import gated_layers
-
-    return gated_layers(network)
-
-
-def unwrap(model):
-    """The user's network: `CondCompModel.network`, or the model itself."""
-    return getattr(model, "network", model)
-
-
 @contextlib.contextmanager
 def _patched_calls(exports):
     """Temporarily routes each gated layer's `call` to its export function."""
@@ -503,77 +445,6 @@ def convert(model, dense=False, quantize="none", representative=None, input_scal
         return converter.convert()
 
 
-def _input_blocks(layer):
-    """(number of input blocks, their size) of a gated layer, as the ops see them."""
-    num_inputs = int(layer.kernel.shape[-2])
-    in_block = input_block_size(layer, num_inputs) or num_inputs
-    return num_inputs // in_block, in_block
-
-
-def _check_input_scales(network, input_scales):
-    """`input_scales` as float32 arrays, one per gated layer, each [num input blocks] > 0."""
-    import numpy as np
-
-    layers = gated_layers_of(network)
-    names = {layer.name for layer in layers}
-    if not isinstance(input_scales, dict) or set(input_scales) != names:
-        got = sorted(input_scales) if isinstance(input_scales, dict) else input_scales
-        raise ValueError("Argument `input_scales` must map each gated layer's name "
-                         f"{sorted(names)} to its scales. Received: input_scales={got!r}")
-    checked = {}
-    for layer in layers:
-        scale = np.asarray(input_scales[layer.name], np.float32)
-        n_in, _ = _input_blocks(layer)
-        if scale.shape != (n_in,) or not np.all(np.isfinite(scale) & (scale > 0)):
-            raise ValueError(
-                f"Argument `input_scales[{layer.name!r}]` must hold {n_in} finite scales > 0 "
-                f"(one per input block). Received: {scale!r}")
-        checked[layer.name] = scale
-    return checked
-
-
-def calibrate_input_scales(network, representative, batch_size=256):
-    """Static activation scales of the "int8" CondComp ops: `{layer name: scales}`.
-
-    `network` is a chain (as for `quantized_reference`); the float32 network
-    runs on `representative` (model inputs) and each gated layer's input
-    block i (over all positions of a GatedConv2D input) gets
-    `scale_i = max |x| / 127` over all examples, as the standard converter's
-    min/max calibration of symmetric int8 activations. A block that is zero
-    on every example gets the layer's largest block scale (1 if all are
-    zero). Non-finite representative values are refused.
-    """
-    import keras
-    import numpy as np
-
-    from keras_condcomp.layers import GatedLayer
-
-    x = np.asarray(representative, np.float32)
-    if x.ndim < 2 or len(x) == 0:
-        raise ValueError("Argument `representative` must be a non-empty batch of model inputs. "
-                         f"Received: representative with shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"Argument `representative` holds {int(np.sum(~np.isfinite(x)))} "
-                         "NaN/Inf values; calibrate on real, finite examples.")
-    layers = _chain_layers(network, "calibrate_input_scales")
-    maxima = {layer.name: None for layer in layers if isinstance(layer, GatedLayer)}
-    for start in range(0, len(x), batch_size):
-        h = keras.ops.convert_to_tensor(x[start:start + batch_size])
-        for layer in layers:
-            if isinstance(layer, GatedLayer):
-                blocks = np.abs(np.asarray(h)).reshape(-1, *_input_blocks(layer))
-                m = blocks.max(axis=(0, 2))
-                prev = maxima[layer.name]
-                maxima[layer.name] = m if prev is None else np.maximum(prev, m)
-            h = layer(h, training=False)
-    scales = {}
-    for name, m in maxima.items():
-        scale = (m / np.float32(127)).astype(np.float32)
-        fallback = scale.max() if scale.max() > 0 else np.float32(1)
-        scales[name] = np.where(scale > 0, scale, fallback).astype(np.float32)
-    return _check_input_scales(network, scales)
-
-
 def configure_quantization(converter, quantize, representative=None):
     """Sets a `tf.lite.TFLiteConverter` for `quantize` ("none", "dynamic", "int8").
 
@@ -617,319 +488,3 @@ def load_keras_model(path):
     import keras_condcomp  # noqa: F401  (registers the serializable classes)
 
     return keras.saving.load_model(path, compile=False)
-
-
-def _parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="convert.py",
-        description="Convert a Keras model with GatedDense/GatedConv2D layers (custom ops), "
-        "or any Keras model (builtin ops), to TFLite.",
-    )
-    parser.add_argument("model", metavar="MODEL", help="Keras model file (.keras)")
-    parser.add_argument("-o", "--output", required=True, help="output .tflite path")
-    parser.add_argument(
-        "--dense", action="store_true",
-        help="export the dense baseline with builtin ops (every block on, masks ignored); "
-        "a model without gated layers is always converted this way",
-    )
-    parser.add_argument(
-        "--verify", type=int, default=0, metavar="N",
-        help="after converting, run the .tflite (custom ops registered) and the Keras model "
-        "on N random inputs (batch 1 and batch N) and fail unless they agree within 1e-5",
-    )
-    parser.add_argument(
-        "--summary-data", metavar="X.npy",
-        help="inputs (a .npy array, e.g. a validation split) on which to print the per-layer "
-        "gate summary (keras_condcomp.summary): active fractions and multiply-adds",
-    )
-    parser.add_argument(
-        "--quantize", choices=QUANTIZE_MODES, default="none",
-        help="dynamic: int8 weights, activations quantized at run time (builtin ops by the "
-        "standard converter's Optimize.DEFAULT; the CondComp ops: per-unit int8 weights, "
-        "int8 activations per input block); int8: activation scales calibrated on "
-        "--representative-data (with --dense: the standard full-integer baseline; the "
-        "CondComp ops: a static int8 scale per input block, builtin ops as in dynamic)",
-    )
-    parser.add_argument(
-        "--representative-data", metavar="X.npy",
-        help="inputs (a .npy array of real examples) for --quantize int8's calibration",
-    )
-    parser.add_argument(
-        "--representative", type=int, default=200, metavar="N",
-        help="how many examples of --representative-data to calibrate on (default 200)",
-    )
-    parser.add_argument(
-        "--verbose", action="store_true",
-        help="show TensorFlow's start-up and converter logging (tflite/convert.py hides it)",
-    )
-    args = parser.parse_args(argv)
-    if args.summary_data is not None and not os.path.isfile(args.summary_data):
-        parser.error(f"argument --summary-data: file not found: {args.summary_data!r}")
-    if args.verify < 0:
-        parser.error(f"argument --verify: must be >= 0, got {args.verify}")
-    if args.representative < 1:
-        parser.error(f"argument --representative: must be >= 1, got {args.representative}")
-    if args.quantize == "int8":
-        if args.representative_data is None:
-            parser.error("argument --quantize int8 needs --representative-data X.npy")
-        if not os.path.isfile(args.representative_data):
-            parser.error("argument --representative-data: file not found: "
-                         f"{args.representative_data!r}")
-    elif args.representative_data is not None:
-        parser.error("argument --representative-data: used by --quantize int8 only")
-    if not os.path.isfile(args.model):
-        parser.error(f"argument MODEL: file not found: {args.model!r}")
-    if not args.model.endswith((".keras", ".h5")):
-        parser.error(f"argument MODEL: expected a .keras (or .h5) file, got {args.model!r}")
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        parser.error(f"argument -o/--output: directory does not exist: {out_dir!r}")
-    if os.path.isdir(args.output):
-        parser.error(f"argument -o/--output: is a directory: {args.output!r}")
-    return parser, args
-
-
-def main(argv=None):
-    parser, args = _parse_args(argv)
-    try:
-        model = load_keras_model(args.model)
-    except Exception as e:  # noqa: BLE001 - report any loading failure with the argument
-        parser.error(f"argument MODEL: could not load {args.model!r}: {e}")
-    network = unwrap(model)
-    # A plain Keras model (e.g. the dense net a condnet is compared with) has
-    # only builtin ops: converted and verified as --dense.
-    args.dense = args.dense or not gated_layers_of(network)
-    try:
-        representative = scales = None
-        if args.quantize == "int8":
-            import numpy as np
-
-            try:
-                representative = np.load(args.representative_data)[: args.representative]
-                if not args.dense:  # calibrated once: the same scales are converted and verified
-                    scales = calibrate_input_scales(network, representative)
-                    representative = None
-            except (ValueError, OSError) as e:  # not an array of model inputs, NaN, ...
-                parser.error(f"argument --representative-data: {e}")
-        data = convert(model, dense=args.dense, quantize=args.quantize,
-                       representative=representative, input_scales=scales)
-    except ConversionError as e:
-        parser.error(f"argument MODEL: {e}")
-    with open(args.output, "wb") as f:
-        f.write(data)
-    kind = "dense baseline (builtin ops)" if args.dense else "custom ops"
-    if args.quantize == "dynamic":
-        kind += ", dynamic-range int8 (int8 weights, run-time activation scales)"
-    elif args.quantize == "int8":
-        kind += (", full-integer int8" if args.dense else
-                 ", int8 (int8 weights, static activation scales per input block)")
-    print(f"wrote {args.output}: {len(data):,} bytes, {kind}")
-    for name, count in sorted(op_counts(data).items()):
-        print(f"  {name}: {count}")
-    for layer in gated_layers_of(network):
-        rule = (f"top_k={layer.policy.top_k}" if layer.policy.top_k is not None
-                else f"threshold={layer.threshold}")
-        print(
-            f"  {layer.name}: {type(layer).__name__} num_blocks={layer.num_blocks} "
-            f"block_size={layer.block_size} {rule}"
-            + (" (run densely)" if args.dense else "")
-        )
-    if args.summary_data is not None:
-        import numpy as np
-
-        from keras_condcomp import summary
-
-        x = np.load(args.summary_data)
-        print(f"gates of the Keras model on {len(x)} examples of {args.summary_data}:")
-        summary(network, x)
-    if args.verify:
-        if args.quantize != "none":
-            # int8 rounding moves the outputs from the float model's: reported.
-            worst = verify(model, data, args.verify, dense=args.dense)
-            print(f"quantized: max |tflite - keras float32| = {worst:.2e} on {args.verify} "
-                  "random inputs (not compared with a tolerance)")
-            if args.dense:
-                return 0
-            # Each CondComp int8 op computes its layer's quantized reference
-            # on the input it gets: checked op by op (the builtin ops around
-            # them are the standard converter's dynamic-range ones).
-            worst = verify_quantized_ops(model, data, args.verify, input_scales=scales)
-            print(f"verified: max |CondComp op - keras int8 reference of its layer| = "
-                  f"{worst:.2e} on {args.verify} random inputs")
-        else:
-            worst = verify(model, data, args.verify, dense=args.dense)
-            print(f"verified: max |tflite - keras| = {worst:.2e} on {args.verify} random inputs")
-        if not worst <= VERIFY_TOLERANCE:
-            print(f"error: exceeds {VERIFY_TOLERANCE:g}", file=sys.stderr)
-            return 1
-    return 0
-
-
-VERIFY_TOLERANCE = 1e-5
-
-
-def verify(model, tflite_bytes, num_examples, dense=False, seed=0, quantized=False,
-           input_scales=None):
-    """Max abs difference between the .tflite and Keras deterministic inference.
-
-    Inputs are standard-normal; batch 1 and batch `num_examples` are both run
-    (the TFLite input is resized). For `dense=True` the reference is the
-    network with every block forced on (what the builtin-op export computes);
-    for `quantized=True` it is `quantized_reference` (the int8 CondComp ops;
-    pass the `input_scales` the model was converted with for "int8").
-    """
-    import numpy as np
-
-    from keras_condcomp import litert
-
-    network = unwrap(model)
-    shape = tuple(network.inputs[0].shape[1:])
-    x = np.random.default_rng(seed).standard_normal((num_examples, *shape)).astype("float32")
-    interpreter = litert.Interpreter(model_content=tflite_bytes, custom_ops=not dense)
-    if quantized:
-        expected = quantized_reference(network, x, input_scales)[0]
-    else:
-        with _all_blocks_on(network) if dense else contextlib.nullcontext():
-            expected = np.asarray(network(x, training=False))
-    worst = 0.0
-    for batch in (x[:1], x):
-        got = interpreter.predict(batch)
-        worst = max(worst, float(np.max(np.abs(got - expected[: len(batch)]))))
-    return worst
-
-
-def _chain_layers(network, caller):
-    """The layers of the chain `network` in order, InputLayers left out.
-
-    A gated layer nested in another layer would run as float32 there, not as
-    the int8 ops do: refused.
-    """
-    import keras
-
-    from keras_condcomp.layers import GatedLayer
-    from keras_condcomp.sparse import _check_chain
-
-    _check_chain(network)
-    layers = []
-    for layer in network.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if not isinstance(layer, GatedLayer) and gated_layers_of(layer):
-            raise ConversionError(
-                f"{caller} runs the gated layers of the top-level chain; "
-                f"{layer.name!r} holds gated layers inside it. Flatten the model first.")
-        layers.append(layer)
-    return layers
-
-
-def quantized_reference(network, x, input_scales=None):
-    """What the int8 CondComp model computes, in Keras: `(outputs, masks)`.
-
-    `network` is a chain (Sequential, or functional with one path); each
-    gated layer takes its mask from its float policy on its float input, then
-    computes with `reference.quantize_activations` of that input (per input
-    block, `input_block_size`; over all positions for a GatedConv2D) and
-    `q * scale` weights (`quantize_kernel`); other layers run as they are.
-    Activation scales are per example (`quantize="dynamic"`) or, with
-    `input_scales` ({layer name: scales}, `calibrate_input_scales`), static
-    (`quantize="int8"`). `masks` holds one (batch, num_blocks) array per
-    gated layer, for comparing decisions with the float model.
-    """
-    import keras
-    import numpy as np
-
-    from keras_condcomp.layers import GatedLayer
-
-    h = keras.ops.convert_to_tensor(np.asarray(x, np.float32))
-    masks = []
-    for layer in _chain_layers(network, "quantized_reference"):
-        if not isinstance(layer, GatedLayer):
-            h = layer(h, training=False)
-            continue
-        h, mask = _quantized_gated_layer(
-            layer, h, None if input_scales is None else input_scales[layer.name])
-        masks.append(np.asarray(mask))
-    return np.asarray(h), masks
-
-
-def _quantized_gated_layer(layer, h, input_scale=None):
-    """`(output, mask)` of one int8 CondComp op: `layer` on input `h` (`quantized_reference`)."""
-    import keras
-    import numpy as np
-
-    from keras_condcomp import reference
-    from keras_condcomp.layers import GatedConv2D, nonfinite_rows_to_nan
-
-    h = keras.ops.convert_to_tensor(h)
-    is_conv = isinstance(layer, GatedConv2D)
-    policy_input = keras.ops.mean(h, axis=(1, 2)) if is_conv else h  # as the layers do
-    mask, sigma, _ = layer.policy(policy_input, training=False)
-    block_scale = reference.block_scale(mask, sigma, layer.scale_by_gate)
-    q, scale = quantize_kernel(layer.kernel.numpy())
-    _, in_block = _input_blocks(layer)
-    xq = reference.quantize_activations(h, in_block, input_scale)
-    kernel = q.astype(np.float32) * scale
-    if is_conv:
-        y = reference.masked_conv2d(xq, kernel, layer.bias, layer.activation, block_scale,
-                                    layer.block_size, layer.strides, layer.padding,
-                                    layer.dilation_rate)
-    else:
-        y = reference.masked_dense(xq, kernel, layer.bias, layer.activation, block_scale,
-                                   layer.block_size)
-    return nonfinite_rows_to_nan(h, y), mask
-
-
-def verify_quantized_ops(model, tflite_bytes, num_examples, seed=0, input_scales=None):
-    """Max abs difference of each int8 CondComp op from its reference, on the op's own input.
-
-    The converter quantizes the builtin ops around the CondComp ops (e.g. an
-    output `Dense` becomes a dynamic-range FULLY_CONNECTED), which no Keras
-    reference reproduces bit for bit; so each CondComp op is checked alone:
-    the tensor it received in the .tflite run goes through
-    `_quantized_gated_layer` of its layer (what the op computes) and the
-    result is compared with the tensor the op wrote. Inputs are standard
-    normal, batch `num_examples`. Returns the worst difference over the ops.
-    """
-    import numpy as np
-
-    from keras_condcomp import litert
-
-    network = unwrap(model)
-    layers = gated_layers_of(network)
-    shape = tuple(network.inputs[0].shape[1:])
-    x = np.random.default_rng(seed).standard_normal((num_examples, *shape)).astype("float32")
-    interpreter = litert.Interpreter(model_content=tflite_bytes,
-                                     experimental_preserve_all_tensors=True)
-    interpreter.predict(x)
-    ops = [op for op in interpreter._get_ops_details() if op["op_name"] in (DENSE_OP, CONV_OP)]
-    if len(ops) != len(layers):
-        raise ConversionError(f"The model has {len(ops)} CondComp ops for {len(layers)} gated "
-                              "layers; it was not converted from this Keras model.")
-    worst = 0.0
-    for layer, op in zip(layers, ops):
-        got = interpreter.get_tensor(int(op["outputs"][0]))
-        op_input = interpreter.get_tensor(int(op["inputs"][0]))
-        scale = None if input_scales is None else input_scales[layer.name]
-        expected = np.asarray(_quantized_gated_layer(layer, op_input, scale)[0])
-        worst = max(worst, float(np.max(np.abs(got - expected))))
-    return worst
-
-
-@contextlib.contextmanager
-def _all_blocks_on(network):
-    """Gated layers of `network` with threshold 0 and no top-k: every block on, as in `--dense`."""
-    layers = gated_layers_of(network)
-    saved = [(layer, layer.policy.threshold, layer.policy.top_k) for layer in layers]
-    try:
-        for layer in layers:
-            layer.policy.threshold = 0.0
-            layer.policy.top_k = None
-        yield
-    finally:
-        for layer, threshold, top_k in saved:
-            layer.policy.threshold = threshold
-            layer.policy.top_k = top_k
-
-
-if __name__ == "__main__":
-    sys.exit(main())
