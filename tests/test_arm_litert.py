@@ -129,6 +129,11 @@ def test_litert_aarch64_instruction_count_table_runs(aarch64, tmp_path):
     assert row["dense_xnnpack_insns"] > 0 and row["condcomp_insns"] > 0
     # A tenth of the blocks: fewer instructions than the dense model, short of the ideal.
     assert 1.0 < row["ratio"] < row["ideal"]
+    # The equal-multiply-adds dense peer: its width solves 784h + 2h^2 + 10h = the condnet's.
+    h = int(row["equal_mac_dense"].split("-")[1])
+    assert abs(784 * h + 2 * h * h + 10 * h - row["condnet_multiply_adds"]) <= 2 * h + 800
+    assert row["condcomp_over_equal_mac_dense"] == row["condcomp_insns"] / row[
+        "equal_mac_dense_insns"]
 
 
 def random_bias():

@@ -23,6 +23,7 @@ Needs tflite/arm/litert_sysroot.sh and tflite/arm/build.sh to have run.
 
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -79,8 +80,8 @@ def benchmark_condnet(tau, hidden, seed=1):
     return network, x
 
 
-def mac_ratio(network, active):
-    """Dense multiply-adds over the condnet's for one example with these per-layer fractions.
+def multiply_adds(network, active):
+    """(dense, condnet) multiply-adds of one example with these per-layer active fractions.
 
     A gated layer does `D_in * units * (active input fraction) * (active
     output fraction)`; the input of the first is dense, and the classifier
@@ -88,13 +89,24 @@ def mac_ratio(network, active):
     """
     dense = sparse = 0.0
     previous = 1.0
+    active = list(active)
     for layer in network.layers:
         d_in, units = layer.kernel.shape
         out = active.pop(0) if hasattr(layer, "policy") else 1.0
         dense += d_in * units
         sparse += d_in * units * previous * out
         previous = out
-    return dense / sparse
+    return dense, sparse
+
+
+def equal_mac_dense(macs, seed=1):
+    """784-h-h-h-10 dense net (ReLU, random weights) whose 784h + 2h^2 + 10h is nearest `macs`."""
+    import keras
+
+    h = max(1, round((-(784 + 10) + math.sqrt((784 + 10) ** 2 + 8 * macs)) / 4))
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((784,))] + [
+        keras.layers.Dense(h, activation="relu") for _ in range(3)] + [keras.layers.Dense(10)])
 
 
 def _guest(args, model, x_path, out_path, invokes, custom_ops):
@@ -176,14 +188,26 @@ def main(argv=None):
             network(x[:1], training=False)  # the example every counted invoke runs
             active = [float(np.asarray(layer.gate_outputs.mask).mean())
                       for layer in converter.gated_layers_of(network)]
-            ideal = mac_ratio(network, list(active))
+            dense_macs, condnet_macs = multiply_adds(network, active)
+            # The dense net a user would otherwise pick: the condnet's multiply-adds.
+            peer = equal_mac_dense(condnet_macs)
+            peer_model = os.path.join(tmp, f"equal_mac_dense_{tau:g}.tflite")
+            with open(peer_model, "wb") as f:
+                f.write(converter.convert(peer, dense=True, quantize=args.quantize))
+            peer_count = count_per_invoke(args, peer_model, x_path, tmp, custom_ops=False)
+            peer_width = int(peer.layers[0].units)
             rows.append({"tau": tau, "hidden": args.hidden, "batch": 1,
                          "precision": "float32" if args.quantize == "none" else "dynamic",
                          "dense_xnnpack_insns": dense_count, "condcomp_insns": ops,
                          "ratio": dense_count / ops, "ideal": 1.0 / (tau * tau),
-                         "ideal_this_example": ideal,
+                         "ideal_this_example": dense_macs / condnet_macs,
+                         "condnet_multiply_adds": condnet_macs,
+                         "equal_mac_dense": f"784-{peer_width}-{peer_width}-{peer_width}-10",
+                         "equal_mac_dense_insns": peer_count,
+                         "condcomp_over_equal_mac_dense": ops / peer_count,
                          "active_fraction": active})
-            print(f"# tau {tau:g}: dense {dense_count:,.0f} condcomp {ops:,.0f}", file=sys.stderr)
+            print(f"# tau {tau:g}: dense {dense_count:,.0f} condcomp {ops:,.0f} "
+                  f"equal-MAC dense {peer_count:,.0f}", file=sys.stderr)
     int8_kernel = ("NEON sdot: qemu's default CPU has the dot-product extension"
                    if args.kernel_isa == "default" else
                    "plain NEON smull/sadalp: $CONDCOMP_KERNEL_ISA=baseline, as without sdot")
@@ -194,15 +218,20 @@ def main(argv=None):
              "real LiteRT "
              "(ai-edge-litert aarch64 wheel) under qemu-aarch64: emulated guest instructions "
              "per invoke() in LiteRT, the op library, libm and libstdc++ (not seconds).", "",
+             "\"equal-MAC dense\": the dense net 784-h-h-h-10 (XNNPACK) whose multiply-adds "
+             "are nearest the condnet's for the invoked example; \"CondComp / equal-MAC\" "
+             "is the target of <= 1.25 (instructions here, time on a device).", "",
              "| tau | active fraction per layer (the invoked example) | dense XNNPACK insns "
              "| CondComp insns | ratio (dense / CondComp) | ideal: its multiply-adds "
-             "| 1/tau^2 |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| 1/tau^2 | equal-MAC dense | its insns | CondComp / equal-MAC |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         active = ", ".join(f"{a:.2f}" for a in r["active_fraction"])
         lines.append(f"| {r['tau']:g} | {active} | {r['dense_xnnpack_insns']:,.0f} | "
                      f"{r['condcomp_insns']:,.0f} | {r['ratio']:.2f}x | "
-                     f"{r['ideal_this_example']:.1f}x | {r['ideal']:.0f}x |")
+                     f"{r['ideal_this_example']:.1f}x | {r['ideal']:.0f}x | "
+                     f"{r['equal_mac_dense']} | {r['equal_mac_dense_insns']:,.0f} | "
+                     f"{r['condcomp_over_equal_mac_dense']:.2f}x |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
