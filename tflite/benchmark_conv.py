@@ -99,12 +99,6 @@ def build(shape, layers, blocks, top_k, seed):
     return net
 
 
-def run_once(interpreter, x):
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-
-
 def main(argv=None):
     args = parse_args(argv)
     from keras_condcomp import converter as cv
@@ -143,7 +137,7 @@ def main(argv=None):
                     inputs = [x if len(x) == batch else pool[:batch] for x in inputs]
                     key = (layers, precision, batch)
                     condcomp = litert.interpreter_for_batch(sparse, batch)
-                    err = float(np.max(np.abs(run_once(condcomp, pool[:batch])
+                    err = float(np.max(np.abs(condcomp.predict(pool[:batch])
                                               - reference[:batch])))
                     jobs[key + ("dense",)] = (litert.interpreter_for_batch(dense, batch), inputs)
                     jobs[key + ("condcomp",)] = (condcomp, inputs)
