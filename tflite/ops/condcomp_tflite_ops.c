@@ -856,6 +856,18 @@ static TfLiteStatus check_tensor_data(TfLiteContext* context, OpData* d, const T
   return kTfLiteOk;
 }
 
+/* The process-wide counters (CondCompGetStats) after one invoke: its
+ * multiply-adds and how many of its (example, block) gates were on. */
+static void record_invoke_stats(const uint8_t* out_mask, int batch, int num_blocks,
+                                uint64_t macs) {
+  uint64_t active = 0;
+  for (size_t i = 0; i < (size_t)batch * num_blocks; ++i) active += out_mask[i] == 1;
+  atomic_fetch_add(&g_stat_macs, macs);
+  atomic_fetch_add(&g_stat_invokes, 1);
+  atomic_fetch_add(&g_stat_active_blocks, active);
+  atomic_fetch_add(&g_stat_total_blocks, (uint64_t)batch * num_blocks);
+}
+
 static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
@@ -904,12 +916,7 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
                    ts.quantized, p.in_active, p.out_mask, t0, t1, now_ns(),
                    atomic_load(&job.macs));
 
-  uint64_t active = 0;
-  for (size_t i = 0; i < (size_t)p.batch * p.num_blocks; ++i) active += p.out_mask[i] == 1;
-  atomic_fetch_add(&g_stat_macs, atomic_load(&job.macs));
-  atomic_fetch_add(&g_stat_invokes, 1);
-  atomic_fetch_add(&g_stat_active_blocks, active);
-  atomic_fetch_add(&g_stat_total_blocks, (uint64_t)p.batch * p.num_blocks);
+  record_invoke_stats(p.out_mask, p.batch, p.num_blocks, atomic_load(&job.macs));
   return kTfLiteOk;
 }
 
@@ -1048,12 +1055,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
                    p.kernel_h * p.kernel_w, ts.quantized, p.in_active, p.out_mask, t0, t1,
                    now_ns(), atomic_load(&job.macs));
 
-  uint64_t active = 0;
-  for (size_t i = 0; i < (size_t)p.batch * p.num_blocks; ++i) active += p.out_mask[i] == 1;
-  atomic_fetch_add(&g_stat_macs, atomic_load(&job.macs));
-  atomic_fetch_add(&g_stat_invokes, 1);
-  atomic_fetch_add(&g_stat_active_blocks, active);
-  atomic_fetch_add(&g_stat_total_blocks, (uint64_t)p.batch * p.num_blocks);
+  record_invoke_stats(p.out_mask, p.batch, p.num_blocks, atomic_load(&job.macs));
   return kTfLiteOk;
 }
 
