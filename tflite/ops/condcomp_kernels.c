@@ -670,8 +670,8 @@ typedef void (*dot_q8_tiles_fn)(const int8_t* const* tiles, size_t offset, int Q
  * `taps` taps (tap t's strip at w + t * w_tap_step, the activations pixel p
  * reads for it at xq + t * x_tap_step + p * x_step), the int32 sums over all
  * taps taken before the one float step: y[p] += s * sum_t (xq . w_t), for
- * strips of 16 or 32 outputs and taps * Q within CC_Q8_MAX_QUADS. NULL where
- * this CPU has none. */
+ * strips of 8, 16 or 32 outputs and taps * Q within CC_Q8_MAX_QUADS. NULL
+ * where this CPU has none. */
 #define CC_Q8_CONV_PIXELS 8
 typedef void (*dot_q8_conv_fn)(const int8_t* w, size_t w_tap_step, int taps, int Q, int cols,
                                const int8_t* xq, size_t x_tap_step, size_t x_step, int n,
@@ -1015,6 +1015,34 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_
   }
 }
 
+/* The same for a strip of 8 outputs (quads of 32 bytes): one ymm per pixel. */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_tile(
+    const int8_t* w, size_t w_tap_step, int taps, int Q, const int8_t* xq, size_t x_tap_step,
+    size_t x_step, const int MR, float s, float* y, size_t y_step) {
+  __m256i acc[CC_Q8_CONV_PIXELS], corr = _mm256_setzero_si256();
+  for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_si256();
+  const __m256i offset = _mm256_set1_epi8((char)0x80);
+  for (int t = 0; t < taps; ++t) {
+    const int8_t* wt = w + (size_t)t * w_tap_step;
+    const int8_t* xt = xq + (size_t)t * x_tap_step;
+    for (int q = 0; q < Q; ++q) {
+      const __m256i wv = _mm256_loadu_si256((const __m256i*)(const void*)(wt + (size_t)q * 32));
+      corr = _mm256_dpbusd_epi32(corr, offset, wv);
+      for (int m = 0; m < MR; ++m) {
+        int32_t word;
+        memcpy(&word, xt + (size_t)m * x_step + 4 * q, sizeof(word));
+        acc[m] = _mm256_dpbusd_epi32(acc[m], _mm256_set1_epi32(word ^ (int32_t)0x80808080u), wv);
+      }
+    }
+  }
+  const __m256 sv = _mm256_set1_ps(s);
+  for (int m = 0; m < MR; ++m) {
+    float* ym = y + (size_t)m * y_step;
+    const __m256i sum = _mm256_sub_epi32(acc[m], corr);
+    _mm256_storeu_ps(ym, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), sv, _mm256_loadu_ps(ym)));
+  }
+}
+
 __attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_conv(
     const int8_t* w, size_t w_tap_step, int taps, int Q, int cols, const int8_t* xq,
     size_t x_tap_step, size_t x_step, int n, float s, float* y, size_t y_step) {
@@ -1029,6 +1057,18 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_conv
     }
     return;
   }
+#define CC_Q8_CONV_CASE8(MR)                                                                  \
+  case MR:                                                                                    \
+    dot_q8_ymm_conv_tile(w, w_tap_step, taps, Q, xq, x_tap_step, x_step, MR, s, y, y_step); \
+    return;
+  if (cols == 8) {
+    switch (n) {
+      CC_Q8_CONV_CASE8(1) CC_Q8_CONV_CASE8(2) CC_Q8_CONV_CASE8(3) CC_Q8_CONV_CASE8(4)
+      CC_Q8_CONV_CASE8(5) CC_Q8_CONV_CASE8(6) CC_Q8_CONV_CASE8(7) CC_Q8_CONV_CASE8(8)
+    }
+    return;
+  }
+#undef CC_Q8_CONV_CASE8
   switch (n) {
     CC_Q8_CONV_CASE(1, 1) CC_Q8_CONV_CASE(2, 1) CC_Q8_CONV_CASE(3, 1) CC_Q8_CONV_CASE(4, 1)
     CC_Q8_CONV_CASE(5, 1) CC_Q8_CONV_CASE(6, 1) CC_Q8_CONV_CASE(7, 1) CC_Q8_CONV_CASE(8, 1)
@@ -1499,7 +1539,7 @@ typedef float vf16 __attribute__((vector_size(16 * sizeof(float))));
 /* Output block j of a conv with int8 weights, per output row and tap
  * column kw (over the run of output columns reading inside the input, input
  * columns stride_w apart) and channel block i: where this CPU has a conv
- * kernel (strips of 16 or 32 outputs), up to CC_Q8_CONV_PIXELS pixels at a
+ * kernel (strips of 8, 16 or 32 outputs), up to CC_Q8_CONV_PIXELS pixels at a
  * time take the int32 sums over all the row's tap rows kh in registers before
  * one float step; otherwise each (kh, kw, i) strip is one dot_q8_fn call
  * over the run, the tile staying in L1 while the pixels use it. */
@@ -1543,7 +1583,7 @@ static uint64_t conv_block_q8(const cc_gated_conv2d* p, int j) {
           for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
             const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
             const int8_t* strip = tile + (size_t)c0 * Q * 4;
-            if (conv && (cols == 16 || cols == 32)) {
+            if (conv && (cols == 8 || cols == 16 || cols == 32)) {
               /* The run in near-equal tiles of at most CC_Q8_CONV_PIXELS. */
               const int run = ow1 - ow0;
               for (int done = 0, tiles = (run + CC_Q8_CONV_PIXELS - 1) / CC_Q8_CONV_PIXELS;
