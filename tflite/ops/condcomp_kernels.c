@@ -1509,6 +1509,17 @@ static int conv_input_col(const cc_gated_conv2d* p, int ow, int kw) {
   return iw >= 0 && iw < p->in_w ? iw : -1;
 }
 
+/* The tap rows [kh0, kh1) of output row oh that read inside the input (one
+ * run: the input row grows with kh). */
+static void conv_inside_rows(const cc_gated_conv2d* p, int oh, int* kh0, int* kh1) {
+  int a = 0;
+  while (a < p->kernel_h && conv_input_row(p, oh, a) < 0) ++a;
+  int b = a;
+  while (b < p->kernel_h && conv_input_row(p, oh, b) >= 0) ++b;
+  *kh0 = a;
+  *kh1 = b;
+}
+
 /* The output columns [lo, hi) whose tap column kw reads inside the input
  * (one run: the input column grows with ow). */
 static void conv_inside_cols(const cc_gated_conv2d* p, int kw, int* lo, int* hi) {
@@ -1564,10 +1575,8 @@ static uint64_t conv_block_q8(const cc_gated_conv2d* p, int j) {
     const float* xs_scale = p->xq_scale + (size_t)e * n_in;
     const uint8_t* act = p->in_active + (size_t)e * n_in;
     for (int oh = 0; oh < OH; ++oh) {
-      int kh0 = 0;
-      while (kh0 < KH && conv_input_row(p, oh, kh0) < 0) ++kh0;
-      int kh1 = kh0;
-      while (kh1 < KH && conv_input_row(p, oh, kh1) >= 0) ++kh1;
+      int kh0, kh1;
+      conv_inside_rows(p, oh, &kh0, &kh1);
       if (kh1 == kh0) continue;
       const int ih0 = conv_input_row(p, oh, kh0);
       for (int kw = 0; kw < KW; ++kw) {
