@@ -1,26 +1,36 @@
 """Setuptools build of keras_condcomp (metadata lives here; pyproject.toml names the backend).
 
 The wheel carries the TFLite custom-op library: `build_ext` compiles
-tflite/ops/*.c into `keras_condcomp/libcondcomp_tflite_ops.so` (a plain
-shared library loaded with ctypes, not a Python extension module) with the
-flags of tflite/build_ops.sh; the kernels pick AVX2/AVX-512 at run time, so
-the wheel is not tied to the build machine's CPU (`CONDCOMP_NATIVE=1` builds
-for it instead). Setuptools rather than scikit-build-core because five C
-files with no dependencies need no CMake at install time (CMake stays for
-cross and NDK builds: tflite/ops/CMakeLists.txt). A failed compile does not
-fail the install: the Python package trains without the library, and
+tflite/ops into `keras_condcomp/libcondcomp_tflite_ops.so` (a plain shared
+library loaded with ctypes, not a Python extension module) from the sources
+and with the flags of tflite/ops/build.txt, which every build of the library
+reads; the kernels pick AVX2/AVX-512 at run time, so the wheel is not tied
+to the build machine's CPU (`CONDCOMP_NATIVE=1` builds for it instead).
+Setuptools rather than scikit-build-core because five C files with no
+dependencies need no CMake at install time (CMake stays for cross and NDK
+builds: tflite/ops/CMakeLists.txt). A failed compile does not fail the
+install: the Python package trains without the library, and
 `keras_condcomp.litert` then says how to build it.
 """
 
 import os
+import re
 
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 OPS = os.path.join("tflite", "ops")
-OPS_SOURCES = ["condcomp_kernels.c", "condcomp_tflite_ops.c", "flexbuffer_map.c",
-               "cc_parallel.c", "condcomp_delegate.c"]
 OPS_LIBRARY = "libcondcomp_tflite_ops.so"
+
+
+def read_ops_build():
+    """tflite/ops/build.txt (the op library's sources and flags) as {name: [words]}."""
+    with open(os.path.join(OPS, "build.txt"), encoding="utf-8") as f:
+        lines = (re.match(r"([a-z_]+) *= *(.*)", line) for line in f)
+        return {m.group(1): m.group(2).split() for m in lines if m}
+
+
+OPS_BUILD = read_ops_build()
 
 
 class BuildOpsLibrary(build_ext):
@@ -43,12 +53,10 @@ class BuildOpsLibrary(build_ext):
 
 ops_library = Extension(
     "keras_condcomp.libcondcomp_tflite_ops",
-    sources=[os.path.join(OPS, name) for name in OPS_SOURCES],
-    depends=[os.path.join(OPS, name) for name in (
-        "condcomp_kernels.h", "condcomp_tflite_ops.h", "flexbuffer_map.h", "cc_parallel.h",
-        "tflite_c_abi.h", "condcomp_tile.inc", "condcomp_conv_tile.inc")],
-    extra_compile_args=["-std=gnu11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                        "-Wno-psabi", "-fvisibility=hidden", "-ffp-contract=fast"],
+    sources=[os.path.join(OPS, name)
+             for name in OPS_BUILD["sources"] + OPS_BUILD["delegate_sources"]],
+    depends=[os.path.join(OPS, name) for name in OPS_BUILD["headers"] + ["build.txt"]],
+    extra_compile_args=OPS_BUILD["cflags"] + OPS_BUILD["library_cflags"],
     libraries=["pthread", "m"],
     extra_link_args=["-s"],  # no debug info in the wheel
     optional=True,

@@ -526,17 +526,23 @@ def _run_isolated(cmd, progress, what, timeout):
 
 if pytest is not None:
 
+    def _ops_build():
+        """tflite/ops/build.txt (the ops' sources and flags) as {name: [words]}."""
+        with open(os.path.join(OPS, "build.txt"), encoding="utf-8") as f:
+            lines = (re.match(r"([a-z_]+) *= *(.*)", line) for line in f)
+            return {m.group(1): m.group(2).split() for m in lines if m}
+
     def _build_driver(out, *cflags):
         cc = shutil.which("gcc") or shutil.which("cc")
         cxx = shutil.which("g++") or shutil.which("c++")
         if not cc or not cxx:
             pytest.skip("no C/C++ compiler (apt-get install gcc g++)")
+        build = _ops_build()
         objs = []
-        for src in ("condcomp_kernels", "flexbuffer_map", "cc_parallel", "condcomp_tflite_ops"):
-            obj = out / f"{src}.o"
-            subprocess.run([cc, "-std=gnu11", "-O2", "-g", "-Wno-psabi", "-ffp-contract=fast",
-                            *cflags, "-c", os.path.join(OPS, src + ".c"), "-o", str(obj)],
-                           check=True)
+        for src in build["sources"]:
+            obj = out / (os.path.splitext(src)[0] + ".o")
+            subprocess.run([cc, *build["cflags"], "-O2", "-g", *cflags,
+                            "-c", os.path.join(OPS, src), "-o", str(obj)], check=True)
             objs.append(str(obj))
         exe = out / "condcomp_driver"
         subprocess.run([cxx, "-std=c++17", "-O2", "-g", "-Wno-psabi", "-I", OPS, "-I", ARM,

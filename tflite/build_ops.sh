@@ -2,9 +2,10 @@
 # Builds the CondComp TFLite custom-op library:
 #   build/tflite_ops/libcondcomp_tflite_ops.so
 # Uses CMake when available (tflite/ops/CMakeLists.txt), otherwise the C
-# compiler directly with the same flags. Needs only a C11 compiler (gcc/clang);
-# no TensorFlow headers. Environment: CC, BUILD_DIR, CONDCOMP_NATIVE=1
-# (-march=native), CMAKE_ARGS (extra CMake arguments, e.g. an NDK toolchain).
+# compiler directly; both take the sources and flags from tflite/ops/build.txt.
+# Needs only a C11 compiler (gcc/clang); no TensorFlow headers. Environment:
+# CC, BUILD_DIR, CONDCOMP_NATIVE=1 (-march=native), CMAKE_ARGS (extra CMake
+# arguments, e.g. an NDK toolchain).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SRC="$ROOT/tflite/ops"
@@ -22,13 +23,12 @@ if command -v cmake >/dev/null 2>&1; then
   cmake --build "$BUILD_DIR" -j 2 >/dev/null
 else
   CC="${CC:-cc}"
-  extra=()
-  [ "$NATIVE" = "1" ] && extra+=(-march=native)
-  "$CC" -std=gnu11 -O3 -fPIC -shared -Wall -Wextra -Wno-unused-parameter -Wno-psabi \
-    -fvisibility=hidden -ffp-contract=fast "${extra[@]}" \
-    "$SRC/condcomp_kernels.c" "$SRC/condcomp_tflite_ops.c" "$SRC/flexbuffer_map.c" \
-    "$SRC/cc_parallel.c" "$SRC/condcomp_delegate.c" \
-    -o "$LIB" -lpthread -lm
+  build_txt() { sed -n "s/^$1 *= *//p" "$SRC/build.txt"; }
+  read -ra sources <<< "$(build_txt sources) $(build_txt delegate_sources)"
+  read -ra cflags <<< "$(build_txt cflags) $(build_txt library_cflags)"
+  [ "$NATIVE" = "1" ] && cflags+=(-march=native)
+  # "${sources[@]/#/$SRC/}": each source as $SRC/name.
+  "$CC" "${cflags[@]}" -fPIC -shared "${sources[@]/#/$SRC/}" -o "$LIB" -lpthread -lm
 fi
 
 if [ ! -f "$LIB" ]; then

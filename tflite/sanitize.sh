@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the CondComp custom ops (tflite/ops: kernels, FlexBuffers reader,
-# TFLite glue, thread pool) together with the test driver
+# Builds the CondComp custom ops (the sources of tflite/ops/build.txt:
+# kernels, FlexBuffers reader, TFLite glue, thread pool) with the test driver
 # tflite/arm/condcomp_driver.cc for the host under sanitizers, and runs the
 # driver's random cases through them:
 #
@@ -40,7 +40,10 @@ done
 CC="${CC:-gcc}"
 CXX="${CXX:-g++}"
 mkdir -p "$OUT"
-SRCS=(condcomp_kernels flexbuffer_map cc_parallel condcomp_tflite_ops)
+# The ops' sources and the flags of every build of them (tflite/ops/build.txt).
+build_txt() { sed -n "s/^$1 *= *//p" "$OPS/build.txt"; }
+read -ra sources <<< "$(build_txt sources)"
+read -ra cflags <<< "$(build_txt cflags)"
 
 build() {  # build NAME "SANITIZER FLAGS" [extra C flags...]
   local name="$1" san="$2"
@@ -48,11 +51,11 @@ build() {  # build NAME "SANITIZER FLAGS" [extra C flags...]
   local dir="$OUT/$name"
   mkdir -p "$dir"
   local objs=()
-  for src in "${SRCS[@]}"; do
+  for src in "${sources[@]}"; do
     # shellcheck disable=SC2086
-    "$CC" -std=gnu11 -O1 -g -fno-omit-frame-pointer -Wno-psabi -ffp-contract=fast $san "$@" \
-      -c "$OPS/$src.c" -o "$dir/$src.o"
-    objs+=("$dir/$src.o")
+    "$CC" "${cflags[@]}" -O1 -g -fno-omit-frame-pointer $san "$@" \
+      -c "$OPS/$src" -o "$dir/${src%.c}.o"
+    objs+=("$dir/${src%.c}.o")
   done
   # shellcheck disable=SC2086
   "$CXX" -std=c++17 -O1 -g -fno-omit-frame-pointer -Wno-psabi $san -I"$OPS" -I"$ARM" \

@@ -76,12 +76,16 @@ if command -v cmake >/dev/null 2>&1; then
 else
   echo "(cmake not installed: building with the compiler directly)"
   mkdir -p "$OUT/build"
-  "$CC" -std=gnu11 -O3 -fPIC -shared -fvisibility=hidden -ffp-contract=fast -Wall -Wno-psabi \
+  # What the CMakeLists.txt builds: condcomp_jni.c and the ops' sources, with
+  # the flags of tflite/ops/build.txt.
+  OPS="$ROOT/tflite/ops"
+  build_txt() { sed -n "s/^$1 *= *//p" "$OPS/build.txt"; }
+  read -ra sources <<< "$(build_txt sources)"
+  read -ra cflags <<< "$(build_txt cflags) $(build_txt library_cflags)"
+  "$CC" "${cflags[@]}" -fPIC -shared \
     -include "$HEADER" -Werror=implicit-function-declaration \
-    -I"$APP/cpp" -I"$ROOT/tflite/ops" -I"$JNI_INCLUDE" -I"$JNI_INCLUDE/linux" \
-    "$APP/cpp/condcomp_jni.c" "$ROOT/tflite/ops/condcomp_kernels.c" \
-    "$ROOT/tflite/ops/condcomp_tflite_ops.c" "$ROOT/tflite/ops/flexbuffer_map.c" \
-    "$ROOT/tflite/ops/cc_parallel.c" -Wl,-z,max-page-size=16384 \
+    -I"$APP/cpp" -I"$OPS" -I"$JNI_INCLUDE" -I"$JNI_INCLUDE/linux" \
+    "$APP/cpp/condcomp_jni.c" "${sources[@]/#/$OPS/}" -Wl,-z,max-page-size=16384 \
     -L"$OUT/aar/jni/arm64-v8a" -ltensorflowlite_jni -lpthread -lm -o "$LIB"
 fi
 test -f "$LIB"

@@ -36,31 +36,33 @@ for tool in "$CC" "$CXX" "$OBJDUMP" "$STRIP"; do
 done
 mkdir -p "$OUT/obj"
 
-# Same flags as tflite/ops/CMakeLists.txt / build_ops.sh, for armv8-a.
-# shellcheck disable=SC2206
-EXTRA=(${ARM_CFLAGS:-})
-CFLAGS=(-std=gnu11 -O3 -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-psabi
-        -ffp-contract=fast -march=armv8-a "${EXTRA[@]}")
-KERNEL_SRCS=(condcomp_kernels flexbuffer_map cc_parallel condcomp_tflite_ops)
+# The sources and flags of every build of the ops (tflite/ops/build.txt),
+# for armv8-a.
+build_txt() { sed -n "s/^$1 *= *//p" "$OPS/build.txt"; }
+read -ra SOURCES <<< "$(build_txt sources)"
 # The external delegate (what LiteRT / tf.lite load with load_delegate) goes
 # into the shared library only: the static driver registers the ops itself.
+read -ra DELEGATE_SOURCES <<< "$(build_txt delegate_sources)"
+# shellcheck disable=SC2206
+EXTRA=(${ARM_CFLAGS:-})
+read -ra CFLAGS <<< "$(build_txt cflags) $(build_txt library_cflags)"
+CFLAGS+=(-fPIC -march=armv8-a "${EXTRA[@]}")
 
-for src in "${KERNEL_SRCS[@]}"; do
+for src in "${SOURCES[@]}" "${DELEGATE_SOURCES[@]}"; do
   flags=("${CFLAGS[@]}")
-  if [ "$src" = condcomp_kernels ]; then
+  if [ "$src" = condcomp_kernels.c ]; then
     flags+=("-fopt-info-vec-optimized=$OUT/vec-report.txt")
   fi
-  "$CC" "${flags[@]}" -fvisibility=hidden -c "$OPS/$src.c" -o "$OUT/obj/$src.o"
+  "$CC" "${flags[@]}" -c "$OPS/$src" -o "$OUT/obj/${src%.c}.o"
 done
-"$CC" "${CFLAGS[@]}" -fvisibility=hidden -c "$OPS/condcomp_delegate.c" \
-  -o "$OUT/obj/condcomp_delegate.o"
-
 OBJS=()
-for src in "${KERNEL_SRCS[@]}"; do OBJS+=("$OUT/obj/$src.o"); done
+for src in "${SOURCES[@]}"; do OBJS+=("$OUT/obj/${src%.c}.o"); done
+DELEGATE_OBJS=()
+for src in "${DELEGATE_SOURCES[@]}"; do DELEGATE_OBJS+=("$OUT/obj/${src%.c}.o"); done
 
 # Shared op library (what an app or tf.lite on an ARM board loads).
 "$CC" -shared -Wl,-z,max-page-size=16384 -o "$OUT/libcondcomp_tflite_ops.so" "${OBJS[@]}" \
-  "$OUT/obj/condcomp_delegate.o" -lpthread -lm
+  "${DELEGATE_OBJS[@]}" -lpthread -lm
 "$STRIP" --strip-unneeded -o "$OUT/libcondcomp_tflite_ops.stripped.so" \
   "$OUT/libcondcomp_tflite_ops.so"
 

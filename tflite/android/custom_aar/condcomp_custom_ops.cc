@@ -1,17 +1,10 @@
 // Route B of tflite/android/README.md: a custom LiteRT/TensorFlow Lite AAR that
 // has the CondComp ops built in, so the stock Java `Interpreter` runs
 // CondComp models with no JNI code in the app. From a TensorFlow source tree
-// (configured for Android with ./configure):
-//
-//   bash tensorflow/lite/tools/build_aar.sh \
-//     --input_models=/path/to/model.tflite \
-//     --target_archs=arm64-v8a,armeabi-v7a \
-//     --tflite_custom_ops_srcs=/path/to/tflite/android/custom_aar/condcomp_custom_ops.cc,\
-// /path/to/tflite/ops/condcomp_kernels.c,/path/to/tflite/ops/condcomp_kernels.h,\
-// /path/to/tflite/ops/condcomp_tflite_ops.c,/path/to/tflite/ops/condcomp_tflite_ops.h,\
-// /path/to/tflite/ops/flexbuffer_map.c,/path/to/tflite/ops/flexbuffer_map.h,\
-// /path/to/tflite/ops/cc_parallel.c,/path/to/tflite/ops/cc_parallel.h,\
-// /path/to/tflite/ops/tflite_c_abi.h
+// (configured for Android with ./configure), build_aar.sh with
+// --tflite_custom_ops_srcs= this file and the `sources` and `headers` of
+// tflite/ops/build.txt, comma-separated (the command: Route B of
+// tflite/android/README.md).
 //
 // build_aar.sh generates a registration file from the model's op list that
 // calls tflite::ops::custom::Register_<NAME>() for each custom op, NAME being
