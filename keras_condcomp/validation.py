@@ -4,6 +4,7 @@ Arguments, configs of saved models and weights files. What every entry point
 does with each bad input is listed in docs/bad_input.md.
 """
 
+import argparse
 import numbers
 import weakref
 
@@ -23,6 +24,18 @@ def check_positive_int(name, value):
             f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
         )
     return int(value)
+
+
+def positive_int_argument(text):
+    """argparse `type` of the command-line tools: `text` as an integer >= 1.
+
+    The rule is `check_positive_int`'s; argparse puts the option's name before
+    the message ("argument --runs: must be a positive integer, got '0'").
+    """
+    try:
+        return check_positive_int("value", int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
 
 
 def check_probability(name, value, low_inclusive=False):

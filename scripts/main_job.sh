@@ -8,7 +8,7 @@
 #
 # Steps (each also works alone, see README.md):
 #   1. scripts/setup.sh: .venv, pip install -e ".[...]", tflite/build_ops.sh
-#   2. examples/digits_fc.py: dense MLP and condnets (tau 0.25, 0.5) on
+#   2. examples/paper_fc.py --dataset digits: dense MLP and condnets (tau 0.25, 0.5) on
 #      scikit-learn's digits (real data, offline), timed on every inference path
 #   3. tflite/convert.py: condnet_tau0.25.keras -> .tflite (custom ops) and the
 #      dense builtin-op export, each run against Keras (--verify)
@@ -23,7 +23,7 @@ bash scripts/setup.sh
 mkdir -p "$OUT"
 
 echo "== 1/3 train: dense vs gated MLP on digits"
-python examples/digits_fc.py --out "$OUT/digits_fc" --verbose 2
+python examples/paper_fc.py --dataset digits --out "$OUT/digits_fc" --verbose 2
 
 echo "== 2/3 convert to TFLite and check against Keras"
 python tflite/convert.py "$OUT/digits_fc/condnet_tau0.25.keras" -o "$OUT/digits_condnet.tflite" --verify 64

@@ -119,6 +119,18 @@ def test_litert_aarch64_matches_x86_keras(aarch64, tmp_path, which):
         np.testing.assert_allclose(outputs, expected_dense, atol=TOL)
 
 
+def test_equal_mac_dense_peer_has_the_compared_networks_sizes():
+    """litert_insn's equal-multiply-adds peer: the network's input, output and depth."""
+    from litert_insn import equal_mac_dense, layer_sizes, multiply_adds
+
+    network = keras.Sequential([keras.Input((64,)), kc.GatedDense(128, 8),
+                                kc.GatedDense(128, 8), keras.layers.Dense(10)])
+    peer = equal_mac_dense(network, 20000)
+    # 64h + h^2 + 10h nearest 20,000: h = 109 (19,947 multiply-adds).
+    assert layer_sizes(peer) == "64-109-109-10"
+    assert multiply_adds(peer, []) == (19947, 19947)
+
+
 @pytest.mark.slow
 def test_litert_aarch64_instruction_count_table_runs(aarch64, tmp_path):
     """tflite/arm/litert_insn.py end to end at tau 0.1 (its full table: benchmarks/)."""

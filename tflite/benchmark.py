@@ -23,7 +23,6 @@ the custom model also runs), and speedup as a percent of ideal.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -40,32 +39,17 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
+import bench_common  # noqa: E402
 import numpy as np  # noqa: E402
 
-# --precisions -> keras_condcomp.converter.convert(quantize=...) of the dense
-# baseline and of the CondComp model, the same mode on both sides: "dynamic"
-# (dense dynamic-range vs CondComp int8 ops with activation scales per input
-# block at run time) and "int8" (dense full-integer vs CondComp int8 ops with
-# static activation scales), both calibrated on the same 200 inputs.
-QUANTIZE = {"float32": "none", "dynamic": "dynamic", "int8": "int8"}
+from keras_condcomp.validation import positive_int_argument  # noqa: E402
+
 DENSE_MODEL = {"float32": "float32", "dynamic": "dynamic-range int8",
                "int8": "full-integer int8 (calibrated)"}
 CONDCOMP_OPS = {"float32": "float32",
                 "dynamic": "int8 weights and activations (run-time scales)",
                 "int8": "int8 weights and activations (static scales, calibrated)"}
-
-
-def positive_int(name):
-    def parse(value):
-        try:
-            v = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {value!r}")
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {value!r}")
-        return v
-
-    return parse
+CALIBRATION = 200  # inputs the int8 scales of both models are calibrated on
 
 
 def fraction(name, low_inclusive):
@@ -89,14 +73,14 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--taus", type=fraction("--taus", low_inclusive=False), nargs="+",
                    default=[0.5, 0.25, 0.1])
-    p.add_argument("--batches", type=positive_int("--batches"), nargs="+", default=[1, 32])
-    p.add_argument("--threads", type=positive_int("--threads"), nargs="+", default=[1, 2])
-    p.add_argument("--runs", type=positive_int("--runs"), default=200,
+    bench_common.add_batches(p, default=[1, 32])
+    bench_common.add_threads(p, default=[1, 2])
+    p.add_argument("--runs", type=positive_int_argument, default=200,
                    help="timed runs per configuration and model (median reported)")
-    p.add_argument("--warmup", type=positive_int("--warmup"), default=20)
-    p.add_argument("--blocks", type=positive_int("--blocks"), default=16,
+    p.add_argument("--warmup", type=positive_int_argument, default=20)
+    p.add_argument("--blocks", type=positive_int_argument, default=16,
                    help="num_blocks of each gated layer (must divide 2048)")
-    p.add_argument("--hidden", type=positive_int("--hidden"), default=2048)
+    p.add_argument("--hidden", type=positive_int_argument, default=2048)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "tflite_gated_mlp.md"),
                    help="markdown table written here ('' to skip)")
@@ -104,12 +88,7 @@ def parse_args(argv):
                    help="also time each gated layer alone (batch 1) to see where time goes")
     p.add_argument("--tf", action="store_true",
                    help="also time the TensorFlow paths (keras_condcomp.sparse vs masked Keras)")
-    p.add_argument("--precisions", nargs="+", choices=tuple(QUANTIZE),
-                   default=list(QUANTIZE),
-                   help="float32; dynamic: dense dynamic-range int8 (Optimize.DEFAULT) vs the "
-                   "CondComp int8 ops with run-time activation scales; int8: dense "
-                   "full-integer int8 vs the CondComp int8 ops with static activation scales, "
-                   "both calibrated on the calibration inputs")
+    bench_common.add_precisions(p)
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up and converter logging")
     p.add_argument("--max-density", type=fraction("--max-density", low_inclusive=True),
@@ -233,39 +212,9 @@ def gated_weight_bytes(network, precision):
     """Bytes of the gated layers' kernels in the CondComp model (int8: 1 per weight)."""
     import keras_condcomp as kc
 
-    per_weight = 4 if QUANTIZE[precision] == "none" else 1
+    per_weight = 4 if bench_common.QUANTIZE[precision] == "none" else 1
     return per_weight * sum(int(np.prod(layer.kernel.shape)) for layer in network.layers
                             if isinstance(layer, kc.GatedDense))
-
-
-def time_pair(interp_a, interp_b, inputs, runs, warmup):
-    """Interleaved invoke() timings (seconds) of two interpreters on the same inputs."""
-    ta, tb = [], []
-    ia = interp_a.get_input_details()[0]["index"]
-    ib = interp_b.get_input_details()[0]["index"]
-    n = len(inputs)
-    for r in range(warmup + runs):
-        x = inputs[r % n]
-        order = (0, 1) if r % 2 == 0 else (1, 0)
-        for which in order:
-            interp, idx, sink = (interp_a, ia, ta) if which == 0 else (interp_b, ib, tb)
-            interp.set_tensor(idx, x)
-            t0 = time.perf_counter()
-            interp.invoke()
-            t1 = time.perf_counter()
-            if r >= warmup:
-                sink.append(t1 - t0)
-    return statistics.median(ta), statistics.median(tb)
-
-
-def make_interp(data, threads, batch, custom_ops):
-    from keras_condcomp.litert import Interpreter
-
-    interp = Interpreter(model_content=data, num_threads=threads, custom_ops=custom_ops)
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], [batch] + list(inp["shape"][1:]), strict=False)
-    interp.allocate_tensors()
-    return interp
 
 
 def profile_layers(network, x, threads, runs, warmup, precision="float32"):
@@ -274,6 +223,7 @@ def profile_layers(network, x, threads, runs, warmup, precision="float32"):
 
     import keras_condcomp as kc
     from keras_condcomp import converter as cv
+    from keras_condcomp import litert
 
     rows = []
     h = x
@@ -283,14 +233,14 @@ def profile_layers(network, x, threads, runs, warmup, precision="float32"):
             a_out = float(np.mean(np.asarray(layer.gate_outputs.mask)))
             d_in = h.shape[1]
             single = keras.Sequential([keras.Input((d_in,)), layer])
-            q = QUANTIZE[precision]
+            q = bench_common.QUANTIZE[precision]
             rep = h if q == "int8" else None
             sparse = cv.convert(single, quantize=q, representative=rep)
             dense = cv.convert(single, dense=True, quantize=q, representative=rep)
-            a = make_interp(dense, threads, 1, True)
-            b = make_interp(sparse, threads, 1, True)
+            a = litert.interpreter_for_batch(dense, 1, num_threads=threads)
+            b = litert.interpreter_for_batch(sparse, 1, num_threads=threads)
             inputs = [h[i:i + 1] for i in range(len(h))]
-            td, ts = time_pair(a, b, inputs, runs, warmup)
+            td, ts = bench_common.time_pair(a, b, inputs, runs, warmup)
             a_in = float(np.mean(np.any(h.reshape(len(h), -1, layer.block_size) != 0, axis=2))) \
                 if d_in != 784 else 1.0
             macs = d_in * layer.units * a_in * a_out
@@ -309,8 +259,7 @@ def time_tf_paths(network, pool, batches, runs, warmup, max_density):
     gathered = sparse.SparseInference(network, mode="auto", max_density=max_density)
     rows = []
     for batch in batches:
-        xs = [tf.constant(pool[(i * batch) % len(pool):][:batch]) for i in range(8)]
-        xs = [x for x in xs if x.shape[0] == batch] or [tf.constant(pool[:batch])]
+        xs = [tf.constant(x) for x in bench_common.cycled_batches(pool, batch, 8)]
         err = float(np.max(np.abs(masked(xs[0]).numpy() - gathered(xs[0]).numpy())))
         ta, tb = [], []
         for r in range(warmup + runs):
@@ -325,25 +274,12 @@ def time_tf_paths(network, pool, batches, runs, warmup, max_density):
     return rows
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    import keras_condcomp.litert as litert
-    from keras_condcomp import converter as cv
-    from keras_condcomp.litert import cpu_name
+def header_lines(args, argv, bandwidth, load):
+    """The markdown table's title, what it measures on which machine, and its column heads."""
+    from keras_condcomp import litert
 
-    try:
-        litert.load_library()
-    except litert.OpsLibraryError as e:
-        sys.exit(f"benchmark.py: {e}")
-    rng = np.random.default_rng(args.seed)
-    network = build_network(args.hidden, args.blocks, args.seed)
-    x_cal = rng.standard_normal((4096, 784)).astype(np.float32)
-    max_batch = max(args.batches)
-    pool = rng.standard_normal((max(64, 4 * max_batch), 784)).astype(np.float32)
-
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    bandwidth = stream_bandwidth()
-    header = [
+    cpu, runtime = bench_common.machine(), litert.resolve_runtime()
+    return [
         "# CondComp TFLite custom ops vs dense XNNPACK: 784-2048-2048-2048-10 gated MLP",
         "",
         f"Policy biases are SET so each block is on for a fraction tau of the inputs "
@@ -352,11 +288,11 @@ def main(argv=None):
         f"median of {args.runs} interleaved invoke() runs after {args.warmup} warm-up runs, "
         f"a new input batch each run.",
         "",
-        f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; kernel path: "
-        f"{litert.kernel_isa()}; runtime {litert.resolve_runtime()[0]} "
-        f"{litert.resolve_runtime()[2]} (XNNPACK for builtin ops, our ops as a delegate); "
-        f"1-min load average at start: {load:.2f}. \"weights read\": the fraction of the "
-        "gated layers' weight bytes in tiles some example of the batch needs (read once "
+        f"CPU: {cpu['cpu']}, {os.cpu_count()} logical cores; kernel path: "
+        f"{cpu['kernel_isa']}; runtime {runtime[0]} "
+        f"{runtime[2]} (XNNPACK for builtin ops, our ops as a delegate); "
+        f"1-min load average at start: {load:.2f}. \"weights read\": the fraction "
+        "of the gated layers' weight bytes in tiles some example of the batch needs (read once "
         f"per batch: the bound at large batch); \"bytes bound ms\": those bytes at this "
         f"machine's one-thread streaming read bandwidth, {bandwidth / 1e9:.1f} GB/s (NumPy sum of "
         "256 MB), the least time a memory-bound CondComp run can take. Precision: "
@@ -364,135 +300,168 @@ def main(argv=None):
         "dynamic = dense dynamic-range int8 (the converter's Optimize.DEFAULT) vs the CondComp "
         "int8 ops (int8 weights and activations, activation scales per input block at run "
         "time); int8 = dense full-integer int8 vs the CondComp int8 ops with static "
-        "activation scales per input block, both calibrated on the same 200 inputs. \"max abs "
-        "err\": the CondComp model vs what it computes (float32: the Keras model; int8: "
-        "keras_condcomp.converter.quantized_reference).",
+        f"activation scales per input block, both calibrated on the same {CALIBRATION} inputs. "
+        "\"max abs err\": the CondComp model vs what it computes (float32: the Keras model; "
+        "int8: keras_condcomp.converter.quantized_reference).",
         "",
-        "Command: `python tflite/benchmark.py " + " ".join(argv if argv is not None
-                                                          else sys.argv[1:]) + "`",
+        f"Command: `{bench_common.command_line('benchmark.py', argv)}`",
         "",
         "| tau | precision | batch | threads | active (per layer) | weights read "
         "| bytes bound ms | dense XNNPACK ms | CondComp ms | speedup | ideal | % of ideal "
         "| max abs err vs reference |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    print("\n".join(header), flush=True)
-    lines = list(header)
-    profile = []
-    tf_rows = []
-    json_rows = []
+
+
+def load_average():
+    """The 1-minute load average (NaN where the OS has none): how busy the machine was."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def convert_models(network, precisions, x_cal, pool):
+    """`(models, references)` of the network as calibrated now.
+
+    `models[precision]` is `(dense flatbuffer, CondComp flatbuffer)`;
+    `references[quantize]` what the CondComp model computes on `pool`: the
+    Keras float32 output, or the int8 reference with the same static scales
+    it is converted with.
+    """
+    from keras_condcomp import converter as cv
+
+    calibration = x_cal[:CALIBRATION]
+    input_scales = (cv.calibrate_input_scales(network, calibration)
+                    if "int8" in precisions else None)
+    models, references = {}, {}
+    for precision in precisions:
+        q = bench_common.QUANTIZE[precision]
+        scales = input_scales if q == "int8" else None
+        models[precision] = (
+            cv.convert(network, dense=True, quantize=q,
+                       representative=calibration if q == "int8" else None),
+            cv.convert(network, quantize=q, input_scales=scales))
+        references[q] = (network(pool, training=False).numpy() if q == "none"
+                         else cv.quantized_reference(network, pool, scales)[0])
+    return models, references
+
+
+def time_tau(network, tau, args, x_cal, pool, bandwidth):
+    """Rows of the main table for one tau: `(markdown rows, JSON rows)`, printed as they come."""
+    from keras_condcomp import litert
+
+    calibrate(network, tau, x_cal)
+    fracs = active_fractions(network, pool)
+    dense_macs, custom_macs = mac_counts(network, fracs, args.blocks)
+    ideal = dense_macs / custom_macs
+    models, references = convert_models(network, args.precisions, x_cal, pool)
+    lines, json_rows = [], []
+    for precision, batch in ((p, b) for p in args.precisions for b in args.batches):
+        dense_data, sparse_data = models[precision]
+        inputs = bench_common.cycled_batches(pool, batch, len(pool))
+        read = weights_read(network, inputs[:16])
+        bound_ms = 1e3 * read * gated_weight_bytes(network, precision) / bandwidth
+        for threads in args.threads:
+            a = litert.interpreter_for_batch(dense_data, batch, num_threads=threads)
+            b = litert.interpreter_for_batch(sparse_data, batch, num_threads=threads)
+            reference = references[bench_common.QUANTIZE[precision]]
+            err = float(np.max(np.abs(b.predict(pool[:batch]) - reference[:batch])))
+            td, ts = bench_common.time_pair(a, b, inputs, args.runs, args.warmup)
+            speedup = td / ts
+            row = (f"| {tau:g} | {precision} | {batch} | {threads} | "
+                   f"{', '.join(f'{f:.3f}' for f in fracs)} | {read:.3f} | {bound_ms:.3f} | "
+                   f"{td * 1e3:.3f} | "
+                   f"{ts * 1e3:.3f} | {speedup:.2f}x | {ideal:.2f}x | "
+                   f"{100 * speedup / ideal:.0f}% | {err:.1e} |")
+            json_rows.append({"tau": tau, "batch": batch, "threads": threads,
+                              "precision": precision, "dense_ms": td * 1e3,
+                              "condcomp_ms": ts * 1e3, "speedup": speedup, "ideal": ideal,
+                              "pct_of_ideal": 100 * speedup / ideal,
+                              "dense_model": DENSE_MODEL[precision],
+                              "condcomp_ops": CONDCOMP_OPS[precision],
+                              "active": fracs, "weights_read": read,
+                              "bytes_bound_ms": bound_ms,
+                              "max_abs_err": err})
+            print(row, flush=True)
+            lines.append(row)
+    return lines, json_rows
+
+
+def profile_table(profile):
+    """The per-layer profile table (`--profile`) of rows `(tau, precision, threads) + layer row`."""
+    lines = [
+        "",
+        "Per-layer profile (each gated layer converted alone, batch 1): dense = same "
+        "layer as builtin FULLY_CONNECTED (XNNPACK).",
+        "",
+        "| tau | precision | threads | layer | dense ms | CondComp ms | a_in | a_out "
+        "| custom MACs | CondComp GMAC/s | dense GMAC/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for tau, precision, threads, name, td, ts, a_in, a_out, macs, dmacs in profile:
+        lines.append(f"| {tau:g} | {precision} | {threads} | {name} | {td * 1e3:.3f} | "
+                     f"{ts * 1e3:.3f} | "
+                     f"{a_in:.3f} | {a_out:.3f} | {macs / 1e6:.2f}M | "
+                     f"{macs / ts / 1e9:.1f} | {dmacs / td / 1e9:.1f} |")
+    return lines
+
+
+def tf_table(tf_rows):
+    """The TensorFlow paths table (`--tf`) of rows `(tau,) + time_tf_paths row`."""
+    lines = [
+        "",
+        "TensorFlow paths (tf.function, TF intra-op threads as configured by TF): masked "
+        "Keras network vs keras_condcomp.sparse.SparseInference(mode='auto') (gathers "
+        "block-major tiles).",
+        "",
+        "| tau | max_density | batch | masked Keras ms | sparse TF ms | speedup | "
+        "max abs diff |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for tau, max_density, batch, tm, tg, err in tf_rows:
+        lines.append(f"| {tau:g} | {max_density:g} | {batch} | {tm * 1e3:.3f} | "
+                     f"{tg * 1e3:.3f} | {tm / tg:.2f}x | {err:.1e} |")
+    return lines
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    bench_common.load_ops_library("benchmark.py")
+    from keras_condcomp import litert
+
+    rng = np.random.default_rng(args.seed)
+    network = build_network(args.hidden, args.blocks, args.seed)
+    x_cal = rng.standard_normal((4096, 784)).astype(np.float32)
+    pool = rng.standard_normal((max(64, 4 * max(args.batches)), 784)).astype(np.float32)
+    load = load_average()
+    bandwidth = stream_bandwidth()
+
+    lines = header_lines(args, argv, bandwidth, load)
+    print("\n".join(lines), flush=True)
+    json_rows, profile, tf_rows = [], [], []
     for tau in args.taus:
-        calibrate(network, tau, x_cal)
-        fracs = active_fractions(network, pool)
-        dense_macs, custom_macs = mac_counts(network, fracs, args.blocks)
-        ideal = dense_macs / custom_macs
-        # The CondComp side's static scales, calibrated once: converted with and
-        # checked against the same ones.
-        input_scales = (cv.calibrate_input_scales(network, x_cal[:200])
-                        if "int8" in args.precisions else None)
-        models, refs = {}, {}
-        for precision in args.precisions:
-            q = QUANTIZE[precision]
-            scales = input_scales if q == "int8" else None
-            models[precision] = (
-                cv.convert(network, dense=True, quantize=q,
-                           representative=x_cal[:200] if q == "int8" else None),
-                cv.convert(network, quantize=q, input_scales=scales))
-            # What the CondComp model computes: Keras float32, or the int8 reference.
-            refs[q] = (network(pool, training=False).numpy() if q == "none"
-                       else cv.quantized_reference(network, pool, scales)[0])
-        for precision, batch in ((p, b) for p in args.precisions for b in args.batches):
-            dense_data, sparse_data = models[precision]
-            inputs = [pool[(i * batch) % len(pool):][:batch] for i in range(len(pool))]
-            inputs = [x if len(x) == batch else pool[:batch] for x in inputs]
-            read = weights_read(network, inputs[:16])
-            bound_ms = 1e3 * read * gated_weight_bytes(network, precision) / bandwidth
-            for threads in args.threads:
-                a = make_interp(dense_data, threads, batch, True)
-                b = make_interp(sparse_data, threads, batch, True)
-                b.set_tensor(b.get_input_details()[0]["index"], pool[:batch])
-                b.invoke()
-                ref = refs[QUANTIZE[precision]]
-                err = float(np.max(np.abs(
-                    b.get_tensor(b.get_output_details()[0]["index"]) - ref[:batch])))
-                td, ts = time_pair(a, b, inputs, args.runs, args.warmup)
-                speedup = td / ts
-                row = (f"| {tau:g} | {precision} | {batch} | {threads} | "
-                       f"{', '.join(f'{f:.3f}' for f in fracs)} | {read:.3f} | {bound_ms:.3f} | "
-                       f"{td * 1e3:.3f} | "
-                       f"{ts * 1e3:.3f} | {speedup:.2f}x | {ideal:.2f}x | "
-                       f"{100 * speedup / ideal:.0f}% | {err:.1e} |")
-                json_rows.append({"tau": tau, "batch": batch, "threads": threads,
-                                  "precision": precision, "dense_ms": td * 1e3,
-                                  "condcomp_ms": ts * 1e3, "speedup": speedup, "ideal": ideal,
-                                  "pct_of_ideal": 100 * speedup / ideal,
-                                  "dense_model": DENSE_MODEL[precision],
-                                  "condcomp_ops": CONDCOMP_OPS[precision],
-                                  "active": fracs, "weights_read": read,
-                                  "bytes_bound_ms": bound_ms,
-                                  "max_abs_err": err})
-                print(row, flush=True)
-                lines.append(row)
+        tau_lines, tau_rows = time_tau(network, tau, args, x_cal, pool, bandwidth)
+        lines += tau_lines
+        json_rows += tau_rows
         if args.tf:
             from keras_condcomp.sparse import DEFAULT_MAX_DENSITY
 
             for max_density in args.max_density or [DEFAULT_MAX_DENSITY]:
-                for row in time_tf_paths(network, pool, args.batches, args.runs, args.warmup,
-                                         max_density):
-                    tf_rows.append((tau,) + row)
+                tf_rows += [(tau,) + row for row in time_tf_paths(
+                    network, pool, args.batches, args.runs, args.warmup, max_density)]
         if args.profile:
             for precision in args.precisions:
                 for threads in args.threads:
-                    for r in profile_layers(network, pool[:64], threads, args.runs, args.warmup,
-                                            precision):
-                        profile.append((tau, precision, threads) + r)
-    if profile:
-        extra = [
-            "",
-            "Per-layer profile (each gated layer converted alone, batch 1): dense = same "
-            "layer as builtin FULLY_CONNECTED (XNNPACK).",
-            "",
-            "| tau | precision | threads | layer | dense ms | CondComp ms | a_in | a_out "
-            "| custom MACs | CondComp GMAC/s | dense GMAC/s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for tau, precision, threads, name, td, ts, a_in, a_out, macs, dmacs in profile:
-            extra.append(f"| {tau:g} | {precision} | {threads} | {name} | {td * 1e3:.3f} | "
-                         f"{ts * 1e3:.3f} | "
-                         f"{a_in:.3f} | {a_out:.3f} | {macs / 1e6:.2f}M | "
-                         f"{macs / ts / 1e9:.1f} | {dmacs / td / 1e9:.1f} |")
-        print("\n".join(extra))
-        lines.extend(extra)
-    if tf_rows:
-        extra = [
-            "",
-            "TensorFlow paths (tf.function, TF intra-op threads as configured by TF): masked "
-            "Keras network vs keras_condcomp.sparse.SparseInference(mode='auto') (gathers "
-            "block-major tiles).",
-            "",
-            "| tau | max_density | batch | masked Keras ms | sparse TF ms | speedup | "
-            "max abs diff |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for tau, max_density, batch, tm, tg, err in tf_rows:
-            extra.append(f"| {tau:g} | {max_density:g} | {batch} | {tm * 1e3:.3f} | "
-                         f"{tg * 1e3:.3f} | {tm / tg:.2f}x | {err:.1e} |")
-        print("\n".join(extra))
-        lines.extend(extra)
-    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    tail = ["", f"1-min load average at end: {load_end:.2f}."]
-    print("\n".join(tail))
-    lines.extend(tail)
+                    profile += [(tau, precision, threads) + row for row in profile_layers(
+                        network, pool[:64], threads, args.runs, args.warmup, precision)]
+    extra = (profile_table(profile) if profile else []) + (tf_table(tf_rows) if tf_rows else [])
+    extra += ["", f"1-min load average at end: {load_average():.2f}."]
+    print("\n".join(extra))
+    lines += extra
     if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        json_path = os.path.splitext(args.out)[0] + ".json"
         runtime, _, version = litert.resolve_runtime()
-        with open(json_path, "w") as f:
-            json.dump({"cpu": cpu_name(), "kernel_isa": litert.kernel_isa(),
-                       "stream_bandwidth_gb_s": bandwidth / 1e9,
-                       "runtime": f"{runtime} {version}", "rows": json_rows}, f, indent=2)
-        print(f"wrote {args.out} and {json_path}")
+        bench_common.write_report(
+            args.out, "\n".join(lines), os.path.splitext(args.out)[0] + ".json",
+            {**bench_common.machine(), "stream_bandwidth_gb_s": bandwidth / 1e9,
+             "runtime": f"{runtime} {version}", "rows": json_rows})
     return 0
 
 

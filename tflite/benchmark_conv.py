@@ -27,9 +27,7 @@ multiply-adds (gated products only: the policy's are in the CondComp ms).
 """
 
 import argparse
-import json
 import os
-import sys
 from pathlib import Path
 
 if __name__ == "__main__":  # before TensorFlow is imported
@@ -40,21 +38,21 @@ if __name__ == "__main__":  # before TensorFlow is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import bench_common  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_condcomp.validation import positive_int_argument  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
-QUANTIZE = {"float32": "none", "dynamic": "dynamic", "int8": "int8"}
 DEFAULT_SHAPES = ("32x32x32x32", "16x16x64x64", "8x8x128x128")
 
 
 def shape_arg(text):
-    try:
-        h, w, c, f = (int(v) for v in text.lower().split("x"))
-    except ValueError:
+    """argparse type: HxWxCxF, four positive integers."""
+    sizes = text.lower().split("x")
+    if len(sizes) != 4:
         raise argparse.ArgumentTypeError(f"--shapes: expected HxWxCxF, got {text!r}")
-    if min(h, w, c, f) < 1:
-        raise argparse.ArgumentTypeError(f"--shapes: sizes must be positive, got {text!r}")
-    return h, w, c, f
+    return tuple(positive_int_argument(size) for size in sizes)
 
 
 def parse_args(argv):
@@ -63,11 +61,9 @@ def parse_args(argv):
                    default=[shape_arg(s) for s in DEFAULT_SHAPES])
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--top-k", type=int, default=None, help="blocks per example (default half)")
-    p.add_argument("--precisions", nargs="+", choices=tuple(QUANTIZE),
-                   default=list(QUANTIZE))
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--runs-per-round", type=int, default=20)
+    bench_common.add_precisions(p)
+    bench_common.add_batches(p, default=[1, 8])
+    bench_common.add_interleaved_runs(p, rounds=15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "conv_layers")
     args = p.parse_args(argv)
@@ -80,8 +76,6 @@ def parse_args(argv):
     for _, _, c, f in args.shapes:
         if f % args.blocks or c % args.blocks:
             p.error(f"--shapes: C and F must be multiples of --blocks={args.blocks}")
-    if min(args.batches) < 1 or args.rounds < 1 or args.runs_per_round < 1:
-        p.error("--batches, --rounds and --runs-per-round must be positive")
     return args
 
 
@@ -101,17 +95,13 @@ def build(shape, layers, blocks, top_k, seed):
 
 def main(argv=None):
     args = parse_args(argv)
+    bench_common.load_ops_library("benchmark_conv.py")
     from keras_condcomp import converter as cv
     from keras_condcomp import litert
 
-    try:
-        litert.load_library()
-    except litert.OpsLibraryError as e:
-        sys.exit(f"benchmark_conv.py: {e}")
     rng = np.random.default_rng(args.seed)
-    cpu = litert.cpu_name()
-    command = "python tflite/benchmark_conv.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
+    cpu = bench_common.machine()
+    command = bench_common.command_line("benchmark_conv.py", argv)
     rows = []
     density = args.top_k / args.blocks
     for shape in args.shapes:
@@ -124,7 +114,7 @@ def main(argv=None):
             dense_macs = h * w * 9 * f * (c + (layers - 1) * f)
             cc_macs = h * w * 9 * f * density * (c + (layers - 1) * f * density)
             for precision in args.precisions:
-                q = QUANTIZE[precision]
+                q = bench_common.QUANTIZE[precision]
                 scales = cv.calibrate_input_scales(net, x_cal) if q == "int8" else None
                 dense = cv.convert(net, dense=True, quantize=q,
                                    representative=x_cal if q == "int8" else None)
@@ -133,8 +123,7 @@ def main(argv=None):
                 reference = (net(pool, training=False).numpy() if q == "none"
                              else cv.quantized_reference(net, pool, scales)[0])
                 for batch in args.batches:
-                    inputs = [pool[(i * batch) % len(pool):][:batch] for i in range(8)]
-                    inputs = [x if len(x) == batch else pool[:batch] for x in inputs]
+                    inputs = bench_common.cycled_batches(pool, batch, 8)
                     key = (layers, precision, batch)
                     condcomp = litert.interpreter_for_batch(sparse, batch)
                     err = float(np.max(np.abs(condcomp.predict(pool[:batch])
@@ -148,7 +137,7 @@ def main(argv=None):
             td, ts = times[key + ("dense",)], times[key + ("condcomp",)]
             rows.append({
                 "shape": "x".join(map(str, shape)), "layers": layers, "precision": precision,
-                "batch": batch, "threads": 1, "cpu": cpu, "blocks": args.blocks,
+                "batch": batch, "threads": 1, "cpu": cpu["cpu"], "blocks": args.blocks,
                 "top_k": args.top_k, "dense_ms": td * 1e3, "condcomp_ms": ts * 1e3,
                 "speedup": td / ts, "ideal": dense_macs / cc_macs,
                 "condcomp_gmacs": batch * cc_macs / ts / 1e9,
@@ -158,10 +147,10 @@ def main(argv=None):
             print(f"{r['shape']} layers={layers} {precision} b{batch}: dense {r['dense_ms']:.3f} "
                   f"ms, condcomp {r['condcomp_ms']:.3f} ms, {r['speedup']:.2f}x "
                   f"(ideal {r['ideal']:.2f}x)", flush=True)
-    write(args, rows, cpu, command, litert)
+    write(args, rows, cpu, command)
 
 
-def write(args, rows, cpu, command, litert):
+def write(args, rows, cpu, command):
     lines = [
         "# The CondComp conv op vs XNNPACK's convolution, layer by layer",
         "",
@@ -174,7 +163,7 @@ def write(args, rows, cpu, command, litert):
         "\"max abs err\": the CondComp model vs what it computes (float32: the Keras model; "
         "int8: keras_condcomp.converter.quantized_reference).",
         "",
-        f"CPU: {cpu}; kernel path: {litert.kernel_isa()}.",
+        f"CPU: {cpu['cpu']}; kernel path: {cpu['kernel_isa']}.",
         "",
         f"Command: `{command}`",
         "",
@@ -188,12 +177,9 @@ def write(args, rows, cpu, command, litert):
             f"{r['dense_ms']:.3f} | {r['condcomp_ms']:.3f} | {r['speedup']:.2f}x | "
             f"{r['ideal']:.2f}x | {r['condcomp_gmacs']:.1f} | {r['dense_gmacs']:.1f} | "
             f"{r['max_abs_err']:.1e} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps(
-        {"command": command, "cpu": cpu, "kernel_isa": litert.kernel_isa(),
-         "rows": rows}, indent=1) + "\n")
-    print(f"wrote {args.out.with_suffix('.md')} and .json")
+    bench_common.write_report(args.out.with_suffix(".md"), "\n".join(lines),
+                              args.out.with_suffix(".json"),
+                              {"command": command, **cpu, "rows": rows})
 
 
 if __name__ == "__main__":

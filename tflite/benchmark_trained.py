@@ -32,7 +32,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
 
+import bench_common  # noqa: E402
 import numpy as np  # noqa: E402
+
+from keras_condcomp.validation import positive_int_argument  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -40,10 +43,10 @@ def parse_args(argv=None):
     p.add_argument("runs", type=Path, nargs="+", help="run directories (one seed each)")
     p.add_argument("--data-dir", default=None,
                    help="data directory for the test images (default: each run's own --data-dir)")
-    p.add_argument("--timing-runs", type=int, default=300)
-    p.add_argument("--warmup", type=int, default=30)
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--timing-runs", type=positive_int_argument, default=300)
+    p.add_argument("--warmup", type=positive_int_argument, default=30)
+    bench_common.add_batches(p, default=[1, 32])
+    bench_common.add_threads(p, default=[1, 2])
     p.add_argument("--no-timing", action="store_true",
                    help="the accuracy table only (no TFLite conversion or timing)")
     p.add_argument("--out", type=Path, default=HERE.parent / "benchmarks" / "trained_models")
@@ -122,12 +125,6 @@ def summarize(run_dirs):
     return table, first
 
 
-def time_pair(interp_a, interp_b, inputs, runs, warmup):
-    from benchmark import time_pair as interleaved
-
-    return interleaved(interp_a, interp_b, inputs, runs, warmup)
-
-
 def speed(run_dir, result, args):
     """`{(how, tau, budget): {"cells": {(batch, threads): (dense_ms, condcomp_ms)}, ...}}`.
 
@@ -174,15 +171,17 @@ def speed(run_dir, result, args):
 
 def time_against_dense(model_bytes, custom_ops, dense_bytes, x, args, label):
     """`{(batch, threads): (dense_ms, model_ms)}`: interleaved medians on the test inputs."""
-    from benchmark import make_interp
+    from keras_condcomp import litert
 
     cells = {}
     for batch in args.batches:
-        inputs = [x[i * batch:(i + 1) * batch] for i in range(len(x) // batch)]
+        inputs = bench_common.image_stream(x, batch, count=len(x) // batch)
         for threads in args.threads:
-            a = make_interp(dense_bytes, threads, batch, False)
-            b = make_interp(model_bytes, threads, batch, custom_ops)
-            td, tm = time_pair(a, b, inputs, args.timing_runs, args.warmup)
+            a = litert.interpreter_for_batch(dense_bytes, batch, num_threads=threads,
+                                             custom_ops=False)
+            b = litert.interpreter_for_batch(model_bytes, batch, num_threads=threads,
+                                             custom_ops=custom_ops)
+            td, tm = bench_common.time_pair(a, b, inputs, args.timing_runs, args.warmup)
             cells[(batch, threads)] = (td * 1e3, tm * 1e3)
             print(f"{label} batch {batch} threads {threads}: dense {td * 1e3:.3f} ms, "
                   f"this model {tm * 1e3:.3f} ms, {td / tm:.2f}x", flush=True)
@@ -197,17 +196,13 @@ def time_builtin(peer_bytes, dense_bytes, x, args, label):
 
 def time_model(model, dense_bytes, x, args, label):
     """Checks the custom-op model against Keras, then times it against the dense model."""
-    from benchmark import make_interp
-
     from keras_condcomp import converter as cv
+    from keras_condcomp import litert
 
     custom_bytes = cv.convert(model)
     reference = np.asarray(model.predict(x[:256], verbose=0))
-    check = make_interp(custom_bytes, 1, 256, True)
-    check.set_tensor(check.get_input_details()[0]["index"], x[:256])
-    check.invoke()
-    err = float(np.max(np.abs(check.get_tensor(check.get_output_details()[0]["index"])
-                              - reference)))
+    check = litert.Interpreter(model_content=custom_bytes)
+    err = float(np.max(np.abs(check.predict(x[:256]) - reference)))
     return {"cells": time_against_dense(custom_bytes, True, dense_bytes, x, args, label),
             "max_abs_err": err}
 
@@ -232,8 +227,7 @@ def main(argv=None):
         f"interleaved, median of {args.timing_runs} invoke() runs on test images, "
         f"speedup = dense ms / CondComp ms. CPU: {cpu_name()}, {os.cpu_count()} cores.",
         "",
-        "Command: `python tflite/benchmark_trained.py " + " ".join(
-            argv if argv is not None else sys.argv[1:]) + "`",
+        f"Command: `{bench_common.command_line('benchmark_trained.py', argv)}`",
         "",
         "| data (train/val/test) | model | trained | epochs | tau | budget | seeds | val error "
         "| test error "
@@ -270,9 +264,8 @@ def main(argv=None):
             f"| {row['flop_fraction']:.3f} |" + "".join(f" {c} |" for c in cells))
     text = "\n".join(lines) + "\n"
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(table, indent=2) + "\n")
+    bench_common.write_report(args.out.with_suffix(".md"), text, args.out.with_suffix(".json"),
+                              table)
     return 0
 
 

@@ -17,15 +17,12 @@ equal_mac_dense_ms; the target is <= 1.25) to `<out>/efficiency.{json,md}`:
 """
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
 
-import numpy as np
-from profile_invoke import PRECISIONS, STREAM
+import bench_common
 
-from keras_condcomp import data as condcomp_data
 from keras_condcomp import litert
 
 CONDNET = re.compile(r"condnet_h(\d+)_b(\d+)_k(\d+)_")
@@ -39,15 +36,13 @@ def first_seed(model_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", type=Path, help="a frontier run directory (runs/frontier_mnist)")
-    parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
-    parser.add_argument("--data-dir", type=Path, default=None)
+    bench_common.add_frontier_test_images(parser)
     parser.add_argument("--equal-mac-dense", default="dense_h256")
     parser.add_argument("--models", nargs="+", default=None,
                         help="condnet run names to time (default: every condnet_* run)")
-    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--runs-per-round", type=int, default=20)
+    bench_common.add_precisions(parser)
+    bench_common.add_batches(parser, default=[1, 32])
+    bench_common.add_interleaved_runs(parser, rounds=20)
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     args = parser.parse_args(argv)
     condnets = sorted(p.name for p in args.runs.iterdir() if CONDNET.match(p.name))
@@ -59,7 +54,7 @@ def main(argv=None):
     peer = first_seed(args.runs / args.equal_mac_dense)
     if peer is None or not condnets:
         parser.error(f"{args.runs} needs {args.equal_mac_dense}/seed* and condnet_* runs")
-    x = condcomp_data.load_dataset(args.dataset, data_dir=args.data_dir).flattened().x_test
+    x = bench_common.frontier_test_images(args)
     models = {}  # name -> (run dir, custom ops)
     for name in condnets:
         models[name] = (first_seed(args.runs / name), True)
@@ -68,9 +63,10 @@ def main(argv=None):
         if full is not None:
             models[f"dense_h{width}"] = (full, False)
     models[args.equal_mac_dense] = (peer, False)
+    cpu = bench_common.machine()
     rows = []
     for batch in args.batches:
-        stream = [np.ascontiguousarray(x[i * batch:(i + 1) * batch]) for i in range(STREAM)]
+        stream = bench_common.image_stream(x, batch)
         jobs = {}
         for name, (run, custom) in models.items():
             for precision in args.precisions:
@@ -87,22 +83,18 @@ def main(argv=None):
                 equal_ms = medians[(args.equal_mac_dense, precision)] * 1e3
                 full = medians.get((f"dense_h{width}", precision))
                 rows.append({
-                    "model": name, "precision": precision, "batch": batch, "threads": 1,
-                    "cpu": litert.cpu_name(), "kernel_isa": litert.kernel_isa(),
+                    "model": name, "precision": precision, "batch": batch, "threads": 1, **cpu,
                     "condnet_ms": condnet_ms, "equal_mac_dense": args.equal_mac_dense,
                     "equal_mac_dense_ms": equal_ms, "ratio": condnet_ms / equal_ms,
                     "full_dense_ms": None if full is None else full * 1e3,
                 })
         print(f"batch {batch} timed", flush=True)
-    command = "python tflite/efficiency.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "efficiency.json").write_text(json.dumps(
-        {"command": command, "rows": rows}, indent=1))
+    command = bench_common.command_line("efficiency.py", argv)
     lines = [
         "# Condnet time over the time of the dense net with the same multiply-adds", "",
         f"CPU: {rows[0]['cpu']}; kernels: {rows[0]['kernel_isa']}; LiteRT, 1 thread; "
         f"medians of {args.rounds} interleaved rounds x {args.runs_per_round} invokes on "
-        f"{STREAM} different test images. Equal-MAC peer: {args.equal_mac_dense}. "
+        f"{bench_common.STREAM} different test images. Equal-MAC peer: {args.equal_mac_dense}. "
         "Target (issue 24): ratio <= 1.25 at batch 1; int8 never slower at batch 32.", "",
         f"Regenerate: `{command}`", "",
         "| condnet | precision | batch | condnet ms | equal-MAC dense ms | ratio | full-width "
@@ -112,8 +104,9 @@ def main(argv=None):
         lines.append(f"| {r['model']} | {r['precision']} | {r['batch']} | {r['condnet_ms']:.4f} "
                      f"| {r['equal_mac_dense_ms']:.4f} | {r['ratio']:.2f}x | {full} |")
     text = "\n".join(lines)
-    (args.out / "efficiency.md").write_text(text + "\n")
     print(text)
+    bench_common.write_report(args.out / "efficiency.md", text, args.out / "efficiency.json",
+                              {"command": command, "rows": rows})
     return 0
 
 

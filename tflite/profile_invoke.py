@@ -28,7 +28,6 @@ Writes `<out>/profile_<name>.{md,json}` (the CPU in the JSON):
 """
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -36,15 +35,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
+import bench_common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_condcomp import converter, litert  # noqa: E402
-from keras_condcomp import data as condcomp_data  # noqa: E402
 from keras_condcomp.layers import GatedDense  # noqa: E402
-
-PRECISIONS = ("float32", "dynamic", "int8")
-STREAM = 64  # different images per stream, as the frontier times
+from keras_condcomp.validation import positive_int_argument  # noqa: E402
 
 
 def cache_sizes():
@@ -124,16 +121,16 @@ def bytes_of(node):
 
 
 def run(args):
-    x = condcomp_data.load_dataset(args.dataset, data_dir=args.data_dir).flattened().x_test
+    x = bench_common.frontier_test_images(args)
     condnet = keras.models.load_model(args.condnet / "model.keras")
     dense = keras.models.load_model(args.dense / "model.keras")
     caches = cache_sizes()
-    rows = {"cpu": litert.cpu_name(), "kernel_isa": litert.kernel_isa(), "caches": caches,
+    rows = {**bench_common.machine(), "caches": caches,
             "condnet": str(args.condnet), "dense": str(args.dense), "dataset": args.dataset,
             "threads": 1, "runs_per_round": args.runs, "rounds": args.rounds, "results": []}
     for batch in args.batches:
-        images = [np.ascontiguousarray(x[i * batch:(i + 1) * batch]) for i in range(STREAM)]
-        streams = {"different": images, "repeated": [images[0]] * STREAM}
+        images = bench_common.image_stream(x, batch)
+        streams = {"different": images, "repeated": [images[0]] * bench_common.STREAM}
         stack = np.concatenate(images)
         c_inputs = layer_inputs(network_of(condnet), stack)
         d_inputs = layer_inputs(network_of(dense), stack)
@@ -153,11 +150,9 @@ def run(args):
                         continue
                     h = inputs[i].astype("float32")
                     one = builtin_layer_model(layer, precision, h[:500])
-                    layer_stream = [np.ascontiguousarray(h[s * batch:(s + 1) * batch])
-                                    for s in range(STREAM)]
                     builtin[(who, i)] = layer_label(layer, i)
-                    jobs[(who, i)] = (
-                        litert.interpreter_for_batch(one, batch, custom_ops=False), layer_stream)
+                    jobs[(who, i)] = (litert.interpreter_for_batch(one, batch, custom_ops=False),
+                                      bench_common.image_stream(h, batch))
             jobs["empty"] = (litert.interpreter_for_batch(empty_model(), batch, custom_ops=False),
                              [np.zeros((batch, 1), "float32")])
             medians = litert.time_interleaved(jobs, args.rounds, args.runs)
@@ -263,13 +258,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("condnet", type=Path, help="a condnet's frontier run directory (seedN)")
     parser.add_argument("dense", type=Path, help="its equal-multiply-adds dense peer's")
-    parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
-    parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--precisions", nargs="+", default=["float32", "int8"],
-                        choices=PRECISIONS)
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=50, help="invokes per model per round")
+    bench_common.add_frontier_test_images(parser)
+    bench_common.add_precisions(parser, default=["float32", "int8"])
+    bench_common.add_batches(parser, default=[1, 32])
+    parser.add_argument("--rounds", type=positive_int_argument, default=20)
+    parser.add_argument("--runs", type=positive_int_argument, default=50,
+                        help="invokes per model per round")
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument("--name", default=None,
                         help="output name (default: the data set and the CPU's ISA)")
@@ -280,16 +274,12 @@ def main(argv=None):
                 parser.error(f"{run_dir}/model_{precision}.tflite not found: run "
                              "examples/frontier.py --measure-only on it first")
     rows = run(args)
-    command = "python tflite/profile_invoke.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    if os.environ.get("CONDCOMP_KERNEL_ISA"):  # a forced kernel choice is part of the command
-        command = f"CONDCOMP_KERNEL_ISA={os.environ['CONDCOMP_KERNEL_ISA']} {command}"
-    rows["command"] = command
+    command = rows["command"] = bench_common.command_line("profile_invoke.py", argv)
     name = args.name or f"{args.dataset}_{litert.kernel_isa().split(';')[0].split()[1]}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"profile_{name}.json").write_text(json.dumps(rows, indent=1))
     text = markdown(rows, command)
-    (args.out / f"profile_{name}.md").write_text(text + "\n")
     print(text)
+    bench_common.write_report(args.out / f"profile_{name}.md", text,
+                              args.out / f"profile_{name}.json", rows)
     return 0
 
 

@@ -32,6 +32,7 @@ if __name__ == "__main__":  # before TensorFlow is imported (--verbose keeps its
 
     quiet_stderr.silence()
 
+import bench_common  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -72,16 +73,14 @@ def mask_agreements(network, x, converter, input_scales):
 
 def speeds(dense_models, condnet_models, x, runs):
     """`{precision: (dense_ms, condnet_ms)}`, batch 1, 1 thread, interleaved."""
-    from benchmark import make_interp, time_pair
+    from keras_condcomp import litert
 
-    inputs = [x[i:i + 1] for i in range(256)]
+    inputs = bench_common.image_stream(x, 1, count=256)
     out = {}
-    for precision, (dense_q, condnet_q) in {"float32": ("none", "none"),
-                                            "dynamic": ("dynamic", "dynamic"),
-                                            "int8": ("int8", "int8")}.items():
-        a = make_interp(dense_models[dense_q], 1, 1, False)
-        b = make_interp(condnet_models[condnet_q], 1, 1, True)
-        td, tc = time_pair(a, b, inputs, runs, max(20, runs // 10))
+    for precision, quantize in bench_common.QUANTIZE.items():
+        a = litert.interpreter_for_batch(dense_models[quantize], 1, custom_ops=False)
+        b = litert.interpreter_for_batch(condnet_models[quantize], 1)
+        td, tc = bench_common.time_pair(a, b, inputs, runs, max(20, runs // 10))
         out[precision] = (td * 1e3, tc * 1e3)
     return out
 
@@ -120,7 +119,7 @@ def measure(run_dir, data_dir, timing_runs):
                 return converter.convert(model, quantize=quantize, input_scales=(
                     input_scales if quantize == "int8" else None))
         errors, models = {}, {}
-        for quantize in ("none", "dynamic", "int8"):
+        for quantize in bench_common.QUANTIZE.values():
             models[quantize] = tflite_bytes(quantize)
             interpreter = litert.Interpreter(model_content=models[quantize],
                                              custom_ops=is_condnet)
@@ -203,13 +202,11 @@ def main(argv=None):
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(
-        "# Accuracy (and speed) after int8 quantization\n\n`python tflite/quantized_accuracy.py "
-        + " ".join(str(r) for r in args.runs)
-        + (f" --data-dir {args.data_dir}" if args.data_dir else "")
-        + f" --out {args.out}`\n\n" + text)
-    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
+    command = bench_common.command_line("quantized_accuracy.py", argv)
+    bench_common.write_report(
+        args.out.with_suffix(".md"),
+        f"# Accuracy (and speed) after int8 quantization\n\n`{command}`\n\n{text}",
+        args.out.with_suffix(".json"), rows)
     return 0
 
 

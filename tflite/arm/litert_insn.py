@@ -99,14 +99,33 @@ def multiply_adds(network, active):
     return dense, sparse
 
 
-def equal_mac_dense(macs, seed=1):
-    """784-h-h-h-10 dense net (ReLU, random weights) whose 784h + 2h^2 + 10h is nearest `macs`."""
+def equal_mac_dense(network, macs, seed=1):
+    """The dense peer of `network` with `macs` multiply-adds per example (ReLU, random weights).
+
+    Same input and output sizes and as many hidden layers as `network`, all
+    h units wide: d_in-h-...-h-d_out, h the width whose d_in*h + (L-1)*h^2 +
+    h*d_out (L hidden layers) is nearest `macs`.
+    """
     import keras
 
-    h = max(1, round((-(784 + 10) + math.sqrt((784 + 10) ** 2 + 8 * macs)) / 4))
+    d_in, d_out = int(network.input_shape[-1]), int(network.output_shape[-1])
+    hidden_layers = len(network.layers) - 1  # every layer but the classifier
+    if hidden_layers > 1:
+        a, b = hidden_layers - 1, d_in + d_out  # a*h^2 + b*h = macs
+        h = (-b + math.sqrt(b * b + 4 * a * macs)) / (2 * a)
+    else:
+        h = macs / (d_in + d_out)
+    h = max(1, round(h))
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((784,))] + [
-        keras.layers.Dense(h, activation="relu") for _ in range(3)] + [keras.layers.Dense(10)])
+    return keras.Sequential([keras.Input((d_in,))] + [
+        keras.layers.Dense(h, activation="relu") for _ in range(hidden_layers)] + [
+        keras.layers.Dense(d_out)])
+
+
+def layer_sizes(network):
+    """The input size, then each layer's units, joined by "-" (784-2048-2048-2048-10)."""
+    sizes = [network.input_shape[-1]] + [layer.units for layer in network.layers]
+    return "-".join(str(int(size)) for size in sizes)
 
 
 def _guest(args, model, x_path, out_path, invokes, custom_ops):
@@ -190,19 +209,18 @@ def main(argv=None):
                       for layer in converter.gated_layers_of(network)]
             dense_macs, condnet_macs = multiply_adds(network, active)
             # The dense net a user would otherwise pick: the condnet's multiply-adds.
-            peer = equal_mac_dense(condnet_macs)
+            peer = equal_mac_dense(network, condnet_macs)
             peer_model = os.path.join(tmp, f"equal_mac_dense_{tau:g}.tflite")
             with open(peer_model, "wb") as f:
                 f.write(converter.convert(peer, dense=True, quantize=args.quantize))
             peer_count = count_per_invoke(args, peer_model, x_path, tmp, custom_ops=False)
-            peer_width = int(peer.layers[0].units)
             rows.append({"tau": tau, "hidden": args.hidden, "batch": 1,
                          "precision": "float32" if args.quantize == "none" else "dynamic",
                          "dense_xnnpack_insns": dense_count, "condcomp_insns": ops,
                          "ratio": dense_count / ops, "ideal": 1.0 / (tau * tau),
                          "ideal_this_example": dense_macs / condnet_macs,
                          "condnet_multiply_adds": condnet_macs,
-                         "equal_mac_dense": f"784-{peer_width}-{peer_width}-{peer_width}-10",
+                         "equal_mac_dense": layer_sizes(peer),
                          "equal_mac_dense_insns": peer_count,
                          "condcomp_over_equal_mac_dense": ops / peer_count,
                          "active_fraction": active})
