@@ -90,6 +90,10 @@ setup(
         "test": TRAIN + ["pytest", "pytest-xdist", "scikit-learn", "tensorboard", "hypothesis",
                          "matplotlib", "scipy", "ruff>=0.6,<1"],
         "litert": ["ai-edge-litert>=2.0,<2.4"],
+        # Training on the Keras JAX or PyTorch backend (KERAS_BACKEND=jax / torch);
+        # converting still runs on TensorFlow, which "train" installs.
+        "jax": TRAIN + ["jax[cpu]"],
+        "torch": TRAIN + ["torch"],
         "datasets": ["tensorflow-datasets", "scipy"],
         "plot": ["matplotlib"],
         # tfmot 0.8 needs tf-keras (Keras 2): only for the isolated pruning baseline script.

@@ -182,9 +182,12 @@ def _copy_weights(old_model, new_model, to_gate):
             continue
         new = new_model.get_layer(old.name)
         if id(old) in to_gate:
-            new.kernel.assign(old.kernel)
+            # Copies of the values: on JAX an assigned array is shared, and
+            # fitting the gated model (which donates its state's buffers)
+            # would delete the original's weights, a teacher's say.
+            new.kernel.assign(keras.ops.convert_to_numpy(old.kernel))
             if old.bias is not None:
-                new.bias.assign(old.bias)
+                new.bias.assign(keras.ops.convert_to_numpy(old.bias))
         elif is_graph_model(old):
             _copy_weights(old, new, to_gate)
         else:

@@ -2,6 +2,7 @@
 
 import numbers
 import warnings
+import weakref
 
 import keras
 from keras import ops
@@ -27,16 +28,27 @@ REGULARIZER_WEIGHT_NAMES = (
 )
 
 
+# Block masks of tensors that take no attributes (JAX arrays and tracers), by
+# id, each dropped when its tensor is garbage collected (as Keras keeps
+# `_keras_mask` on such tensors).
+_BLOCK_MASKS = {}
+
+
 def get_block_mask(x):
     """Returns the `(batch, blocks)` mask a gated layer attached to `x`, or None."""
-    return getattr(x, BLOCK_MASK_ATTR, None)
+    mask = getattr(x, BLOCK_MASK_ATTR, None)
+    return _BLOCK_MASKS.get(id(x)) if mask is None else mask
 
 
 def _attach_block_mask(y, mask):
     try:
         setattr(y, BLOCK_MASK_ATTR, mask)
-    except AttributeError:  # Some tensor types refuse attributes; skipping is safe.
-        pass
+    except AttributeError:
+        try:
+            weakref.finalize(y, _BLOCK_MASKS.pop, id(y), None)
+        except TypeError:  # neither attributes nor weak references: the mask is optional
+            return y
+        _BLOCK_MASKS[id(y)] = mask
     return y
 
 

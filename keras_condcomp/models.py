@@ -4,13 +4,14 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from keras_condcomp.distillation import DistillationMixin
 from keras_condcomp.flops import gated_flop_fraction
 from keras_condcomp.layers import gated_layers
 from keras_condcomp.policy import ESTIMATORS
+from keras_condcomp.replicas import global_batch_view, global_mean, sync_replica_context
+from keras_condcomp.trainers import BackendTrainStep
 from keras_condcomp.validation import check_positive_int
 
 
@@ -61,51 +62,6 @@ BASELINES = ("ema", "learned", "leave_one_out")
 SEED_STATE_KEY = "seed_generator_state_{}"
 
 
-def _sync_replica_context():
-    """The replica context when several replicas train in sync, else None.
-
-    Under `tf.distribute` (MirroredStrategy, MultiWorkerMirroredStrategy, ...)
-    `train_step` runs once per replica on that replica's share of the global
-    batch; batch statistics must then be all-reduced to equal those of
-    single-device training on the global batch.
-    """
-    if tf.distribute.in_cross_replica_context():
-        return None
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync <= 1:
-        return None
-    return context
-
-
-def _global_mean(values):
-    """Mean of `values` over the global batch (all replicas)."""
-    values = ops.cast(values, "float32")
-    total = ops.sum(values)
-    count = ops.cast(ops.shape(values)[0], "float32")
-    context = _sync_replica_context()
-    if context is not None:
-        total, count = context.all_reduce(tf.distribute.ReduceOp.SUM, [total, count])
-    return total / count
-
-
-def _global_batch_view(values, context):
-    """All replicas' `values` stacked along axis 0, differentiable in this replica's rows.
-
-    The value is the all-gathered global batch; its gradient flows only into
-    the rows that came from this replica (`values - stop_gradient(values)`
-    is exactly zero but carries the gradient), so no gradient has to cross
-    replicas. Works with unequal per-replica batch sizes.
-    """
-    local = ops.stop_gradient(values)
-    gathered = context.all_gather(local, axis=0)
-    size = tf.shape(values)[:1]
-    sizes = context.all_gather(size, axis=0)
-    begin = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
-    after = tf.shape(gathered)[0] - begin - size[0]
-    paddings = [[begin, after]] + [[0, 0]] * (len(values.shape) - 1)
-    return gathered + tf.pad(values - local, paddings)
-
-
 def _reduce_to_batch(values):
     values = ops.cast(values, "float32")
     if len(values.shape) > 1:
@@ -114,7 +70,7 @@ def _reduce_to_batch(values):
 
 
 @keras.saving.register_keras_serializable(package="keras_condcomp")
-class CondCompModel(DistillationMixin, keras.Model):
+class CondCompModel(DistillationMixin, BackendTrainStep, keras.Model):
     """Wraps a Keras model of gated layers; `fit` trains the network and its policies.
 
     `train_step` does, for each minibatch:
@@ -374,15 +330,18 @@ class CondCompModel(DistillationMixin, keras.Model):
         if self.built:
             # The variables each optimizer updates (see `_apply_gradients`), so
             # their saved states load slot for slot.
-            policy_ids = {id(v) for v in self._policy_variables()}
-            self.optimizer.build([
-                v for v in self.trainable_variables
-                if self.policy_optimizer is None or id(v) not in policy_ids
-            ])
+            self.optimizer.build(self._network_variables())
             self._build_policy_optimizer()
 
     def _policy_variables(self):
         return [v for layer in self._gated_layers for v in layer.policy.trainable_variables]
+
+    def _network_variables(self):
+        """The trainable variables `optimizer` updates (all, without a policy optimizer)."""
+        if self.policy_optimizer is None:
+            return self.trainable_variables
+        policy_ids = {id(v) for v in self._policy_variables()}
+        return [v for v in self.trainable_variables if id(v) not in policy_ids]
 
     def _build_policy_optimizer(self):
         if self.policy_optimizer is not None and not self.policy_optimizer.built:
@@ -461,7 +420,7 @@ class CondCompModel(DistillationMixin, keras.Model):
         return [layer.gate_outputs for layer in self._gated_layers]
 
     def _baseline_head_input(self, x):
-        first = next(i for i in tf.nest.flatten(x) if i is not None)
+        first = next(i for i in keras.tree.flatten(x) if i is not None)
         return ops.stop_gradient(ops.reshape(ops.cast(first, "float32"), (ops.shape(first)[0], -1)))
 
     def _policy_terms(self, x, y, y_pred, sample_weight, gates=None, training=True):
@@ -480,7 +439,7 @@ class CondCompModel(DistillationMixin, keras.Model):
         )
         # Mean cost over the global batch: all-reduced across replicas under
         # tf.distribute, so every replica uses and stores the same baseline.
-        mean_cost = _global_mean(costs)
+        mean_cost = global_mean(costs)
         # Before any update the EMA baseline is this batch's mean cost.
         baseline = ops.where(self.baseline_updates > 0, self.baseline(), mean_cost)
         fit_loss = ops.zeros((), "float32")
@@ -537,9 +496,9 @@ class CondCompModel(DistillationMixin, keras.Model):
         replica's examples' share of the gradient of `R(sigma_global)`, so the
         gradients summed over replicas equal single-device training on the
         global batch. No gradient goes through a collective op (see
-        `_global_batch_view`). Returns None outside multi-replica training.
+        `keras_condcomp.replicas.global_batch_view`). Returns None outside multi-replica training.
         """
-        context = _sync_replica_context()
+        context = sync_replica_context()
         if context is None:
             return None
         gates = self._gate_outputs() if gates is None else gates
@@ -547,7 +506,7 @@ class CondCompModel(DistillationMixin, keras.Model):
         corrections = []
         for layer, gate in zip(self._gated_layers, gates):
             sigma = ops.cast(gate.sigma, "float32")
-            global_term = layer._regularization(_global_batch_view(sigma, context))
+            global_term = layer._regularization(global_batch_view(sigma, context))
             corrections.append(
                 ops.stop_gradient(global_term) / num_replicas
                 + (global_term - ops.stop_gradient(global_term))
@@ -573,49 +532,31 @@ class CondCompModel(DistillationMixin, keras.Model):
             tracker.update_state(ops.where(sigma_finite, active, float("nan")))
 
     def _track_loss(self, x, loss):
-        batch = ops.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0]
+        batch = ops.shape(next(i for i in keras.tree.flatten(x) if i is not None))[0]
         self._loss_tracker.update_state(
             keras.src.losses.loss.unscale_loss_for_distribution(loss), sample_weight=batch
         )
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras 3 builds the metrics and optimizer from the first batch, which
-        # it reduces with `strategy.reduce("MEAN", ...)`; that fails in eager
-        # mode under MultiWorkerMirroredStrategy (keras-team/keras#20585:
-        # "Attempt to convert a value (PerReplica...) to a Tensor"). Only
-        # shapes and dtypes matter here, so use this worker's first shard.
-        strategy = self._distribute_strategy
-        if iterator is not None and strategy is not None:
-            for _, _, it in iterator:
-                batch = next(it)
-                data_batch = tf.nest.map_structure(
-                    lambda v: strategy.experimental_local_results(v)[0]
-                    if isinstance(v, tf.distribute.DistributedValues)
-                    else v,
-                    batch,
-                )
-                break
-            iterator = None
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        self._build_policy_optimizer()
-
-    def _reducible_logs(self, logs):
-        # Keras 3 reduces `train_step`'s outputs across workers with
-        # `strategy.reduce("MEAN", value, axis=0)` under multi-worker
-        # MultiWorkerMirroredStrategy, which fails on scalars ("Invalid
-        # reduction dimension 0 for input with 0 dimensions",
-        # keras-team/keras#20585). Shape `(1,)` values reduce to the mean over
-        # replicas, a scalar, as on one machine.
-        strategy = self.distribute_strategy
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-            getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)()
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds the model, the metrics and `optimizer` here before the
+        # first step (every backend but TensorFlow without a strategy, which
+        # builds them in the first step). Keras would build `optimizer` on
+        # every trainable variable; with a policy optimizer it updates only
+        # the network's (`_apply_gradients`), so it is built on those, as
+        # `compile_from_config` does when a saved model is loaded.
+        optimizer = self.optimizer
+        network_only = (
+            self.policy_optimizer is not None and optimizer is not None and not optimizer.built
         )
-        if not multi_worker:
-            return logs
-        return {
-            key: tf.reshape(value, [1]) if len(getattr(value, "shape", (0,))) == 0 else value
-            for key, value in logs.items()
-        }
+        if network_only:
+            self.optimizer = None
+        try:
+            super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+        finally:
+            self.optimizer = optimizer
+        if network_only:
+            optimizer.build(self._network_variables())
+        self._build_policy_optimizer()
 
     def _repeat_batch(self, x, y, sample_weight):
         """`num_samples` copies of the batch along axis 0 (one mask sample each)."""
@@ -625,7 +566,7 @@ class CondCompModel(DistillationMixin, keras.Model):
         def repeat(t):
             return None if t is None else ops.concatenate([t] * self.num_samples, axis=0)
 
-        return tuple(tf.nest.map_structure(repeat, v) if v is not None else None
+        return tuple(keras.tree.map_structure(repeat, v) if v is not None else None
                      for v in (x, y, sample_weight))
 
     def _forward(self, x, y, sample_weight, training):
@@ -647,30 +588,23 @@ class CondCompModel(DistillationMixin, keras.Model):
         self._update_gate_metrics(surrogate, baseline, mean_cost, gates)
         return y_pred, loss, surrogate, mean_cost, fit_loss
 
-    def train_step(self, data):
-        x, y, sample_weight = self._repeat_batch(*keras.utils.unpack_x_y_sample_weight(data))
-        with tf.GradientTape() as tape:
-            y_pred, loss, surrogate, mean_cost, fit_loss = self._forward(
-                x, y, sample_weight, training=True
-            )
-            total = loss + keras.src.losses.loss.scale_loss_for_distribution(
-                self.policy_weight * surrogate + fit_loss
-            )
-            total = self.optimizer.scale_loss(total)
-        variables = self.trainable_variables
-        gradients = tape.gradient(total, variables)
-        self._apply_gradients(gradients, variables)
-        self._update_baseline(mean_cost)
-        return self._reducible_logs(
-            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        )
+    def _training_loss(self, x, y, sample_weight):
+        """One training forward pass: `(y_pred, loss to differentiate, mean cost)`.
 
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        y_pred = self._forward(x, y, sample_weight, training=False)[0]
-        return self._reducible_logs(
-            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        The loss is the compiled loss plus the gate regularizers (and the
+        distillation term), the REINFORCE surrogate and the learned
+        baseline's fit, scaled as the optimizer asks (loss scaling); the
+        backend's `train_step` (`keras_condcomp.trainers`) differentiates it,
+        applies the gradients (`_apply_gradients`), then updates the
+        baseline with the mean cost (`_update_baseline`).
+        """
+        y_pred, loss, surrogate, mean_cost, fit_loss = self._forward(
+            x, y, sample_weight, training=True
         )
+        total = loss + keras.src.losses.loss.scale_loss_for_distribution(
+            self.policy_weight * surrogate + fit_loss
+        )
+        return y_pred, self.optimizer.scale_loss(total), mean_cost
 
     def _all_seed_generators(self):
         """Every `keras.random.SeedGenerator` of the model, in a fixed order."""

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_condcomp.reference import inference_mask, top_k_mask
+from keras_condcomp.replicas import uniform_noise
 from keras_condcomp.validation import (
     SavedModelErrorsMixin,
     check_positive_int,
@@ -202,46 +203,6 @@ class BernoulliBlockPolicy(SavedModelErrorsMixin, keras.layers.Layer):
             }
         )
         return config
-
-
-# Replica r of a synchronous tf.distribute run draws from the seed stream
-# offset by r * REPLICA_SEED_STRIDE in the first seed component.
-REPLICA_SEED_STRIDE = 1_000_003
-
-
-def _replica_id():
-    """This replica's global index when several replicas train in sync, else None."""
-    import tensorflow as tf
-
-    if tf.distribute.in_cross_replica_context():
-        return None
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync <= 1:
-        return None
-    return context.replica_id_in_sync_group
-
-
-def uniform_noise(shape, dtype, seed_generator):
-    """U(0, 1) noise for the Bernoulli draws, an independent stream per replica.
-
-    On one device this is `keras.random.uniform(shape, seed=seed_generator)`.
-    Under `MirroredStrategy` / `MultiWorkerMirroredStrategy` every replica
-    advances the same (mirrored) seed generator, so plain sampling would give
-    every replica the same noise for its shard; here the replica's global id
-    (which also tells workers apart) is folded into the seed, keeping runs
-    reproducible from the seed. TensorFlow backend (`tf.random.stateless_uniform`,
-    as Keras' own TF backend uses).
-    """
-    replica = _replica_id()
-    if replica is None:
-        return keras.random.uniform(shape, dtype=dtype, seed=seed_generator)
-    import tensorflow as tf
-
-    seed = seed_generator.next()
-    offset = tf.stack([tf.cast(replica, seed.dtype) * REPLICA_SEED_STRIDE,
-                       tf.zeros((), seed.dtype)])
-    seed = tf.cast(tf.math.floormod(seed + offset, tf.int32.max - 1), tf.int32)
-    return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype)
 
 
 def logistic_noise(shape, dtype, seed_generator):

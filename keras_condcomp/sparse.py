@@ -19,7 +19,7 @@ computation runs instead (`mode="auto"`); `mode="sparse"` / `"dense"` force a
 path. A batch whose input holds NaN or +-Inf always takes the dense path, so
 the result equals the Keras layer's (a NaN input gives NaN outputs, not the
 zeros of skipped blocks). Everything is TensorFlow ops, usable eagerly and
-inside `tf.function`.
+inside `tf.function`, on the Keras TensorFlow backend only.
 
     y, mask = gated_dense_inference(layer, x, input_mask=get_block_mask(x))
 
@@ -424,6 +424,12 @@ class SparseInference:
         from keras_condcomp.layers import GatedDense, GatedLayer
         from keras_condcomp.models import CondCompModel
 
+        if keras.backend.backend() != "tensorflow":
+            raise RuntimeError(
+                "SparseInference runs TensorFlow ops on the Keras TensorFlow backend; this "
+                f"process uses KERAS_BACKEND={keras.backend.backend()!r}. On other backends, "
+                "run the model itself or convert it (`python tflite/convert.py`)."
+            )
         _check_mode(mode, max_density)
         if isinstance(network, CondCompModel):
             network = network.network  # its own `layers` is just [network]

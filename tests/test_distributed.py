@@ -10,7 +10,7 @@ workers talking over loopback gRPC.
 
 Gate sampling is made a deterministic function of each example for these
 comparisons (`hashed_policy_call`): with real sampling each replica draws
-from its own seed stream (`keras_condcomp.policy.uniform_noise`), so a
+from its own seed stream (`keras_condcomp.replicas.uniform_noise`), so a
 2-replica run and a 1-device run sample different gates and cannot be
 compared step by step. The real sampler is tested separately: the replicas'
 masks differ, their on-frequency matches sigma, and a 2-replica run on

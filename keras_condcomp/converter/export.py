@@ -33,6 +33,7 @@ from keras_condcomp.converter.network import (
     ConversionError,
     gated_layers_of,
     input_block_size,
+    require_tensorflow_backend,
     unwrap,
 )
 from keras_condcomp.converter.quantize import (
@@ -348,6 +349,7 @@ def export_saved_model(model, directory, dense=False, quantize="none", input_sca
     `input_scales` ({gated layer name: scales}, `calibrate_input_scales`) is
     needed by the CondComp ops of `quantize="int8"`.
     """
+    require_tensorflow_backend()
     import keras
 
     tf = _tf()
@@ -405,6 +407,7 @@ def convert(model, dense=False, quantize="none", representative=None, input_scal
             `{gated layer name: scales}`, one float32 > 0 per input block
             (e.g. `calibrate_input_scales`' output, adjusted).
     """
+    require_tensorflow_backend()
     import keras
     import numpy as np
 
@@ -483,6 +486,7 @@ def op_counts(tflite_bytes):
 
 
 def load_keras_model(path):
+    require_tensorflow_backend()
     import keras
 
     import keras_condcomp  # noqa: F401  (registers the serializable classes)

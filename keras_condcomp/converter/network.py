@@ -8,9 +8,27 @@ here, those modules import one another in one direction only
 (quantize <- export <- verify <- cli).
 """
 
+import keras
+
 
 class ConversionError(ValueError):
     """The model cannot be converted (unsupported layer configuration)."""
+
+
+def require_tensorflow_backend():
+    """The converter traces Keras layers into TensorFlow graphs: only on that backend.
+
+    A model trained on JAX or PyTorch and saved as .keras converts in a
+    process on the TensorFlow backend (`python tflite/convert.py` is one).
+    """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            "The TFLite converter needs the Keras TensorFlow backend; this process uses "
+            f"KERAS_BACKEND={backend!r} (fixed when Keras was imported). Save the model "
+            "(`model.save('m.keras')`) and convert it with `python tflite/convert.py m.keras "
+            "-o m.tflite`, or in a process started with KERAS_BACKEND=tensorflow."
+        )
 
 
 def _producer(layer):
