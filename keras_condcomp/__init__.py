@@ -20,7 +20,7 @@ if _KERAS_MISSING is None:
     from keras_condcomp.callbacks import GateSummaries, GatingScheduler, linear_schedule
     from keras_condcomp.distillation import Distiller, distillation_loss
     from keras_condcomp.gate import GatingReport, freeze_network, gate
-    from keras_condcomp.gates import gate_activations, summary
+    from keras_condcomp.gate_activity import gate_activations, summary
     from keras_condcomp.layers import GatedConv2D, GatedDense, GatedLayer, get_block_mask
     from keras_condcomp.models import CondCompModel, reinforce_surrogate
     from keras_condcomp.policy import BernoulliBlockPolicy

@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 from keras import ops
 
-from keras_condcomp.gates import gate_activations
+from keras_condcomp.gate_activity import gate_activations
 from keras_condcomp.layers import gated_layers
 from keras_condcomp.policy import check_top_k
 from keras_condcomp.validation import check_positive_int, check_probability

@@ -325,7 +325,7 @@ class GateSummaries(keras.callbacks.Callback):
 
         import tensorflow as tf
 
-        from keras_condcomp.gates import gate_activations
+        from keras_condcomp.gate_activity import gate_activations
 
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "gates"))

@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from keras_condcomp.gates import gate_activations  # noqa: F401 - re-exported
+from keras_condcomp.gate_activity import gate_activations  # noqa: F401 - re-exported
 from keras_condcomp.validation import check_positive_int
 
 _MASK_PREFIX = "mask__"
