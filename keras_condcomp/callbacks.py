@@ -244,14 +244,18 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         per_call = max(int(getattr(model, "steps_per_execution", 1) or 1), 1)
         remaining = [self._skip_batches]
 
-        def skip_done_batches(iterator):
+        # TensorFlow calls `train_function(iterator) -> logs`, JAX
+        # `train_function(state, iterator) -> (logs, state)`, PyTorch
+        # `train_function([batch]) -> logs` with the batch already read.
+        def skip_done_batches(*args):
             if remaining[0] <= 0:
                 model.train_function = train_function
-                return train_function(iterator)
-            for _ in range(min(per_call, remaining[0])):
-                next(iterator)
+                return train_function(*args)
+            if not isinstance(args[-1], list):
+                for _ in range(min(per_call, remaining[0])):
+                    next(args[-1])
             remaining[0] -= per_call
-            return {}
+            return {} if len(args) == 1 else ({}, args[0])
 
         model.train_function = skip_done_batches
 

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_condcomp import baselines
 from keras_condcomp.distillation import DistillationMixin
 from keras_condcomp.flops import gated_flop_fraction
 from keras_condcomp.layers import gated_layers
@@ -54,8 +55,6 @@ def per_example_loss_fn(loss):
         return fn.call
     return fn
 
-
-BASELINES = ("ema", "learned", "leave_one_out")
 
 # Keys under which `CondCompModel.save_own_variables` stores the states of the
 # `keras.random.SeedGenerator`s of its layers (Keras does not save them itself).
@@ -206,16 +205,8 @@ class CondCompModel(DistillationMixin, BackendTrainStep, keras.Model):
                 f"Argument `baseline` is a REINFORCE baseline; estimator={estimator!r} uses "
                 f"none (pass estimator='reinforce' to use it). Received: baseline={baseline!r}"
             )
-        if baseline not in BASELINES:
-            raise ValueError(
-                f"Argument `baseline` must be one of {BASELINES}. Received: baseline={baseline!r}"
-            )
         num_samples = check_positive_int("num_samples", num_samples)
-        if baseline == "leave_one_out" and num_samples < 2:
-            raise ValueError(
-                "baseline='leave_one_out' needs num_samples >= 2 (each sample's baseline is "
-                f"the mean cost of the others). Received: num_samples={num_samples!r}"
-            )
+        self._baseline = baselines.get(baseline, num_samples)
         if not isinstance(network, keras.layers.Layer):
             raise ValueError(
                 "Argument `network` must be a Keras model or layer. "
@@ -255,7 +246,7 @@ class CondCompModel(DistillationMixin, BackendTrainStep, keras.Model):
         # a linear function of the flattened first input, fitted by least squares.
         self.baseline_head = (
             keras.layers.Dense(1, kernel_initializer="zeros", name="baseline_head")
-            if baseline == "learned" else None
+            if self._baseline.needs_head else None
         )
         self._per_example_loss = None
         self.policy_optimizer = None
@@ -419,10 +410,6 @@ class CondCompModel(DistillationMixin, BackendTrainStep, keras.Model):
         """
         return [layer.gate_outputs for layer in self._gated_layers]
 
-    def _baseline_head_input(self, x):
-        first = next(i for i in keras.tree.flatten(x) if i is not None)
-        return ops.stop_gradient(ops.reshape(ops.cast(first, "float32"), (ops.shape(first)[0], -1)))
-
     def _policy_terms(self, x, y, y_pred, sample_weight, gates=None, training=True):
         """REINFORCE terms of a batch.
 
@@ -441,22 +428,8 @@ class CondCompModel(DistillationMixin, BackendTrainStep, keras.Model):
         # tf.distribute, so every replica uses and stores the same baseline.
         mean_cost = global_mean(costs)
         # Before any update the EMA baseline is this batch's mean cost.
-        baseline = ops.where(self.baseline_updates > 0, self.baseline(), mean_cost)
-        fit_loss = ops.zeros((), "float32")
-        if self.baseline_kind == "learned":
-            correction = ops.reshape(self.baseline_head(self._baseline_head_input(x)), (-1,))
-            fit_loss = ops.mean(ops.square(costs - ops.stop_gradient(baseline) - correction))
-            baseline = baseline + ops.stop_gradient(correction)
-        elif self.baseline_kind == "leave_one_out" and training:
-            # Training rows are `num_samples` copies of the batch (`_repeat_batch`;
-            # evaluation, one copy, uses the EMA):
-            # each sample's baseline is the mean cost of the other samples of
-            # the same example, independent of its own mask.
-            per_sample = ops.reshape(costs, (self.num_samples, -1))
-            others = (ops.sum(per_sample, axis=0, keepdims=True) - per_sample) / (
-                self.num_samples - 1.0
-            )
-            baseline = ops.reshape(others, (-1,))
+        ema = ops.where(self.baseline_updates > 0, self.baseline(), mean_cost)
+        baseline, fit_loss = self._baseline(self, x, costs, ema, training)
         if self.estimator == "reinforce":
             surrogate = reinforce_surrogate(costs, baseline, log_prob, sample_weight)
         else:  # the policies learn by backprop through the masks

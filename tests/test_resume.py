@@ -56,7 +56,9 @@ def build_model(seed, steps_per_execution=1):
         [
             keras.Input((12,)),
             GatedDense(16, num_blocks=4, activation="relu", name="g1"),
-            keras.layers.Dropout(0.25),  # a second SeedGenerator, saved too
+            # A second SeedGenerator, saved too. Seeded: on PyTorch, Keras' dropout
+            # without a seed draws from torch's global generator, not from its state.
+            keras.layers.Dropout(0.25, seed=seed),
             GatedDense(16, num_blocks=4, activation="relu", name="g2"),
             keras.layers.Dense(4, activation="softmax"),
         ]
@@ -101,7 +103,12 @@ def fit(model, data, epochs, callbacks=()):
                      callbacks=list(callbacks))
 
 
-@pytest.mark.parametrize("steps_per_execution", [1, 2])
+@pytest.mark.parametrize("steps_per_execution", [
+    1,
+    pytest.param(2, marks=pytest.mark.skipif(
+        keras.backend.backend() == "torch",
+        reason="Keras' PyTorch trainer runs one step per call (steps_per_execution=1)")),
+])
 def test_interrupted_mid_epoch_and_resumed_equals_uninterrupted(tmp_path, data,
                                                                 steps_per_execution):
     reference = build_model(seed=1, steps_per_execution=steps_per_execution)
@@ -213,7 +220,8 @@ def test_seed_generator_state_is_saved_so_sampling_continues(tmp_path):
     other = build_model(seed=9)
     assert any(not np.array_equal(a, b) for a, b in zip(seed_states(other), seed_states(model)))
     other.load_weights(path)
-    np.testing.assert_array_equal(other(x, training=True), expected)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(other(x, training=True)),
+                                  keras.ops.convert_to_numpy(expected))
 
 
 def _strip_seed_states(path):
