@@ -11,7 +11,13 @@ from keras_condcomp.distillation import DistillationMixin
 from keras_condcomp.flops import gated_flop_fraction
 from keras_condcomp.layers import gated_layers
 from keras_condcomp.policy import ESTIMATORS
-from keras_condcomp.replicas import global_batch_view, global_mean, sync_replica_context
+from keras_condcomp.replicas import (
+    global_batch_view,
+    global_mean,
+    replica_share,
+    replicas_total,
+    sync_replica_context,
+)
 from keras_condcomp.trainers import BackendTrainStep
 from keras_condcomp.validation import check_positive_int
 
@@ -507,7 +513,7 @@ class CondCompModel(DistillationMixin, BackendTrainStep, keras.Model):
     def _track_loss(self, x, loss):
         batch = ops.shape(next(i for i in keras.tree.flatten(x) if i is not None))[0]
         self._loss_tracker.update_state(
-            keras.src.losses.loss.unscale_loss_for_distribution(loss), sample_weight=batch
+            replicas_total(loss), sample_weight=batch
         )
 
     def _symbolic_build(self, iterator=None, data_batch=None):
@@ -574,7 +580,7 @@ class CondCompModel(DistillationMixin, BackendTrainStep, keras.Model):
         y_pred, loss, surrogate, mean_cost, fit_loss = self._forward(
             x, y, sample_weight, training=True
         )
-        total = loss + keras.src.losses.loss.scale_loss_for_distribution(
+        total = loss + replica_share(
             self.policy_weight * surrogate + fit_loss
         )
         return y_pred, self.optimizer.scale_loss(total), mean_cost

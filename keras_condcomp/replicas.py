@@ -34,6 +34,32 @@ def sync_replica_context():
     return context
 
 
+def num_replicas():
+    """Replicas training in sync: the strategy's count on TensorFlow, else 1."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def replica_share(value):
+    """`value / num_replicas()`: this replica's share of a loss its gradients sum up.
+
+    Each replica's gradients are summed over replicas, so a loss term every
+    replica computes in full enters each one divided by the replica count,
+    as Keras scales its compiled loss.
+    """
+    count = num_replicas()
+    return value if count == 1 else ops.multiply(value, ops.cast(1.0 / count, value.dtype))
+
+
+def replicas_total(value):
+    """The inverse of `replica_share`: a replica's share back to the whole."""
+    count = num_replicas()
+    return value if count == 1 else ops.multiply(value, ops.cast(count, value.dtype))
+
+
 def global_mean(values):
     """Mean of `values` over the global batch (all replicas)."""
     values = ops.cast(values, "float32")

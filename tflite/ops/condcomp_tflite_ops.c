@@ -267,13 +267,23 @@ static CondCompProfileEntry* profile_slot(OpData* d) {
   return &g_profile[d->profile_slot];
 }
 
+/* One invoke of a layer as the profile and the counters record it. */
+typedef struct {
+  int batch, in_dim, num_blocks, block_size, in_block_size, taps, quantized;
+  const uint8_t* in_active; /* [batch][in_dim / in_block_size] */
+  const uint8_t* out_mask;  /* [batch][num_blocks] */
+} InvokeShape;
+
 /* Adds one invoke of a layer: its geometry, phase times, multiply-adds and
- * the tiles its examples read (in_active [B][n_in], out_mask [B][K]). */
-static void profile_record(OpData* d, int B, int in_dim, int K, int bs, int ibs, int taps,
-                           int quantized, const uint8_t* in_active, const uint8_t* out_mask,
-                           uint64_t t0, uint64_t t1, uint64_t t2, uint64_t macs) {
+ * the tiles its examples read. */
+static void profile_record(OpData* d, const InvokeShape* s, uint64_t t0, uint64_t t1,
+                           uint64_t t2, uint64_t macs) {
   CondCompProfileEntry* e = profile_slot(d);
   if (e == NULL) return;
+  const int B = s->batch, in_dim = s->in_dim, K = s->num_blocks, bs = s->block_size;
+  const int ibs = s->in_block_size, taps = s->taps, quantized = s->quantized;
+  const uint8_t* in_active = s->in_active;
+  const uint8_t* out_mask = s->out_mask;
   const int n_in = in_dim / ibs;
   e->op = d->op;
   e->quantized = quantized;
@@ -868,6 +878,28 @@ static void record_invoke_stats(const uint8_t* out_mask, int batch, int num_bloc
   atomic_fetch_add(&g_stat_total_blocks, (uint64_t)batch * num_blocks);
 }
 
+/* Runs an op's two phases on `job`: phase 1 (policy and masks, on
+ * `gate_threads` threads), then phase 2 (the active blocks, on
+ * `block_threads`); then records the invoke in the profile (when profiling)
+ * and the process-wide counters, with the multiply-adds phase 2 summed in
+ * `macs`. */
+static void run_phases(OpData* d, const InvokeShape* s, void* job, cc_task_fn gate_task,
+                       int gate_threads, cc_task_fn block_task, int block_threads,
+                       atomic_ullong* macs) {
+  const int profile = profiling();
+  const uint64_t t0 = profile ? now_ns() : 0;
+  if (gate_threads > 1) {
+    cc_parallel_run(gate_threads, gate_task, job);
+  } else {
+    gate_task(job, 0, 1);
+  }
+  const uint64_t t1 = profile ? now_ns() : 0;
+  cc_parallel_run(block_threads, block_task, job);
+  const uint64_t done = atomic_load(macs);
+  if (profile) profile_record(d, s, t0, t1, now_ns(), done);
+  record_invoke_stats(s->out_mask, s->batch, s->num_blocks, done);
+}
+
 static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
@@ -901,22 +933,13 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   job.chunk = p.batch / (4 * d->num_threads) > 1 ? p.batch / (4 * d->num_threads) : 1;
   atomic_init(&job.next_block, 0);
   atomic_init(&job.macs, 0);
-  const int threads = d->num_threads;
-  const int profile = profiling();
-  const uint64_t t0 = profile ? now_ns() : 0;
-  if (p.batch >= 4 * threads && threads > 1) {
-    cc_parallel_run(threads, dense_gate_task, &job);
-  } else {
-    dense_gate_task(&job, 0, 1);
-  }
-  const uint64_t t1 = profile ? now_ns() : 0;
-  cc_parallel_run(dense_phase2_threads(&p, d), dense_block_task, &job);
-  if (profile)
-    profile_record(d, p.batch, p.in_dim, p.num_blocks, p.block_size, p.in_block_size, 1,
-                   ts.quantized, p.in_active, p.out_mask, t0, t1, now_ns(),
-                   atomic_load(&job.macs));
-
-  record_invoke_stats(p.out_mask, p.batch, p.num_blocks, atomic_load(&job.macs));
+  /* Phase 1 in parallel once every thread gets 4 examples. */
+  const int gate_threads = p.batch >= 4 * d->num_threads ? d->num_threads : 1;
+  const InvokeShape shape = {p.batch,         p.in_dim, p.num_blocks, p.block_size,
+                             p.in_block_size, 1,        ts.quantized, p.in_active,
+                             p.out_mask};
+  run_phases(d, &shape, &job, dense_gate_task, gate_threads, dense_block_task,
+             dense_phase2_threads(&p, d), &job.macs);
   return kTfLiteOk;
 }
 
@@ -1040,22 +1063,13 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   atomic_init(&job.next_example, 0);
   atomic_init(&job.next_block, 0);
   atomic_init(&job.macs, 0);
-  const int threads = d->num_threads;
-  const int profile = profiling();
-  const uint64_t t0 = profile ? now_ns() : 0;
-  if (p.batch >= 2 * threads && threads > 1) {
-    cc_parallel_run(threads, conv_gate_task, &job);
-  } else {
-    conv_gate_task(&job, 0, 1);
-  }
-  const uint64_t t1 = profile ? now_ns() : 0;
-  cc_parallel_run(threads, conv_block_task, &job);
-  if (profile)
-    profile_record(d, p.batch, p.in_c, p.num_blocks, p.block_size, p.in_block_size,
-                   p.kernel_h * p.kernel_w, ts.quantized, p.in_active, p.out_mask, t0, t1,
-                   now_ns(), atomic_load(&job.macs));
-
-  record_invoke_stats(p.out_mask, p.batch, p.num_blocks, atomic_load(&job.macs));
+  /* Phase 1 in parallel once every thread gets 2 examples. */
+  const int gate_threads = p.batch >= 2 * d->num_threads ? d->num_threads : 1;
+  const InvokeShape shape = {p.batch,         p.in_c, p.num_blocks, p.block_size,
+                             p.in_block_size, p.kernel_h * p.kernel_w,
+                             ts.quantized,    p.in_active, p.out_mask};
+  run_phases(d, &shape, &job, conv_gate_task, gate_threads, conv_block_task, d->num_threads,
+             &job.macs);
   return kTfLiteOk;
 }
 
