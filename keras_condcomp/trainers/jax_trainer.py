@@ -32,6 +32,15 @@ def _scope_values(scope, variables, values):
 class JaxTrainStep:
     """Train and test steps of `CondCompModel` for `keras/src/backend/jax/trainer.py`."""
 
+    def _state_mapping(self, trainable, non_trainable, metrics, optimizer_values=()):
+        """`(variable, value)` pairs of the model's variables and the state's values."""
+        return (
+            list(zip(self.trainable_variables, trainable))
+            + list(zip(self.non_trainable_variables, non_trainable))
+            + list(zip(self.metrics_variables, metrics))
+            + list(zip(self._all_optimizer_variables(), optimizer_values))
+        )
+
     def _all_optimizer_variables(self):
         variables = list(self.optimizer.variables)
         if self.policy_optimizer is not None:
@@ -41,15 +50,10 @@ class JaxTrainStep:
     def train_step(self, state, data):
         trainable, non_trainable, optimizer_values, metrics = state
         x, y, sample_weight = self._repeat_batch(*keras.utils.unpack_x_y_sample_weight(data))
-        optimizer_variables = self._all_optimizer_variables()
 
         def loss_fn(trainable_values):
-            mapping = (
-                list(zip(self.trainable_variables, trainable_values))
-                + list(zip(self.non_trainable_variables, non_trainable))
-                + list(zip(self.metrics_variables, metrics))
-                + list(zip(optimizer_variables, optimizer_values))
-            )
+            mapping = self._state_mapping(trainable_values, non_trainable, metrics,
+                                          optimizer_values)
             with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
                 y_pred, loss, mean_cost = self._training_loss(x, y, sample_weight)
             return loss, (
@@ -63,12 +67,7 @@ class JaxTrainStep:
             loss_fn, has_aux=True
         )(trainable)
 
-        mapping = (
-            list(zip(self.trainable_variables, trainable))
-            + list(zip(self.non_trainable_variables, non_trainable))
-            + list(zip(self.metrics_variables, metrics))
-            + list(zip(optimizer_variables, optimizer_values))
-        )
+        mapping = self._state_mapping(trainable, non_trainable, metrics, optimizer_values)
         with keras.StatelessScope(state_mapping=mapping) as scope:
             self._apply_gradients(gradients, self.trainable_variables)
             self._update_baseline(mean_cost)
@@ -76,7 +75,7 @@ class JaxTrainStep:
         state = (
             _scope_values(scope, self.trainable_variables, trainable),
             _scope_values(scope, self.non_trainable_variables, non_trainable),
-            _scope_values(scope, optimizer_variables, optimizer_values),
+            _scope_values(scope, self._all_optimizer_variables(), optimizer_values),
             _scope_values(scope, self.metrics_variables, metrics),
         )
         return logs, state
@@ -84,11 +83,7 @@ class JaxTrainStep:
     def test_step(self, state, data):
         trainable, non_trainable, metrics = state
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        mapping = (
-            list(zip(self.trainable_variables, trainable))
-            + list(zip(self.non_trainable_variables, non_trainable))
-            + list(zip(self.metrics_variables, metrics))
-        )
+        mapping = self._state_mapping(trainable, non_trainable, metrics)
         with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
             y_pred = self._forward(x, y, sample_weight, training=False)[0]
             logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
