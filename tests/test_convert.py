@@ -233,7 +233,8 @@ def test_cli_verify_runs_the_tflite_model_against_keras(tmp_path, capsys):
                          (["--dense", "--quantize", "int8"], "needs --representative-data"),
                          (["--representative-data", x_rep], "used by --quantize int8 only"),
                          (["--dense", "--quantize", "int8", "--representative-data", x_rep,
-                           "--representative", "0"], "argument --representative: must be >= 1")]:
+                           "--representative", "0"],
+                          "argument --representative: must be a positive integer, got '0'")]:
         with pytest.raises(SystemExit) as exit_info:  # argparse, in this process
             _parse_args([path, "-o", str(tmp_path / "x.tflite"), *bad])
         assert exit_info.value.code == 2

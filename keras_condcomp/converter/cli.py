@@ -8,6 +8,7 @@ from keras_condcomp.converter.export import convert, load_keras_model, op_counts
 from keras_condcomp.converter.network import ConversionError, gated_layers_of, unwrap
 from keras_condcomp.converter.quantize import QUANTIZE_MODES, calibrate_input_scales
 from keras_condcomp.converter.verify import VERIFY_TOLERANCE, verify, verify_quantized_ops
+from keras_condcomp.validation import positive_int_argument
 
 
 def _parse_args(argv):
@@ -46,7 +47,7 @@ def _parse_args(argv):
         help="inputs (a .npy array of real examples) for --quantize int8's calibration",
     )
     parser.add_argument(
-        "--representative", type=int, default=200, metavar="N",
+        "--representative", type=positive_int_argument, default=200, metavar="N",
         help="how many examples of --representative-data to calibrate on (default 200)",
     )
     parser.add_argument(
@@ -58,8 +59,6 @@ def _parse_args(argv):
         parser.error(f"argument --summary-data: file not found: {args.summary_data!r}")
     if args.verify < 0:
         parser.error(f"argument --verify: must be >= 0, got {args.verify}")
-    if args.representative < 1:
-        parser.error(f"argument --representative: must be >= 1, got {args.representative}")
     if args.quantize == "int8":
         if args.representative_data is None:
             parser.error("argument --quantize int8 needs --representative-data X.npy")
