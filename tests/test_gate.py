@@ -170,36 +170,3 @@ def test_freeze_network_trains_only_the_policies_then_everything(digits, tmp_pat
     np.testing.assert_allclose(np.asarray(loaded.predict(x[:32], verbose=0)),
                                np.asarray(model.predict(x[:32], verbose=0)), atol=1e-6)
     assert keras_condcomp.gate is gate
-
-
-def test_gate_summaries_are_readable_from_the_event_files(digits, tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from keras_condcomp import GateSummaries
-
-    x, y = digits
-    model = CondCompModel(gate(_trained_mlp(x, y), num_blocks=8, tau=0.5, seed=0),
-                          estimator="reinforce")
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=3, batch_size=64, verbose=0,
-              callbacks=[GateSummaries(tmp_path, x[:200], y[:200], every_n_epochs=2)])
-    events = EventAccumulator(str(tmp_path / "gates"), size_guidance={"tensors": 0})
-    events.Reload()
-    tags = events.Tags()["tensors"]
-    for name in ("h1", "h2"):
-        for tag in ("active_fraction", "sigma", "block_on_frequency", "block_7_on", "heatmap"):
-            assert f"gates/{name}/{tag}" in tags, (tag, tags)
-    steps = [e.step for e in events.Tensors("gates/h1/active_fraction")]
-    assert steps == [0, 2]  # every 2 epochs
-    active = float(tf_value(events.Tensors("gates/h1/active_fraction")[-1]))
-    model.network(x[:200], training=False)
-    expected = float(np.mean(np.asarray(model.network.get_layer("h1").gate_outputs.mask)))
-    assert active == pytest.approx(expected, abs=1e-6)
-    with pytest.raises(ValueError, match="every_n_epochs"):
-        GateSummaries(tmp_path, x, every_n_epochs=0)
-
-
-def tf_value(event):
-    import tensorflow as tf
-
-    return tf.make_ndarray(event.tensor_proto)
