@@ -905,14 +905,23 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_tile
 __attribute__((target(CC_Q8_ZMM_TARGET))) CC_Q8_PIXELS(dot_q8_avx512vnni_zmm,
                                                        dot_q8_avx512vnni_zmm_one)
 
+/* The 4 activation bytes at x made unsigned for vpdpbusd (unsigned x signed
+ * bytes): xq + 128 = xq ^ 0x80, in [1, 255], as one int32 to broadcast. The
+ * kernels below subtract the offset's share, 128 * sum w, kept in one
+ * vpdpbusd chain of 0x80 bytes against the same weights. */
+CC_ALWAYS_INLINE int32_t q8_unsigned_quad(const int8_t* x) {
+  int32_t word;
+  memcpy(&word, x, sizeof(word));
+  return word ^ (int32_t)0x80808080u;
+}
+
 /* 2 <= n <= CC_Q8_GROUP examples against one full strip (32 outputs), each
  * weight vector loaded once for all of them. With several examples the
  * activation's sign cannot move onto the shared weights, so the activations
- * are made unsigned instead: u = xq + 128 (xq ^ 0x80, in [1, 255]) and
- * sum u * w = sum xq * w + 128 * sum w, the last term one more vpdpbusd chain
- * with 0x80 bytes (c_lo, c_hi), subtracted at the end. The int32 lanes wrap,
- * but the difference is the exact sum xq . w, which fits (|xq|, |w| <= 127,
- * Q within CC_Q8_MAX_QUADS). */
+ * are made unsigned instead (q8_unsigned_quad): sum (xq + 128) * w =
+ * sum xq * w + 128 * sum w, the last term the chain c_lo, c_hi, subtracted
+ * at the end. The int32 lanes wrap, but the difference is the exact
+ * sum xq . w, which fits (|xq|, |w| <= 127, Q within CC_Q8_MAX_QUADS). */
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group_quad(
     const int8_t* w, int q, const int n, const int8_t* const* xq, __m512i* c_lo, __m512i* c_hi,
     __m512i* lo, __m512i* hi) {
@@ -923,9 +932,7 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group
   *c_lo = _mm512_dpbusd_epi32(*c_lo, offset, w0);
   *c_hi = _mm512_dpbusd_epi32(*c_hi, offset, w1);
   for (int g = 0; g < n; ++g) {
-    int32_t word;
-    memcpy(&word, xq[g] + 4 * q, sizeof(word));
-    const __m512i xu = _mm512_set1_epi32(word ^ (int32_t)0x80808080u);
+    const __m512i xu = _mm512_set1_epi32(q8_unsigned_quad(xq[g] + 4 * q));
     lo[g] = _mm512_dpbusd_epi32(lo[g], xu, w0);
     hi[g] = _mm512_dpbusd_epi32(hi[g], xu, w1);
   }
@@ -997,9 +1004,7 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_
         corr[v] = _mm512_dpbusd_epi32(corr[v], offset, wv[v]);
       }
       for (int m = 0; m < MR; ++m) {
-        int32_t word;
-        memcpy(&word, xt + (size_t)m * x_step + 4 * q, sizeof(word));
-        const __m512i xu = _mm512_set1_epi32(word ^ (int32_t)0x80808080u);
+        const __m512i xu = _mm512_set1_epi32(q8_unsigned_quad(xt + (size_t)m * x_step + 4 * q));
         for (int v = 0; v < W; ++v) acc[m][v] = _mm512_dpbusd_epi32(acc[m][v], xu, wv[v]);
       }
     }
@@ -1029,9 +1034,8 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_
       const __m256i wv = _mm256_loadu_si256((const __m256i*)(const void*)(wt + (size_t)q * 32));
       corr = _mm256_dpbusd_epi32(corr, offset, wv);
       for (int m = 0; m < MR; ++m) {
-        int32_t word;
-        memcpy(&word, xt + (size_t)m * x_step + 4 * q, sizeof(word));
-        acc[m] = _mm256_dpbusd_epi32(acc[m], _mm256_set1_epi32(word ^ (int32_t)0x80808080u), wv);
+        const __m256i xu = _mm256_set1_epi32(q8_unsigned_quad(xt + (size_t)m * x_step + 4 * q));
+        acc[m] = _mm256_dpbusd_epi32(acc[m], xu, wv);
       }
     }
   }
