@@ -1,13 +1,16 @@
 """Fuzzing the CondComp custom ops: random shapes, attributes and inputs
 (NaN, +-Inf, empty batches, malformed FlexBuffers options, wrong tensors).
 
-Every case either runs and matches a float64 reference of
-docs/architecture.md, or fails with an error status; it never crashes.
+Every case either runs and matches the float64 reference of
+docs/architecture.md, or fails with an error status; it never crashes. The
+reference and the comparison with it are written once, in the test driver
+(tflite/ops/driver/reference.cc): both harnesses use them.
 
 Two harnesses, both in subprocesses so that a segfault fails the test (with
 the case that crashed and the command to replay it) instead of killing pytest:
 
-* native: tflite/arm/condcomp_driver.cc built for the host, driving the
+* native: the test driver (tflite/ops/driver/, the driver_sources of
+  tflite/ops/build.txt) built for the host, driving the
   portable kernels and the TFLite glue (Init/Prepare/Invoke/Free through a
   mock TfLiteContext whose tensor buffers are exact-size heap blocks); a
   second build runs the AVX512-VNNI int8 kernel with SIMDe's vpdpbusd.
@@ -15,7 +18,9 @@ the case that crashed and the command to replay it) instead of killing pytest:
   --worker ...`): each case is a one-op .tflite flatbuffer written here with
   TFLite's schema (so attributes, shapes and options can be anything, not just
   what the converter emits), run by `keras_condcomp.litert.Interpreter`
-  (tf.lite with the ops registered from build/tflite_ops).
+  (tf.lite with the ops registered from build/tflite_ops). The outputs of
+  all valid cases go to one CCLAYER2 file (tflite/ops/driver/layer_file.h)
+  that the host driver's `check FILE` compares with the reference.
 
 Default run: a few hundred cases each. `pytest -m slow` runs >= 10,000 cases
 each; `tflite/sanitize.sh` runs the native harness under ASan/UBSan.
@@ -26,207 +31,71 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARM = os.path.join(ROOT, "tflite", "arm")
 OPS = os.path.join(ROOT, "tflite", "ops")
 
 ACTIVATIONS = (
     "linear", "relu", "relu6", "sigmoid", "tanh", "elu", "selu", "softplus", "softsign",
     "silu", "gelu", "leaky_relu", "hard_sigmoid", "hard_silu", "mish", "exponential",
 )
-ALIASES = {"swish": "silu", "hard_swish": "hard_silu", "None": "linear"}
-# Activations whose kernel turns a NaN pre-activation into a number (Keras: NaN).
-NAN_CLAMPING = ("relu", "relu6", "hard_sigmoid")
+# The Keras aliases the op accepts (the driver's reference knows them too).
+ALIAS_NAMES = ("swish", "hard_swish")
 
-# ---------------------------------------------------------------- reference
+# ------------------------------------------------------- reference check
 
 
-def act_ref(name, z):
-    """Keras 3 activation in float64, NaN in -> NaN out."""
+def _i32(*values):
+    return struct.pack(f"<{len(values)}i", *values)
+
+
+def _text(value):
+    data = value.encode()
+    return _i32(len(data)) + data
+
+
+def layer_record(c, y, name):
+    """Case c and the output y the interpreter gave, as one layer of a
+    CCLAYER2 file (tflite/ops/driver/layer_file.h)."""
     import numpy as np
 
-    name = ALIASES.get(name, name)
-    with np.errstate(all="ignore"):
-        sp = np.where(z > 0, z + np.log1p(np.exp(-np.abs(z))), np.log1p(np.exp(np.minimum(z, 0))))
-        f = {
-            "linear": lambda: z,
-            "relu": lambda: np.where(z > 0, z, 0.0),
-            "relu6": lambda: np.clip(z, 0.0, 6.0),
-            "sigmoid": lambda: 1.0 / (1.0 + np.exp(-z)),
-            "tanh": lambda: np.tanh(z),
-            "elu": lambda: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
-            "selu": lambda: 1.0507009873554805
-            * np.where(z > 0, z, 1.6732632423543772 * np.expm1(np.minimum(z, 0))),
-            "softplus": lambda: sp,
-            "softsign": lambda: z / (1.0 + np.abs(z)),
-            "silu": lambda: z / (1.0 + np.exp(-z)),
-            "gelu": lambda: 0.5 * z * (1.0 + _erf(z / np.sqrt(2.0))),
-            "leaky_relu": lambda: np.where(z > 0, z, 0.2 * z),
-            "hard_sigmoid": lambda: np.clip(z + 3.0, 0.0, 6.0) / 6.0,
-            "hard_silu": lambda: z * np.clip(z + 3.0, 0.0, 6.0) / 6.0,
-            "mish": lambda: z * np.tanh(sp),
-            "exponential": lambda: np.exp(z),
-        }[name]()
-        return np.where(np.isnan(z), np.nan, f)
+    conv = c["op"] == "conv"
+    x = c["x"]
+    B, D = x.shape[0], c["D"]
+    H, W = (x.shape[1], x.shape[2]) if conv else (1, 1)
+    geometry = [c[k] for k in ("KH", "KW", "sh", "sw", "dh", "dw")] if conv else [1] * 6
+    rec = _i32(1 if conv else 0) + _text(name) + _text(c["act"]) + struct.pack("<f", c["thr"])
+    rec += _i32(c["bias"] is not None, B, D, H, W, c["K"], c["bs"], *geometry,
+                bool(c.get("same")), c["ibs"])
+    rec += _i32(0, 0, 0, 0)  # top_k, scale_by_gate, int8, n_input_scale
+    for arr in (x, c["kernel"], c["bias"], c["wp"], c["bp"]):
+        if arr is not None:
+            rec += np.ascontiguousarray(arr, dtype="<f4").tobytes()
+    y = np.asarray(y)
+    return rec + _i32(y.ndim, *y.shape) + np.ascontiguousarray(y, dtype="<f4").tobytes()
 
 
-def _erf(x):
-    import numpy as np
-
-    try:
-        from scipy.special import erf
-
-        return erf(x)
-    except ImportError:  # pragma: no cover - scipy is a test dependency
-        import math
-
-        return np.vectorize(math.erf, otypes=[float])(x)
-
-
-def conv_geometry(size, k, s, d, same):
-    eff = (k - 1) * d + 1
-    if same:
-        out = -(-size // s)
-        pad = max((out - 1) * s + eff - size, 0) // 2
-    else:
-        out = (size - eff) // s + 1 if size >= eff else 0
-        pad = 0
-    return out, pad
-
-
-def gate_ref(z, err, thr):
-    """0 off, 1 on, 2 within rounding of the threshold (sigmoid in double, then float)."""
-    import numpy as np
-
-    with np.errstate(all="ignore"):
-        def on(v):
-            return (1.0 / (1.0 + np.exp(-v))).astype(np.float32) > np.float32(thr)
-
-        lo, hi = on(z - err), on(z + err)
-        g = np.where(lo == hi, lo.astype(np.int8), 2)
-        g = np.where(np.isinf(z), on(z).astype(np.int8), g)
-        return np.where(np.isnan(z), 0, g)
-
-
-def dot_err(n, abs_sum):
-    return (n + 4.0) * 1.2e-7 * abs_sum + 1e-30
-
-
-def reference(c):
-    """(pre-activation z, its error bound, gates [B, K]) as float64 arrays."""
-    import numpy as np
-
-    x = c["x"].astype(np.float64)
-    K, bs = c["K"], c["bs"]
-    wp, bp = c["wp"].astype(np.float64), c["bp"].astype(np.float64)
-    bias = c["bias"].astype(np.float64) if c["bias"] is not None else np.zeros(K * bs)
-    with np.errstate(all="ignore"):
-        if c["op"] == "dense":
-            kern = c["kernel"].astype(np.float64).transpose(1, 0, 2).reshape(x.shape[1], K * bs)
-            gz = x @ wp + bp
-            ga = np.abs(x) @ np.abs(wp) + np.abs(bp)
-            gates = gate_ref(gz, dot_err(x.shape[1], ga), c["thr"])
-            z = x @ kern + bias
-            err = dot_err(x.shape[1], np.abs(x) @ np.abs(kern) + np.abs(bias))
-            return z, err, gates
-        B, H, W, C = x.shape
-        hw = H * W
-        mean = x.sum(axis=(1, 2)) / hw if hw else np.zeros((B, C))
-        amean = np.abs(x).sum(axis=(1, 2)) / hw if hw else np.zeros((B, C))
-        gz = mean @ wp + bp
-        gates = gate_ref(gz, dot_err(hw + C, amean @ np.abs(wp) + np.abs(bp)), c["thr"])
-        KH, KW = c["KH"], c["KW"]
-        # kernel_bm [K, KH, KW, C, bs] -> [KH, KW, C, K*bs]
-        kern = c["kernel"].astype(np.float64).transpose(1, 2, 3, 0, 4).reshape(KH, KW, C, K * bs)
-        OH, pt = conv_geometry(H, KH, c["sh"], c["dh"], c["same"])
-        OW, pl = conv_geometry(W, KW, c["sw"], c["dw"], c["same"])
-        z = np.broadcast_to(bias, (B, OH, OW, K * bs)).copy()
-        a = np.broadcast_to(np.abs(bias), (B, OH, OW, K * bs)).copy()
-        n = np.zeros((OH, OW, 1))
-        for kh in range(KH):
-            for kw in range(KW):
-                for oh in range(OH):
-                    ih = oh * c["sh"] - pt + kh * c["dh"]
-                    if not 0 <= ih < H:
-                        continue
-                    for ow in range(OW):
-                        iw = ow * c["sw"] - pl + kw * c["dw"]
-                        if not 0 <= iw < W:
-                            continue
-                        xv = x[:, ih, iw, :]
-                        z[:, oh, ow, :] += xv @ kern[kh, kw]
-                        a[:, oh, ow, :] += np.abs(xv) @ np.abs(kern[kh, kw])
-                        n[oh, ow] += C
-        return z, dot_err(n, a), gates
-
-
-def check_output(c, y):
-    """Returns None if `y` matches the reference, else a description."""
-    import numpy as np
-
-    z, err, gates = reference(c)
-    K, bs = c["K"], c["bs"]
-    if y.shape != z.shape:
-        return f"output shape {y.shape}, expected {z.shape}"
-    if y.size == 0:
-        return None
-    act = c["act"]
-    B = y.shape[0]
-    # An example whose input holds NaN or +-Inf: its whole output row is NaN
-    # (keras_condcomp.layers.nonfinite_rows_to_nan), the other rows as usual.
-    x = np.asarray(c["x"]).reshape(B, -1)
-    nonfinite = ~np.isfinite(x).all(axis=1)
-    if not np.isnan(y.reshape(B, -1)[nonfinite]).all():
-        return "an example with a non-finite input does not get an all-NaN output row"
-    if nonfinite.all():
-        return None
-    keep = ~nonfinite
-    y, z, gates = y[keep], z[keep], gates[keep]
-    err = np.broadcast_to(err, (B,) + z.shape[1:])[keep] if np.ndim(err) else err
-    B = y.shape[0]
-    yb = y.reshape(B, -1, K, bs)
-    zb = z.reshape(B, -1, K, bs)
-    eb = np.broadcast_to(err, z.shape).reshape(B, -1, K, bs)
-    g = gates[:, None, :, None]
-    off = np.broadcast_to(g == 0, yb.shape)
-    if np.any(yb[off] != 0):
-        return "an inactive block is not exactly zero"
-    with np.errstate(all="ignore"):
-        ref = act_ref(act, zb)
-        lo = np.minimum(np.minimum(act_ref(act, zb - eb), act_ref(act, zb + eb)), ref)
-        hi = np.maximum(np.maximum(act_ref(act, zb - eb), act_ref(act, zb + eb)), ref)
-        lo = np.where(np.isnan(lo), ref, lo)
-        hi = np.where(np.isnan(hi), ref, hi)
-        tol = 4e-6 * np.maximum(np.abs(lo), np.abs(hi))
-        if ALIASES.get(act, act) == "gelu":
-            tol = tol + 5e-7 * (1.0 + np.minimum(np.abs(zb), 1e3))
-        lo, hi = lo - tol, hi + tol
-        yd = yb.astype(np.float64)
-        fmax = float(np.finfo(np.float32).max)
-        ok = (yd >= lo) & (yd <= hi)
-        ok |= np.isinf(yd) & (((yd > 0) & (hi >= fmax)) | ((yd < 0) & (lo <= -fmax)))
-        ok |= np.isnan(yd) & ((hi >= fmax) | (lo <= -fmax))
-        # Infinite pre-activation: exactly act(+-inf) (to float rounding).
-        inf_z = np.isinf(zb)
-        ok = np.where(inf_z, (yd == ref) | (np.abs(yd - ref) <= 4e-6 * np.abs(ref)), ok)
-        nan_ref = np.isnan(ref)
-        nan_ok = np.isnan(yd)
-        if ALIASES.get(act, act) in NAN_CLAMPING:
-            nan_ok |= np.isnan(zb)  # known deviation, see tflite/arm/README / docs/deploy_phone.md
-        ok = np.where(nan_ref, nan_ok, ok)
-    on = np.broadcast_to(g == 1, yb.shape)
-    amb = np.broadcast_to(g == 2, yb.shape)
-    bad = on & ~ok
-    # An ambiguous block is fine all-zero or all-matching.
-    amb_blocks_zero = np.all((yb == 0) | ~amb, axis=(1, 3), keepdims=True)
-    bad |= amb & ~ok & ~np.broadcast_to(amb_blocks_zero, yb.shape)
-    if np.any(bad):
-        i = tuple(int(v) for v in np.argwhere(bad)[0])
-        return f"y{i}={yb[i]!r}, reference z={zb[i]!r} -> {ref[i]!r} ({act})"
-    return None
+def check_outputs(driver, outputs, workdir):
+    """outputs: [(case index, case, y)]. Runs `driver check FILE` once over
+    all of them; returns [(case index or None, reason)] for the mismatches."""
+    path = os.path.join(workdir, "outputs.cclayer")
+    with open(path, "wb") as f:
+        f.write(b"CCLAYER2" + _i32(len(outputs)))
+        for i, c, y in outputs:
+            f.write(layer_record(c, y, f"case {i}"))
+    proc = subprocess.run([str(driver), "check", path], capture_output=True, text=True)
+    failures = []
+    for line in proc.stdout.splitlines():
+        m = re.match(r"FAIL layer (\d+) \(.*?\): (.*)", line)
+        if m:
+            failures.append((outputs[int(m.group(1))][0], m.group(2)))
+    if proc.returncode not in (0, 1) or (proc.returncode == 1) != bool(failures):
+        failures.append((None, f"`{driver} check {path}` exited with {proc.returncode}: "
+                               f"{proc.stderr.strip()[-1000:]}"))
+    return failures
 
 
 # ------------------------------------------------------------ model writer
@@ -352,7 +221,7 @@ def random_case(rng):
         flat = x.reshape(-1)
         for _ in range(int(rng.integers(1, 4))):
             flat[rng.integers(flat.size)] = rng.choice([np.nan, np.inf, -np.inf, 1e30, -1e30])
-    act = str(rng.choice(ACTIVATIONS + ("swish", "hard_swish")))
+    act = str(rng.choice(ACTIVATIONS + ALIAS_NAMES))
     thr = float(np.float32(rng.choice([0.5, 0.0, 1.0, 0.25, 0.9, rng.random()])))
     has_bias = rng.random() < 0.8
     c.update(D=D, act=act, thr=thr, ibs=ibs, x=x.astype(np.float32),
@@ -449,7 +318,9 @@ def describe(c):
 # ------------------------------------------------------------------ worker
 
 
-def run_worker(seed, cases, progress, threads_max=2, only=None):
+def run_worker(seed, cases, progress, driver, threads_max=2, only=None):
+    import tempfile
+
     import numpy as np
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -457,6 +328,7 @@ def run_worker(seed, cases, progress, threads_max=2, only=None):
 
     stats = {"cases": 0, "ok": 0, "expected_errors": 0, "mutated_ok": 0, "mutated_err": 0,
              "failures": []}
+    outputs = []  # (case index, case, y) of the valid cases, for the reference check
     for i in range(cases) if only is None else [only]:
         if progress:
             with open(progress, "w") as f:
@@ -493,11 +365,18 @@ def run_worker(seed, cases, progress, threads_max=2, only=None):
         if err is not None:
             stats["failures"].append(f"case {i}: valid case failed: {err} ({describe(c)})")
             continue
-        why = check_output(c, y)
-        if why:
-            stats["failures"].append(f"case {i}: {why} ({describe(c)})")
-        else:
-            stats["ok"] += 1
+        outputs.append((i, c, y))
+    if progress:
+        with open(progress, "w") as f:
+            f.write("check\n")
+    with tempfile.TemporaryDirectory() as workdir:
+        failures = check_outputs(driver, outputs, workdir) if outputs else []
+    by_case = {i: c for i, c, _ in outputs}
+    for i, why in failures:
+        where = f"case {i}" if i is not None else "reference check"
+        detail = f" ({describe(by_case[i])})" if i is not None else ""
+        stats["failures"].append(f"{where}: {why}{detail}")
+    stats["ok"] += len(outputs) - sum(i is not None for i, _ in failures)
     return stats
 
 
@@ -533,21 +412,31 @@ if pytest is not None:
             return {m.group(1): m.group(2).split() for m in lines if m}
 
     def _build_driver(out, *cflags):
+        """The ops' sources and the driver's (build.txt's sources and
+        driver_sources) compiled two at a time, linked into out/condcomp_driver."""
+        from concurrent.futures import ThreadPoolExecutor
+
         cc = shutil.which("gcc") or shutil.which("cc")
         cxx = shutil.which("g++") or shutil.which("c++")
         if not cc or not cxx:
             pytest.skip("no C/C++ compiler (apt-get install gcc g++)")
         build = _ops_build()
-        objs = []
+        jobs = []
         for src in build["sources"]:
             obj = out / (os.path.splitext(src)[0] + ".o")
-            subprocess.run([cc, *build["cflags"], "-O2", "-g", *cflags,
-                            "-c", os.path.join(OPS, src), "-o", str(obj)], check=True)
-            objs.append(str(obj))
+            jobs.append([cc, *build["cflags"], "-O2", "-g", *cflags,
+                         "-c", os.path.join(OPS, src), "-o", str(obj)])
+        for src in build["driver_sources"]:
+            obj = out / ("driver_" + os.path.splitext(os.path.basename(src))[0] + ".o")
+            jobs.append([cxx, "-std=c++17", "-O2", "-g", "-Wno-psabi", "-I", OPS,
+                         "-c", os.path.join(OPS, src), "-o", str(obj)])
+        # the slowest (the kernels) first
+        jobs.sort(key=lambda cmd: "condcomp_kernels.c" not in cmd[-3])
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+            list(pool.map(lambda cmd: subprocess.run(cmd, check=True), jobs))
         exe = out / "condcomp_driver"
-        subprocess.run([cxx, "-std=c++17", "-O2", "-g", "-Wno-psabi", "-I", OPS, "-I", ARM,
-                        os.path.join(ARM, "condcomp_driver.cc"), *objs, "-o", str(exe),
-                        "-lpthread", "-lm"], check=True)
+        subprocess.run([cxx, *(cmd[-1] for cmd in jobs), "-o", str(exe), "-lpthread", "-lm"],
+                       check=True)
         return exe
 
     @pytest.fixture(scope="module")
@@ -615,13 +504,13 @@ if pytest is not None:
             return f"custom-op library not built ({litert.BUILD_COMMAND})"
         return None
 
-    def _interpreter(cases, seed, tmp_path):
+    def _interpreter(driver, cases, seed, tmp_path):
         reason = _litert_ready()
         if reason:
             pytest.skip(reason)
         progress = str(tmp_path / "interp.progress")
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--seed", str(seed),
-               "--cases", str(cases), "--progress", progress]
+               "--cases", str(cases), "--progress", progress, "--driver", str(driver)]
         proc = _run_isolated(cmd, progress, "interpreter fuzz worker", timeout=3600)
         assert proc.returncode == 0, proc.stderr[-4000:]
         stats = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -630,12 +519,30 @@ if pytest is not None:
         assert stats["ok"] > cases // 4 and stats["expected_errors"] > cases // 10, stats
         return stats
 
-    def test_interpreter_fuzz(tmp_path):
-        _interpreter(300, 5, tmp_path)
+    def test_reference_knows_the_activation_names(host_driver, tmp_path):
+        """Every activation name the harness builds models with is one the
+        driver's reference computes (an empty batch per name: no values);
+        an unknown name makes the file malformed (exit status 2)."""
+        import numpy as np
+
+        def case(act):
+            return {"op": "dense", "x": np.zeros((0, 2), np.float32), "D": 2, "K": 1, "bs": 1,
+                    "act": act, "thr": 0.5, "ibs": 0, "bias": None,
+                    "kernel": np.zeros((1, 2, 1), np.float32), "wp": np.zeros((2, 1), np.float32),
+                    "bp": np.zeros(1, np.float32)}
+
+        names = ACTIVATIONS + ALIAS_NAMES
+        outputs = [(i, case(n), np.zeros((0, 1), np.float32)) for i, n in enumerate(names)]
+        assert check_outputs(host_driver, outputs, str(tmp_path)) == []
+        bad = check_outputs(host_driver, [(0, case("softmax"), np.zeros((0, 1)))], str(tmp_path))
+        assert bad and "exited with 2" in bad[0][1] and "unknown activation 'softmax'" in bad[0][1]
+
+    def test_interpreter_fuzz(host_driver, tmp_path):
+        _interpreter(host_driver, 300, 5, tmp_path)
 
     @pytest.mark.slow
-    def test_interpreter_fuzz_10k(tmp_path):
-        _interpreter(10000, 99, tmp_path)
+    def test_interpreter_fuzz_10k(host_driver, tmp_path):
+        _interpreter(host_driver, 10000, 99, tmp_path)
 
 
 def main(argv=None):
@@ -645,13 +552,15 @@ def main(argv=None):
     parser.add_argument("--cases", type=int, default=100)
     parser.add_argument("--progress", default=None)
     parser.add_argument("--only", type=int, default=None, help="replay one case")
+    parser.add_argument("--driver", required=True,
+                        help="the host test driver (its `check FILE` compares with the reference)")
     args = parser.parse_args(argv)
     if args.only is not None:
         import numpy as np
 
         c = random_case(np.random.default_rng([args.seed, args.only]))
         print(describe(c), file=sys.stderr)
-    stats = run_worker(args.seed, args.cases, args.progress, only=args.only)
+    stats = run_worker(args.seed, args.cases, args.progress, args.driver, only=args.only)
     print(json.dumps(stats))
 
 

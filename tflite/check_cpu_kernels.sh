@@ -9,7 +9,7 @@
 #
 #   1. prints the CPU model, its SIMD flags and the kernels the library picks;
 #   2. fuzzes the kernels and the TFLite glue against the float64 reference
-#      (tflite/arm/condcomp_driver.cc, N cases each) with the kernels the CPU
+#      (tflite/ops/driver/, N cases each) with the kernels the CPU
 #      picks and with CONDCOMP_KERNEL_ISA=avx2 and baseline;
 #   3. times the paper-sized 784-2048-2048-2048 gated stack
 #      (tflite/ops/bench_kernels.c, tau 0.25, float32 and int8, batch 1 and
@@ -22,7 +22,6 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OPS="$ROOT/tflite/ops"
-ARM="$ROOT/tflite/arm"
 OUT="${BUILD_DIR:-$ROOT/build/cpu_check}"
 CASES=3000
 ROUNDS=5
@@ -49,12 +48,13 @@ echo "flags: $flags"
 build_txt() { sed -n "s/^$1 *= *//p" "$OPS/build.txt"; }
 read -ra sources <<< "$(build_txt sources)"
 read -ra cflags <<< "$(build_txt cflags)"
+read -ra driver_sources <<< "$(build_txt driver_sources)"
 objs=()
 for src in "${sources[@]}"; do
   "$CC" "${cflags[@]}" -O2 -g -c "$OPS/$src" -o "$OUT/${src%.c}.o"
   objs+=("$OUT/${src%.c}.o")
 done
-"$CXX" -std=c++17 -O2 -g -Wno-psabi -I"$OPS" -I"$ARM" "$ARM/condcomp_driver.cc" "${objs[@]}" \
+"$CXX" -std=c++17 -O2 -g -Wno-psabi -I"$OPS" "${driver_sources[@]/#/$OPS/}" "${objs[@]}" \
   -o "$OUT/condcomp_driver" -lpthread -lm
 "$CC" "${cflags[@]}" -O3 "$OPS/bench_kernels.c" "$OPS/condcomp_kernels.c" -lm \
   -o "$OUT/bench_kernels"

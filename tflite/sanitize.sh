@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the CondComp custom ops (the sources of tflite/ops/build.txt:
 # kernels, FlexBuffers reader, TFLite glue, thread pool) with the test driver
-# tflite/arm/condcomp_driver.cc for the host under sanitizers, and runs the
-# driver's random cases through them:
+# tflite/ops/driver/ (build.txt's driver_sources) for the host under
+# sanitizers, and runs the driver's random cases through them:
 #
 #   1. AddressSanitizer + UndefinedBehaviorSanitizer (+ float-cast-overflow),
 #      kernels selected at run time (x86-64: the AVX2+FMA clone if the CPU has it)
@@ -24,7 +24,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OPS="${OPS_DIR:-$ROOT/tflite/ops}"  # OPS_DIR: check a patched copy
-ARM="$ROOT/tflite/arm"
+DRIVER="$ROOT/tflite/ops"  # the test driver: driver_sources of build.txt
 OUT="${BUILD_DIR:-$ROOT/build/sanitize}"
 CASES=3000
 SEED=1
@@ -44,6 +44,8 @@ mkdir -p "$OUT"
 build_txt() { sed -n "s/^$1 *= *//p" "$OPS/build.txt"; }
 read -ra sources <<< "$(build_txt sources)"
 read -ra cflags <<< "$(build_txt cflags)"
+# The test driver's C++ sources (this repository's, also with OPS_DIR).
+read -ra driver_sources <<< "$(sed -n "s/^driver_sources *= *//p" "$DRIVER/build.txt")"
 
 build() {  # build NAME "SANITIZER FLAGS" [extra C flags...]
   local name="$1" san="$2"
@@ -58,8 +60,8 @@ build() {  # build NAME "SANITIZER FLAGS" [extra C flags...]
     objs+=("$dir/${src%.c}.o")
   done
   # shellcheck disable=SC2086
-  "$CXX" -std=c++17 -O1 -g -fno-omit-frame-pointer -Wno-psabi $san -I"$OPS" -I"$ARM" \
-    "$ARM/condcomp_driver.cc" "${objs[@]}" -o "$dir/condcomp_driver" -lpthread -lm
+  "$CXX" -std=c++17 -O1 -g -fno-omit-frame-pointer -Wno-psabi $san -I"$OPS" \
+    "${driver_sources[@]/#/$DRIVER/}" "${objs[@]}" -o "$dir/condcomp_driver" -lpthread -lm
 }
 
 run() {  # run NAME MODE

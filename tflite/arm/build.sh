@@ -19,7 +19,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OPS="${OPS_DIR:-$ROOT/tflite/ops}"  # OPS_DIR: build a patched copy instead
-ARM="$ROOT/tflite/arm"
+DRIVER="$ROOT/tflite/ops"  # the test driver: driver_sources of build.txt
 OUT="${BUILD_DIR:-$ROOT/build/arm}"
 if [ -z "${CROSS+x}" ]; then
   if [ "$(uname -m)" = "aarch64" ]; then CROSS=""; else CROSS="aarch64-linux-gnu-"; fi
@@ -46,6 +46,8 @@ read -ra DELEGATE_SOURCES <<< "$(build_txt delegate_sources)"
 # shellcheck disable=SC2206
 EXTRA=(${ARM_CFLAGS:-})
 read -ra CFLAGS <<< "$(build_txt cflags) $(build_txt library_cflags)"
+# The test driver's C++ sources (this repository's, also with OPS_DIR).
+read -ra DRIVER_SOURCES <<< "$(sed -n "s/^driver_sources *= *//p" "$DRIVER/build.txt")"
 CFLAGS+=(-fPIC -march=armv8-a "${EXTRA[@]}")
 
 for src in "${SOURCES[@]}" "${DELEGATE_SOURCES[@]}"; do
@@ -67,9 +69,15 @@ for src in "${DELEGATE_SOURCES[@]}"; do DELEGATE_OBJS+=("$OUT/obj/${src%.c}.o");
   "$OUT/libcondcomp_tflite_ops.so"
 
 # Static test/benchmark driver: runs under qemu-aarch64 without a sysroot.
-"$CXX" -std=c++17 -O2 -Wall -Wextra -Wno-psabi -I"$OPS" -I"$ARM" -march=armv8-a "${EXTRA[@]}" \
-  -c "$ARM/condcomp_driver.cc" -o "$OUT/obj/condcomp_driver.o"
-"$CXX" -static -o "$OUT/condcomp_driver" "$OUT/obj/condcomp_driver.o" "${OBJS[@]}" \
+DRIVER_OBJS=()
+mkdir -p "$OUT/obj/driver"
+for src in "${DRIVER_SOURCES[@]}"; do
+  obj="$OUT/obj/driver/$(basename "${src%.cc}").o"
+  "$CXX" -std=c++17 -O2 -Wall -Wextra -Wno-psabi -I"$OPS" -march=armv8-a "${EXTRA[@]}" \
+    -c "$DRIVER/$src" -o "$obj"
+  DRIVER_OBJS+=("$obj")
+done
+"$CXX" -static -o "$OUT/condcomp_driver" "${DRIVER_OBJS[@]}" "${OBJS[@]}" \
   -lpthread -lm
 
 # Did the block kernels become NEON code? Count vector FMAs (fmla vN.4s) in

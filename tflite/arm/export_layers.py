@@ -12,7 +12,7 @@ layer received in Keras for a random batch and the output Keras computed
 custom-op glue and kernels and compares. `--demo` builds a small untrained
 conv + dense network whose policies switch roughly half the blocks off.
 
-File format (little endian), read by load_layers() in condcomp_driver.cc:
+File format (little endian), read by load_layers() in tflite/ops/driver/layer_file.cc:
     b"CCLAYER1", i32 n_layers, then per layer
     i32 op (0 dense, 1 conv), i32 len + name, i32 len + activation,
     f32 threshold, i32 has_bias,

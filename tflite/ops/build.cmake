@@ -1,9 +1,10 @@
 # CMake's reader of build.txt (the op library's sources and common flags):
 # include() it to get, for each `name = words` line of build.txt, the list
 # CONDCOMP_OPS_<NAME> (name upper-cased), with the files of sources,
-# delegate_sources and headers as absolute paths:
+# delegate_sources, driver_sources and headers as absolute paths:
 #
 #   CONDCOMP_OPS_SOURCES, CONDCOMP_OPS_DELEGATE_SOURCES, CONDCOMP_OPS_HEADERS,
+#   CONDCOMP_OPS_DRIVER_SOURCES (the test driver, C++17),
 #   CONDCOMP_OPS_CFLAGS, CONDCOMP_OPS_LIBRARY_CFLAGS
 #
 # Editing build.txt re-runs the configure step.
@@ -17,6 +18,6 @@ foreach(_cc_ops_line IN LISTS _cc_ops_lines)
   string(TOUPPER "${_cc_ops_name}" _cc_ops_name)
   set(CONDCOMP_OPS_${_cc_ops_name} ${_cc_ops_words})
 endforeach()
-foreach(_cc_ops_name SOURCES DELEGATE_SOURCES HEADERS)
+foreach(_cc_ops_name SOURCES DELEGATE_SOURCES DRIVER_SOURCES HEADERS)
   list(TRANSFORM CONDCOMP_OPS_${_cc_ops_name} PREPEND "${CMAKE_CURRENT_LIST_DIR}/")
 endforeach()

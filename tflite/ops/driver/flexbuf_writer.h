@@ -6,8 +6,8 @@
 // stored inline or indirectly can be chosen, so the op's parser sees more than
 // one valid encoding. Independent of tflite/ops/flexbuffer_map.c (the reader
 // under test).
-#ifndef CONDCOMP_ARM_FLEXBUF_WRITER_H_
-#define CONDCOMP_ARM_FLEXBUF_WRITER_H_
+#ifndef CONDCOMP_DRIVER_FLEXBUF_WRITER_H_
+#define CONDCOMP_DRIVER_FLEXBUF_WRITER_H_
 
 #include <algorithm>
 #include <cstdint>
@@ -221,4 +221,4 @@ inline std::vector<uint8_t> BuildMap(const std::vector<Entry>& entries) {
 
 }  // namespace ccfx
 
-#endif  // CONDCOMP_ARM_FLEXBUF_WRITER_H_
+#endif  // CONDCOMP_DRIVER_FLEXBUF_WRITER_H_
