@@ -34,7 +34,7 @@ from keras_condcomp import reference
 MODES = ("auto", "sparse", "dense")
 # TF's gather/scatter overhead makes the sparse path slower than the masked
 # matmul above ~0.15 of the weights: 0.56x at max_density 0.5, tau 0.5, batch 1
-# (`python tflite/benchmark.py --tf --max-density 0.5 0.15`, x86-64, 2 cores).
+# (`python benchmarks/benchmark.py --tf --max-density 0.5 0.15`, x86-64, 2 cores).
 DEFAULT_MAX_DENSITY = 0.15
 
 

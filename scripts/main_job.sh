@@ -12,7 +12,7 @@
 #      scikit-learn's digits (real data, offline), timed on every inference path
 #   3. tflite/convert.py: condnet_tau0.25.keras -> .tflite (custom ops) and the
 #      dense builtin-op export, each run against Keras (--verify)
-#   4. tflite/benchmark.py: the paper-sized 784-2048-2048-2048-10 gated MLP,
+#   4. benchmarks/benchmark.py: the paper-sized 784-2048-2048-2048-10 gated MLP,
 #      custom ops vs dense XNNPACK, tau 0.5/0.25/0.1, batch 1/32, 1/2 threads
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,6 @@ python tflite/convert.py "$OUT/digits_fc/condnet_tau0.25.keras" -o "$OUT/digits_
 python tflite/convert.py "$OUT/digits_fc/condnet_tau0.25.keras" -o "$OUT/digits_dense.tflite" --dense --verify 64
 
 echo "== 3/3 benchmark: custom ops vs dense XNNPACK"
-python tflite/benchmark.py --runs "$RUNS" --out "$OUT/tflite_gated_mlp.md"
+python benchmarks/benchmark.py --runs "$RUNS" --out "$OUT/tflite_gated_mlp.md"
 
 echo "main job done: results in $OUT/ (digits_fc/results.csv, *.tflite, tflite_gated_mlp.md)"

@@ -14,4 +14,4 @@ for seed in 0 1 2; do
 done
 # The summary and timing of all trained models (MNIST, Fashion-MNIST, CIFAR-10
 # subset) is one command, run once every data set's runs exist:
-#   python tflite/benchmark_trained.py runs/{mnist,fashion,cifar}_gate_s{0,1,2}
+#   python benchmarks/benchmark_trained.py runs/{mnist,fashion,cifar}_gate_s{0,1,2}

@@ -1,7 +1,7 @@
 """aarch64 build of the CondComp custom ops, run under qemu-user.
 
 Cross-compiles tflite/ops (kernels + TFLite glue) and the test driver
-tflite/arm/condcomp_driver.cc with Debian's aarch64 toolchain and runs the
+tflite/ops/driver/ with Debian's aarch64 toolchain and runs the
 driver's checks under qemu-aarch64: random cases against a double-precision
 reference, the glue through a mock TfLiteContext, the gated layers of a Keras
 model, NEON code in the block kernels, and (dynamic instruction counts) that a
@@ -19,6 +19,7 @@ import subprocess
 import sys
 
 import pytest
+from script_helpers import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARM = os.path.join(ROOT, "tflite", "arm")
@@ -151,7 +152,7 @@ def test_model_layers_match_keras_under_qemu(arm_build, tmp_path):
 @pytest.mark.skipif(NATIVE, reason="counts instructions through qemu's exec log")
 def test_gated_layer_executes_fewer_instructions(arm_build):
     """Emulated aarch64 instruction counts: 2 of 8 blocks on vs all 8 on."""
-    import insn_count  # tflite/arm (pytest's pythonpath)
+    insn_count = load_script("tflite/arm/insn_count.py")
     driver = str(arm_build / "condcomp_driver")
     match = r"dense_block|cc_gated_dense|cc_apply_activation"
     counts = {}

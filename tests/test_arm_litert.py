@@ -23,6 +23,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from script_helpers import load_script
 from sklearn.datasets import load_digits
 from tflite_helpers import REPO, load_convert
 
@@ -97,7 +98,7 @@ def test_litert_aarch64_matches_x86_keras(aarch64, tmp_path, which):
     if which == "digits":
         network, x = _digits_condnet()
     else:  # the 784-2048x3 benchmark condnet of the instruction-count table, tau 0.25
-        from litert_insn import benchmark_condnet  # tflite/arm (pytest's pythonpath)
+        benchmark_condnet = load_script("tflite/arm/litert_insn.py").benchmark_condnet
 
         network, x = benchmark_condnet(0.25, 2048)
     cv = load_convert()
@@ -121,7 +122,9 @@ def test_litert_aarch64_matches_x86_keras(aarch64, tmp_path, which):
 
 def test_equal_mac_dense_peer_has_the_compared_networks_sizes():
     """litert_insn's equal-multiply-adds peer: the network's input, output and depth."""
-    from litert_insn import equal_mac_dense, layer_sizes, multiply_adds
+    litert_insn = load_script("tflite/arm/litert_insn.py")
+    equal_mac_dense, layer_sizes = litert_insn.equal_mac_dense, litert_insn.layer_sizes
+    multiply_adds = litert_insn.multiply_adds
 
     network = keras.Sequential([keras.Input((64,)), kc.GatedDense(128, 8),
                                 kc.GatedDense(128, 8), keras.layers.Dense(10)])

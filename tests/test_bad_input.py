@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import pytest
 from data_helpers import isolate_data_search
+from script_helpers import load_script
 from tflite_helpers import REPO, load_convert, require_ops_library
 
 import keras_condcomp as kc
@@ -596,7 +597,7 @@ BENCHMARK_ARGUMENTS = [
 
 def test_benchmark_cli_bad_arguments(capsys):
     # In-process: a subprocess would spend its time importing TensorFlow.
-    import benchmark  # tflite/benchmark.py (pytest's pythonpath)
+    benchmark = load_script("benchmarks/benchmark.py")
 
     for args, message in BENCHMARK_ARGUMENTS:
         with pytest.raises(SystemExit) as info:
@@ -607,7 +608,7 @@ def test_benchmark_cli_bad_arguments(capsys):
 
 def test_benchmark_cli_without_the_library(tmp_path, monkeypatch):
     # In-process (the subprocess would spend its time importing TensorFlow).
-    import benchmark  # tflite/benchmark.py (pytest's pythonpath)
+    benchmark = load_script("benchmarks/benchmark.py")
 
     monkeypatch.setattr(litert, "_library", None)
     monkeypatch.setenv(litert.LIBRARY_ENV, str(tmp_path / "missing.so"))

@@ -1,4 +1,4 @@
-"""tflite/benchmark_conv.py: the conv-layer table, its JSON and its argument checks."""
+"""benchmarks/benchmark_conv.py: the conv-layer table, its JSON and its argument checks."""
 
 import json
 import os
@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from script_helpers import load_script
 from tflite_helpers import require_ops_library
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "tflite" / "benchmark_conv.py"
+SCRIPT = REPO / "benchmarks" / "benchmark_conv.py"
 
 
 def _run(args):
@@ -27,7 +28,7 @@ def test_benchmark_conv_writes_rows(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     data = json.loads(out.with_suffix(".json").read_text())
     rows = data["rows"]
-    assert data["cpu"] and data["command"].startswith("python tflite/benchmark_conv.py")
+    assert data["cpu"] and data["command"].startswith("python benchmarks/benchmark_conv.py")
     assert {(r["layers"], r["precision"], r["batch"]) for r in rows} == {
         (layers, precision, batch) for layers in (1, 2)
         for precision in ("float32", "dynamic", "int8") for batch in (1, 3)}
@@ -52,7 +53,7 @@ def test_benchmark_conv_writes_rows(tmp_path):
 ])
 def test_benchmark_conv_rejects_bad_arguments(args, message, capsys):
     # In-process: a subprocess would spend its time importing TensorFlow.
-    import benchmark_conv  # tflite/benchmark_conv.py (pytest's pythonpath)
+    benchmark_conv = load_script("benchmarks/benchmark_conv.py")
 
     with pytest.raises(SystemExit) as info:
         benchmark_conv.parse_args(args)

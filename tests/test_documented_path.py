@@ -273,7 +273,7 @@ def test_plain_keras_model_converts_with_and_without_dense_flag(tmp_path, digits
 def test_verify_passes_on_a_trained_condnet_with_a_builtin_classifier(digits, tmp_path, quantize):
     """`--verify` with `--quantize` checks each CondComp op against its layer's int8
     reference; the builtin classifier (quantized by the standard converter) is
-    no longer compared with a float layer at 1e-5."""
+    not compared with a float layer at 1e-5."""
     x, y = digits
     # 128 x 10 classifier weights: the converter quantizes weight tensors of
     # at least 1024 elements.

@@ -1,18 +1,16 @@
 """Smoke runs of every example script, so the paper-reproduction scripts cannot rot."""
 
 import csv
-import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import cifar10_conv
 import keras
 import numpy as np
-import paper_fc
 import pytest
 from data_helpers import isolate_data_search
+from script_helpers import load_script
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 # The paper experiments by the name their results.json records: paper_fc.py
@@ -20,6 +18,15 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLES = ["digits_fc", "mnist_fc", "cifar10_fc", "svhn_fc", "cifar10_conv"]
 # Gated layers per example with the default architecture.
 GATED_LAYERS = {"digits_fc": 2, "mnist_fc": 2, "cifar10_fc": 2, "svhn_fc": 2, "cifar10_conv": 6}
+
+
+def load_example(name):
+    """examples/<name>.py as a module (its directory on sys.path, as when it runs)."""
+    return load_script(f"examples/{name}.py")
+
+
+cifar10_conv = load_example("cifar10_conv")
+paper_fc = load_example("paper_fc")
 
 
 def spec_of(name):
@@ -53,10 +60,6 @@ def _tflite_available():
 
 
 TFLITE_AVAILABLE = _tflite_available()
-
-
-def load_example(name):
-    return importlib.import_module(name)
 
 
 @pytest.fixture

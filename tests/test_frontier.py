@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from script_helpers import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_DIR = Path(os.environ.get("CONDCOMP_MNIST_DIR",
@@ -23,7 +24,7 @@ def test_frontier_harness_small(tmp_path, capsys):
     from tflite_helpers import require_ops_library
 
     require_ops_library()
-    import frontier
+    frontier = load_script("examples/frontier.py")
 
     args = ["--dataset", "mnist", "--data-dir", str(MNIST_DIR), "--runs", str(tmp_path / "runs"),
             "--out", str(tmp_path / "out"), "--dense", "128", "--kd-dense", "32",
@@ -68,8 +69,8 @@ def test_frontier_harness_small(tmp_path, capsys):
     assert (tmp_path / "out" / "frontier_mnist.md").read_text() == markdown
     # The speed tools of issue 24 on the same runs: the invoke profile of a
     # condnet against its dense peer, and the efficiency rows.
-    import efficiency
-    import profile_invoke
+    efficiency = load_script("benchmarks/efficiency.py")
+    profile_invoke = load_script("benchmarks/profile_invoke.py")
 
     runs = tmp_path / "runs"
     condnet_run = runs / "condnet_h128_b4_k1_straight_through_a1" / "seed0"

@@ -305,7 +305,7 @@ def test_library_reports_isa_and_stats(small_model):
 
 
 def test_profile_counts_the_work_and_tiles_of_each_node(cv):
-    """litert.start_profile / stop_profile (tflite/profile_invoke.py) against the Keras masks."""
+    """litert.start_profile / stop_profile (benchmarks/profile_invoke.py) vs the Keras masks."""
     rng = np.random.default_rng(11)
     net = _mlp(rng)
     data = cv.convert(net)

@@ -1,4 +1,4 @@
-"""examples/gate_pretrained.py -> tflite/benchmark_trained.py on a small real subset.
+"""examples/gate_pretrained.py -> benchmarks/benchmark_trained.py on a small real subset.
 
 Fashion-MNIST (Debian's dataset-fashion-mnist, required in CI like
 tests/test_real_data.py): dense net, gated copy fine-tuned, equal-FLOPs peer,
@@ -58,13 +58,13 @@ def test_gate_pretrained_then_benchmark_trained(tmp_path):
             assert value == pytest.approx(0.5, abs=0.05)
         assert gated["top_k_budget"]["k"] == 2
         runs.append(str(out))
-    stdout = _run([str(REPO / "tflite" / "benchmark_trained.py"), *runs, "--timing-runs", "5",
+    stdout = _run([str(REPO / "benchmarks" / "benchmark_trained.py"), *runs, "--timing-runs", "5",
                    "--warmup", "1", "--batches", "1", "--threads", "1",
                    "--out", str(tmp_path / "table")], tmp_path)
     assert ("| fashion_mnist (1200/300/10000) | gated_dense | 4 blocks, baseline=ema | 2 | 0.5 "
             "| threshold | 2 | 0.") in stdout
     # The same models int8: test errors, decisions kept, speed against the int8 dense nets.
-    _run([str(REPO / "tflite" / "quantized_accuracy.py"), *runs, "--timing-runs", "5",
+    _run([str(REPO / "benchmarks" / "quantized_accuracy.py"), *runs, "--timing-runs", "5",
           "--out", str(tmp_path / "quantized")], tmp_path)
     quantized = json.loads((tmp_path / "quantized.json").read_text())
     assert {r["model"] for r in quantized} == {"dense", "gated_tau0.5", "dense_equal_flops_tau0.5"}

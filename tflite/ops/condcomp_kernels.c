@@ -1652,7 +1652,7 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) static uint64_t conv_block_
   return p->block_size % 16 == 0 ? conv_block_float_w16(p, j) : conv_block_float_v(p, j);
 }
 /* AVX-512 (F + VL) clone: the same 8-float code, but with 32 vector registers
- * the 16-vector batch-1 tiles no longer spill (AVX2 has 16). */
+ * the 16-vector batch-1 tiles do not spill (AVX2 has 16). */
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) static uint64_t dense_block_avx512(
     const cc_gated_dense* p, int j, int* ex) {
   return dense_block_impl(p, j, ex);

@@ -223,7 +223,7 @@ const char* CondCompKernelIsa(void) {
  * quantization, masks; phase 2: the weight-tile loops and the activation)
  * and which weight tiles it read: a tile is (output block j, input block i),
  * read by an example with j on and i non-zero. A measurement mode for
- * tflite/profile_invoke.py: one interpreter invoking at a time. */
+ * benchmarks/profile_invoke.py: one interpreter invoking at a time. */
 /* keras_condcomp.litert mirrors the layout with ctypes */
 _Static_assert(sizeof(CondCompProfileEntry) == 10 * 4 + 8 * 8 + 64 * 8,
                "CondCompProfileEntry layout changed: update keras_condcomp/litert.py");
@@ -753,7 +753,7 @@ static TfLiteStatus prepare_common_head(TfLiteContext* context, TfLiteNode* node
  * dense op runs on the calling thread alone: handing half of it to a pool
  * worker (posting, joining, the outputs moving between cores) costs more
  * than it saves. Measured on a 2-core AMD EPYC, batch 1, 2 threads, the
- * 784-2048-2048-2048 stack of tflite/benchmark.py, medians of 4-5 processes:
+ * 784-2048-2048-2048 stack of benchmarks/benchmark.py, medians of 4-5 processes:
  * int8 tau 0.1 (hidden layers about 42 KB, the first 160 KB) 0.025 ms split
  * vs 0.022 ms serial, float32 tau 0.1 (hidden 168 KB) 0.048 vs 0.045 ms;
  * int8 tau 0.25 (hidden 262 KB, first 400 KB) split 0.039 vs serial 0.045 ms. $CONDCOMP_PARALLEL_MIN_BYTES overrides it, read

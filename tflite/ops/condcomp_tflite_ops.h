@@ -40,7 +40,7 @@ CONDCOMP_EXPORT void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate);
 CONDCOMP_EXPORT void CondCompGetStats(uint64_t* macs, uint64_t* invokes, uint64_t* active_blocks,
                                       uint64_t* total_blocks);
 CONDCOMP_EXPORT void CondCompResetStats(void);
-/* Profile of the CondComp nodes (tflite/profile_invoke.py). Enable(1) clears it and
+/* Profile of the CondComp nodes (benchmarks/profile_invoke.py). Enable(1) clears it and
  * starts recording, Enable(0) clears and stops; slots are numbered in the
  * order the nodes first run while recording. Times are CLOCK_MONOTONIC ns
  * summed over invokes. Get copies slot `slot` and returns 1, or returns 0. */

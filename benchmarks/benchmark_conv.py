@@ -2,8 +2,8 @@
 """Speed of the CondComp conv op vs XNNPACK's convolution of the same layers.
 
     bash tflite/build_ops.sh
-    python tflite/benchmark_conv.py                 # table -> benchmarks/conv_layers.{md,json}
-    python tflite/benchmark_conv.py --shapes 16x16x64x64 --rounds 5   # quick look
+    python benchmarks/benchmark_conv.py                 # table -> benchmarks/conv_layers.{md,json}
+    python benchmarks/benchmark_conv.py --shapes 16x16x64x64 --rounds 5   # quick look
 
 Each shape HxWxCxF is a 3x3 "same" convolution with ReLU, F filters in
 --blocks channel blocks, of which each example computes --top-k (default half:
@@ -17,7 +17,7 @@ Random Glorot weights; the policy picks the blocks (different ones per
 example). Both sides are converted from the same Keras model by
 keras_condcomp.converter.convert: `dense=True` gives builtin CONV_2D ops (run by
 XNNPACK, masks ignored), the other the CondComp conv ops. Precisions as in
-tflite/benchmark.py: float32; "dynamic" (dense dynamic-range vs the CondComp
+benchmark.py: float32; "dynamic" (dense dynamic-range vs the CondComp
 int8 ops with run-time activation scales) and "int8" (dense full-integer vs the
 CondComp int8 ops with static scales, both calibrated on the same inputs).
 Timing: LiteRT, 1 thread, batch 1 and 8 by default, all models of one shape
@@ -30,20 +30,19 @@ import argparse
 import os
 from pathlib import Path
 
-if __name__ == "__main__":  # before TensorFlow is imported
-    import quiet_stderr
+import bench_common  # does not import TensorFlow
 
-    quiet_stderr.silence()
+if __name__ == "__main__":  # before TensorFlow is imported
+    bench_common.quiet_stderr()
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import bench_common  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_condcomp.validation import positive_int_argument  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent  # benchmarks/: the tables live here too
 DEFAULT_SHAPES = ("32x32x32x32", "16x16x64x64", "8x8x128x128")
 
 
@@ -65,7 +64,7 @@ def parse_args(argv):
     bench_common.add_batches(p, default=[1, 8])
     bench_common.add_interleaved_runs(p, rounds=15)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "conv_layers")
+    p.add_argument("--out", type=Path, default=HERE / "conv_layers")
     args = p.parse_args(argv)
     if args.blocks < 2:
         p.error(f"--blocks must be at least 2, got {args.blocks}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Accuracy and speed of the trained models after int8 quantization.
 
-    python tflite/quantized_accuracy.py runs/curves_s0 runs/curves_s1 runs/curves_s2 \
+    python benchmarks/quantized_accuracy.py runs/curves_s0 runs/curves_s1 runs/curves_s2 \
         --data-dir ../shared/datasets/mnist --out benchmarks/quantized_accuracy
 
 For every model of each run directory of examples/gate_pretrained.py (the
@@ -27,12 +27,11 @@ import statistics
 import sys
 from pathlib import Path
 
+import bench_common  # does not import TensorFlow
+
 if __name__ == "__main__":  # before TensorFlow is imported (--verbose keeps its logging)
-    import quiet_stderr
+    bench_common.quiet_stderr()
 
-    quiet_stderr.silence()
-
-import bench_common  # noqa: E402
 import numpy as np  # noqa: E402
 
 

@@ -1,11 +1,13 @@
-"""What the timing tools of tflite/ share: options, the op library, the machine, inputs, reports.
+"""What the programs of benchmarks/ share: options, the op library, the machine, inputs, reports.
 
 benchmark.py, benchmark_conv.py, benchmark_trained.py, efficiency.py,
 profile_invoke.py and quantized_accuracy.py import it (it is next to them on
-sys.path). Importing it imports keras_condcomp and so TensorFlow: a tool that
-hides TensorFlow's start-up logging (quiet_stderr) does that first.
+sys.path). Importing it does not import TensorFlow (keras_condcomp is
+imported inside the functions that need it), so a program can import it
+first and call `quiet_stderr()` before anything loads TensorFlow.
 """
 
+import importlib.util
 import json
 import os
 import statistics
@@ -15,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_condcomp import litert
-from keras_condcomp.validation import positive_int_argument
+REPO = Path(__file__).resolve().parent.parent
 
 # --precisions -> keras_condcomp.converter.convert(quantize=...) of the dense
 # baseline and of the CondComp model, the same mode on both sides: "dynamic"
@@ -26,6 +27,24 @@ from keras_condcomp.validation import positive_int_argument
 QUANTIZE = {"float32": "none", "dynamic": "dynamic", "int8": "int8"}
 PRECISIONS = tuple(QUANTIZE)
 STREAM = 64  # different test images a timed stream cycles through, as examples/frontier.py
+
+
+# ------------------------------------------------------------------ start-up
+
+
+def quiet_stderr(argv=None):
+    """Hides TensorFlow's start-up logging unless `--verbose` is in `argv`: tflite/quiet_stderr.
+
+    Call it before anything imports TensorFlow. That module belongs to the
+    converter's command line, tflite/convert.py, which imports it as its
+    sibling; the benchmarks load the same file from its path rather than
+    copying it or putting tflite/ on sys.path.
+    """
+    spec = importlib.util.spec_from_file_location(
+        "quiet_stderr", REPO / "tflite" / "quiet_stderr.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.silence(argv)
 
 
 # ------------------------------------------------------------------ options
@@ -40,17 +59,23 @@ def add_precisions(parser, default=PRECISIONS):
 
 
 def add_batches(parser, default):
+    from keras_condcomp.validation import positive_int_argument
+
     parser.add_argument("--batches", type=positive_int_argument, nargs="+",
                         default=list(default), help="batch sizes timed")
 
 
 def add_threads(parser, default):
+    from keras_condcomp.validation import positive_int_argument
+
     parser.add_argument("--threads", type=positive_int_argument, nargs="+",
                         default=list(default), help="interpreter threads timed")
 
 
 def add_interleaved_runs(parser, rounds):
     """--rounds and --runs-per-round of `keras_condcomp.litert.time_interleaved`."""
+    from keras_condcomp.validation import positive_int_argument
+
     parser.add_argument("--rounds", type=positive_int_argument, default=rounds,
                         help="interleaved rounds (each times every model; medians reported)")
     parser.add_argument("--runs-per-round", type=positive_int_argument, default=20,
@@ -75,7 +100,7 @@ def command_line(script, argv):
     A forced kernel choice ($CONDCOMP_KERNEL_ISA) is part of it.
     """
     args = sys.argv[1:] if argv is None else argv
-    command = " ".join([f"python tflite/{script}", *map(str, args)])
+    command = " ".join([f"python benchmarks/{script}", *map(str, args)])
     isa = os.environ.get("CONDCOMP_KERNEL_ISA")
     return f"CONDCOMP_KERNEL_ISA={isa} {command}" if isa else command
 
@@ -85,6 +110,8 @@ def command_line(script, argv):
 
 def load_ops_library(script):
     """Loads the CondComp op library; exits with `script`'s name and the reason if it cannot."""
+    from keras_condcomp import litert
+
     try:
         litert.load_library()
     except litert.OpsLibraryError as error:
@@ -93,6 +120,8 @@ def load_ops_library(script):
 
 def machine():
     """`{"cpu", "kernel_isa"}`: the machine every timing table records (speeds differ)."""
+    from keras_condcomp import litert
+
     return {"cpu": litert.cpu_name(), "kernel_isa": litert.kernel_isa()}
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Accuracy and TFLite speed of the *trained* models of examples/gate_pretrained.py.
 
-    python tflite/benchmark_trained.py runs/mnist_gate_s0 runs/mnist_gate_s1 runs/mnist_gate_s2
+    python benchmarks/benchmark_trained.py runs/mnist_gate_s0 runs/mnist_gate_s1 runs/mnist_gate_s2
 
 Reads each run directory's `results.json` (one seed each) and summarizes
 test error (mean ± sd over the seeds, every seed listed), per-layer active
@@ -23,16 +23,15 @@ import statistics
 import sys
 from pathlib import Path
 
-if __name__ == "__main__":  # before TensorFlow is imported (--verbose keeps its logging)
-    import quiet_stderr
+import bench_common  # does not import TensorFlow
 
-    quiet_stderr.silence()
+if __name__ == "__main__":  # before TensorFlow is imported (--verbose keeps its logging)
+    bench_common.quiet_stderr()
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
 
-import bench_common  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_condcomp.validation import positive_int_argument  # noqa: E402
@@ -49,7 +48,7 @@ def parse_args(argv=None):
     bench_common.add_threads(p, default=[1, 2])
     p.add_argument("--no-timing", action="store_true",
                    help="the accuracy table only (no TFLite conversion or timing)")
-    p.add_argument("--out", type=Path, default=HERE.parent / "benchmarks" / "trained_models")
+    p.add_argument("--out", type=Path, default=HERE / "trained_models")
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up and converter logging")
     return p.parse_args(argv)

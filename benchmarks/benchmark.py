@@ -2,8 +2,8 @@
 """Speed of the CondComp custom ops vs the dense XNNPACK baseline (TFLite, CPU).
 
     bash tflite/build_ops.sh
-    python tflite/benchmark.py                      # full table -> benchmarks/
-    python tflite/benchmark.py --runs 50 --taus 0.25 --batches 1 --threads 1   # quick look
+    python benchmarks/benchmark.py                      # full table -> benchmarks/
+    python benchmarks/benchmark.py --runs 50 --taus 0.25 --batches 1 --threads 1   # quick look
 
 Network: 784-2048-2048-2048-10, three `GatedDense(2048, num_blocks=16,
 activation="relu")` layers and a `Dense(10)`, random (Glorot) weights. This
@@ -28,18 +28,16 @@ import statistics
 import sys
 import time
 
-if __name__ == "__main__":  # before TensorFlow is imported (--verbose keeps its logging)
-    import quiet_stderr
+import bench_common  # does not import TensorFlow
 
-    quiet_stderr.silence()
+if __name__ == "__main__":  # before TensorFlow is imported (--verbose keeps its logging)
+    bench_common.quiet_stderr()
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+HERE = os.path.dirname(os.path.abspath(__file__))  # benchmarks/: the tables live here too
 
-import bench_common  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_condcomp.validation import positive_int_argument  # noqa: E402
@@ -82,7 +80,7 @@ def parse_args(argv):
                    help="num_blocks of each gated layer (must divide 2048)")
     p.add_argument("--hidden", type=positive_int_argument, default=2048)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "tflite_gated_mlp.md"),
+    p.add_argument("--out", default=os.path.join(HERE, "tflite_gated_mlp.md"),
                    help="markdown table written here ('' to skip)")
     p.add_argument("--profile", action="store_true",
                    help="also time each gated layer alone (batch 1) to see where time goes")

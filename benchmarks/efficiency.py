@@ -13,7 +13,7 @@ rows `{"model", "precision", "batch", "threads", "cpu", "condnet_ms",
 "equal_mac_dense_ms", "ratio", "full_dense_ms", ...}` (ratio = condnet_ms /
 equal_mac_dense_ms; the target is <= 1.25) to `<out>/efficiency.{json,md}`:
 
-    python tflite/efficiency.py runs/frontier_mnist --data-dir ../shared/datasets/mnist
+    python benchmarks/efficiency.py runs/frontier_mnist --data-dir ../shared/datasets/mnist
 """
 
 import argparse

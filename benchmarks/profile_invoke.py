@@ -22,7 +22,7 @@ directories of `examples/frontier.py`, each with `model.keras` and
 
 Writes `<out>/profile_<name>.{md,json}` (the CPU in the JSON):
 
-    python tflite/profile_invoke.py --data-dir ../shared/datasets/mnist \\
+    python benchmarks/profile_invoke.py --data-dir ../shared/datasets/mnist \\
         runs/frontier_mnist/condnet_h1024_b16_k4_straight_through_a4_kd-dense_h1024/seed0 \\
         runs/frontier_mnist/dense_h256/seed0
 """
