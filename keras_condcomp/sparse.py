@@ -92,6 +92,23 @@ def _apply(activation, y):
     return y if activation is None else activation(y)
 
 
+def _run_mode(mode, x, input_mask, num_inputs, mask, max_density, dense, sparse):
+    """Runs `dense()` or `sparse()` as `mode` says; a batch holding NaN/Inf always runs dense.
+
+    "auto" gathers only when the active share of the weights (active input
+    rows x active output blocks of the batch) is at most `max_density`.
+    """
+    if mode == "dense":
+        return dense()
+    if mode == "sparse":
+        return tf.cond(_all_finite(x), sparse, dense)
+    rows = _input_rows(x, input_mask, num_inputs)
+    in_frac = 1.0 if rows is None else tf.cast(tf.size(rows), tf.float32) / num_inputs
+    out_frac = tf.reduce_mean(tf.cast(tf.reduce_any(mask > 0, axis=0), tf.float32))
+    use_dense = tf.logical_or(in_frac * out_frac > max_density, tf.logical_not(_all_finite(x)))
+    return tf.cond(use_dense, dense, sparse)
+
+
 def block_major_kernel(kernel, num_blocks):
     """`(D_in, K*bs)` -> `(K, D_in, bs)` (`reference.block_major`) as a tensor."""
     return tf.convert_to_tensor(reference.block_major(tf.convert_to_tensor(kernel), num_blocks))
@@ -184,17 +201,7 @@ def gated_dense(x, kernel, bias, policy_kernel, policy_bias, num_blocks, thresho
         out = tf.scatter_nd(cols[:, None], tf.transpose(y), tf.stack([units, batch]))
         return tf.transpose(out)
 
-    if mode == "dense":
-        return dense(), mask
-    if mode == "sparse":
-        return tf.cond(_all_finite(x), sparse, dense), mask
-    rows = _input_rows(x, input_mask, d_in)
-    in_frac = 1.0 if rows is None else tf.cast(tf.size(rows), tf.float32) / d_in
-    out_frac = tf.reduce_mean(tf.cast(tf.reduce_any(mask > 0, axis=0), tf.float32))
-    use_dense = tf.logical_or(in_frac * out_frac > max_density,
-                              tf.logical_not(_all_finite(x)))
-    y = tf.cond(use_dense, dense, sparse)
-    return y, mask
+    return _run_mode(mode, x, input_mask, d_in, mask, max_density, dense, sparse), mask
 
 
 def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, strides=(1, 1),
@@ -250,16 +257,7 @@ def gated_conv2d(x, kernel, bias, policy_kernel, policy_bias, num_blocks, stride
         shape = tf.concat([[filters], tf.shape(y_t)[1:]], axis=0)
         return tf.transpose(tf.scatter_nd(cols[:, None], y_t, shape), (1, 2, 3, 0))
 
-    if mode == "dense":
-        return dense(), mask
-    if mode == "sparse":
-        return tf.cond(_all_finite(x), sparse, dense), mask
-    rows = _input_rows(x, input_mask, c_in)
-    in_frac = 1.0 if rows is None else tf.cast(tf.size(rows), tf.float32) / c_in
-    out_frac = tf.reduce_mean(tf.cast(tf.reduce_any(mask > 0, axis=0), tf.float32))
-    use_dense = tf.logical_or(in_frac * out_frac > max_density,
-                              tf.logical_not(_all_finite(x)))
-    return tf.cond(use_dense, dense, sparse), mask
+    return _run_mode(mode, x, input_mask, c_in, mask, max_density, dense, sparse), mask
 
 
 def layer_inference(layer, inputs, mode="auto", input_mask=None,
