@@ -20,7 +20,10 @@ the case that crashed and the command to replay it) instead of killing pytest:
   what the converter emits), run by `keras_condcomp.litert.Interpreter`
   (tf.lite with the ops registered from build/tflite_ops). The outputs of
   all valid cases go to one CCLAYER2 file (tflite/ops/driver/layer_file.h)
-  that the host driver's `check FILE` compares with the reference.
+  that the host driver's `check FILE` compares with the reference. Like the
+  driver's own op fuzzer, the cases use the top_k rule, scale_by_gate and
+  int8 kernels (per-unit kernel scales; run-time or static activation
+  scales) as well as the float threshold rule.
 
 Default run: a few hundred cases each. `pytest -m slow` runs >= 10,000 cases
 each; `tflite/sanitize.sh` runs the native harness under ASan/UBSan.
@@ -70,8 +73,17 @@ def layer_record(c, y, name):
     rec = _i32(1 if conv else 0) + _text(name) + _text(c["act"]) + struct.pack("<f", c["thr"])
     rec += _i32(c["bias"] is not None, B, D, H, W, c["K"], c["bs"], *geometry,
                 bool(c.get("same")), c["ibs"])
-    rec += _i32(0, 0, 0, 0)  # top_k, scale_by_gate, int8, n_input_scale
-    for arr in (x, c["kernel"], c["bias"], c["wp"], c["bp"]):
+    int8 = c.get("kernel_q") is not None
+    input_scale = c.get("input_scale")
+    n_input_scale = 0 if input_scale is None else len(input_scale)
+    rec += _i32(c.get("top_k", 0), bool(c.get("scale_by_gate")), int8, n_input_scale)
+    rec += np.ascontiguousarray(x, dtype="<f4").tobytes()
+    if int8:  # int8 kernel_q [K][rows][bs], then kernel_scale [K*bs]
+        rec += np.ascontiguousarray(c["kernel_q"], dtype=np.int8).tobytes()
+        rec += np.ascontiguousarray(c["kernel_scale"], dtype="<f4").tobytes()
+    else:
+        rec += np.ascontiguousarray(c["kernel"], dtype="<f4").tobytes()
+    for arr in (c["bias"], c["wp"], c["bp"], input_scale):
         if arr is not None:
             rec += np.ascontiguousarray(arr, dtype="<f4").tobytes()
     y = np.asarray(y)
@@ -108,7 +120,9 @@ def flexbuffer_map(attrs):
 
 
 def build_model(c):
-    """One custom op as a .tflite flatbuffer: x -> op(x, kernel, bias, wp, bp) -> y."""
+    """One custom op as a .tflite flatbuffer: x -> op(x, kernel, bias, wp, bp
+    [, kernel_scale [, input_scale]]) -> y. Tensors: 0 x, 1-4 kernel, bias, wp,
+    bp, 5 y, then 6 kernel_scale and 7 input_scale (int8 kernels only)."""
     import flatbuffers
     import numpy as np
     from tensorflow.lite.python import schema_py_generated as s
@@ -146,6 +160,11 @@ def build_model(c):
         tensors.append(tensor(list(arr.shape), len(buffers) - 1, name, ttype))
     buffers.append(buffer())
     tensors.append(tensor([], len(buffers) - 1, "y"))
+    for name in ("kernel_scale", "input_scale"):
+        arr = c["tensors"].get(name)
+        if arr is not None:
+            buffers.append(buffer(arr))
+            tensors.append(tensor(list(arr.shape), len(buffers) - 1, name))
     op = s.OperatorT()
     op.opcodeIndex = 0
     op.inputs = np.array(c["inputs"], dtype=np.int32)
@@ -179,8 +198,43 @@ def build_model(c):
 DEFECTS = (
     "activation", "threshold", "ibs", "missing_key", "unknown_key", "value_type", "padding",
     "stride", "kernel_dim", "bias_len", "policy_shape", "input_count", "dtype", "mutated",
-    "empty_options",
+    "empty_options", "top_k", "scale_by_gate", "kernel_scale", "input_scale",
 )
+
+
+def quantize_kernel(kernel):
+    """The int8 kernel and its per-unit scales (the rule of
+    keras_condcomp.converter.quantize_kernel, as the driver's quantize_int8
+    writes it): symmetric per output unit over the kernel's rows (D, or
+    KH*KW*C for a conv), block-major [K][rows][bs] like the float one."""
+    import numpy as np
+
+    K, bs = kernel.shape[0], kernel.shape[-1]
+    k = kernel.reshape(K, -1, bs).astype(np.float32)
+    m = np.abs(k).max(axis=1) if k.shape[1] else np.zeros((K, bs), np.float32)
+    scale = np.where(m > 0, m / np.float32(127), np.float32(1)).astype(np.float32)
+    q = np.clip(np.rint(k / scale[:, None, :]), -127, 127).astype(np.int8)
+    return q.reshape(kernel.shape), scale.reshape(-1)
+
+
+def static_input_scales(rng, x, ibs):
+    """Static activation scales, one per input block (the driver's
+    static_scales): the block's max finite |x| over the batch and positions
+    / 127 times a factor that sometimes clips (< 1) or coarsens (> 1); a
+    positive scale for all-zero blocks, sometimes a subnormal or huge one."""
+    import numpy as np
+
+    D = x.shape[-1]
+    a = np.abs(x.reshape(-1, D // ibs, ibs).astype(np.float64))
+    a[~np.isfinite(a)] = 0.0
+    m = a.max(axis=(0, 2)) if a.shape[0] else np.zeros(D // ibs)
+    scales = []
+    for v in m:
+        sc = v / 127 * rng.choice([1.0, 1.0, 0.25, 0.7, 3.0]) if v > 0 else 0.05 + rng.random()
+        if rng.random() < 0.03:
+            sc = 1e-41 if rng.random() < 0.5 else 1e30
+        scales.append(max(np.float32(sc), np.float32(1e-45)))
+    return np.array(scales, np.float32)
 
 
 def random_case(rng):
@@ -233,8 +287,28 @@ def random_case(rng):
     if conv:
         attrs.update(padding="same" if c["same"] else "valid", stride_h=c["sh"], stride_w=c["sw"],
                      dilation_h=c["dh"], dilation_w=c["dw"])
-    tensors = {"kernel": c["kernel"], "bias": c["bias"], "wp": c["wp"], "bp": c["bp"]}
-    inputs = [0, 1, 2 if has_bias else -1, 3, 4]
+    # What real models have too (the driver's random_layer / op_fuzz draw them
+    # alike): the top_k rule, scale_by_gate, and about a third of the cases
+    # with an int8 kernel (per-unit kernel scales, input 5), half of those
+    # with static activation scales (input 6) instead of run-time ones.
+    top_k = int(rng.integers(1, K + 1)) if rng.random() < 0.3 else 0
+    scale_by_gate = bool(rng.random() < 0.3)
+    if top_k or rng.random() < 0.1:  # sometimes an explicit 0: the threshold rule
+        attrs["top_k"] = top_k
+    if scale_by_gate or rng.random() < 0.1:
+        attrs["scale_by_gate"] = int(scale_by_gate)
+    c.update(top_k=top_k, scale_by_gate=scale_by_gate, kernel_q=None, kernel_scale=None,
+             input_scale=None)
+    if rng.random() < 0.35:
+        c["kernel_q"], c["kernel_scale"] = quantize_kernel(c["kernel"])
+        if rng.random() < 0.5:
+            c["input_scale"] = static_input_scales(rng, c["x"], blk)
+    int8 = c["kernel_q"] is not None
+    tensors = {"kernel": c["kernel_q"] if int8 else c["kernel"], "bias": c["bias"],
+               "wp": c["wp"], "bp": c["bp"], "kernel_scale": c["kernel_scale"],
+               "input_scale": c["input_scale"]}
+    # tensors 6 and 7 of build_model
+    inputs = [0, 1, 2 if has_bias else -1, 3, 4] + [6] * int8 + [7] * (c["input_scale"] is not None)
     c["expect"] = "ok"
     c["defect"] = None
     if rng.random() < 0.4:
@@ -253,7 +327,8 @@ def random_case(rng):
             else:
                 attrs["input_block_size"] = -1
         elif defect == "missing_key":
-            key = str(rng.choice([k for k in attrs if k != "input_block_size"]))
+            key = str(rng.choice([k for k in attrs
+                                  if k not in ("input_block_size", "top_k", "scale_by_gate")]))
             del attrs[key]
         elif defect == "unknown_key":
             attrs["groups"] = 2
@@ -269,14 +344,29 @@ def random_case(rng):
             shape = list(tensors["kernel"].shape)
             shape[1 if not conv else 3] += 1
             tensors["kernel"] = rng.normal(0, 0.1, shape).astype(np.float32)
+            if int8:
+                tensors["kernel"] = (tensors["kernel"] * 100).astype(np.int8)
         elif defect == "bias_len" and has_bias:
             tensors["bias"] = rng.normal(0, 0.1, K * bs + 1).astype(np.float32)
         elif defect == "policy_shape":
             tensors["wp"] = rng.normal(0, 0.1, (D + 1, K)).astype(np.float32)
         elif defect == "input_count":
             inputs = inputs[:4] if rng.random() < 0.5 else inputs + [0]
-        elif defect == "dtype":
-            tensors["kernel"] = (tensors["kernel"] * 100).astype(np.int8)
+        elif defect == "dtype":  # an int8 kernel without its scales, or a float one with
+            tensors["kernel"] = c["kernel"] if int8 else (c["kernel"] * 100).astype(np.int8)
+        elif defect == "top_k":
+            attrs["top_k"] = int(rng.choice([K + 1, -1, 1 << 40]))
+        elif defect == "scale_by_gate":
+            attrs["scale_by_gate"] = int(rng.choice([2, -1]))
+        elif defect == "kernel_scale" and int8:
+            tensors["kernel_scale"] = np.ones(K * bs + int(rng.choice([-1, 1])), np.float32)
+        elif defect == "input_scale" and c["input_scale"] is not None:
+            bad = c["input_scale"].copy()
+            if rng.random() < 0.3:
+                bad = np.append(bad, np.float32(1))
+            else:
+                bad[int(rng.integers(bad.size))] = rng.choice([0.0, -1.0, np.nan, np.inf])
+            tensors["input_scale"] = bad
         elif defect in ("mutated", "empty_options"):
             pass
         else:  # defect not applicable to this layer: a valid case after all
@@ -310,9 +400,12 @@ def random_case(rng):
 
 
 def describe(c):
-    keys = ("op", "B", "D", "K", "bs", "act", "thr", "ibs", "defect", "KH", "KW", "sh", "sw", "dh",
-            "dw", "same")
-    return ", ".join(f"{k}={c[k]}" for k in keys if k in c) + f", x{tuple(c['x'].shape)}"
+    keys = ("op", "B", "D", "K", "bs", "act", "thr", "ibs", "top_k", "scale_by_gate", "defect",
+            "KH", "KW", "sh", "sw", "dh", "dw", "same")
+    quant = ("float" if c.get("kernel_q") is None else
+             "int8 static" if c.get("input_scale") is not None else "int8 dynamic")
+    return (", ".join(f"{k}={c[k]}" for k in keys if k in c) + f", {quant}"
+            + f", x{tuple(c['x'].shape)}")
 
 
 # ------------------------------------------------------------------ worker
@@ -377,6 +470,17 @@ def run_worker(seed, cases, progress, driver, threads_max=2, only=None):
         detail = f" ({describe(by_case[i])})" if i is not None else ""
         stats["failures"].append(f"{where}: {why}{detail}")
     stats["ok"] += len(outputs) - sum(i is not None for i, _ in failures)
+    # What the valid (checked) cases covered.
+    stats["valid"] = {
+        "top_k": sum(c["top_k"] > 0 for _, c, _ in outputs),
+        "scale_by_gate": sum(c["scale_by_gate"] for _, c, _ in outputs),
+        "int8_dynamic": sum(c["kernel_q"] is not None and c["input_scale"] is None
+                            for _, c, _ in outputs),
+        "int8_static": sum(c["input_scale"] is not None for _, c, _ in outputs),
+        "conv_int8": sum(c["op"] == "conv" and c["kernel_q"] is not None for _, c, _ in outputs),
+        "non_finite_x": sum(not np.isfinite(c["x"]).all() for _, c, _ in outputs),
+        "empty_batch": sum(c["B"] == 0 for _, c, _ in outputs),
+    }
     return stats
 
 
@@ -517,6 +621,10 @@ if pytest is not None:
         assert not stats["failures"], "\n".join(stats["failures"][:20])
         assert stats["cases"] == cases
         assert stats["ok"] > cases // 4 and stats["expected_errors"] > cases // 10, stats
+        # the options and weights real models use, among the checked cases
+        valid = stats["valid"]
+        for kind in ("top_k", "scale_by_gate", "int8_dynamic", "int8_static", "conv_int8"):
+            assert valid[kind] > cases // 40, stats
         return stats
 
     def test_reference_knows_the_activation_names(host_driver, tmp_path):
