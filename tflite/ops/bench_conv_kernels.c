@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
   const int H = atoi(argv[1]), W = atoi(argv[2]), C = atoi(argv[3]), F = atoi(argv[4]);
   const int K = atoi(argv[5]), on = atoi(argv[6]), n_in = atoi(argv[7]), in_on = atoi(argv[8]);
   const int runs = argc > 9 ? atoi(argv[9]) : 301;
-  if (H < 1 || W < 1 || C < 1 || K < 1 || F % K || n_in < 1 || C % n_in || on > K ||
-      in_on > n_in || runs < 1 || n_in > 4096 || K > 4096) {
+  if (H < 1 || W < 1 || C < 1 || K < 1 || F % K || n_in < 1 || C % n_in || on > K || in_on > n_in ||
+      runs < 1 || n_in > 4096 || K > 4096) {
     fprintf(stderr, "invalid sizes\n");
     return 2;
   }
@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
   const size_t nk = (size_t)K * rows * bs;
   float* x = must(calloc((size_t)H * W * C, sizeof(float)));
   for (int s = 0; s < H * W; ++s)
-    for (int c = 0; c < in_on * ibs; ++c) x[(size_t)s * C + c] = (float)((s * 7 + c * 3) % 13 - 6) / 7.0f;
+    for (int c = 0; c < in_on * ibs; ++c)
+      x[(size_t)s * C + c] = (float)((s * 7 + c * 3) % 13 - 6) / 7.0f;
   float* policy_kernel = must(calloc((size_t)C * K, sizeof(float)));
   float* policy_bias = must(calloc((size_t)K, sizeof(float)));
   for (int k = 0; k < K; ++k) policy_bias[k] = k < on ? 5.0f : -5.0f; /* the first ON blocks on */
@@ -111,9 +112,10 @@ int main(int argc, char** argv) {
   }
   qsort(tf, runs, sizeof(double), cmp);
   qsort(tq, runs, sizeof(double), cmp);
-  printf("conv %dx%dx%d -> %d (3x3 same, %d of %d blocks on, %d of %d input blocks non-zero), "
-         "%s / int8 %s: float32 %.1f us, int8 %.1f us (%.2fx)\n",
-         H, W, C, F, on, K, in_on, n_in, cc_kernel_isa(), cc_kernel_isa_q8(),
-         tf[runs / 2] * 1e6, tq[runs / 2] * 1e6, tf[runs / 2] / tq[runs / 2]);
+  printf(
+      "conv %dx%dx%d -> %d (3x3 same, %d of %d blocks on, %d of %d input blocks non-zero), "
+      "%s / int8 %s: float32 %.1f us, int8 %.1f us (%.2fx)\n",
+      H, W, C, F, on, K, in_on, n_in, cc_kernel_isa(), cc_kernel_isa_q8(), tf[runs / 2] * 1e6,
+      tq[runs / 2] * 1e6, tf[runs / 2] / tq[runs / 2]);
   return 0;
 }

@@ -83,8 +83,9 @@ int main(int argc, char** argv) {
     uint64_t macs = 0;
     for (int l = 0; l < L; ++l) {
       /* random per-example masks: the policy is zero, so set the mask directly */
-      cc_gated_dense p = {B, dims[l], K, BS, l == 0 ? dims[l] : BS, 1, 0.5f,
-                          act[l], w[l], NULL, wp[l], bp[l], act[l + 1], in_active, out_mask};
+      cc_gated_dense p = {B,     dims[l], K,          BS,        l == 0 ? dims[l] : BS,
+                          1,     0.5f,    act[l],     w[l],      NULL,
+                          wp[l], bp[l],   act[l + 1], in_active, out_mask};
       if (int8) {
         p.kernel_q = wq[l];
         p.kernel_scale = wscale;

@@ -58,13 +58,13 @@ typedef struct {
   atomic_ullong state; /* see CC_CLOSED */
   uint32_t seq;
   atomic_int sleepers;
-  atomic_flag busy;    /* one job at a time */
-  int started;         /* worker threads created so far */
+  atomic_flag busy; /* one job at a time */
+  int started;      /* worker threads created so far */
   cc_slot slots[CC_MAX_THREADS];
 } cc_pool;
 
-static cc_pool g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0,
-                         ATOMIC_FLAG_INIT, 0, {{0}}};
+static cc_pool g_pool = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, ATOMIC_FLAG_INIT, 0, {{0}}};
 static pthread_mutex_t g_start_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void* worker_main(void* raw) {

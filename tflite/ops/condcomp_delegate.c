@@ -98,8 +98,9 @@ static void kernel_free(TfLiteContext* context, void* buffer) {
 static TfLiteStatus kernel_prepare(TfLiteContext* context, TfLiteNode* node) {
   DelegatedNode* d = (DelegatedNode*)node->user_data;
   if (d == NULL) {
-    context->ReportError(context, "CondComp delegate: could not set up a delegated node "
-                                  "(out of memory or not a CondComp op)");
+    context->ReportError(context,
+                         "CondComp delegate: could not set up a delegated node "
+                         "(out of memory or not a CondComp op)");
     return kTfLiteError;
   }
   return d->op->prepare(context, &d->node);

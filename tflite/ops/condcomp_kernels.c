@@ -75,15 +75,24 @@ static const struct {
   const char* name;
   int id;
 } kActivationNames[] = {
-    {"linear", CC_ACT_LINEAR},       {"None", CC_ACT_LINEAR},
-    {"relu", CC_ACT_RELU},           {"relu6", CC_ACT_RELU6},
-    {"sigmoid", CC_ACT_SIGMOID},     {"tanh", CC_ACT_TANH},
-    {"elu", CC_ACT_ELU},             {"selu", CC_ACT_SELU},
-    {"softplus", CC_ACT_SOFTPLUS},   {"softsign", CC_ACT_SOFTSIGN},
-    {"silu", CC_ACT_SILU},           {"swish", CC_ACT_SILU},
-    {"gelu", CC_ACT_GELU},           {"leaky_relu", CC_ACT_LEAKY_RELU},
-    {"hard_sigmoid", CC_ACT_HARD_SIGMOID}, {"hard_silu", CC_ACT_HARD_SILU},
-    {"hard_swish", CC_ACT_HARD_SILU}, {"mish", CC_ACT_MISH},
+    {"linear", CC_ACT_LINEAR},
+    {"None", CC_ACT_LINEAR},
+    {"relu", CC_ACT_RELU},
+    {"relu6", CC_ACT_RELU6},
+    {"sigmoid", CC_ACT_SIGMOID},
+    {"tanh", CC_ACT_TANH},
+    {"elu", CC_ACT_ELU},
+    {"selu", CC_ACT_SELU},
+    {"softplus", CC_ACT_SOFTPLUS},
+    {"softsign", CC_ACT_SOFTSIGN},
+    {"silu", CC_ACT_SILU},
+    {"swish", CC_ACT_SILU},
+    {"gelu", CC_ACT_GELU},
+    {"leaky_relu", CC_ACT_LEAKY_RELU},
+    {"hard_sigmoid", CC_ACT_HARD_SIGMOID},
+    {"hard_silu", CC_ACT_HARD_SILU},
+    {"hard_swish", CC_ACT_HARD_SILU},
+    {"mish", CC_ACT_MISH},
     {"exponential", CC_ACT_EXPONENTIAL},
 };
 
@@ -294,7 +303,6 @@ CC_ALWAYS_INLINE uint8_t gate_on_fast(float z, float threshold, const gate_bound
 #define CC_GROUP 8
 #endif
 
-
 /* accumulate_group / accumulate_one: the float weight-tile loops. */
 #define CC_WT float
 #define CC_LOADW(p) ldv(p)
@@ -358,8 +366,9 @@ static void quantize_values_default(const float* x, int n, int padded, double k,
 /* The same values 16 at a time: float -> double, multiply, round half to
  * even (the mode nearbyint uses by default, here explicit), clamp, and the
  * integral doubles in [-127, 127] converted and packed to bytes exactly. */
-__attribute__((target("avx2,fma"), unused)) static void quantize_values_avx2(
-    const float* x, int n, int padded, double k, int8_t* xq) {
+__attribute__((target("avx2,fma"), unused)) static void quantize_values_avx2(const float* x, int n,
+                                                                             int padded, double k,
+                                                                             int8_t* xq) {
   const __m256d kv = _mm256_set1_pd(k), hi = _mm256_set1_pd(127.0), lo = _mm256_set1_pd(-127.0);
   int r = 0;
   for (; r + 16 <= n; r += 16) {
@@ -369,8 +378,7 @@ __attribute__((target("avx2,fma"), unused)) static void quantize_values_avx2(
       v = _mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       q[h] = _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(v, lo), hi));
     }
-    const __m128i bytes =
-        _mm_packs_epi16(_mm_packs_epi32(q[0], q[1]), _mm_packs_epi32(q[2], q[3]));
+    const __m128i bytes = _mm_packs_epi16(_mm_packs_epi32(q[0], q[1]), _mm_packs_epi32(q[2], q[3]));
     _mm_storeu_si128((__m128i*)(void*)(xq + r), bytes);
   }
   quantize_values_scalar(x + r, n - r, k, xq + r);
@@ -471,7 +479,6 @@ CC_ALWAYS_INLINE void quantize_conv_example(const cc_gated_conv2d* p, int e) {
                p->xq + (((size_t)e * hw + s) * n_in + i) * padded);
   }
 }
-
 
 /* Phase 1 of dense examples [e_begin, e_end): input checks and non-zero
  * input blocks per example, then the policy product for groups of up to
@@ -674,12 +681,13 @@ typedef void (*dot_q8_tiles_fn)(const int8_t* const* tiles, size_t offset, int Q
  * where this CPU has none. */
 #define CC_Q8_CONV_PIXELS 8
 typedef void (*dot_q8_conv_fn)(const int8_t* w, size_t w_tap_step, int taps, int Q, int cols,
-                               const int8_t* xq, size_t x_tap_step, size_t x_step, int n,
-                               float s, float* y, size_t y_step);
-#define CC_Q8_PIXELS(name, one)                                                             \
+                               const int8_t* xq, size_t x_tap_step, size_t x_step, int n, float s,
+                               float* y, size_t y_step);
+#define CC_Q8_PIXELS(name, one)                                                                \
   static void name(const int8_t* w, int Q, int cols, const int8_t* xq, size_t x_step, float s, \
-                   float* y, size_t y_step, int n) {                                         \
-    for (int p = 0; p < n; ++p) one(w, Q, cols, xq + (size_t)p * x_step, s, y + (size_t)p * y_step); \
+                   float* y, size_t y_step, int n) {                                           \
+    for (int p = 0; p < n; ++p)                                                                \
+      one(w, Q, cols, xq + (size_t)p * x_step, s, y + (size_t)p * y_step);                     \
   }
 
 /* Columns [0, n) of a strip whose quads are `ld` bytes apart. Portable C
@@ -705,73 +713,73 @@ CC_Q8_PIXELS(dot_q8_generic, dot_q8_generic_one)
 #if defined(__x86_64__) || defined(__i386__)
 /* One quad (4 activation bytes at xq4, broadcast as xs, xa = |xs|) against
  * the 128 weight bytes at wp: 32 outputs into the accumulators c0..c3. */
-#define CC_Q8_X86_QUAD(STEP, xq4, wp, c0, c1, c2, c3)  \
-  do {                                                 \
-    int32_t word_;                                     \
-    memcpy(&word_, (xq4), sizeof(word_));              \
-    const __m256i xs = _mm256_set1_epi32(word_);       \
-    const __m256i xa = _mm256_abs_epi8(xs);            \
-    STEP(c0, (wp));                                    \
-    STEP(c1, (wp) + 32);                               \
-    STEP(c2, (wp) + 64);                               \
-    STEP(c3, (wp) + 96);                               \
+#define CC_Q8_X86_QUAD(STEP, xq4, wp, c0, c1, c2, c3) \
+  do {                                                \
+    int32_t word_;                                    \
+    memcpy(&word_, (xq4), sizeof(word_));             \
+    const __m256i xs = _mm256_set1_epi32(word_);      \
+    const __m256i xa = _mm256_abs_epi8(xs);           \
+    STEP(c0, (wp));                                   \
+    STEP(c1, (wp) + 32);                              \
+    STEP(c2, (wp) + 64);                              \
+    STEP(c3, (wp) + 96);                              \
   } while (0)
 
 /* One body for the x86-64 int8 kernels; STEP(acc, wp) adds the products of
  * the 4 activation bytes in xs (broadcast; xa = |xs|) with the 32 weight bytes
  * at wp into acc's 8 int32 lanes, one per output. */
-#define CC_Q8_X86_KERNEL(name, TARGET, STEP)                                                \
-  __attribute__((target(TARGET))) CC_ALWAYS_INLINE void name##_one(                         \
-      const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {              \
-    const __m256 sv = _mm256_set1_ps(s);                                                    \
-    const size_t ld = (size_t)cols * 4;                                                     \
-    if (cols == CC_Q8_STRIP) { /* the common case: 128 bytes per quad */                  \
-      /* Two quads per iteration into two sets of 4 accumulators, so that an                \
-       * accumulating vpdpbusd (latency ~5 cycles) has 8 independent chains. */             \
-      __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;                       \
-      __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                           \
-      const int8_t* wp = w;                                                                 \
-      int q = 0;                                                                            \
-      for (; q + 2 <= Q; q += 2, wp += 256) {                                               \
-        CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                               \
-        CC_Q8_X86_QUAD(STEP, xq + 4 * q + 4, wp + 128, b0, b1, b2, b3);                     \
-      }                                                                                     \
-      if (q < Q) CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                      \
-      /* exact: each int32 lane's total is the same sum, split in two */                    \
-      const __m256i acc[4] = {_mm256_add_epi32(a0, b0), _mm256_add_epi32(a1, b1),           \
-                              _mm256_add_epi32(a2, b2), _mm256_add_epi32(a3, b3)};          \
-      for (int t = 0; t < 4; ++t) {                                                         \
-        float* yt = y + 8 * t;                                                              \
-        _mm256_storeu_ps(yt,                                                                \
-                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), sv, _mm256_loadu_ps(yt))); \
-      }                                                                                     \
-      return;                                                                               \
-    }                                                                                       \
-    int c = 0;                                                                              \
-    /* Narrower strips (a block size that is not a multiple of 32, e.g. 16):                \
-     * 16 outputs per pass (8 in the last one if that is what is left), one                 \
-     * activation broadcast for both halves. */                                             \
-    while (c + 8 <= cols) {                                                                 \
-      const int two = c + 16 <= cols;                                                       \
-      __m256i a0 = _mm256_setzero_si256(), a1 = a0;                                         \
-      const int8_t* wp = w + (size_t)c * 4;                                                 \
-      for (int q = 0; q < Q; ++q, wp += ld) {                                               \
-        int32_t word;                                                                       \
-        memcpy(&word, xq + 4 * q, sizeof(word));                                            \
-        const __m256i xs = _mm256_set1_epi32(word);                                         \
-        const __m256i xa = _mm256_abs_epi8(xs);                                             \
-        STEP(a0, wp);                                                                       \
-        if (two) STEP(a1, wp + 32);                                                         \
-      }                                                                                     \
-      _mm256_storeu_ps(y + c,                                                               \
-                       _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), sv, _mm256_loadu_ps(y + c))); \
-      if (two)                                                                              \
-        _mm256_storeu_ps(y + c + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), sv,             \
-                                                    _mm256_loadu_ps(y + c + 8)));           \
-      c += two ? 16 : 8;                                                                    \
-    }                                                                                       \
-    if (c < cols) dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);         \
-  }                                                                                         \
+#define CC_Q8_X86_KERNEL(name, TARGET, STEP)                                                       \
+  __attribute__((target(TARGET))) CC_ALWAYS_INLINE void name##_one(                                \
+      const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {                     \
+    const __m256 sv = _mm256_set1_ps(s);                                                           \
+    const size_t ld = (size_t)cols * 4;                                                            \
+    if (cols == CC_Q8_STRIP) { /* the common case: 128 bytes per quad */                           \
+      /* Two quads per iteration into two sets of 4 accumulators, so that an                       \
+       * accumulating vpdpbusd (latency ~5 cycles) has 8 independent chains. */                    \
+      __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;                              \
+      __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                                  \
+      const int8_t* wp = w;                                                                        \
+      int q = 0;                                                                                   \
+      for (; q + 2 <= Q; q += 2, wp += 256) {                                                      \
+        CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                                      \
+        CC_Q8_X86_QUAD(STEP, xq + 4 * q + 4, wp + 128, b0, b1, b2, b3);                            \
+      }                                                                                            \
+      if (q < Q) CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                             \
+      /* exact: each int32 lane's total is the same sum, split in two */                           \
+      const __m256i acc[4] = {_mm256_add_epi32(a0, b0), _mm256_add_epi32(a1, b1),                  \
+                              _mm256_add_epi32(a2, b2), _mm256_add_epi32(a3, b3)};                 \
+      for (int t = 0; t < 4; ++t) {                                                                \
+        float* yt = y + 8 * t;                                                                     \
+        _mm256_storeu_ps(yt,                                                                       \
+                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), sv, _mm256_loadu_ps(yt)));    \
+      }                                                                                            \
+      return;                                                                                      \
+    }                                                                                              \
+    int c = 0;                                                                                     \
+    /* Narrower strips (a block size that is not a multiple of 32, e.g. 16):                       \
+     * 16 outputs per pass (8 in the last one if that is what is left), one                        \
+     * activation broadcast for both halves. */                                                    \
+    while (c + 8 <= cols) {                                                                        \
+      const int two = c + 16 <= cols;                                                              \
+      __m256i a0 = _mm256_setzero_si256(), a1 = a0;                                                \
+      const int8_t* wp = w + (size_t)c * 4;                                                        \
+      for (int q = 0; q < Q; ++q, wp += ld) {                                                      \
+        int32_t word;                                                                              \
+        memcpy(&word, xq + 4 * q, sizeof(word));                                                   \
+        const __m256i xs = _mm256_set1_epi32(word);                                                \
+        const __m256i xa = _mm256_abs_epi8(xs);                                                    \
+        STEP(a0, wp);                                                                              \
+        if (two) STEP(a1, wp + 32);                                                                \
+      }                                                                                            \
+      _mm256_storeu_ps(y + c,                                                                      \
+                       _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), sv, _mm256_loadu_ps(y + c)));       \
+      if (two)                                                                                     \
+        _mm256_storeu_ps(y + c + 8,                                                                \
+                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), sv, _mm256_loadu_ps(y + c + 8))); \
+      c += two ? 16 : 8;                                                                           \
+    }                                                                                              \
+    if (c < cols) dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);                \
+  }                                                                                                \
   __attribute__((target(TARGET))) CC_Q8_PIXELS(name, name##_one)
 
 /* The weight bytes at wp with the activation's sign moved onto them
@@ -783,8 +791,8 @@ CC_Q8_PIXELS(dot_q8_generic, dot_q8_generic_one)
  * 2 * 127 * 127 < 2^15, no saturation. Then vpmaddwd with ones sums the
  * pairs: 32 multiply-adds per 4 instructions (XNNPACK's AVX2 int8 kernels
  * widen to 16 bits: 16 per 3). */
-#define CC_Q8_AVX2_STEP(acc, wp)                                                          \
-  acc = _mm256_add_epi32(                                                                 \
+#define CC_Q8_AVX2_STEP(acc, wp) \
+  acc = _mm256_add_epi32(        \
       acc, _mm256_madd_epi16(_mm256_maddubs_epi16(xa, CC_Q8_SIGNED_W(wp)), _mm256_set1_epi16(1)))
 CC_Q8_X86_KERNEL(dot_q8_avx2, "avx2,fma", CC_Q8_AVX2_STEP)
 #undef CC_Q8_AVX2_STEP
@@ -833,8 +841,10 @@ CC_Q8_X86_KERNEL(dot_q8_avx512vnni, CC_Q8_TARGET_EVEX, CC_Q8_VNNI_EVEX_STEP)
  * 8 independent vpdpbusd chains. Same int32 sums as every kernel. Other
  * strip widths take the ymm kernel. */
 #define CC_Q8_ZMM_TARGET "avx512vnni,avx512bw,avx512vl,avx512f,avx2,fma"
-__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_quad(
-    const int8_t* wp, const int8_t* xq, __m512i* lo, __m512i* hi) {
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_quad(const int8_t* wp,
+                                                                                const int8_t* xq,
+                                                                                __m512i* lo,
+                                                                                __m512i* hi) {
   int32_t word;
   memcpy(&word, xq, sizeof(word));
   const __m512i xs = _mm512_set1_epi32(word);
@@ -905,11 +915,11 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_tile
 __attribute__((target(CC_Q8_ZMM_TARGET))) CC_Q8_PIXELS(dot_q8_avx512vnni_zmm,
                                                        dot_q8_avx512vnni_zmm_one)
 
-/* The 4 activation bytes at x made unsigned for vpdpbusd (unsigned x signed
- * bytes): xq + 128 = xq ^ 0x80, in [1, 255], as one int32 to broadcast. The
- * kernels below subtract the offset's share, 128 * sum w, kept in one
- * vpdpbusd chain of 0x80 bytes against the same weights. */
-CC_ALWAYS_INLINE int32_t q8_unsigned_quad(const int8_t* x) {
+    /* The 4 activation bytes at x made unsigned for vpdpbusd (unsigned x signed
+     * bytes): xq + 128 = xq ^ 0x80, in [1, 255], as one int32 to broadcast. The
+     * kernels below subtract the offset's share, 128 * sum w, kept in one
+     * vpdpbusd chain of 0x80 bytes against the same weights. */
+    CC_ALWAYS_INLINE int32_t q8_unsigned_quad(const int8_t* x) {
   int32_t word;
   memcpy(&word, x, sizeof(word));
   return word ^ (int32_t)0x80808080u;
@@ -976,9 +986,15 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group
 __attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_group(
     const int8_t* w, int Q, int n, const int8_t* const* xq, const float* s, float* const* y) {
   switch (n) { /* 2..CC_Q8_GROUP (dot_q8_examples sends a single example to dot_q8_fn) */
-    case 2: dot_q8_zmm_group_n(w, Q, 2, 2, xq, s, y); break;
-    case 3: dot_q8_zmm_group_n(w, Q, 3, 1, xq, s, y); break;
-    default: dot_q8_zmm_group_n(w, Q, 4, 1, xq, s, y); break;
+    case 2:
+      dot_q8_zmm_group_n(w, Q, 2, 2, xq, s, y);
+      break;
+    case 3:
+      dot_q8_zmm_group_n(w, Q, 3, 1, xq, s, y);
+      break;
+    default:
+      dot_q8_zmm_group_n(w, Q, 4, 1, xq, s, y);
+      break;
   }
 }
 /* MR output pixels x W zmm of outputs (a strip of 16 W columns, quads of
@@ -1014,8 +1030,8 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_
     float* ym = y + (size_t)m * y_step;
     for (int v = 0; v < W; ++v) {
       const __m512i sum = _mm512_sub_epi32(acc[m][v], corr[v]);
-      _mm512_storeu_ps(ym + 16 * v, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sv,
-                                                    _mm512_loadu_ps(ym + 16 * v)));
+      _mm512_storeu_ps(ym + 16 * v,
+                       _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sv, _mm512_loadu_ps(ym + 16 * v)));
     }
   }
 }
@@ -1050,32 +1066,56 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_
 __attribute__((target(CC_Q8_ZMM_TARGET))) static void dot_q8_avx512vnni_zmm_conv(
     const int8_t* w, size_t w_tap_step, int taps, int Q, int cols, const int8_t* xq,
     size_t x_tap_step, size_t x_step, int n, float s, float* y, size_t y_step) {
-#define CC_Q8_CONV_CASE(MR, W)                                                            \
-  case MR:                                                                                \
+#define CC_Q8_CONV_CASE(MR, W)                                                                 \
+  case MR:                                                                                     \
     dot_q8_zmm_conv_tile(w, w_tap_step, taps, Q, xq, x_tap_step, x_step, MR, W, s, y, y_step); \
     return;
   if (cols == 32) {
     switch (n) {
-      CC_Q8_CONV_CASE(1, 2) CC_Q8_CONV_CASE(2, 2) CC_Q8_CONV_CASE(3, 2) CC_Q8_CONV_CASE(4, 2)
-      CC_Q8_CONV_CASE(5, 2) CC_Q8_CONV_CASE(6, 2) CC_Q8_CONV_CASE(7, 2) CC_Q8_CONV_CASE(8, 2)
+      // clang-format off
+      CC_Q8_CONV_CASE(1, 2)
+      CC_Q8_CONV_CASE(2, 2)
+      CC_Q8_CONV_CASE(3, 2)
+      CC_Q8_CONV_CASE(4, 2)
+      CC_Q8_CONV_CASE(5, 2)
+      CC_Q8_CONV_CASE(6, 2)
+      CC_Q8_CONV_CASE(7, 2)
+      CC_Q8_CONV_CASE(8, 2)
+      // clang-format on
     }
     return;
   }
-#define CC_Q8_CONV_CASE8(MR)                                                                  \
-  case MR:                                                                                    \
+#define CC_Q8_CONV_CASE8(MR)                                                                \
+  case MR:                                                                                  \
     dot_q8_ymm_conv_tile(w, w_tap_step, taps, Q, xq, x_tap_step, x_step, MR, s, y, y_step); \
     return;
   if (cols == 8) {
     switch (n) {
-      CC_Q8_CONV_CASE8(1) CC_Q8_CONV_CASE8(2) CC_Q8_CONV_CASE8(3) CC_Q8_CONV_CASE8(4)
-      CC_Q8_CONV_CASE8(5) CC_Q8_CONV_CASE8(6) CC_Q8_CONV_CASE8(7) CC_Q8_CONV_CASE8(8)
+      // clang-format off
+      CC_Q8_CONV_CASE8(1)
+      CC_Q8_CONV_CASE8(2)
+      CC_Q8_CONV_CASE8(3)
+      CC_Q8_CONV_CASE8(4)
+      CC_Q8_CONV_CASE8(5)
+      CC_Q8_CONV_CASE8(6)
+      CC_Q8_CONV_CASE8(7)
+      CC_Q8_CONV_CASE8(8)
+      // clang-format on
     }
     return;
   }
 #undef CC_Q8_CONV_CASE8
   switch (n) {
-    CC_Q8_CONV_CASE(1, 1) CC_Q8_CONV_CASE(2, 1) CC_Q8_CONV_CASE(3, 1) CC_Q8_CONV_CASE(4, 1)
-    CC_Q8_CONV_CASE(5, 1) CC_Q8_CONV_CASE(6, 1) CC_Q8_CONV_CASE(7, 1) CC_Q8_CONV_CASE(8, 1)
+    // clang-format off
+    CC_Q8_CONV_CASE(1, 1)
+    CC_Q8_CONV_CASE(2, 1)
+    CC_Q8_CONV_CASE(3, 1)
+    CC_Q8_CONV_CASE(4, 1)
+    CC_Q8_CONV_CASE(5, 1)
+    CC_Q8_CONV_CASE(6, 1)
+    CC_Q8_CONV_CASE(7, 1)
+    CC_Q8_CONV_CASE(8, 1)
+    // clang-format on
   }
 #undef CC_Q8_CONV_CASE
 }
@@ -1096,39 +1136,39 @@ CC_Q8_X86_KERNEL(dot_q8_avxvnni, "avxvnni,avx2,fma", CC_Q8_VNNI_VEX_STEP)
  * as above) and sadalp into one int32 lane per output: 16 multiply-adds per
  * 4 instructions. With the dot-product extension, sdot does it in one. A full
  * strip keeps 8 accumulators (32 outputs). */
-#define CC_Q8_NEON_KERNEL(name, STEP)                                                     \
+#define CC_Q8_NEON_KERNEL(name, STEP)                                                           \
   CC_ALWAYS_INLINE void name##_one(const int8_t* w, int Q, int cols, const int8_t* xq, float s, \
-                                   float* y) {                                             \
-    const size_t ld = (size_t)cols * 4;                                                    \
-    const float32x4_t sv = vdupq_n_f32(s);                                                 \
-    if (cols == CC_Q8_STRIP) {                                                             \
-      int32x4_t a[8];                                                                      \
-      for (int t = 0; t < 8; ++t) a[t] = vdupq_n_s32(0);                                   \
-      const int8_t* wp = w;                                                                \
-      for (int q = 0; q < Q; ++q, wp += 128) {                                             \
-        int32_t word;                                                                      \
-        memcpy(&word, xq + 4 * q, sizeof(word));                                           \
-        const int8x16_t xv = vreinterpretq_s8_s32(vdupq_n_s32(word));                      \
-        for (int t = 0; t < 8; ++t) STEP(a[t], vld1q_s8(wp + 16 * t));                     \
-      }                                                                                    \
-      for (int t = 0; t < 8; ++t)                                                          \
-        vst1q_f32(y + 4 * t, vfmaq_f32(vld1q_f32(y + 4 * t), vcvtq_f32_s32(a[t]), sv));    \
-      return;                                                                              \
-    }                                                                                      \
-    int c = 0;                                                                             \
-    for (; c + 4 <= cols; c += 4) {                                                        \
-      int32x4_t a0 = vdupq_n_s32(0);                                                       \
-      const int8_t* wp = w + (size_t)c * 4;                                                \
-      for (int q = 0; q < Q; ++q, wp += ld) {                                              \
-        int32_t word;                                                                      \
-        memcpy(&word, xq + 4 * q, sizeof(word));                                           \
-        const int8x16_t xv = vreinterpretq_s8_s32(vdupq_n_s32(word));                      \
-        STEP(a0, vld1q_s8(wp));                                                            \
-      }                                                                                    \
-      vst1q_f32(y + c, vfmaq_f32(vld1q_f32(y + c), vcvtq_f32_s32(a0), sv));                \
-    }                                                                                      \
-    if (c < cols) dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);        \
-  }                                                                                        \
+                                   float* y) {                                                  \
+    const size_t ld = (size_t)cols * 4;                                                         \
+    const float32x4_t sv = vdupq_n_f32(s);                                                      \
+    if (cols == CC_Q8_STRIP) {                                                                  \
+      int32x4_t a[8];                                                                           \
+      for (int t = 0; t < 8; ++t) a[t] = vdupq_n_s32(0);                                        \
+      const int8_t* wp = w;                                                                     \
+      for (int q = 0; q < Q; ++q, wp += 128) {                                                  \
+        int32_t word;                                                                           \
+        memcpy(&word, xq + 4 * q, sizeof(word));                                                \
+        const int8x16_t xv = vreinterpretq_s8_s32(vdupq_n_s32(word));                           \
+        for (int t = 0; t < 8; ++t) STEP(a[t], vld1q_s8(wp + 16 * t));                          \
+      }                                                                                         \
+      for (int t = 0; t < 8; ++t)                                                               \
+        vst1q_f32(y + 4 * t, vfmaq_f32(vld1q_f32(y + 4 * t), vcvtq_f32_s32(a[t]), sv));         \
+      return;                                                                                   \
+    }                                                                                           \
+    int c = 0;                                                                                  \
+    for (; c + 4 <= cols; c += 4) {                                                             \
+      int32x4_t a0 = vdupq_n_s32(0);                                                            \
+      const int8_t* wp = w + (size_t)c * 4;                                                     \
+      for (int q = 0; q < Q; ++q, wp += ld) {                                                   \
+        int32_t word;                                                                           \
+        memcpy(&word, xq + 4 * q, sizeof(word));                                                \
+        const int8x16_t xv = vreinterpretq_s8_s32(vdupq_n_s32(word));                           \
+        STEP(a0, vld1q_s8(wp));                                                                 \
+      }                                                                                         \
+      vst1q_f32(y + c, vfmaq_f32(vld1q_f32(y + c), vcvtq_f32_s32(a0), sv));                     \
+    }                                                                                           \
+    if (c < cols) dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);             \
+  }                                                                                             \
   CC_Q8_PIXELS(name, name##_one)
 #define CC_Q8_NEON_STEP(acc, wv)                                      \
   do {                                                                \
@@ -1197,8 +1237,8 @@ static dot_q8_fn select_dot_q8(void) {
     }
 #else
     const int ymm_forced = forced && strcmp(forced, "avx512vnni-ymm") == 0;
-    if (!avx2_forced && __builtin_cpu_supports("avx512f") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
+    if (!avx2_forced && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vnni")) {
       f = dot_q8_avx512vnni;
       isa = "avx512-vnni vpdpbusd";
 #if defined(CC_HAVE_VNNI_ZMM_CLONE)
@@ -1318,7 +1358,8 @@ static uint64_t dense_examples_q8(const cc_gated_dense* p, dot_q8_fn dot, const 
       const int8_t* strip = tile + (size_t)c0 * Q * 4;
       if (ahead) {
         const char* pf = (const char*)ahead + (size_t)c0 * Q * 4;
-        for (size_t off = 0; off < (size_t)cols * Q * 4; off += 64) __builtin_prefetch(pf + off, 0, 2);
+        for (size_t off = 0; off < (size_t)cols * Q * 4; off += 64)
+          __builtin_prefetch(pf + off, 0, 2);
       }
       const int8_t* xs[CC_Q8_GROUP];
       float s[CC_Q8_GROUP];
@@ -1346,8 +1387,7 @@ static uint64_t dense_examples_q8(const cc_gated_dense* p, dot_q8_fn dot, const 
 /* One example e (batch 1) with output block j on, weights wj of block j,
  * outputs y: its non-zero input blocks, CC_Q8_TILES at a time, through the
  * tiles kernel strip by strip (bs a multiple of CC_Q8_STRIP). */
-static uint64_t dense_example_q8_tiles(const cc_gated_dense* p, const int8_t* wj, int e,
-                                       float* y) {
+static uint64_t dense_example_q8_tiles(const cc_gated_dense* p, const int8_t* wj, int e, float* y) {
   const int bs = p->block_size, ibs = p->in_block_size, n_in = p->in_dim / ibs;
   const int Q = (ibs + 3) / 4;
   const size_t tile_bytes = (size_t)Q * 4 * bs;
@@ -1602,16 +1642,16 @@ static uint64_t conv_block_q8(const cc_gated_conv2d* p, int j) {
               for (int done = 0, tiles = (run + CC_Q8_CONV_PIXELS - 1) / CC_Q8_CONV_PIXELS;
                    done < run; --tiles) {
                 const int n = (run - done + tiles - 1) / tiles;
-                conv(strip, w_tap_step, kh1 - kh0, Q, cols, xq + (size_t)done * x_step,
-                     x_tap_step, x_step, n, xs_scale[i], y + (size_t)done * units + c0, units);
+                conv(strip, w_tap_step, kh1 - kh0, Q, cols, xq + (size_t)done * x_step, x_tap_step,
+                     x_step, n, xs_scale[i], y + (size_t)done * units + c0, units);
                 done += n;
               }
               continue;
             }
             for (int kh = kh0; kh < kh1; ++kh)
               dot_q8_strip(dot, strip + (size_t)(kh - kh0) * w_tap_step, Q, cols,
-                           xq + (size_t)(kh - kh0) * x_tap_step, x_step, xs_scale[i], y + c0,
-                           units, ow1 - ow0);
+                           xq + (size_t)(kh - kh0) * x_tap_step, x_step, xs_scale[i], y + c0, units,
+                           ow1 - ow0);
           }
           macs += (uint64_t)(kh1 - kh0) * (ow1 - ow0) * ibs * bs;
         }
@@ -1619,8 +1659,7 @@ static uint64_t conv_block_q8(const cc_gated_conv2d* p, int j) {
     }
     const float* bias = p->bias ? p->bias + (size_t)j * bs : NULL;
     for (size_t s = 0; s < (size_t)OH * OW; ++s) {
-      finish_q8_outputs(ye + s * units, bs, p->kernel_scale + (size_t)j * bs, bias,
-                        p->activation);
+      finish_q8_outputs(ye + s * units, bs, p->kernel_scale + (size_t)j * bs, bias, p->activation);
       scale_block(ye + s * units, bs, p->gate_scale, (size_t)e * K + j);
     }
   }
@@ -1637,12 +1676,12 @@ static uint64_t conv_block_default(const cc_gated_conv2d* p, int j) {
 }
 
 #if CC_X86_MULTIVERSION
-__attribute__((target("avx2,fma"))) static uint64_t dense_block_avx2(const cc_gated_dense* p,
-                                                                    int j, int* ex) {
+__attribute__((target("avx2,fma"))) static uint64_t dense_block_avx2(const cc_gated_dense* p, int j,
+                                                                     int* ex) {
   return dense_block_impl(p, j, ex);
 }
 __attribute__((target("avx2,fma"))) static uint64_t conv_block_avx2(const cc_gated_conv2d* p,
-                                                                   int j) {
+                                                                    int j) {
   return conv_block_float_v(p, j);
 }
 /* Blocks of a multiple of 16 filters take zmm-wide tiles, others the 8-float
@@ -1694,11 +1733,11 @@ static void conv_gate_default(const cc_gated_conv2d* p, int b, int e, float* s) 
 }
 #if CC_X86_MULTIVERSION
 __attribute__((target("avx2,fma"))) static void dense_gate_avx2(const cc_gated_dense* p, int b,
-                                                               int e, float* s) {
+                                                                int e, float* s) {
   dense_gate_impl(p, b, e, s);
 }
 __attribute__((target("avx2,fma"))) static void conv_gate_avx2(const cc_gated_conv2d* p, int b,
-                                                              int e, float* s) {
+                                                               int e, float* s) {
   conv_gate_impl(p, b, e, s);
 }
 #endif

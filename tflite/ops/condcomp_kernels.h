@@ -61,13 +61,13 @@ void cc_apply_activation(int act, float* v, size_t n);
 /* ---------------------------------------------------------------- Dense */
 
 typedef struct {
-  int batch;          /* B >= 0 */
-  int in_dim;         /* D_in >= 1 */
-  int num_blocks;     /* K >= 1 */
-  int block_size;     /* bs >= 1, units = K * bs */
-  int in_block_size;  /* divides in_dim; input blocks that are all zero are skipped */
-  int activation;     /* cc_activation */
-  float threshold;    /* block on iff sigmoid(policy logit) > threshold */
+  int batch;                  /* B >= 0 */
+  int in_dim;                 /* D_in >= 1 */
+  int num_blocks;             /* K >= 1 */
+  int block_size;             /* bs >= 1, units = K * bs */
+  int in_block_size;          /* divides in_dim; input blocks that are all zero are skipped */
+  int activation;             /* cc_activation */
+  float threshold;            /* block on iff sigmoid(policy logit) > threshold */
   const float* x;             /* [B][D_in] */
   const float* kernel_bm;     /* [K][D_in][bs] */
   const float* bias;          /* [K*bs] or NULL */
@@ -75,11 +75,11 @@ typedef struct {
   const float* policy_bias;   /* [K] */
   float* y;                   /* [B][K*bs] */
   /* Scratch owned by the caller: */
-  uint8_t* in_active;  /* [B][D_in / in_block_size] */
-  uint8_t* out_mask;   /* [B][K] */
+  uint8_t* in_active; /* [B][D_in / in_block_size] */
+  uint8_t* out_mask;  /* [B][K] */
   /* Last, so positional initializers that stop earlier leave it 0. */
-  int top_k;           /* > 0: each example's top_k blocks of largest sigmoid(logit)
-                          (lowest index first on ties) instead of the threshold rule */
+  int top_k; /* > 0: each example's top_k blocks of largest sigmoid(logit)
+                (lowest index first on ties) instead of the threshold rule */
   /* Dynamic-range int8 (then kernel_bm is unused; NULL: float kernel_bm).
    * Weight (j, d, c) is w(j, d, c) * kernel_scale[j * bs + c] with the int8
    * w(j, d, c) packed by cc_q8_pack: tile (j, i) of input block i is
@@ -89,14 +89,14 @@ typedef struct {
    * quantized in phase 1, per (example, input block): xq = round(x * 127 /
    * max|x|) (half to even), scale = max|x| / 127, and the block products are
    * exact int32 dot products: y = act(sum_i scale_i * (xq_i . w_i) * kernel_scale + b). */
-  const int8_t* kernel_q;     /* [K][D_in / in_block_size][Q * 4 * bs] */
-  const float* kernel_scale;  /* [K*bs] */
-  int8_t* xq;                 /* scratch [B][D_in / in_block_size][4 * Q] */
-  float* xq_scale;            /* scratch [B][D_in / in_block_size] */
+  const int8_t* kernel_q;    /* [K][D_in / in_block_size][Q * 4 * bs] */
+  const float* kernel_scale; /* [K*bs] */
+  int8_t* xq;                /* scratch [B][D_in / in_block_size][4 * Q] */
+  float* xq_scale;           /* scratch [B][D_in / in_block_size] */
   /* Static-scale int8 (NULL: the per-example scales above): input block i
    * has the fixed scale input_scale[i] (finite, > 0; calibrated offline) and
    * xq = clamp(round-half-even(x * (1 / input_scale[i])), -127, 127) in double. */
-  const float* input_scale;   /* [D_in / in_block_size] */
+  const float* input_scale; /* [D_in / in_block_size] */
   /* scale_by_gate (NULL: off): scratch [B][K]; phase 1 stores each block's
    * gate value, sigmoid(logit) if the block is on (else 0), and phase 2
    * multiplies a computed block's outputs, after the activation, by it
@@ -107,8 +107,7 @@ typedef struct {
 /* Bytes of cc_q8_pack's output (0 for invalid sizes). */
 size_t cc_q8_packed_size(int K, int D, int bs, int in_block_size);
 /* int8 block-major [K][D][bs] -> the packed layout of cc_gated_dense.kernel_q. */
-void cc_q8_pack(const int8_t* kernel_bm, int K, int D, int bs, int in_block_size,
-                int8_t* packed);
+void cc_q8_pack(const int8_t* kernel_bm, int K, int D, int bs, int in_block_size, int8_t* packed);
 /* The int8 dot-product kernel this CPU runs ("avx512-vnni vpdpbusd", "avx2 vpmaddubsw",
  * "neon sdot", ...). */
 const char* cc_kernel_isa_q8(void);
@@ -130,14 +129,14 @@ uint64_t cc_gated_dense_block(const cc_gated_dense* p, int j, int* examples);
 /* ---------------------------------------------------------------- Conv2D */
 
 typedef struct {
-  int batch, in_h, in_w, in_c;         /* input [B][H][W][C_in] */
-  int out_h, out_w;                    /* output [B][OH][OW][K*bs] */
+  int batch, in_h, in_w, in_c; /* input [B][H][W][C_in] */
+  int out_h, out_w;            /* output [B][OH][OW][K*bs] */
   int kernel_h, kernel_w;
   int stride_h, stride_w;
   int dilation_h, dilation_w;
-  int pad_top, pad_left;               /* implicit zero padding ("same") */
-  int num_blocks, block_size;          /* K, bs */
-  int in_block_size;                   /* divides C_in */
+  int pad_top, pad_left;      /* implicit zero padding ("same") */
+  int num_blocks, block_size; /* K, bs */
+  int in_block_size;          /* divides C_in */
   int activation;
   float threshold;
   const float* x;
@@ -146,9 +145,9 @@ typedef struct {
   const float* policy_kernel; /* [C_in][K] */
   const float* policy_bias;   /* [K] */
   float* y;
-  uint8_t* in_active;         /* [B][C_in / in_block_size] */
-  uint8_t* out_mask;          /* [B][K] */
-  int top_k;                  /* as in cc_gated_dense */
+  uint8_t* in_active; /* [B][C_in / in_block_size] */
+  uint8_t* out_mask;  /* [B][K] */
+  int top_k;          /* as in cc_gated_dense */
   /* Dynamic-range int8 (then kernel_bm is unused; NULL: float kernel_bm):
    * the int8 kernel [K][KH][KW][C_in][bs] is [K][KH*KW*C_in][bs] packed by
    * cc_q8_pack(..., K, KH*KW*C_in, bs, in_block_size), so tile (j, t*n_in + i)
@@ -157,11 +156,11 @@ typedef struct {
    * (position, tap, channel block) product is an exact int32 dot product:
    * y = act(sum_{tap, i} scale_i * (xq . w) * kernel_scale + b). */
   const int8_t* kernel_q;
-  const float* kernel_scale;  /* [K*bs] */
-  int8_t* xq;                 /* scratch [B][H*W][C_in / in_block_size][4 * Q] */
-  float* xq_scale;            /* scratch [B][C_in / in_block_size] */
-  const float* input_scale;   /* [C_in / in_block_size] or NULL, as in cc_gated_dense */
-  float* gate_scale;          /* [B][K] or NULL, as in cc_gated_dense */
+  const float* kernel_scale; /* [K*bs] */
+  int8_t* xq;                /* scratch [B][H*W][C_in / in_block_size][4 * Q] */
+  float* xq_scale;           /* scratch [B][C_in / in_block_size] */
+  const float* input_scale;  /* [C_in / in_block_size] or NULL, as in cc_gated_dense */
+  float* gate_scale;         /* [B][K] or NULL, as in cc_gated_dense */
 } cc_gated_conv2d;
 
 /* Phase 1 for examples [e_begin, e_end): channel-block activity, spatial mean

@@ -57,9 +57,9 @@
 
 #define CC_ERR_LEN 256
 
-#define TF_LITE_ENSURE_OK_CC(expr)        \
-  do {                                    \
-    const TfLiteStatus status_ = (expr);  \
+#define TF_LITE_ENSURE_OK_CC(expr)            \
+  do {                                        \
+    const TfLiteStatus status_ = (expr);      \
     if (status_ != kTfLiteOk) return status_; \
   } while (0)
 
@@ -82,12 +82,12 @@ typedef struct {
   float* fscratch;   /* per thread */
   int* iscratch;     /* per thread */
   size_t in_active_cap, out_mask_cap, gate_scale_cap, fscratch_cap, iscratch_cap;
-  int8_t* xq;        /* int8 kernel: quantized activations */
+  int8_t* xq; /* int8 kernel: quantized activations */
   float* xq_scale;
   size_t xq_cap, xq_scale_cap;
   int num_threads;
   uint64_t parallel_min_bytes; /* dense: see dense_phase2_threads */
-  int in_block_size; /* resolved */
+  int in_block_size;           /* resolved */
   /* conv geometry resolved in Prepare */
   int out_h, out_w, pad_top, pad_left;
   /* constant kernel copied to 2 MiB-aligned memory (see pack_kernel), or
@@ -165,8 +165,7 @@ static const void* pack_kernel(OpData* d, const TfLiteTensor* t) {
  * it does not depend on the CPU it runs on. */
 static const int8_t* pack_q8_kernel(OpData* d, const TfLiteTensor* t, int K, int D, int bs,
                                     int ibs) {
-  if (d->packed && d->packed_src == t->data && d->packed_bytes == t->bytes &&
-      d->packed_ibs == ibs)
+  if (d->packed && d->packed_src == t->data && d->packed_bytes == t->bytes && d->packed_ibs == ibs)
     return (const int8_t*)d->packed;
   drop_packed(d);
   const size_t bytes = cc_q8_packed_size(K, D, bs, ibs);
@@ -213,7 +212,6 @@ const char* CondCompKernelIsa(void) {
   }
   return text;
 }
-
 
 /* ------------------------------------------------------------- profile */
 
@@ -276,8 +274,8 @@ typedef struct {
 
 /* Adds one invoke of a layer: its geometry, phase times, multiply-adds and
  * the tiles its examples read. */
-static void profile_record(OpData* d, const InvokeShape* s, uint64_t t0, uint64_t t1,
-                           uint64_t t2, uint64_t macs) {
+static void profile_record(OpData* d, const InvokeShape* s, uint64_t t0, uint64_t t1, uint64_t t2,
+                           uint64_t macs) {
   CondCompProfileEntry* e = profile_slot(d);
   if (e == NULL) return;
   const int B = s->batch, in_dim = s->in_dim, K = s->num_blocks, bs = s->block_size;
@@ -352,10 +350,9 @@ static const char* printable(char* out, size_t cap, const char* s, size_t len) {
 }
 
 static int is_known_key(int op, const char* key) {
-  static const char* const common[] = {"activation", "threshold", "input_block_size",
-                                       "top_k", "scale_by_gate"};
-  static const char* const conv[] = {"padding", "stride_h", "stride_w", "dilation_h",
-                                     "dilation_w"};
+  static const char* const common[] = {"activation", "threshold", "input_block_size", "top_k",
+                                       "scale_by_gate"};
+  static const char* const conv[] = {"padding", "stride_h", "stride_w", "dilation_h", "dilation_w"};
   for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); ++i)
     if (strcmp(key, common[i]) == 0) return 1;
   if (op == kOpConv)
@@ -364,8 +361,8 @@ static int is_known_key(int op, const char* key) {
   return 0;
 }
 
-static void get_int_attr(OpData* d, const cc_fxb_map* m, const char* key, int64_t* out,
-                         int64_t lo, int64_t hi) {
+static void get_int_attr(OpData* d, const cc_fxb_map* m, const char* key, int64_t* out, int64_t lo,
+                         int64_t hi) {
   cc_fxb_status s = cc_fxb_get_int(m, key, out);
   if (s != CC_FXB_OK) {
     set_error(d, "option `%s` %s (expected an integer)", key, fxb_reason(s));
@@ -484,12 +481,12 @@ static void free_op(TfLiteContext* context, void* buffer) {
 
 #define OP_NAME(d) ((d)->op == kOpDense ? "CondCompGatedDense" : "CondCompGatedConv2D")
 
-#define FAIL(context, d, ...)                                   \
-  do {                                                          \
-    char msg_[CC_ERR_LEN];                                      \
-    snprintf(msg_, sizeof(msg_), __VA_ARGS__);                  \
+#define FAIL(context, d, ...)                                      \
+  do {                                                             \
+    char msg_[CC_ERR_LEN];                                         \
+    snprintf(msg_, sizeof(msg_), __VA_ARGS__);                     \
     (context)->ReportError((context), "%s: %s", OP_NAME(d), msg_); \
-    return kTfLiteError;                                        \
+    return kTfLiteError;                                           \
   } while (0)
 
 static TfLiteTensor* tensor_at(TfLiteContext* context, int index) {
@@ -505,7 +502,7 @@ static int abi_ok(TfLiteContext* context, int index) {
   return context->GetTensor(context, index) == &context->tensors[index];
 }
 
-static const char* kInputNames[] = {"x",           "kernel",      "bias",        "policy_kernel",
+static const char* kInputNames[] = {"x",           "kernel",       "bias",       "policy_kernel",
                                     "policy_bias", "kernel_scale", "input_scale"};
 
 /* Inputs 0-4, plus input 5 (kernel_scale) when the kernel is int8 and input
@@ -519,13 +516,14 @@ typedef struct {
 
 static int64_t dim(const TfLiteTensor* t, int i) { return t->dims->data[i]; }
 
-static TfLiteStatus get_tensors(TfLiteContext* context, TfLiteNode* node, OpData* d,
-                                Tensors* ts) {
+static TfLiteStatus get_tensors(TfLiteContext* context, TfLiteNode* node, OpData* d, Tensors* ts) {
   if (node->inputs == NULL || node->outputs == NULL) FAIL(context, d, "node has no inputs/outputs");
   if (node->inputs->size < 5 || node->inputs->size > 7)
-    FAIL(context, d, "expected 5 inputs (x, kernel, bias, policy_kernel, policy_bias), 6 "
+    FAIL(context, d,
+         "expected 5 inputs (x, kernel, bias, policy_kernel, policy_bias), 6 "
          "(and kernel_scale, for an int8 kernel) or 7 (and input_scale, for static int8 "
-         "activation scales), got %d", node->inputs->size);
+         "activation scales), got %d",
+         node->inputs->size);
   if (node->outputs->size != 1) FAIL(context, d, "expected 1 output, got %d", node->outputs->size);
   ts->n = node->inputs->size;
   ts->quantized = ts->n >= 6;
@@ -567,8 +565,8 @@ static TfLiteStatus get_tensors(TfLiteContext* context, TfLiteNode* node, OpData
   return kTfLiteOk;
 }
 
-static TfLiteStatus expect_rank(TfLiteContext* context, OpData* d, const TfLiteTensor* t,
-                                int input, int rank) {
+static TfLiteStatus expect_rank(TfLiteContext* context, OpData* d, const TfLiteTensor* t, int input,
+                                int rank) {
   if (t->dims->size != rank)
     FAIL(context, d, "input %d (%s) must have rank %d, got rank %d", input, kInputNames[input],
          rank, t->dims->size);
@@ -619,8 +617,8 @@ static TfLiteStatus check_input_scale(TfLiteContext* context, OpData* d, const T
   const float* s = (const float*)t->data;
   for (int i = 0; i < t->dims->data[0]; ++i)
     if (!(s[i] > 0.0f && s[i] <= FLT_MAX))
-      FAIL(context, d, "input_scale[%d] = %g: static activation scales must be finite and > 0",
-           i, (double)s[i]);
+      FAIL(context, d, "input_scale[%d] = %g: static activation scales must be finite and > 0", i,
+           (double)s[i]);
   return kTfLiteOk;
 }
 
@@ -675,7 +673,8 @@ static TfLiteStatus alloc_scratch(TfLiteContext* context, OpData* d, int64_t bat
       !grow((void**)&d->out_mask, &d->out_mask_cap, (size_t)(batch * K)) ||
       (d->scale_by_gate &&
        !grow((void**)&d->gate_scale, &d->gate_scale_cap, sizeof(float) * (size_t)(batch * K))) ||
-      !grow((void**)&d->fscratch, &d->fscratch_cap, sizeof(float) * T * (size_t)floats_per_thread) ||
+      !grow((void**)&d->fscratch, &d->fscratch_cap,
+            sizeof(float) * T * (size_t)floats_per_thread) ||
       !grow((void**)&d->iscratch, &d->iscratch_cap, sizeof(int) * T * (size_t)ints_per_thread))
     FAIL(context, d, "out of memory for scratch buffers");
   return kTfLiteOk;
@@ -700,18 +699,17 @@ static TfLiteStatus alloc_xq(TfLiteContext* context, OpData* d, int64_t batch, i
  * a float kernel copied to huge pages (pack_kernel), or an int8 one repacked
  * (pack_q8_kernel) with its scales and activation scratch. `rows` = the
  * kernel's rows per output block (D, or KH * KW * C). */
-#define bind_inputs(context, d, ts, rows, p)                                               \
-  bind_inputs_into(context, d, ts, rows, (p)->num_blocks, (p)->block_size,                 \
-                   (p)->in_block_size, &(p)->kernel_bm, &(p)->kernel_q, &(p)->kernel_scale, \
-                   &(p)->input_scale, &(p)->xq, &(p)->xq_scale, &(p)->bias,                  \
-                   &(p)->policy_kernel, &(p)->policy_bias)
+#define bind_inputs(context, d, ts, rows, p)                                                   \
+  bind_inputs_into(context, d, ts, rows, (p)->num_blocks, (p)->block_size, (p)->in_block_size, \
+                   &(p)->kernel_bm, &(p)->kernel_q, &(p)->kernel_scale, &(p)->input_scale,     \
+                   &(p)->xq, &(p)->xq_scale, &(p)->bias, &(p)->policy_kernel, &(p)->policy_bias)
 
-static TfLiteStatus bind_inputs_into(TfLiteContext* context, OpData* d, const Tensors* ts,
-                                     int rows, int K, int bs, int ibs, const float** kernel_bm,
+static TfLiteStatus bind_inputs_into(TfLiteContext* context, OpData* d, const Tensors* ts, int rows,
+                                     int K, int bs, int ibs, const float** kernel_bm,
                                      const int8_t** kernel_q, const float** kernel_scale,
                                      const float** input_scale, int8_t** xq, float** xq_scale,
-                                     const float** bias,
-                                     const float** policy_kernel, const float** policy_bias) {
+                                     const float** bias, const float** policy_kernel,
+                                     const float** policy_bias) {
   *kernel_bm = NULL;
   *kernel_q = NULL;
   *kernel_scale = NULL;
@@ -756,9 +754,9 @@ static TfLiteStatus prepare_common_head(TfLiteContext* context, TfLiteNode* node
  * 784-2048-2048-2048 stack of benchmarks/benchmark.py, medians of 4-5 processes:
  * int8 tau 0.1 (hidden layers about 42 KB, the first 160 KB) 0.025 ms split
  * vs 0.022 ms serial, float32 tau 0.1 (hidden 168 KB) 0.048 vs 0.045 ms;
- * int8 tau 0.25 (hidden 262 KB, first 400 KB) split 0.039 vs serial 0.045 ms. $CONDCOMP_PARALLEL_MIN_BYTES overrides it, read
- * in Prepare (0: always split, as the tests do to run the parallel path on
- * small models). */
+ * int8 tau 0.25 (hidden 262 KB, first 400 KB) split 0.039 vs serial 0.045 ms.
+ * $CONDCOMP_PARALLEL_MIN_BYTES overrides it, read in Prepare (0: always split, as the tests do to
+ * run the parallel path on small models). */
 #define CC_PARALLEL_MIN_BYTES_DEFAULT (192u * 1024u)
 
 static TfLiteStatus read_parallel_min_bytes(TfLiteContext* context, OpData* d) {
@@ -769,8 +767,10 @@ static TfLiteStatus read_parallel_min_bytes(TfLiteContext* context, OpData* d) {
   errno = 0;
   const unsigned long long v = strtoull(env, &end, 10);
   if (env[0] < '0' || env[0] > '9' || *end != '\0' || errno == ERANGE)
-    FAIL(context, d, "$CONDCOMP_PARALLEL_MIN_BYTES must be a byte count (a non-negative "
-         "integer), got \"%.40s\"", env);
+    FAIL(context, d,
+         "$CONDCOMP_PARALLEL_MIN_BYTES must be a byte count (a non-negative "
+         "integer), got \"%.40s\"",
+         env);
   d->parallel_min_bytes = v;
   return kTfLiteOk;
 }
@@ -802,14 +802,17 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[1], 1, 3));
   const int64_t B = dim(ts.t[0], 0), D = dim(ts.t[0], 1);
   const int64_t K = dim(ts.t[1], 0), Dk = dim(ts.t[1], 1), bs = dim(ts.t[1], 2);
-  if (D < 1) FAIL(context, d, "x must have at least one feature, got shape [%lld, %lld]",
-                  (long long)B, (long long)D);
+  if (D < 1)
+    FAIL(context, d, "x must have at least one feature, got shape [%lld, %lld]", (long long)B,
+         (long long)D);
   if (K < 1 || bs < 1)
     FAIL(context, d, "kernel shape [%lld, %lld, %lld] needs num_blocks >= 1 and block_size >= 1",
          (long long)K, (long long)Dk, (long long)bs);
   if (Dk != D)
-    FAIL(context, d, "kernel has shape [%lld, %lld, %lld] (num_blocks, input_dim, block_size) but "
-         "x has input_dim %lld", (long long)K, (long long)Dk, (long long)bs, (long long)D);
+    FAIL(context, d,
+         "kernel has shape [%lld, %lld, %lld] (num_blocks, input_dim, block_size) but "
+         "x has input_dim %lld",
+         (long long)K, (long long)Dk, (long long)bs, (long long)D);
   TF_LITE_ENSURE_OK_CC(check_gating_inputs(context, d, &ts, K, bs, D));
   TF_LITE_ENSURE_OK_CC(read_parallel_min_bytes(context, d));
   if (B * K * bs > INT_MAX) FAIL(context, d, "output would have more than INT_MAX elements");
@@ -868,8 +871,7 @@ static TfLiteStatus check_tensor_data(TfLiteContext* context, OpData* d, const T
 
 /* The process-wide counters (CondCompGetStats) after one invoke: its
  * multiply-adds and how many of its (example, block) gates were on. */
-static void record_invoke_stats(const uint8_t* out_mask, int batch, int num_blocks,
-                                uint64_t macs) {
+static void record_invoke_stats(const uint8_t* out_mask, int batch, int num_blocks, uint64_t macs) {
   uint64_t active = 0;
   for (size_t i = 0; i < (size_t)batch * num_blocks; ++i) active += out_mask[i] == 1;
   atomic_fetch_add(&g_stat_macs, macs);
@@ -935,9 +937,8 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   atomic_init(&job.macs, 0);
   /* Phase 1 in parallel once every thread gets 4 examples. */
   const int gate_threads = p.batch >= 4 * d->num_threads ? d->num_threads : 1;
-  const InvokeShape shape = {p.batch,         p.in_dim, p.num_blocks, p.block_size,
-                             p.in_block_size, 1,        ts.quantized, p.in_active,
-                             p.out_mask};
+  const InvokeShape shape = {p.batch, p.in_dim,     p.num_blocks, p.block_size, p.in_block_size,
+                             1,       ts.quantized, p.in_active,  p.out_mask};
   run_phases(d, &shape, &job, dense_gate_task, gate_threads, dense_block_task,
              dense_phase2_threads(&p, d), &job.macs);
   return kTfLiteOk;
@@ -952,15 +953,15 @@ static TfLiteStatus prepare_conv(TfLiteContext* context, TfLiteNode* node) {
   TF_LITE_ENSURE_OK_CC(get_tensors(context, node, d, &ts));
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[0], 0, 4));
   TF_LITE_ENSURE_OK_CC(expect_rank(context, d, ts.t[1], 1, 5));
-  const int64_t B = dim(ts.t[0], 0), H = dim(ts.t[0], 1), W = dim(ts.t[0], 2),
-                C = dim(ts.t[0], 3);
+  const int64_t B = dim(ts.t[0], 0), H = dim(ts.t[0], 1), W = dim(ts.t[0], 2), C = dim(ts.t[0], 3);
   const int64_t K = dim(ts.t[1], 0), KH = dim(ts.t[1], 1), KW = dim(ts.t[1], 2),
                 Ck = dim(ts.t[1], 3), bs = dim(ts.t[1], 4);
   if (C < 1) FAIL(context, d, "x must have at least one channel");
   if (K < 1 || KH < 1 || KW < 1 || bs < 1)
-    FAIL(context, d, "kernel shape [%lld, %lld, %lld, %lld, %lld] (num_blocks, kh, kw, "
-         "in_channels, block_size) has a zero dimension", (long long)K, (long long)KH,
-         (long long)KW, (long long)Ck, (long long)bs);
+    FAIL(context, d,
+         "kernel shape [%lld, %lld, %lld, %lld, %lld] (num_blocks, kh, kw, "
+         "in_channels, block_size) has a zero dimension",
+         (long long)K, (long long)KH, (long long)KW, (long long)Ck, (long long)bs);
   if (Ck != C)
     FAIL(context, d, "kernel expects %lld input channels but x has %lld", (long long)Ck,
          (long long)C);
@@ -971,7 +972,8 @@ static TfLiteStatus prepare_conv(TfLiteContext* context, TfLiteNode* node) {
   const int ow = cc_conv_output_size((int)W, (int)KW, (int)d->stride_w, (int)d->dilation_w,
                                      d->padding_same, &pad_left);
   if (oh < 0 || ow < 0) FAIL(context, d, "invalid convolution geometry");
-  if (B * oh * ow * K * bs > INT_MAX) FAIL(context, d, "output would have more than INT_MAX elements");
+  if (B * oh * ow * K * bs > INT_MAX)
+    FAIL(context, d, "output would have more than INT_MAX elements");
   d->out_h = oh;
   d->out_w = ow;
   d->pad_top = pad_top;
@@ -1065,9 +1067,9 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   atomic_init(&job.macs, 0);
   /* Phase 1 in parallel once every thread gets 2 examples. */
   const int gate_threads = p.batch >= 2 * d->num_threads ? d->num_threads : 1;
-  const InvokeShape shape = {p.batch,         p.in_c, p.num_blocks, p.block_size,
-                             p.in_block_size, p.kernel_h * p.kernel_w,
-                             ts.quantized,    p.in_active, p.out_mask};
+  const InvokeShape shape = {p.batch,      p.in_c,          p.num_blocks,
+                             p.block_size, p.in_block_size, p.kernel_h * p.kernel_w,
+                             ts.quantized, p.in_active,     p.out_mask};
   run_phases(d, &shape, &job, conv_gate_task, gate_threads, conv_block_task, d->num_threads,
              &job.macs);
   return kTfLiteOk;
@@ -1081,14 +1083,14 @@ typedef struct {
   char zero_tail[128];
 } PaddedRegistration;
 
-static PaddedRegistration g_dense_reg = {{init_dense, free_op, prepare_dense, invoke_dense, NULL,
-                                          CONDCOMP_BUILTIN_CUSTOM, CONDCOMP_GATED_DENSE_NAME, 1,
-                                          NULL, NULL, 0},
-                                         {0}};
-static PaddedRegistration g_conv_reg = {{init_conv, free_op, prepare_conv, invoke_conv, NULL,
-                                         CONDCOMP_BUILTIN_CUSTOM, CONDCOMP_GATED_CONV2D_NAME, 1,
-                                         NULL, NULL, 0},
-                                        {0}};
+static PaddedRegistration g_dense_reg = {
+    {init_dense, free_op, prepare_dense, invoke_dense, NULL, CONDCOMP_BUILTIN_CUSTOM,
+     CONDCOMP_GATED_DENSE_NAME, 1, NULL, NULL, 0},
+    {0}};
+static PaddedRegistration g_conv_reg = {
+    {init_conv, free_op, prepare_conv, invoke_conv, NULL, CONDCOMP_BUILTIN_CUSTOM,
+     CONDCOMP_GATED_CONV2D_NAME, 1, NULL, NULL, 0},
+    {0}};
 
 const TfLiteRegistration* CondCompGatedDenseRegistration(void) { return &g_dense_reg.reg; }
 const TfLiteRegistration* CondCompGatedConv2DRegistration(void) { return &g_conv_reg.reg; }

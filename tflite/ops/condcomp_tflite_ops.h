@@ -56,13 +56,13 @@ typedef struct {
   int32_t taps;          /* kernel_h * kernel_w (1 for dense) */
   int32_t tiles_exact;   /* K <= 64 and in_dim / ibs <= 64: tile counts are exact */
   int32_t reserved;
-  uint64_t tile_bytes;   /* bytes of one (output block, input block) weight tile */
+  uint64_t tile_bytes; /* bytes of one (output block, input block) weight tile */
   uint64_t invokes, examples;
-  uint64_t gate_ns;      /* phase 1: input checks, policy product, int8 quantization, masks */
-  uint64_t block_ns;     /* phase 2: weight-tile loops and activation */
-  uint64_t macs;         /* multiply-adds of phase 2 */
-  uint64_t tile_reads;   /* sum over invokes of the distinct tiles read */
-  uint64_t policy_bytes; /* policy kernel bytes read (rows of non-zero input blocks) */
+  uint64_t gate_ns;        /* phase 1: input checks, policy product, int8 quantization, masks */
+  uint64_t block_ns;       /* phase 2: weight-tile loops and activation */
+  uint64_t macs;           /* multiply-adds of phase 2 */
+  uint64_t tile_reads;     /* sum over invokes of the distinct tiles read */
+  uint64_t policy_bytes;   /* policy kernel bytes read (rows of non-zero input blocks) */
   uint64_t tiles_seen[64]; /* bit i of tiles_seen[j]: tile (j, i) read since Enable */
 } CondCompProfileEntry;
 CONDCOMP_EXPORT void CondCompProfileEnable(int on);

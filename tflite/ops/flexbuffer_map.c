@@ -133,8 +133,8 @@ static cc_fxb_status find(const cc_fxb_map* map, const char* key, size_t* at, ui
   return CC_FXB_MISSING;
 }
 
-static cc_fxb_status scalar(const cc_fxb_map* map, const char* key, int want_float,
-                            int64_t* iout, double* dout, int* is_float) {
+static cc_fxb_status scalar(const cc_fxb_map* map, const char* key, int want_float, int64_t* iout,
+                            double* dout, int* is_float) {
   size_t at;
   uint8_t packed;
   cc_fxb_status s = find(map, key, &at, &packed);

@@ -26,10 +26,10 @@ typedef enum {
 typedef struct {
   const uint8_t* buf;
   size_t size;
-  size_t values;     /* offset of the first value */
-  size_t keys;       /* offset of the first key offset */
-  uint64_t count;    /* number of entries */
-  unsigned width;    /* byte width of the values */
+  size_t values;  /* offset of the first value */
+  size_t keys;    /* offset of the first key offset */
+  uint64_t count; /* number of entries */
+  unsigned width; /* byte width of the values */
   unsigned key_width;
 } cc_fxb_map;
 

@@ -125,8 +125,7 @@ typedef struct TfLiteContext {
                                TfLiteIntArray* new_size);
   void (*ReportError)(struct TfLiteContext*, const char* msg, ...);
   TfLiteStatus (*AddTensors)(struct TfLiteContext*, int tensors_to_add, int* first_new_index);
-  TfLiteStatus (*GetNodeAndRegistration)(struct TfLiteContext*, int node_index,
-                                         TfLiteNode** node,
+  TfLiteStatus (*GetNodeAndRegistration)(struct TfLiteContext*, int node_index, TfLiteNode** node,
                                          struct TfLiteRegistration** registration);
   /* Takes the registration by value: sizeof(TfLiteRegistration) is part of the ABI. */
   TfLiteStatus (*ReplaceNodeSubsetsWithDelegateKernels)(struct TfLiteContext*,
@@ -144,8 +143,8 @@ typedef struct TfLiteContext {
                                               int* buffer_idx);
   void* (*GetScratchBuffer)(struct TfLiteContext* ctx, int buffer_idx);
   /* Copies `shape`, unlike ResizeTensor: no TfLiteIntArrayCreate needed. */
-  TfLiteStatus (*ResizeTensorExplicit)(struct TfLiteContext* ctx, TfLiteTensor* tensor,
-                                       int dims, const int* shape);
+  TfLiteStatus (*ResizeTensorExplicit)(struct TfLiteContext* ctx, TfLiteTensor* tensor, int dims,
+                                       const int* shape);
   void* PreviewDelegatePartitioning;
   TfLiteTensor* (*GetTensor)(const struct TfLiteContext* context, int tensor_idx);
   /* Later fields are never touched. */
@@ -217,25 +216,33 @@ CC_STATIC_ASSERT(offsetof(TfLiteNode, inputs) == 0, "TfLiteNode.inputs");
 CC_STATIC_ASSERT(offsetof(TfLiteNode, outputs) == 8, "TfLiteNode.outputs");
 CC_STATIC_ASSERT(offsetof(TfLiteNode, user_data) == 32, "TfLiteNode.user_data");
 CC_STATIC_ASSERT(offsetof(TfLiteNode, custom_initial_data) == 48, "TfLiteNode.custom_initial_data");
-CC_STATIC_ASSERT(offsetof(TfLiteNode, custom_initial_data_size) == 56, "TfLiteNode.custom_initial_data_size");
+CC_STATIC_ASSERT(offsetof(TfLiteNode, custom_initial_data_size) == 56,
+                 "TfLiteNode.custom_initial_data_size");
 CC_STATIC_ASSERT(offsetof(TfLiteContext, tensors_size) == 0, "TfLiteContext.tensors_size");
 CC_STATIC_ASSERT(offsetof(TfLiteContext, tensors) == 16, "TfLiteContext.tensors");
 CC_STATIC_ASSERT(offsetof(TfLiteContext, ResizeTensor) == 32, "TfLiteContext.ResizeTensor");
 CC_STATIC_ASSERT(offsetof(TfLiteContext, ReportError) == 40, "TfLiteContext.ReportError");
 CC_STATIC_ASSERT(offsetof(TfLiteContext, GetExecutionPlan) == 8, "TfLiteContext.GetExecutionPlan");
-CC_STATIC_ASSERT(offsetof(TfLiteContext, GetNodeAndRegistration) == 56, "TfLiteContext.GetNodeAndRegistration");
-CC_STATIC_ASSERT(offsetof(TfLiteContext, ReplaceNodeSubsetsWithDelegateKernels) == 64, "TfLiteContext.ReplaceNodeSubsetsWithDelegateKernels");
+CC_STATIC_ASSERT(offsetof(TfLiteContext, GetNodeAndRegistration) == 56,
+                 "TfLiteContext.GetNodeAndRegistration");
+CC_STATIC_ASSERT(offsetof(TfLiteContext, ReplaceNodeSubsetsWithDelegateKernels) == 64,
+                 "TfLiteContext.ReplaceNodeSubsetsWithDelegateKernels");
 CC_STATIC_ASSERT(offsetof(TfLiteDelegate, Prepare) == 8, "TfLiteDelegate.Prepare");
 CC_STATIC_ASSERT(offsetof(TfLiteDelegate, flags) == 40, "TfLiteDelegate.flags");
 CC_STATIC_ASSERT(sizeof(TfLiteDelegate) == 56, "sizeof(TfLiteDelegate)");
-CC_STATIC_ASSERT(offsetof(TfLiteDelegateParams, nodes_to_replace) == 8, "TfLiteDelegateParams.nodes_to_replace");
-CC_STATIC_ASSERT(offsetof(TfLiteContext, recommended_num_threads) == 72, "TfLiteContext.recommended_num_threads");
-CC_STATIC_ASSERT(offsetof(TfLiteContext, ResizeTensorExplicit) == 144, "TfLiteContext.ResizeTensorExplicit");
+CC_STATIC_ASSERT(offsetof(TfLiteDelegateParams, nodes_to_replace) == 8,
+                 "TfLiteDelegateParams.nodes_to_replace");
+CC_STATIC_ASSERT(offsetof(TfLiteContext, recommended_num_threads) == 72,
+                 "TfLiteContext.recommended_num_threads");
+CC_STATIC_ASSERT(offsetof(TfLiteContext, ResizeTensorExplicit) == 144,
+                 "TfLiteContext.ResizeTensorExplicit");
 CC_STATIC_ASSERT(offsetof(TfLiteContext, GetTensor) == 160, "TfLiteContext.GetTensor");
-CC_STATIC_ASSERT(offsetof(TfLiteRegistration, builtin_code) == 40, "TfLiteRegistration.builtin_code");
+CC_STATIC_ASSERT(offsetof(TfLiteRegistration, builtin_code) == 40,
+                 "TfLiteRegistration.builtin_code");
 CC_STATIC_ASSERT(offsetof(TfLiteRegistration, custom_name) == 48, "TfLiteRegistration.custom_name");
 CC_STATIC_ASSERT(offsetof(TfLiteRegistration, version) == 56, "TfLiteRegistration.version");
-CC_STATIC_ASSERT(offsetof(TfLiteRegistration, registration_external) == 64, "TfLiteRegistration.registration_external");
+CC_STATIC_ASSERT(offsetof(TfLiteRegistration, registration_external) == 64,
+                 "TfLiteRegistration.registration_external");
 CC_STATIC_ASSERT(sizeof(TfLiteRegistration) == 88, "sizeof(TfLiteRegistration)");
 #endif
 

@@ -90,20 +90,31 @@ int run_bench(int argc, char** argv) {
   run_kernels(L, &y, &macs);
   auto t0 = std::chrono::steady_clock::now();
   for (int k = 0; k < reps; ++k) run_kernels(L, &y, nullptr);
-  const double us = reps ? std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps : 0.0;
+  const double us =
+      reps ? std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                     .count() /
+                 reps
+           : 0.0;
   double plain_us = -1.0;
   if (!conv && reps > 0) {
-    std::vector<float> w(static_cast<size_t>(L.D) * L.units()), yy(static_cast<size_t>(L.B) * L.units());
+    std::vector<float> w(static_cast<size_t>(L.D) * L.units()),
+        yy(static_cast<size_t>(L.B) * L.units());
     for (size_t i = 0; i < w.size(); ++i) w[i] = L.kernel[i];
     auto t1 = std::chrono::steady_clock::now();
-    for (int k = 0; k < reps; ++k) plain_dense(L.x.data(), w.data(), L.bias.data(), yy.data(), L.B, L.D, L.units());
-    plain_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t1).count() / reps;
+    for (int k = 0; k < reps; ++k)
+      plain_dense(L.x.data(), w.data(), L.bias.data(), yy.data(), L.B, L.D, L.units());
+    plain_us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t1).count() /
+        reps;
   }
   std::printf(
-      "{\"op\": \"%s\", \"isa\": \"%s\", \"batch\": %d, \"in\": %d, \"units\": %d, \"num_blocks\": %d, "
-      "\"active_blocks\": %d, \"macs\": %" PRIu64 ", \"us_per_call\": %.2f, \"plain_dense_us\": %.2f, "
+      "{\"op\": \"%s\", \"isa\": \"%s\", \"batch\": %d, \"in\": %d, \"units\": %d, \"num_blocks\": "
+      "%d, "
+      "\"active_blocks\": %d, \"macs\": %" PRIu64
+      ", \"us_per_call\": %.2f, \"plain_dense_us\": %.2f, "
       "\"reps\": %d}\n",
-      conv ? "conv" : "dense", cc_kernel_isa(), L.B, L.D, L.units(), L.K, active, macs, us, plain_us, reps);
+      conv ? "conv" : "dense", cc_kernel_isa(), L.B, L.D, L.units(), L.K, active, macs, us,
+      plain_us, reps);
   return 0;
 }
 

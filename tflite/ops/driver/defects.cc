@@ -12,14 +12,34 @@
 
 namespace ccdrv {
 
-const char* const kDefectNames[kNumDefects] = {
-    "none", "bad activation", "threshold out of [0,1]", "threshold NaN", "input_block_size not dividing",
-    "input_block_size negative", "missing option", "unknown option", "wrong option type",
-    "bad padding", "bad stride/dilation", "x rank", "kernel rank", "kernel/x dim mismatch",
-    "bias length", "policy kernel shape", "policy bias length", "non-float tensor", "input count",
-    "output count", "bad tensor index", "zero features", "negative dim", "empty options",
-    "huge x shape", "input_scale zero/negative/NaN/Inf or wrong length",
-    "top_k negative or above num_blocks", "scale_by_gate not 0 or 1"};
+const char* const kDefectNames[kNumDefects] = {"none",
+                                               "bad activation",
+                                               "threshold out of [0,1]",
+                                               "threshold NaN",
+                                               "input_block_size not dividing",
+                                               "input_block_size negative",
+                                               "missing option",
+                                               "unknown option",
+                                               "wrong option type",
+                                               "bad padding",
+                                               "bad stride/dilation",
+                                               "x rank",
+                                               "kernel rank",
+                                               "kernel/x dim mismatch",
+                                               "bias length",
+                                               "policy kernel shape",
+                                               "policy bias length",
+                                               "non-float tensor",
+                                               "input count",
+                                               "output count",
+                                               "bad tensor index",
+                                               "zero features",
+                                               "negative dim",
+                                               "empty options",
+                                               "huge x shape",
+                                               "input_scale zero/negative/NaN/Inf or wrong length",
+                                               "top_k negative or above num_blocks",
+                                               "scale_by_gate not 0 or 1"};
 
 namespace {
 
@@ -42,16 +62,24 @@ bool break_option(int d, const Layer& L, NodeSetup* S, Rng& r) {
   };
   switch (d) {
     case kBadActivation: {
-      static const std::vector<std::string> bad = {"", "Relu", "relu ", "softmax", "linearx", "gelu_approx",
-                                                   std::string("relu\0x", 6), "leaky_relu(0.1)"};
+      static const std::vector<std::string> bad = {"",
+                                                   "Relu",
+                                                   "relu ",
+                                                   "softmax",
+                                                   "linearx",
+                                                   "gelu_approx",
+                                                   std::string("relu\0x", 6),
+                                                   "leaky_relu(0.1)"};
       set("activation", ccfx::Str(r.pick(bad)));
       break;
     }
     case kThresholdRange:
-      set("threshold", ccfx::Float(r.chance(0.5) ? -0.01 - r.uniform() * 10 : 1.0001 + r.uniform() * 1e6));
+      set("threshold",
+          ccfx::Float(r.chance(0.5) ? -0.01 - r.uniform() * 10 : 1.0001 + r.uniform() * 1e6));
       break;
     case kThresholdNaN:
-      set("threshold", ccfx::Float(r.chance(0.5) ? std::nan("") : std::numeric_limits<double>::infinity()));
+      set("threshold",
+          ccfx::Float(r.chance(0.5) ? std::nan("") : std::numeric_limits<double>::infinity()));
       break;
     case kIbsNotDividing: {
       int v = 0;
@@ -98,7 +126,8 @@ bool break_option(int d, const Layer& L, NodeSetup* S, Rng& r) {
     case kBadStride: {
       if (L.op != 1) return false;
       static const char* keys[] = {"stride_h", "stride_w", "dilation_h", "dilation_w"};
-      set(keys[r.next() % 4], ccfx::Int(r.chance(0.5) ? 0 : (r.chance(0.5) ? -3 : (int64_t{1} << 33))));
+      set(keys[r.next() % 4],
+          ccfx::Int(r.chance(0.5) ? 0 : (r.chance(0.5) ? -3 : (int64_t{1} << 33))));
       break;
     }
     default:
@@ -114,13 +143,19 @@ bool break_shape(int d, const Layer& L, NodeSetup* S, Rng& r) {
   switch (d) {
     case kRankX: {
       std::vector<int> s = S->shapes[0];
-      if (r.chance(0.5)) s.push_back(1); else s.pop_back();
+      if (r.chance(0.5))
+        s.push_back(1);
+      else
+        s.pop_back();
       S->shapes[0] = s;
       break;
     }
     case kRankKernel: {
       std::vector<int> s = S->shapes[1];
-      if (r.chance(0.5)) s.insert(s.begin(), 1); else s.erase(s.begin());
+      if (r.chance(0.5))
+        s.insert(s.begin(), 1);
+      else
+        s.erase(s.begin());
       S->shapes[1] = s;
       break;
     }
@@ -129,17 +164,22 @@ bool break_shape(int d, const Layer& L, NodeSetup* S, Rng& r) {
       break;
     case kBiasLength:
       if (S->inputs[2] < 0) return false;
-      S->shapes[2] = r.chance(0.5) ? std::vector<int>{L.units() + 1} : std::vector<int>{1, L.units()};
+      S->shapes[2] =
+          r.chance(0.5) ? std::vector<int>{L.units() + 1} : std::vector<int>{1, L.units()};
       break;
     case kPolicyShape:
       S->shapes[3] = r.chance(0.5) ? std::vector<int>{L.K, L.D} : std::vector<int>{L.D, L.K + 1};
-      if (L.K == L.D && S->shapes[3][0] == L.K && S->shapes[3][1] == L.D) S->shapes[3] = {L.D + 1, L.K};
+      if (L.K == L.D && S->shapes[3][0] == L.K && S->shapes[3][1] == L.D)
+        S->shapes[3] = {L.D + 1, L.K};
       break;
     case kPolicyBiasLength:
       S->shapes[4] = {L.K + r.range(1, 3)};
       break;
     case kZeroFeatures:
-      if (L.op == 0) S->shapes[0][1] = 0; else S->shapes[0][3] = 0;
+      if (L.op == 0)
+        S->shapes[0][1] = 0;
+      else
+        S->shapes[0][3] = 0;
       break;
     case kNegativeDim:  // x is not allocated before Prepare, so any shape can reach it
       S->shapes[0][r.range(0, static_cast<int>(S->shapes[0].size()) - 1)] = -r.range(1, 5);
@@ -171,8 +211,9 @@ bool break_shape(int d, const Layer& L, NodeSetup* S, Rng& r) {
 bool break_node(int d, const Layer& L, NodeSetup* S, Rng& r) {
   switch (d) {
     case kNonFloat: {
-      static const std::vector<TfLiteType> types = {kTfLiteInt8, kTfLiteUInt8, kTfLiteInt32, kTfLiteFloat16,
-                                                    kTfLiteFloat64, kTfLiteInt64, kTfLiteBool};
+      static const std::vector<TfLiteType> types = {kTfLiteInt8,    kTfLiteUInt8,   kTfLiteInt32,
+                                                    kTfLiteFloat16, kTfLiteFloat64, kTfLiteInt64,
+                                                    kTfLiteBool};
       int k = r.range(0, 4);
       if (k == 2 && S->inputs[2] < 0) k = 0;
       S->types[k] = r.pick(types);
@@ -181,10 +222,16 @@ bool break_node(int d, const Layer& L, NodeSetup* S, Rng& r) {
     }
     case kInputCount:
       // 7 -> 6 inputs is a valid op (per-example scales): add one instead.
-      if (r.chance(0.5) && L.input_scale.empty()) S->inputs.pop_back(); else S->inputs.push_back(0);
+      if (r.chance(0.5) && L.input_scale.empty())
+        S->inputs.pop_back();
+      else
+        S->inputs.push_back(0);
       break;
     case kOutputCount:
-      if (r.chance(0.5)) S->outputs.clear(); else S->outputs.push_back(0);
+      if (r.chance(0.5))
+        S->outputs.clear();
+      else
+        S->outputs.push_back(0);
       break;
     case kBadIndex: {
       int k = r.range(0, 4);
@@ -204,10 +251,14 @@ bool break_input_scale(const Layer& L, NodeSetup* S, Rng& r) {
   if (L.input_scale.empty()) return false;
   if (r.chance(0.25)) {
     S->shapes[7] = {static_cast<int>(L.input_scale.size()) + (r.chance(0.5) ? 1 : -1)};
-    if (S->shapes[7][0] == 0 || r.chance(0.3)) S->shapes[7] = {1, static_cast<int>(L.input_scale.size())};
+    if (S->shapes[7][0] == 0 || r.chance(0.3))
+      S->shapes[7] = {1, static_cast<int>(L.input_scale.size())};
     return true;
   }
-  static const std::vector<float> bad = {0.0f, -0.0f, -1.0f, std::nanf(""),
+  static const std::vector<float> bad = {0.0f,
+                                         -0.0f,
+                                         -1.0f,
+                                         std::nanf(""),
                                          std::numeric_limits<float>::infinity(),
                                          -std::numeric_limits<float>::denorm_min()};
   S->input_scale[r.next() % S->input_scale.size()] = r.pick(bad);
@@ -273,7 +324,8 @@ void mutate(std::vector<uint8_t>* b, Rng& r) {
     case 2:  // flip bytes
     {
       const int n = r.range(1, 4);
-      for (int t = 0; t < n && !b->empty(); ++t) (*b)[r.next() % b->size()] ^= static_cast<uint8_t>(1 + r.next() % 255);
+      for (int t = 0; t < n && !b->empty(); ++t)
+        (*b)[r.next() % b->size()] ^= static_cast<uint8_t>(1 + r.next() % 255);
       break;
     }
     case 3:  // damage the tail (root offset / type / width)

@@ -23,14 +23,15 @@ void progress(long i) {
 
 void fail(Stats* st, long i, const char* what, const std::string& why, const Layer& L) {
   st->failed++;
-  std::fprintf(stderr,
-               "FAIL case %ld (seed %" PRIu64 ") %s: %s\n  layer op=%s B=%d D=%d H=%d W=%d K=%d bs=%d "
-               "k=%dx%d s=%dx%d d=%dx%d %s ibs=%d act=%s thr=%.9g top_k=%d scale_by_gate=%d bias=%d "
-               "int8=%d\n",
-               i, g_opt.seed, what, why.c_str(), L.op ? "conv" : "dense", L.B, L.D, L.H, L.W, L.K,
-               L.bs, L.KH, L.KW, L.sh, L.sw, L.dh, L.dw, L.same ? "same" : "valid", L.ibs_opt,
-               kActNames[L.act], L.thr, L.top_k, L.scale_by_gate ? 1 : 0, L.has_bias ? 1 : 0,
-               L.quant ? 1 : 0);
+  std::fprintf(
+      stderr,
+      "FAIL case %ld (seed %" PRIu64
+      ") %s: %s\n  layer op=%s B=%d D=%d H=%d W=%d K=%d bs=%d "
+      "k=%dx%d s=%dx%d d=%dx%d %s ibs=%d act=%s thr=%.9g top_k=%d scale_by_gate=%d bias=%d "
+      "int8=%d\n",
+      i, g_opt.seed, what, why.c_str(), L.op ? "conv" : "dense", L.B, L.D, L.H, L.W, L.K, L.bs,
+      L.KH, L.KW, L.sh, L.sw, L.dh, L.dw, L.same ? "same" : "valid", L.ibs_opt, kActNames[L.act],
+      L.thr, L.top_k, L.scale_by_gate ? 1 : 0, L.has_bias ? 1 : 0, L.quant ? 1 : 0);
 }
 
 int run_cases(bool ops, long n) {
@@ -45,7 +46,8 @@ int run_cases(bool ops, long n) {
   std::printf(
       "%s: %ld cases in %.1f s (isa: %s): %ld expected errors, %ld mutated-options runs ok / %ld "
       "rejected, %ld values checked, %ld gates within rounding of the threshold, %ld NaN "
-      "pre-activations turned into numbers by relu/relu6/hard_sigmoid, %ld int8 cases, %ld of them conv, "
+      "pre-activations turned into numbers by relu/relu6/hard_sigmoid, %ld int8 cases, %ld of them "
+      "conv, "
       "%ld with static scales (%s)\n",
       ops ? "ops" : "kernels", st.cases, secs, cc_kernel_isa(), st.expected_errors, st.mutated_ok,
       st.mutated_err, st.values_checked, st.ambiguous_blocks, st.nan_deviation, st.int8_cases,

@@ -20,7 +20,7 @@ struct Layer {
   int ibs_opt = 0;  // option value: 0 = whole input
   int act = 0;
   float thr = 0.5f;
-  int top_k = 0;  // 0: threshold rule
+  int top_k = 0;               // 0: threshold rule
   bool scale_by_gate = false;  // computed blocks times sigmoid(logit)
   bool has_bias = true;
   std::vector<float> x, kernel, bias, wp, bp;  // kernel block-major

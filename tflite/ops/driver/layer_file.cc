@@ -37,9 +37,12 @@ bool attributes_ok(const Layer& L) {
   if (L.op == 1 && (L.KH < 1 || L.KW < 1 || L.sh < 1 || L.sw < 1 || L.dh < 1 || L.dw < 1))
     return false;
   const double limit = 2147483648.0;
-  const double nx = static_cast<double>(L.B) * L.D * (L.op == 1 ? static_cast<double>(L.H) * L.W : 1.0);
-  const double nk = static_cast<double>(L.K) * L.bs * L.D * (L.op == 1 ? static_cast<double>(L.KH) * L.KW : 1.0);
-  const double ny = static_cast<double>(L.B) * L.units() * (L.op == 1 ? static_cast<double>(L.H) * L.W : 1.0);
+  const double nx =
+      static_cast<double>(L.B) * L.D * (L.op == 1 ? static_cast<double>(L.H) * L.W : 1.0);
+  const double nk =
+      static_cast<double>(L.K) * L.bs * L.D * (L.op == 1 ? static_cast<double>(L.KH) * L.KW : 1.0);
+  const double ny =
+      static_cast<double>(L.B) * L.units() * (L.op == 1 ? static_cast<double>(L.H) * L.W : 1.0);
   return nx < limit && nk < limit && ny < limit && static_cast<double>(L.D) * L.K < limit;
 }
 
@@ -47,7 +50,8 @@ bool attributes_ok(const Layer& L) {
 bool read_layer(FILE* f, int version, Layer* out, std::string* why) {
   Layer& L = *out;
   int nl = 0, al = 0, has_bias = 0;
-  bool ok = read_i32(f, &L.op) && (L.op == 0 || L.op == 1) && read_i32(f, &nl) && nl >= 0 && nl < 256;
+  bool ok =
+      read_i32(f, &L.op) && (L.op == 0 || L.op == 1) && read_i32(f, &nl) && nl >= 0 && nl < 256;
   if (!ok) return false;
   L.name.resize(nl);
   ok = (nl == 0 || read_exact(f, &L.name[0], nl)) && read_i32(f, &al) && al > 0 && al < 64;
@@ -82,14 +86,16 @@ bool read_layer(FILE* f, int version, Layer* out, std::string* why) {
     conv_geometry(L.H, L.KH, L.sh, L.dh, L.same, &OH, &pt);
     conv_geometry(L.W, L.KW, L.sw, L.dw, L.same, &OW, &pl);
   }
-  const size_t nx = L.op == 0 ? static_cast<size_t>(L.B) * L.D : static_cast<size_t>(L.B) * L.H * L.W * L.D;
+  const size_t nx =
+      L.op == 0 ? static_cast<size_t>(L.B) * L.D : static_cast<size_t>(L.B) * L.H * L.W * L.D;
   const size_t nk = L.op == 0 ? static_cast<size_t>(L.K) * L.D * L.bs
                               : static_cast<size_t>(L.K) * L.KH * L.KW * L.D * L.bs;
   ok = read_floats(f, &L.x, nx);
   if (ok && L.quant) {
     ok = has_bytes(f, nk);
     if (ok) L.kernel_q.resize(nk);
-    ok = ok && (nk == 0 || read_exact(f, L.kernel_q.data(), nk)) && read_floats(f, &L.kernel_scale, L.units());
+    ok = ok && (nk == 0 || read_exact(f, L.kernel_q.data(), nk)) &&
+         read_floats(f, &L.kernel_scale, L.units());
   } else {
     ok = ok && read_floats(f, &L.kernel, nk);
   }
@@ -98,7 +104,8 @@ bool read_layer(FILE* f, int version, Layer* out, std::string* why) {
        read_floats(f, &L.input_scale, n_input_scale);
   if (!ok) return false;
   if (version == 1) {
-    L.y_shape = L.op == 0 ? std::vector<int>{L.B, L.units()} : std::vector<int>{L.B, OH, OW, L.units()};
+    L.y_shape =
+        L.op == 0 ? std::vector<int>{L.B, L.units()} : std::vector<int>{L.B, OH, OW, L.units()};
   } else {
     int rank = 0;
     if (!read_i32(f, &rank) || rank < 0 || rank > 8) return false;
@@ -130,11 +137,14 @@ bool load_layers(const char* path, std::vector<Layer>* layers, std::string* err)
   for (int l = 0; ok && l < n; ++l) {
     Layer L;
     ok = read_layer(f, version, &L, &why);
-    if (ok) layers->push_back(std::move(L));
-    else if (!why.empty()) why = "layer " + std::to_string(l) + ": " + why;
+    if (ok)
+      layers->push_back(std::move(L));
+    else if (!why.empty())
+      why = "layer " + std::to_string(l) + ": " + why;
   }
   std::fclose(f);
-  if (!ok) *err = std::string("malformed layer file ") + path + (why.empty() ? "" : " (" + why + ")");
+  if (!ok)
+    *err = std::string("malformed layer file ") + path + (why.empty() ? "" : " (" + why + ")");
   return ok;
 }
 

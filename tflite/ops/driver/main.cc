@@ -86,19 +86,27 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--seed") g_opt.seed = std::strtoull(val("--seed"), nullptr, 10);
-    else if (a == "--only") g_opt.only = std::atol(val("--only"));
-    else if (a == "--progress") g_opt.progress = val("--progress");
-    else if (a == "--reps") g_opt.reps = std::atoi(val("--reps"));
-    else if (a == "--strict-nan") g_opt.strict_nan = true;
-    else if (a == "--verbose") g_opt.verbose = true;
-    else pos.push_back(argv[i]);
+    if (a == "--seed")
+      g_opt.seed = std::strtoull(val("--seed"), nullptr, 10);
+    else if (a == "--only")
+      g_opt.only = std::atol(val("--only"));
+    else if (a == "--progress")
+      g_opt.progress = val("--progress");
+    else if (a == "--reps")
+      g_opt.reps = std::atoi(val("--reps"));
+    else if (a == "--strict-nan")
+      g_opt.strict_nan = true;
+    else if (a == "--verbose")
+      g_opt.verbose = true;
+    else
+      pos.push_back(argv[i]);
   }
   if (pos.empty()) return usage();
   const std::string cmd = pos[0];
   if (cmd == "info") {
     std::printf("isa: %s\nint8 isa: %s\nsizeof(TfLiteTensor)=%zu sizeof(TfLiteRegistration)=%zu\n",
-                cc_kernel_isa(), cc_kernel_isa_q8(), sizeof(TfLiteTensor), sizeof(TfLiteRegistration));
+                cc_kernel_isa(), cc_kernel_isa_q8(), sizeof(TfLiteTensor),
+                sizeof(TfLiteRegistration));
     return 0;
   }
   if (cmd == "kernels" || cmd == "ops") {

@@ -61,8 +61,8 @@ struct MockRuntime {
   }
   static TfLiteStatus ResizeTensorExplicit(TfLiteContext* c, TfLiteTensor* t, int n,
                                            const int* shape) {
-    TfLiteIntArray* a =
-        static_cast<TfLiteIntArray*>(std::malloc(sizeof(TfLiteIntArray) + sizeof(int) * (n > 0 ? n : 1)));
+    TfLiteIntArray* a = static_cast<TfLiteIntArray*>(
+        std::malloc(sizeof(TfLiteIntArray) + sizeof(int) * (n > 0 ? n : 1)));
     a->size = n;
     if (n > 0) std::memcpy(a->data, shape, sizeof(int) * n);
     return ResizeTensor(c, t, a);
@@ -96,8 +96,8 @@ struct MockRuntime {
     set_bytes(&t);
   }
   static size_t elem_size(TfLiteType type) {
-    return type == kTfLiteFloat64 || type == kTfLiteInt64 ? 8
-           : type == kTfLiteInt16 || type == kTfLiteFloat16 ? 2
+    return type == kTfLiteFloat64 || type == kTfLiteInt64                       ? 8
+           : type == kTfLiteInt16 || type == kTfLiteFloat16                     ? 2
            : type == kTfLiteUInt8 || type == kTfLiteInt8 || type == kTfLiteBool ? 1
                                                                                 : 4;
   }

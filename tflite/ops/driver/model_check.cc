@@ -40,7 +40,8 @@ int run_model(const char* path) {
     if (!run.prepared || !run.invoked || run.invoke_status != kTfLiteOk) {
       why = "op failed: " + run.error;
     } else if (run.y.size() != L.y_expected.size()) {
-      why = "output size " + std::to_string(run.y.size()) + " != " + std::to_string(L.y_expected.size());
+      why = "output size " + std::to_string(run.y.size()) +
+            " != " + std::to_string(L.y_expected.size());
     } else {
       Reference R = reference(L);
       why = compare(L, R, run.y.data(), &st);
@@ -64,8 +65,9 @@ int run_model(const char* path) {
       run_kernels(L, &y, &macs);
       auto t0 = std::chrono::steady_clock::now();
       for (int k = 0; k < g_opt.reps; ++k) run_kernels(L, &y, nullptr);
-      us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
-           g_opt.reps;
+      us =
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
+          g_opt.reps;
     }
     const long dense_macs = L.op == 0 ? static_cast<long>(L.B) * L.D * L.units()
                                       : static_cast<long>(run.y.size()) * L.KH * L.KW * L.D;

@@ -43,7 +43,8 @@ bool op_case(long i, Stats* st) {
       Rng r2(r.next());
       Layer other = L;
       other.B = r2.range(0, 12);
-      const size_t per = L.op == 0 ? static_cast<size_t>(L.D) : static_cast<size_t>(L.H) * L.W * L.D;
+      const size_t per =
+          L.op == 0 ? static_cast<size_t>(L.D) : static_cast<size_t>(L.H) * L.W * L.D;
       fill_normal(r2, other.x, per * other.B, 1.0);
       L2.reset(new Layer(other));
       S.reshape_x = x_shape(other);
@@ -103,7 +104,8 @@ bool op_case(long i, Stats* st) {
            "Prepare failed without ReportError", L);
       return false;
     }
-    if (g_opt.verbose) std::fprintf(stderr, "case %ld %s -> %s\n", i, kDefectNames[d], run.error.c_str());
+    if (g_opt.verbose)
+      std::fprintf(stderr, "case %ld %s -> %s\n", i, kDefectNames[d], run.error.c_str());
     st->expected_errors++;
     st->passed++;
     return true;

@@ -14,8 +14,8 @@ namespace ccdrv {
 namespace {
 
 TfLiteIntArray* int_array(const std::vector<int>& v) {
-  TfLiteIntArray* a =
-      static_cast<TfLiteIntArray*>(std::malloc(sizeof(TfLiteIntArray) + sizeof(int) * (v.empty() ? 1 : v.size())));
+  TfLiteIntArray* a = static_cast<TfLiteIntArray*>(
+      std::malloc(sizeof(TfLiteIntArray) + sizeof(int) * (v.empty() ? 1 : v.size())));
   a->size = static_cast<int>(v.size());
   for (size_t i = 0; i < v.size(); ++i) a->data[i] = v[i];
   return a;
@@ -53,8 +53,8 @@ OpRun run_op(const Layer& L, const NodeSetup& S, const Layer* L2) {
   setenv("CONDCOMP_PARALLEL_MIN_BYTES", S.parallel_min_bytes, 1);  // read in Prepare
   for (int i = 0; i < n_tensors; ++i) rt.SetShape(i, S.shapes[i], S.types[i]);
   // Constants have data before Prepare; x and the output get theirs after.
-  const std::vector<float>* consts[8] = {nullptr, &L.kernel, &L.bias, &L.wp, &L.bp, nullptr,
-                                         &L.kernel_scale, &S.input_scale};
+  const std::vector<float>* consts[8] = {nullptr, &L.kernel, &L.bias,         &L.wp,
+                                         &L.bp,   nullptr,   &L.kernel_scale, &S.input_scale};
   for (int i = 1; i < n_tensors; ++i) {
     if (i == 5) continue;
     if (!rt.Allocate(i, S.null_empty)) return out;
@@ -76,8 +76,8 @@ OpRun run_op(const Layer& L, const NodeSetup& S, const Layer* L2) {
   if (!S.options.empty()) std::memcpy(opt.get(), S.options.data(), S.options.size());
   node.custom_initial_data = S.options.empty() ? nullptr : opt.get();
   node.custom_initial_data_size = static_cast<int>(S.options.size());
-  void* user = reg->init(&rt.ctx, reinterpret_cast<const char*>(node.custom_initial_data),
-                         S.options.size());
+  void* user =
+      reg->init(&rt.ctx, reinterpret_cast<const char*>(node.custom_initial_data), S.options.size());
   node.user_data = user;
 
   for (int pass = 0; pass < (L2 ? 2 : 1); ++pass) {

@@ -20,7 +20,8 @@ inline std::vector<int> x_shape(const Layer& L) {
   return L.op == 0 ? std::vector<int>{L.B, L.D} : std::vector<int>{L.B, L.H, L.W, L.D};
 }
 inline std::vector<int> kernel_shape(const Layer& L) {
-  return L.op == 0 ? std::vector<int>{L.K, L.D, L.bs} : std::vector<int>{L.K, L.KH, L.KW, L.D, L.bs};
+  return L.op == 0 ? std::vector<int>{L.K, L.D, L.bs}
+                   : std::vector<int>{L.K, L.KH, L.KW, L.D, L.bs};
 }
 
 // One run of a node through Init/Prepare/(Invoke)/Free.
@@ -45,10 +46,9 @@ struct NodeSetup {
   const char* parallel_min_bytes = "";
   bool explicit_resize = false;
   bool null_empty = false;
-  std::vector<int> reshape_x;  // second Prepare/Invoke with another x shape
+  std::vector<int> reshape_x;      // second Prepare/Invoke with another x shape
   std::vector<float> input_scale;  // tensor 7's values (the layer's, or a defect's)
 };
-
 
 // Runs L through the node described by S; with L2, a second Prepare/Invoke
 // with L2's x (of shape S.reshape_x).

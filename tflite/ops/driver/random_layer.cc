@@ -87,7 +87,8 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   L.top_k = r.chance(0.3) ? r.range(1, L.K) : 0;
   L.scale_by_gate = r.chance(0.3);
   L.has_bias = r.chance(0.8);
-  const size_t nx = conv ? static_cast<size_t>(L.B) * L.H * L.W * L.D : static_cast<size_t>(L.B) * L.D;
+  const size_t nx =
+      conv ? static_cast<size_t>(L.B) * L.H * L.W * L.D : static_cast<size_t>(L.B) * L.D;
   fill_normal(r, L.x, nx, 1.0);
   // Zero input blocks (what a previous gated layer leaves), per example.
   const int ibs = L.ibs(), nin = L.D / ibs;
@@ -117,7 +118,8 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   const double fan_in = conv ? static_cast<double>(L.KH) * L.KW * L.D : L.D;
   fill_normal(r, L.kernel, nk, 1.0 / std::sqrt(fan_in));
   if (L.has_bias) fill_normal(r, L.bias, static_cast<size_t>(L.units()), 0.3);
-  fill_normal(r, L.wp, static_cast<size_t>(L.D) * L.K, (r.chance(0.2) ? 3.0 : 1.0) / std::sqrt(L.D));
+  fill_normal(r, L.wp, static_cast<size_t>(L.D) * L.K,
+              (r.chance(0.2) ? 3.0 : 1.0) / std::sqrt(L.D));
   fill_normal(r, L.bp, static_cast<size_t>(L.K), 1.5);
   return L;
 }
@@ -134,7 +136,9 @@ void quantize_int8(Layer* L) {
     const int j = u / bs, c = u % bs;
     double m = 0.0;
     for (int d = 0; d < rows; ++d)
-      m = std::max(m, std::fabs(static_cast<double>(L->kernel[(static_cast<size_t>(j) * rows + d) * bs + c])));
+      m = std::max(
+          m,
+          std::fabs(static_cast<double>(L->kernel[(static_cast<size_t>(j) * rows + d) * bs + c])));
     const float sc = m > 0 ? static_cast<float>(m) / 127.0f : 1.0f;
     L->kernel_scale[u] = sc;
     for (int d = 0; d < rows; ++d) {

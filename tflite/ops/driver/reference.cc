@@ -14,17 +14,16 @@
 namespace ccdrv {
 
 const char* const kActNames[kNumActs] = {
-    "linear", "relu",     "relu6",      "sigmoid",      "tanh",
-    "elu",    "selu",     "softplus",   "softsign",     "silu",
-    "gelu",   "leaky_relu", "hard_sigmoid", "hard_silu", "mish",
-    "exponential"};
+    "linear",   "relu", "relu6", "sigmoid",    "tanh",         "elu",       "selu", "softplus",
+    "softsign", "silu", "gelu",  "leaky_relu", "hard_sigmoid", "hard_silu", "mish", "exponential"};
 static_assert(kNumActs == CC_ACT_COUNT, "activation list out of date");
 
 int act_from_name(const std::string& name) {
   static const struct {
     const char* alias;
     int act;
-  } kAliases[] = {{"None", CC_ACT_LINEAR}, {"swish", CC_ACT_SILU}, {"hard_swish", CC_ACT_HARD_SILU}};
+  } kAliases[] = {
+      {"None", CC_ACT_LINEAR}, {"swish", CC_ACT_SILU}, {"hard_swish", CC_ACT_HARD_SILU}};
   for (int a = 0; a < kNumActs; ++a)
     if (name == kActNames[a]) return a;
   for (const auto& al : kAliases)
@@ -33,26 +32,39 @@ int act_from_name(const std::string& name) {
 }
 
 namespace {
-double softplus_ref(double v) { return v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v)); }
+double softplus_ref(double v) {
+  return v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v));
+}
 }  // namespace
 
 double act_ref(int a, double v) {
   if (std::isnan(v)) return v;
   switch (a) {
-    case CC_ACT_LINEAR: return v;
-    case CC_ACT_RELU: return v > 0 ? v : 0.0;
-    case CC_ACT_RELU6: return v > 0 ? (v < 6 ? v : 6.0) : 0.0;
-    case CC_ACT_SIGMOID: return 1.0 / (1.0 + std::exp(-v));
-    case CC_ACT_TANH: return std::tanh(v);
-    case CC_ACT_ELU: return v > 0 ? v : std::expm1(v);
+    case CC_ACT_LINEAR:
+      return v;
+    case CC_ACT_RELU:
+      return v > 0 ? v : 0.0;
+    case CC_ACT_RELU6:
+      return v > 0 ? (v < 6 ? v : 6.0) : 0.0;
+    case CC_ACT_SIGMOID:
+      return 1.0 / (1.0 + std::exp(-v));
+    case CC_ACT_TANH:
+      return std::tanh(v);
+    case CC_ACT_ELU:
+      return v > 0 ? v : std::expm1(v);
     case CC_ACT_SELU:
       return 1.0507009873554804934193349852946 *
              (v > 0 ? v : 1.6732632423543772848170429916717 * std::expm1(v));
-    case CC_ACT_SOFTPLUS: return softplus_ref(v);
-    case CC_ACT_SOFTSIGN: return v / (1.0 + std::fabs(v));
-    case CC_ACT_SILU: return v / (1.0 + std::exp(-v));
-    case CC_ACT_GELU: return 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
-    case CC_ACT_LEAKY_RELU: return v > 0 ? v : 0.2 * v;
+    case CC_ACT_SOFTPLUS:
+      return softplus_ref(v);
+    case CC_ACT_SOFTSIGN:
+      return v / (1.0 + std::fabs(v));
+    case CC_ACT_SILU:
+      return v / (1.0 + std::exp(-v));
+    case CC_ACT_GELU:
+      return 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+    case CC_ACT_LEAKY_RELU:
+      return v > 0 ? v : 0.2 * v;
     case CC_ACT_HARD_SIGMOID: {
       double t = v + 3.0;
       t = t > 0 ? (t < 6 ? t : 6.0) : 0.0;
@@ -63,8 +75,10 @@ double act_ref(int a, double v) {
       t = t > 0 ? (t < 6 ? t : 6.0) : 0.0;
       return v * t / 6.0;
     }
-    case CC_ACT_MISH: return v * std::tanh(softplus_ref(v));
-    case CC_ACT_EXPONENTIAL: return std::exp(v);
+    case CC_ACT_MISH:
+      return v * std::tanh(softplus_ref(v));
+    case CC_ACT_EXPONENTIAL:
+      return std::exp(v);
   }
   return std::nan("");
 }
@@ -111,10 +125,11 @@ void top_k_ref(const std::vector<double>& z, const std::vector<double>& err, int
 
 // Relative rounding bound of a float dot product of n terms (sequential or
 // blocked summation, with or without FMA), generous.
-double dot_err(long n, double abs_sum) { return (static_cast<double>(n) + 4.0) * 1.2e-7 * abs_sum + 1e-30; }
+double dot_err(long n, double abs_sum) {
+  return (static_cast<double>(n) + 4.0) * 1.2e-7 * abs_sum + 1e-30;
+}
 
-std::string check_value(float y, const RefVal& r, int act, Stats* st, double glo,
-                        double ghi) {
+std::string check_value(float y, const RefVal& r, int act, Stats* st, double glo, double ghi) {
   const double z = r.z;
   const bool scaled = glo != 1.0 || ghi != 1.0;
   const double ref = act_ref(act, z) * (scaled ? 0.5 * (glo + ghi) : 1.0);
@@ -156,14 +171,14 @@ std::string check_value(float y, const RefVal& r, int act, Stats* st, double glo
   // (gelu's 1 + erf(z) cancels in float for z << 0: absolute error ~1e-7 |z|,
   // the same as Keras' float32 gelu.)
   const double tol = 4e-6 * std::max(std::fabs(lo), std::fabs(hi)) +
-                     5e-7 * (1.0 + std::min(std::fabs(z), 1e3)) * (act == CC_ACT_GELU ? 1.0 : 0.0) + 1e-30;
+                     5e-7 * (1.0 + std::min(std::fabs(z), 1e3)) * (act == CC_ACT_GELU ? 1.0 : 0.0) +
+                     1e-30;
   lo -= tol;
   hi += tol;
   const double fmax = std::numeric_limits<float>::max();
   // The unscaled value overflows float: times the gate value it stays
   // +-inf, or is NaN for a gate value of 0.
-  if (scaled && (hi >= fmax || lo <= -fmax) &&
-      (std::isinf(y) || (std::isnan(y) && glo == 0.0)))
+  if (scaled && (hi >= fmax || lo <= -fmax) && (std::isinf(y) || (std::isnan(y) && glo == 0.0)))
     return "";
   if (scaled) {
     // float sigmoid (expf) and the product: a few ulp of the value.
@@ -261,8 +276,9 @@ void reference_int8_values(const Layer& L, int e, Reference* R) {
       if (s[i] == 0.0f) continue;
       long long acc = 0;
       for (int r = 0; r < ibs; ++r)
-        acc += static_cast<long long>(xq[i][r]) *
-               L.kernel_q[(static_cast<size_t>(j) * L.D + static_cast<size_t>(i) * ibs + r) * bs + c];
+        acc +=
+            static_cast<long long>(xq[i][r]) *
+            L.kernel_q[(static_cast<size_t>(j) * L.D + static_cast<size_t>(i) * ibs + r) * bs + c];
       z += static_cast<double>(s[i]) * static_cast<double>(acc);
       a += std::fabs(static_cast<double>(s[i]) * static_cast<double>(acc));
     }
@@ -303,7 +319,8 @@ void reference_int8_conv_values(const Layer& L, int e, int OH, int OW, int pt, i
     double k;
     s[i] = block_scale_ref(L, i, m, &k);
     for (long p = 0; p < hw; ++p)
-      for (int c = i * ibs; c < (i + 1) * ibs; ++c) xq[p * C + c] = quantize_value_ref(xe[p * C + c], k);
+      for (int c = i * ibs; c < (i + 1) * ibs; ++c)
+        xq[p * C + c] = quantize_value_ref(xe[p * C + c], k);
   }
   for (int oh = 0; oh < OH; ++oh)
     for (int ow = 0; ow < OW; ++ow)
@@ -334,8 +351,8 @@ double sigmoid_ref(double z) { return 1.0 / (1.0 + std::exp(-z)); }
 
 // Example e's gates from its policy logits: the top_k rule or the threshold;
 // with scale_by_gate also the bounds of each gate value sigmoid(z +- err).
-void set_gates(const Layer& L, const std::vector<double>& z, const std::vector<double>& err,
-               int e, Reference* R) {
+void set_gates(const Layer& L, const std::vector<double>& z, const std::vector<double>& err, int e,
+               Reference* R) {
   const size_t at = static_cast<size_t>(e) * L.K;
   uint8_t* out = &R->gate[at];
   if (L.top_k > 0) {
@@ -439,7 +456,8 @@ Reference reference(const Layer& L) {
               const float* xp = xe + pos * C;
               for (int ci = 0; ci < C; ++ci) {
                 const double w =
-                    L.kernel[((((static_cast<size_t>(j) * L.KH + kh) * L.KW + kw) * C + ci) * bs) + c];
+                    L.kernel[((((static_cast<size_t>(j) * L.KH + kh) * L.KW + kw) * C + ci) * bs) +
+                             c];
                 z += static_cast<double>(xp[ci]) * w;
                 a += std::fabs(static_cast<double>(xp[ci]) * w);
                 ++n;
@@ -485,7 +503,8 @@ std::string compare(const Layer& L, const Reference& R, const float* y, Stats* s
       std::string first_bad;
       for (size_t s = 0; s < positions && (first_bad.empty() || all_zero); ++s) {
         for (int c = 0; c < bs; ++c) {
-          const size_t at = static_cast<size_t>(e) * per_example + s * U + static_cast<size_t>(j) * bs + c;
+          const size_t at =
+              static_cast<size_t>(e) * per_example + s * U + static_cast<size_t>(j) * bs + c;
           const float v = y[at];
           if (v != 0.0f) all_zero = false;  // NaN counts as non-zero
           if (g == kOff) {

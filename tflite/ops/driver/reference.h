@@ -49,8 +49,8 @@ struct Stats {
   long nan_deviation = 0;     // NaN pre-activation turned into a number
   long values_checked = 0;
   long mutated_ok = 0, mutated_err = 0;
-  long int8_cases = 0;  // dynamic-range int8 layers among the cases
-  long int8_conv_cases = 0;  // ... of which convolutions
+  long int8_cases = 0;         // dynamic-range int8 layers among the cases
+  long int8_conv_cases = 0;    // ... of which convolutions
   long int8_static_cases = 0;  // ... with static activation scales
 };
 
@@ -63,8 +63,8 @@ std::string check_value(float y, const RefVal& r, int act, Stats* st, double glo
 void conv_geometry(int in, int k, int s, int d, bool same, int* out, int* pad);
 
 struct Reference {
-  std::vector<RefVal> v;  // per output element (before the gate value)
-  std::vector<uint8_t> gate;  // per (example, block): Gate
+  std::vector<RefVal> v;         // per output element (before the gate value)
+  std::vector<uint8_t> gate;     // per (example, block): Gate
   std::vector<double> glo, ghi;  // scale_by_gate: per (example, block) gate value bounds
   std::vector<int> shape;
 };

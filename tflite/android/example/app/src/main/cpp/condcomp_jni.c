@@ -108,8 +108,8 @@ static jintArray shape_of(JNIEnv* env, const TfLiteTensor* t) {
   return out;
 }
 
-JNIEXPORT jintArray JNICALL Java_org_condcomp_demo_CondCompInterpreter_nativeInputShape(
-    JNIEnv* env, jclass cls, jlong handle) {
+JNIEXPORT jintArray JNICALL
+Java_org_condcomp_demo_CondCompInterpreter_nativeInputShape(JNIEnv* env, jclass cls, jlong handle) {
   (void)cls;
   Handle* h = (Handle*)(intptr_t)handle;
   return shape_of(env, TfLiteInterpreterGetInputTensor(h->interpreter, 0));
@@ -184,14 +184,14 @@ JNIEXPORT jfloatArray JNICALL Java_org_condcomp_demo_CondCompInterpreter_nativeR
 }
 
 JNIEXPORT jstring JNICALL Java_org_condcomp_demo_CondCompInterpreter_nativeKernelIsa(JNIEnv* env,
-                                                                                    jclass cls) {
+                                                                                     jclass cls) {
   (void)cls;
   return (*env)->NewStringUTF(env, CondCompKernelIsa());
 }
 
 JNIEXPORT void JNICALL Java_org_condcomp_demo_CondCompInterpreter_nativeClose(JNIEnv* env,
-                                                                             jclass cls,
-                                                                             jlong handle) {
+                                                                              jclass cls,
+                                                                              jlong handle) {
   (void)env;
   (void)cls;
   destroy((Handle*)(intptr_t)handle);
