@@ -17,15 +17,7 @@ bool kernel_case(long i, Stats* st) {
   const bool conv = r.chance(0.5);
   const bool special = r.chance(0.15);
   Layer L = random_layer(r, conv, special);
-  if (r.chance(0.4)) {
-    quantize_int8(&L);
-    st->int8_cases++;
-    st->int8_conv_cases += conv;
-    if (r.chance(0.5)) {
-      static_scales(&L, r);
-      st->int8_static_cases++;
-    }
-  }
+  if (r.chance(0.4)) make_int8(&L, r, st);
   std::vector<float> y;
   run_kernels(L, &y, nullptr);
   Reference R = reference(L);

@@ -25,15 +25,7 @@ bool op_case(long i, Stats* st) {
   // 55% valid, 35% one defect, 10% mutated options; a third of the valid and
   // defective layers int8, half of those with static activation scales.
   const double kind = r.uniform();
-  if (kind < 0.90 && r.chance(0.35)) {
-    quantize_int8(&L);
-    st->int8_cases++;
-    st->int8_conv_cases += conv;
-    if (r.chance(0.5)) {
-      static_scales(&L, r);
-      st->int8_static_cases++;
-    }
-  }
+  if (kind < 0.90 && r.chance(0.35)) make_int8(&L, r, st);
   NodeSetup S = valid_setup(L, r);
   st->cases++;
   if (kind < 0.55) {

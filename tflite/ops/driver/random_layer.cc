@@ -172,4 +172,14 @@ void static_scales(Layer* L, Rng& r) {
   }
 }
 
+void make_int8(Layer* L, Rng& r, Stats* st) {
+  quantize_int8(L);
+  st->int8_cases++;
+  st->int8_conv_cases += L->op != 0;
+  if (r.chance(0.5)) {
+    static_scales(L, r);
+    st->int8_static_cases++;
+  }
+}
+
 }  // namespace ccdrv

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "layer.h"
+#include "reference.h"
 #include "rng.h"
 
 namespace ccdrv {
@@ -21,5 +22,8 @@ void quantize_int8(Layer* L);
 
 // Makes an int8 layer's activation scales static (see random_layer.cc).
 void static_scales(Layer* L, Rng& r);
+
+// quantize_int8, then static_scales half the time; counted in `st`.
+void make_int8(Layer* L, Rng& r, Stats* st);
 
 }  // namespace ccdrv

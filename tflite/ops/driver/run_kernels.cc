@@ -38,6 +38,38 @@ struct Int8Inputs {
   }
 };
 
+// What a cc_gated_dense and a cc_gated_conv2d share: the gating attributes,
+// the weights and the output (`y`, already sized), and the kernels' scratch
+// (exact-size heap blocks, for ASan), bound into `p` and owned here.
+struct LayerBuffers {
+  std::vector<float> gate_scale;
+  std::vector<uint8_t> in_active, out_mask;
+  Int8Inputs q8;
+  template <typename P>
+  LayerBuffers(const Layer& L, std::vector<float>* y, P* p)
+      : gate_scale(static_cast<size_t>(L.B) * L.K),
+        in_active(static_cast<size_t>(L.B) * (L.D / L.ibs())),
+        out_mask(static_cast<size_t>(L.B) * L.K),
+        q8(L) {
+    p->num_blocks = L.K;
+    p->block_size = L.bs;
+    p->in_block_size = L.ibs();
+    p->activation = L.act;
+    p->threshold = L.thr;
+    p->top_k = L.top_k;
+    p->gate_scale = L.scale_by_gate ? gate_scale.data() : nullptr;
+    p->x = L.x.data();
+    p->kernel_bm = L.kernel.data();
+    p->bias = L.has_bias ? L.bias.data() : nullptr;
+    p->policy_kernel = L.wp.data();
+    p->policy_bias = L.bp.data();
+    p->y = y->data();
+    p->in_active = in_active.data();
+    p->out_mask = out_mask.data();
+    q8.bind(p);
+  }
+};
+
 }  // namespace
 
 void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
@@ -47,29 +79,10 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     cc_gated_dense p = {};  // zero: float kernel (kernel_q NULL)
     p.batch = L.B;
     p.in_dim = L.D;
-    p.num_blocks = K;
-    p.block_size = L.bs;
-    p.in_block_size = L.ibs();
-    p.activation = L.act;
-    p.threshold = L.thr;
-    p.top_k = L.top_k;
-    std::vector<float> gate_scale(static_cast<size_t>(L.B) * K);
-    p.gate_scale = L.scale_by_gate ? gate_scale.data() : nullptr;
     y->assign(static_cast<size_t>(L.B) * U, std::nanf(""));
-    std::vector<uint8_t> in_active(static_cast<size_t>(L.B) * (L.D / L.ibs()) + 0);
-    std::vector<uint8_t> out_mask(static_cast<size_t>(L.B) * K);
+    LayerBuffers buffers(L, y, &p);
     std::vector<float> logits(static_cast<size_t>(CC_GATE_GROUP) * K);
     std::vector<int> ex(2 * static_cast<size_t>(L.B) + 0);
-    p.x = L.x.data();
-    p.kernel_bm = L.kernel.data();
-    p.bias = L.has_bias ? L.bias.data() : nullptr;
-    p.policy_kernel = L.wp.data();
-    p.policy_bias = L.bp.data();
-    p.y = y->data();
-    p.in_active = in_active.data();
-    p.out_mask = out_mask.data();
-    Int8Inputs q8(L);
-    q8.bind(&p);
     if (L.B > 0) {
       cc_gated_dense_gate(&p, 0, L.B, logits.data());
       for (int j = 0; j < K; ++j) macs += cc_gated_dense_block(&p, j, ex.data());
@@ -93,28 +106,9 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.dilation_w = L.dw;
     p.pad_top = pt;
     p.pad_left = pl;
-    p.num_blocks = K;
-    p.block_size = L.bs;
-    p.in_block_size = L.ibs();
-    p.activation = L.act;
-    p.threshold = L.thr;
-    p.top_k = L.top_k;
-    std::vector<float> gate_scale(static_cast<size_t>(L.B) * K);
-    p.gate_scale = L.scale_by_gate ? gate_scale.data() : nullptr;
     y->assign(static_cast<size_t>(L.B) * OH * OW * U, std::nanf(""));
-    std::vector<uint8_t> in_active(static_cast<size_t>(L.B) * (L.D / L.ibs()));
-    std::vector<uint8_t> out_mask(static_cast<size_t>(L.B) * K);
+    LayerBuffers buffers(L, y, &p);
     std::vector<float> scratch(static_cast<size_t>(L.D) + K);
-    p.x = L.x.data();
-    p.kernel_bm = L.kernel.data();
-    p.bias = L.has_bias ? L.bias.data() : nullptr;
-    p.policy_kernel = L.wp.data();
-    p.policy_bias = L.bp.data();
-    p.y = y->data();
-    p.in_active = in_active.data();
-    p.out_mask = out_mask.data();
-    Int8Inputs q8(L);
-    q8.bind(&p);
     if (L.B > 0 && OH > 0 && OW > 0) {
       cc_gated_conv2d_gate(&p, 0, L.B, scratch.data());
       for (int j = 0; j < K; ++j) macs += cc_gated_conv2d_block(&p, j);
