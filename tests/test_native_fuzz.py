@@ -203,18 +203,17 @@ DEFECTS = (
 
 
 def quantize_kernel(kernel):
-    """The int8 kernel and its per-unit scales (the rule of
-    keras_condcomp.converter.quantize_kernel, as the driver's quantize_int8
-    writes it): symmetric per output unit over the kernel's rows (D, or
-    KH*KW*C for a conv), block-major [K][rows][bs] like the float one."""
+    """The int8 kernel and its per-unit scales by the converter's rule
+    (keras_condcomp.converter.quantize_kernel: symmetric per output unit over
+    the kernel's rows), kept block-major [K][rows][bs] like the float one."""
     import numpy as np
 
+    from keras_condcomp.converter.quantize import quantize_kernel as per_unit
+
     K, bs = kernel.shape[0], kernel.shape[-1]
-    k = kernel.reshape(K, -1, bs).astype(np.float32)
-    m = np.abs(k).max(axis=1) if k.shape[1] else np.zeros((K, bs), np.float32)
-    scale = np.where(m > 0, m / np.float32(127), np.float32(1)).astype(np.float32)
-    q = np.clip(np.rint(k / scale[:, None, :]), -127, 127).astype(np.int8)
-    return q.reshape(kernel.shape), scale.reshape(-1)
+    units_last = np.moveaxis(kernel.reshape(K, -1, bs), 0, 1).reshape(-1, K * bs)
+    q, scale = per_unit(units_last)
+    return np.moveaxis(q.reshape(-1, K, bs), 1, 0).reshape(kernel.shape), scale
 
 
 def static_input_scales(rng, x, ibs):
