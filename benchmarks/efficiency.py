@@ -11,7 +11,8 @@ and 32):
 in float32, "dynamic" and "int8" (see `examples/frontier.py`), and writes the
 rows `{"model", "precision", "batch", "threads", "cpu", "condnet_ms",
 "equal_mac_dense_ms", "ratio", "full_dense_ms", ...}` (ratio = condnet_ms /
-equal_mac_dense_ms; the target is <= 1.25) to `<out>/efficiency.{json,md}`:
+equal_mac_dense_ms; the target is <= 1.25) to `<out>/<name>.{json,md}`
+(`--name`, default `efficiency`):
 
     python benchmarks/efficiency.py runs/frontier_mnist --data-dir ../shared/datasets/mnist
 """
@@ -44,6 +45,8 @@ def main(argv=None):
     bench_common.add_batches(parser, default=[1, 32])
     bench_common.add_interleaved_runs(parser, rounds=20)
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--name", default="efficiency",
+                        help="writes <out>/<name>.{json,md} (one name per CPU class)")
     args = parser.parse_args(argv)
     condnets = sorted(p.name for p in args.runs.iterdir() if CONDNET.match(p.name))
     if args.models is not None:
@@ -105,7 +108,7 @@ def main(argv=None):
                      f"| {r['equal_mac_dense_ms']:.4f} | {r['ratio']:.2f}x | {full} |")
     text = "\n".join(lines)
     print(text)
-    bench_common.write_report(args.out / "efficiency.md", text, args.out / "efficiency.json",
+    bench_common.write_report(args.out / f"{args.name}.md", text, args.out / f"{args.name}.json",
                               {"command": command, "rows": rows})
     return 0
 

@@ -111,8 +111,9 @@ def test_frontier_harness_small(tmp_path, capsys):
     assert efficiency.main([str(runs), "--data-dir", str(MNIST_DIR), "--equal-mac-dense",
                             "dense_h32_kd-dense_h128", "--rounds", "1", "--runs-per-round", "1",
                             "--batches", "1", "--precisions", "int8", "--models", chosen,
-                            "--out", str(tmp_path / "chosen")]) == 0
-    rows = json.loads((tmp_path / "chosen" / "efficiency.json").read_text())["rows"]
+                            "--out", str(tmp_path / "chosen"), "--name", "efficiency_cpu"]) == 0
+    rows = json.loads((tmp_path / "chosen" / "efficiency_cpu.json").read_text())["rows"]
+    assert (tmp_path / "chosen" / "efficiency_cpu.md").exists()
     assert [(r["model"], r["precision"]) for r in rows] == [(chosen, "int8")]
     with pytest.raises(SystemExit):
         efficiency.main([str(runs), "--data-dir", str(MNIST_DIR), "--models", "condnet_nope"])
