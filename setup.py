@@ -6,7 +6,7 @@ library loaded with ctypes, not a Python extension module) from the sources
 and with the flags of tflite/ops/build.txt, which every build of the library
 reads; the kernels pick AVX2/AVX-512 at run time, so the wheel is not tied
 to the build machine's CPU (`CONDCOMP_NATIVE=1` builds for it instead).
-Setuptools rather than scikit-build-core because five C files with no
+Setuptools rather than scikit-build-core because C files with no
 dependencies need no CMake at install time (CMake stays for cross and NDK
 builds: tflite/ops/CMakeLists.txt). A failed compile does not fail the
 install: the Python package trains without the library, and

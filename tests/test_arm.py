@@ -100,8 +100,8 @@ def test_int8_kernels_are_sdot_and_sadalp(arm_build):
     report = (arm_build / "neon-report.txt").read_text()
     counts = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in
               re.finditer(r"^(\S+): .* (\d+) sdot, (\d+) sadalp", report, re.M)}
-    assert counts["dot_q8_sdot"][0] >= 4, report
-    assert counts["dot_q8_neon"][1] >= 4, report
+    assert counts["cc_dot_q8_sdot"][0] >= 4, report
+    assert counts["cc_dot_q8_neon"][1] >= 4, report
 
 
 def test_driver_runs_neon_path(arm_build):

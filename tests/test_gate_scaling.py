@@ -153,7 +153,7 @@ def test_nan_policy_weights_zero_the_blocks_off_and_spoil_the_ones_picked():
 
     (The converter refuses non-finite weights; the C ops apply the same rule
     to NaN logits from inputs that overflow the policy product:
-    `store_gate_scale` in tflite/ops/condcomp_kernels.c.)
+    `store_gate_scale` in tflite/ops/cc_gate.c.)
     """
     x = np.random.default_rng(3).standard_normal((6, 64)).astype("float32")
     for top_k, nan_blocks in (((3, 2), [2]), ((None, None), [])):

@@ -533,8 +533,8 @@ if pytest is not None:
             obj = out / ("driver_" + os.path.splitext(os.path.basename(src))[0] + ".o")
             jobs.append([cxx, "-std=c++17", "-O2", "-g", "-Wno-psabi", "-I", OPS,
                          "-c", os.path.join(OPS, src), "-o", str(obj)])
-        # the slowest (the kernels) first
-        jobs.sort(key=lambda cmd: "condcomp_kernels.c" not in cmd[-3])
+        # the largest (slowest to compile) first
+        jobs.sort(key=lambda cmd: -os.path.getsize(cmd[-3]))
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
             list(pool.map(lambda cmd: subprocess.run(cmd, check=True), jobs))
         exe = out / "condcomp_driver"

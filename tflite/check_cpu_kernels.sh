@@ -56,7 +56,7 @@ for src in "${sources[@]}"; do
 done
 "$CXX" -std=c++17 -O2 -g -Wno-psabi -I"$OPS" "${driver_sources[@]/#/$OPS/}" "${objs[@]}" \
   -o "$OUT/condcomp_driver" -lpthread -lm
-"$CC" "${cflags[@]}" -O3 "$OPS/bench_kernels.c" "$OPS/condcomp_kernels.c" -lm \
+"$CC" "${cflags[@]}" -O3 "$OPS/bench_kernels.c" "${sources[@]/#/$OPS/}" -lpthread -lm \
   -o "$OUT/bench_kernels"
 
 echo "== fuzz ($CASES cases per mode and kernel choice)"

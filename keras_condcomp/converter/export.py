@@ -46,7 +46,7 @@ from keras_condcomp.converter.quantize import (
 DENSE_OP = "CondCompGatedDense"
 CONV_OP = "CondCompGatedConv2D"
 
-# Activations the C kernels implement (tflite/ops/condcomp_kernels.c).
+# Activations the C kernels implement (tflite/ops/cc_activations.c).
 SUPPORTED_ACTIVATIONS = (
     "linear", "relu", "relu6", "sigmoid", "tanh", "elu", "selu", "softplus", "softsign",
     "silu", "swish", "gelu", "leaky_relu", "hard_sigmoid", "hard_silu", "hard_swish", "mish",

@@ -6,8 +6,9 @@
 #                                       (kernels + TFLite glue + reference)
 #   build/arm/libcondcomp_tflite_ops.so the op library for aarch64 Linux
 #                                       (stripped copy: *.stripped.so)
-#   build/arm/vec-report.txt            GCC's vectorizer report for the kernels
-#   build/arm/neon-report.txt           NEON fmla counts in the block kernels
+#   build/arm/vec-report.txt            GCC's vectorizer report for the sources
+#   build/arm/neon-report.txt           NEON fmla counts per function of the
+#                                       sources (the block kernels among them)
 #
 # Needs: apt-get install g++-aarch64-linux-gnu (binutils come with it).
 # Run the result with tflite/arm/run_tests.sh (qemu-user) or on the device.
@@ -50,12 +51,14 @@ read -ra CFLAGS <<< "$(build_txt cflags) $(build_txt library_cflags)"
 read -ra DRIVER_SOURCES <<< "$(sed -n "s/^driver_sources *= *//p" "$DRIVER/build.txt")"
 CFLAGS+=(-fPIC -march=armv8-a "${EXTRA[@]}")
 
+: > "$OUT/vec-report.txt"
 for src in "${SOURCES[@]}" "${DELEGATE_SOURCES[@]}"; do
-  flags=("${CFLAGS[@]}")
-  if [ "$src" = condcomp_kernels.c ]; then
-    flags+=("-fopt-info-vec-optimized=$OUT/vec-report.txt")
+  vec="$OUT/obj/${src%.c}.vec.txt"
+  "$CC" "${CFLAGS[@]}" "-fopt-info-vec-optimized=$vec" -c "$OPS/$src" -o "$OUT/obj/${src%.c}.o"
+  if [ -f "$vec" ]; then
+    cat "$vec" >> "$OUT/vec-report.txt"
+    rm "$vec"
   fi
-  "$CC" "${flags[@]}" -c "$OPS/$src" -o "$OUT/obj/${src%.c}.o"
 done
 OBJS=()
 for src in "${SOURCES[@]}"; do OBJS+=("$OUT/obj/${src%.c}.o"); done
@@ -82,17 +85,18 @@ done
 
 # Did the block kernels become NEON code? Count vector FMAs (fmla vN.4s) in
 # the dense / conv block functions (the micro-kernels are inlined into them),
-# and the int8 dot products (sdot, sadalp) in the int8 kernels.
-"$OBJDUMP" -d --no-show-raw-insn "$OUT/obj/condcomp_kernels.o" > "$OUT/condcomp_kernels.dis"
-python3 - "$OUT/condcomp_kernels.dis" > "$OUT/neon-report.txt" <<'PY'
+# and the int8 dot products (sdot, sadalp) in the int8 kernels, over the
+# objects of every source (the kernels are one file per family).
+"$OBJDUMP" -d --no-show-raw-insn "${OBJS[@]}" > "$OUT/sources.dis"
+python3 - "$OUT/sources.dis" > "$OUT/neon-report.txt" <<'PY'
 import re, sys
 func, counts = None, {}
 for line in open(sys.argv[1]):
     m = re.match(r"^[0-9a-f]+ <([^>]+)>:", line)
     if m:
-        func = m.group(1)
-        counts[func] = {"fmla.4s": 0, "fmul.4s": 0, "scalar fmadd": 0, "sdot": 0, "sadalp": 0,
-                        "insns": 0}
+        func = m.group(1)  # a static function in several objects: their sum
+        counts.setdefault(func, {"fmla.4s": 0, "fmul.4s": 0, "scalar fmadd": 0, "sdot": 0,
+                                 "sadalp": 0, "insns": 0})
         continue
     if func is None or not re.match(r"^\s+[0-9a-f]+:", line):
         continue

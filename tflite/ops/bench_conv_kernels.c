@@ -1,7 +1,7 @@
 /* Stand-alone timing of the CondComp conv kernel, float32 vs int8 (no TFLite).
  *
  *   cc -O3 -std=gnu11 -Wno-psabi -ffp-contract=fast tflite/ops/bench_conv_kernels.c \
- *      tflite/ops/condcomp_kernels.c -lm -o /tmp/bench_conv_kernels
+ *      tflite/ops/cc_*.c -lpthread -lm -o /tmp/bench_conv_kernels
  *   /tmp/bench_conv_kernels H W C FILTERS K ON IN_BLOCKS IN_ON [runs]
  *
  * One 3x3 "same" GatedConv2D, batch 1, one thread: C input channels in

@@ -1,11 +1,13 @@
 /* Stand-alone timing of the CondComp dense kernel (no TFLite), for kernel work.
  *
  *   cc -O3 -std=gnu11 -Wno-psabi -ffp-contract=fast tflite/ops/bench_kernels.c \
- *      tflite/ops/condcomp_kernels.c -lm -o /tmp/bench_kernels &&
+ *      tflite/ops/cc_*.c -lpthread -lm -o /tmp/bench_kernels &&
  *   /tmp/bench_kernels [batch] [tau] [flush 0/1] [runs] [int8 0/1]
  *
- * The flags after -O3 are the `cflags` of build.txt (which
- * tflite/check_cpu_kernels.sh reads to build this program).
+ * The flags after -O3 are the `cflags` of build.txt; tflite/ops/cc_*.c are
+ * the kernels (and the thread pool, cc_parallel.c, unused here).
+ * tflite/check_cpu_kernels.sh builds this program with build.txt's
+ * `cflags` and `sources`.
  *
  * Runs a 784-2048-2048-2048 stack of gated dense layers (16 blocks of 128)
  * whose masks are random with P(on) = tau, optionally streaming a 64 MiB buffer

@@ -5,7 +5,8 @@
  * registration, Android/LiteRT) and are cross-compiled for aarch64/NEON as is:
  * the inner loops use GCC/Clang vector extensions (8 floats), which lower to
  * AVX2/FMA on x86-64 clones, SSE2 by default, and two NEON q-registers on
- * aarch64.
+ * aarch64. Implemented by the cc_* files of this directory, one per kernel
+ * family and ISA (the list: cc_kernels_internal.h).
  *
  * Weights are stored block-major so an output block's weights are contiguous:
  *   GatedDense:  kernel_bm[K][D_in][bs]              (Keras kernel is [D_in][K*bs])

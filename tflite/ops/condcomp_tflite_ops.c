@@ -1,5 +1,5 @@
 /* TFLite registration glue for the CondComp custom ops (TFLite C API,
- * TfLiteRegistration). The math lives in condcomp_kernels.c.
+ * TfLiteRegistration). The math lives in the kernels (condcomp_kernels.h).
  *
  *   CondCompGatedDense   inputs: x [B, D], kernel_bm [K, D, bs], bias [K*bs],
  *                                policy_kernel [D, K], policy_bias [K]

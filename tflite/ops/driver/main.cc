@@ -2,8 +2,8 @@
 // under ASan/UBSan/TSan, tflite/sanitize.sh) and aarch64 (qemu-user or a
 // phone / ARM board, tflite/arm/build.sh).
 //
-// It links the portable kernels (tflite/ops/condcomp_kernels.c) and the TFLite
-// glue (tflite/ops/condcomp_tflite_ops.c) and checks them against a scalar
+// It links the portable kernels (condcomp_kernels.h: tflite/ops/cc_*.c) and the
+// TFLite glue (tflite/ops/condcomp_tflite_ops.c) and checks them against a scalar
 // double-precision reference of docs/architecture.md written here
 // (reference.cc), independently of the code under test:
 //

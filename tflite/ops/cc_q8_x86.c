@@ -1,0 +1,438 @@
+/* The int8 dot kernels of x86-64 (dot_q8_fn and the group, tiles and conv
+ * kernels of cc_kernels_internal.h), each compiled for its ISA with
+ * __attribute__((target)); cc_select_q8 (cc_dispatch.c) picks by CPU:
+ *   cc_dot_q8_avx2               AVX2 vpmaddubsw (ymm)
+ *   cc_dot_q8_avx512vnni         AVX512-VNNI + VL vpdpbusd on ymm; in the
+ *                                CC_Q8_VNNI_EMULATED test build, SIMDe's
+ *                                vpdpbusd on AVX2
+ *   cc_dot_q8_avx512vnni_zmm     AVX512-VNNI + BW on zmm, with the
+ *     _group, _tiles, _conv      several-examples, batch-1 and conv kernels
+ *   cc_dot_q8_avxvnni            AVX-VNNI (VEX) vpdpbusd on ymm
+ * The ymm kernels are instances of one template (CC_Q8_X86_KERNEL) with the
+ * ISA's multiply-add step. Every kernel gives the same int32 sums.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+#include "cc_kernels_internal.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+/* One quad (4 activation bytes at xq4, broadcast as xs, xa = |xs|) against
+ * the 128 weight bytes at wp: 32 outputs into the accumulators c0..c3. */
+#define CC_Q8_X86_QUAD(STEP, xq4, wp, c0, c1, c2, c3) \
+  do {                                                \
+    int32_t word_;                                    \
+    memcpy(&word_, (xq4), sizeof(word_));             \
+    const __m256i xs = _mm256_set1_epi32(word_);      \
+    const __m256i xa = _mm256_abs_epi8(xs);           \
+    STEP(c0, (wp));                                   \
+    STEP(c1, (wp) + 32);                              \
+    STEP(c2, (wp) + 64);                              \
+    STEP(c3, (wp) + 96);                              \
+  } while (0)
+
+/* One body for the x86-64 int8 kernels; STEP(acc, wp) adds the products of
+ * the 4 activation bytes in xs (broadcast; xa = |xs|) with the 32 weight bytes
+ * at wp into acc's 8 int32 lanes, one per output. */
+#define CC_Q8_X86_KERNEL(name, TARGET, STEP)                                                       \
+  __attribute__((target(TARGET))) CC_ALWAYS_INLINE void name##_one(                                \
+      const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {                     \
+    const __m256 sv = _mm256_set1_ps(s);                                                           \
+    const size_t ld = (size_t)cols * 4;                                                            \
+    if (cols == CC_Q8_STRIP) { /* the common case: 128 bytes per quad */                           \
+      /* Two quads per iteration into two sets of 4 accumulators, so that an                       \
+       * accumulating vpdpbusd (latency ~5 cycles) has 8 independent chains. */                    \
+      __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;                              \
+      __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                                  \
+      const int8_t* wp = w;                                                                        \
+      int q = 0;                                                                                   \
+      for (; q + 2 <= Q; q += 2, wp += 256) {                                                      \
+        CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                                      \
+        CC_Q8_X86_QUAD(STEP, xq + 4 * q + 4, wp + 128, b0, b1, b2, b3);                            \
+      }                                                                                            \
+      if (q < Q) CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                             \
+      /* exact: each int32 lane's total is the same sum, split in two */                           \
+      const __m256i acc[4] = {_mm256_add_epi32(a0, b0), _mm256_add_epi32(a1, b1),                  \
+                              _mm256_add_epi32(a2, b2), _mm256_add_epi32(a3, b3)};                 \
+      for (int t = 0; t < 4; ++t) {                                                                \
+        float* yt = y + 8 * t;                                                                     \
+        _mm256_storeu_ps(yt,                                                                       \
+                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), sv, _mm256_loadu_ps(yt)));    \
+      }                                                                                            \
+      return;                                                                                      \
+    }                                                                                              \
+    int c = 0;                                                                                     \
+    /* Narrower strips (a block size that is not a multiple of 32, e.g. 16):                       \
+     * 16 outputs per pass (8 in the last one if that is what is left), one                        \
+     * activation broadcast for both halves. */                                                    \
+    while (c + 8 <= cols) {                                                                        \
+      const int two = c + 16 <= cols;                                                              \
+      __m256i a0 = _mm256_setzero_si256(), a1 = a0;                                                \
+      const int8_t* wp = w + (size_t)c * 4;                                                        \
+      for (int q = 0; q < Q; ++q, wp += ld) {                                                      \
+        int32_t word;                                                                              \
+        memcpy(&word, xq + 4 * q, sizeof(word));                                                   \
+        const __m256i xs = _mm256_set1_epi32(word);                                                \
+        const __m256i xa = _mm256_abs_epi8(xs);                                                    \
+        STEP(a0, wp);                                                                              \
+        if (two) STEP(a1, wp + 32);                                                                \
+      }                                                                                            \
+      _mm256_storeu_ps(y + c,                                                                      \
+                       _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), sv, _mm256_loadu_ps(y + c)));       \
+      if (two)                                                                                     \
+        _mm256_storeu_ps(y + c + 8,                                                                \
+                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), sv, _mm256_loadu_ps(y + c + 8))); \
+      c += two ? 16 : 8;                                                                           \
+    }                                                                                              \
+    if (c < cols) cc_dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);             \
+  }                                                                                                \
+  __attribute__((target(TARGET))) CC_Q8_PIXELS(name, name##_one)
+
+/* The weight bytes at wp with the activation's sign moved onto them
+ * (vpsignb): the unsigned x signed products below then see |x| <= 127. */
+#define CC_Q8_SIGNED_W(wp) \
+  _mm256_sign_epi8(_mm256_loadu_si256((const __m256i*)(const void*)(wp)), xs)
+
+/* AVX2: vpmaddubsw (unsigned x signed bytes): a pair sum is at most
+ * 2 * 127 * 127 < 2^15, no saturation. Then vpmaddwd with ones sums the
+ * pairs: 32 multiply-adds per 4 instructions (XNNPACK's AVX2 int8 kernels
+ * widen to 16 bits: 16 per 3). */
+#define CC_Q8_AVX2_STEP(acc, wp) \
+  acc = _mm256_add_epi32(        \
+      acc, _mm256_madd_epi16(_mm256_maddubs_epi16(xa, CC_Q8_SIGNED_W(wp)), _mm256_set1_epi16(1)))
+CC_Q8_X86_KERNEL(cc_dot_q8_avx2, "avx2,fma", CC_Q8_AVX2_STEP)
+#undef CC_Q8_AVX2_STEP
+
+/* VNNI: vpdpbusd does the 4 products and the int32 sum in one instruction
+ * (no intermediate saturation), on ymm registers: AVX512-VNNI + AVX512VL
+ * (EVEX; Ice Lake / Sapphire Rapids Xeons, Zen 4) or AVX-VNNI (VEX; Alder
+ * Lake and later cores without AVX-512), the same code. Built by GCC only
+ * (Clang builds keep the AVX2 kernel). No CPU here has either extension:
+ * CC_Q8_VNNI_EMULATED (a test build, tests/test_native_fuzz.py) runs this
+ * code on AVX2 with SIMDe's vpdpbusd, so the kernel logic is fuzzed against
+ * the reference; the instruction itself is not run here. */
+#if defined(CC_HAVE_VNNI_CLONE)
+#if defined(CC_Q8_VNNI_EMULATED)
+#include <simde/x86/avx512/dpbusd.h>
+__attribute__((target("avx2,fma"))) CC_ALWAYS_INLINE __m256i cc_dpbusd_emulated(__m256i acc,
+                                                                                __m256i a,
+                                                                                __m256i b) {
+  simde__m256i sa, sb, sc;
+  memcpy(&sc, &acc, sizeof(acc));
+  memcpy(&sa, &a, sizeof(a));
+  memcpy(&sb, &b, sizeof(b));
+  sc = simde_mm256_dpbusd_epi32(sc, sa, sb);
+  memcpy(&acc, &sc, sizeof(acc));
+  return acc;
+}
+#define CC_Q8_DPBUSD_EVEX cc_dpbusd_emulated
+#define CC_Q8_TARGET_EVEX "avx2,fma"
+#else
+#define CC_Q8_DPBUSD_EVEX _mm256_dpbusd_epi32
+#define CC_Q8_TARGET_EVEX "avx512vnni,avx512vl,avx512f,avx2,fma"
+#endif
+#define CC_Q8_VNNI_EVEX_STEP(acc, wp) acc = CC_Q8_DPBUSD_EVEX(acc, xa, CC_Q8_SIGNED_W(wp))
+CC_Q8_X86_KERNEL(cc_dot_q8_avx512vnni, CC_Q8_TARGET_EVEX, CC_Q8_VNNI_EVEX_STEP)
+#undef CC_Q8_VNNI_EVEX_STEP
+#undef CC_Q8_DPBUSD_EVEX
+#undef CC_Q8_TARGET_EVEX
+#if defined(CC_HAVE_VNNI_ZMM_CLONE) /* the emulated build runs the EVEX kernel only */
+/* AVX512-VNNI + AVX512BW on zmm registers, full strips only (32 outputs =
+ * 128 bytes per quad = 2 zmm): twice the bytes per instruction of the ymm
+ * kernel. AVX-512 has no vpsignb, so the activation's sign moves onto the
+ * weights with a masked subtraction (the sign bits of the broadcast
+ * activation as the byte mask; where x = 0, |x| = 0 zeroes the product
+ * anyway). Four quads per iteration into four pairs of accumulators:
+ * 8 independent vpdpbusd chains. Same int32 sums as every kernel. Other
+ * strip widths take the ymm kernel. */
+#define CC_Q8_ZMM_TARGET "avx512vnni,avx512bw,avx512vl,avx512f,avx2,fma"
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_quad(const int8_t* wp,
+                                                                                const int8_t* xq,
+                                                                                __m512i* lo,
+                                                                                __m512i* hi) {
+  int32_t word;
+  memcpy(&word, xq, sizeof(word));
+  const __m512i xs = _mm512_set1_epi32(word);
+  const __m512i xa = _mm512_abs_epi8(xs);
+  const __mmask64 negative = _mm512_movepi8_mask(xs);
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i w0 = _mm512_loadu_si512((const void*)wp);
+  __m512i w1 = _mm512_loadu_si512((const void*)(wp + 64));
+  w0 = _mm512_mask_sub_epi8(w0, negative, zero, w0);
+  w1 = _mm512_mask_sub_epi8(w1, negative, zero, w1);
+  *lo = _mm512_dpbusd_epi32(*lo, xa, w0);
+  *hi = _mm512_dpbusd_epi32(*hi, xa, w1);
+}
+
+/* The int32 sums xq . w of one full strip, its 32 outputs in two zmm. */
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_sums(
+    const int8_t* w, int Q, const int8_t* xq, __m512i* sum_lo, __m512i* sum_hi) {
+  __m512i lo[4], hi[4];
+  for (int u = 0; u < 4; ++u) lo[u] = hi[u] = _mm512_setzero_si512();
+  int q = 0;
+  for (; q + 4 <= Q; q += 4)
+    for (int u = 0; u < 4; ++u)
+      dot_q8_zmm_quad(w + (size_t)(q + u) * 128, xq + 4 * (q + u), &lo[u], &hi[u]);
+  for (; q < Q; ++q) dot_q8_zmm_quad(w + (size_t)q * 128, xq + 4 * q, &lo[0], &hi[0]);
+  /* exact: each int32 lane's total is the same sum, split in four */
+  *sum_lo = _mm512_add_epi32(_mm512_add_epi32(lo[0], lo[1]), _mm512_add_epi32(lo[2], lo[3]));
+  *sum_hi = _mm512_add_epi32(_mm512_add_epi32(hi[0], hi[1]), _mm512_add_epi32(hi[2], hi[3]));
+}
+
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_avx512vnni_zmm_one(
+    const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {
+  if (cols != CC_Q8_STRIP) {
+    cc_dot_q8_avx512vnni_one(w, Q, cols, xq, s, y);
+    return;
+  }
+  __m512i sum_lo, sum_hi;
+  dot_q8_zmm_sums(w, Q, xq, &sum_lo, &sum_hi);
+  const __m512 sv = _mm512_set1_ps(s);
+  _mm512_storeu_ps(y, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_lo), sv, _mm512_loadu_ps(y)));
+  _mm512_storeu_ps(y + 16,
+                   _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_hi), sv, _mm512_loadu_ps(y + 16)));
+}
+
+/* One example against n tiles: y[0:32] += s[t] * (xq[t] . strip t) for
+ * t = 0..n-1 in turn, strip t at tiles[t] + offset. The same float steps as
+ * n calls of dot_q8_avx512vnni_zmm_one, with y kept in registers between
+ * them: batch 1 over many small input blocks pays the per-call costs once.
+ * Each next strip is prefetched while the current one is summed (it lies
+ * elsewhere: the tiles of skipped input blocks are between). */
+__attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_tiles(
+    const int8_t* const* tiles, size_t offset, int Q, int n, const int8_t* const* xq,
+    const float* s, float* y) {
+  __m512 y_lo = _mm512_loadu_ps(y), y_hi = _mm512_loadu_ps(y + 16);
+  for (int t = 0; t < n; ++t) {
+    if (t + 1 < n) {
+      const char* next = (const char*)(tiles[t + 1] + offset);
+      for (size_t b = 0; b < (size_t)Q * 128; b += 64) __builtin_prefetch(next + b, 0, 2);
+    }
+    __m512i sum_lo, sum_hi;
+    dot_q8_zmm_sums(tiles[t] + offset, Q, xq[t], &sum_lo, &sum_hi);
+    const __m512 sv = _mm512_set1_ps(s[t]);
+    y_lo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_lo), sv, y_lo);
+    y_hi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_hi), sv, y_hi);
+  }
+  _mm512_storeu_ps(y, y_lo);
+  _mm512_storeu_ps(y + 16, y_hi);
+}
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_Q8_PIXELS(cc_dot_q8_avx512vnni_zmm,
+                                                       dot_q8_avx512vnni_zmm_one)
+
+    /* The 4 activation bytes at x made unsigned for vpdpbusd (unsigned x signed
+     * bytes): xq + 128 = xq ^ 0x80, in [1, 255], as one int32 to broadcast. The
+     * kernels below subtract the offset's share, 128 * sum w, kept in one
+     * vpdpbusd chain of 0x80 bytes against the same weights. */
+    CC_ALWAYS_INLINE int32_t q8_unsigned_quad(const int8_t* x) {
+  int32_t word;
+  memcpy(&word, x, sizeof(word));
+  return word ^ (int32_t)0x80808080u;
+}
+
+/* 2 <= n <= CC_Q8_GROUP examples against one full strip (32 outputs), each
+ * weight vector loaded once for all of them. With several examples the
+ * activation's sign cannot move onto the shared weights, so the activations
+ * are made unsigned instead (q8_unsigned_quad): sum (xq + 128) * w =
+ * sum xq * w + 128 * sum w, the last term the chain c_lo, c_hi, subtracted
+ * at the end. The int32 lanes wrap, but the difference is the exact
+ * sum xq . w, which fits (|xq|, |w| <= 127, Q within CC_Q8_MAX_QUADS). */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group_quad(
+    const int8_t* w, int q, const int n, const int8_t* const* xq, __m512i* c_lo, __m512i* c_hi,
+    __m512i* lo, __m512i* hi) {
+  const int8_t* wp = w + (size_t)q * 128;
+  const __m512i w0 = _mm512_loadu_si512((const void*)wp);
+  const __m512i w1 = _mm512_loadu_si512((const void*)(wp + 64));
+  const __m512i offset = _mm512_set1_epi8((char)0x80);
+  *c_lo = _mm512_dpbusd_epi32(*c_lo, offset, w0);
+  *c_hi = _mm512_dpbusd_epi32(*c_hi, offset, w1);
+  for (int g = 0; g < n; ++g) {
+    const __m512i xu = _mm512_set1_epi32(q8_unsigned_quad(xq[g] + 4 * q));
+    lo[g] = _mm512_dpbusd_epi32(lo[g], xu, w0);
+    hi[g] = _mm512_dpbusd_epi32(hi[g], xu, w1);
+  }
+}
+
+/* U sets of accumulators over interleaved quads keep at least 8 vpdpbusd
+ * chains in flight for small n; constant n and U keep them in registers. */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group_n(
+    const int8_t* w, int Q, const int n, const int U, const int8_t* const* xq, const float* s,
+    float* const* y) {
+  __m512i lo[2][CC_Q8_GROUP], hi[2][CC_Q8_GROUP], c_lo[2], c_hi[2];
+  for (int u = 0; u < U; ++u) {
+    c_lo[u] = c_hi[u] = _mm512_setzero_si512();
+    for (int g = 0; g < n; ++g) lo[u][g] = hi[u][g] = _mm512_setzero_si512();
+  }
+  int q = 0;
+  for (; q + U <= Q; q += U)
+    for (int u = 0; u < U; ++u)
+      dot_q8_zmm_group_quad(w, q + u, n, xq, &c_lo[u], &c_hi[u], lo[u], hi[u]);
+  for (; q < Q; ++q) dot_q8_zmm_group_quad(w, q, n, xq, &c_lo[0], &c_hi[0], lo[0], hi[0]);
+  for (int u = 1; u < U; ++u) {
+    c_lo[0] = _mm512_add_epi32(c_lo[0], c_lo[u]);
+    c_hi[0] = _mm512_add_epi32(c_hi[0], c_hi[u]);
+  }
+  for (int g = 0; g < n; ++g) {
+    __m512i sum_lo = lo[0][g], sum_hi = hi[0][g];
+    for (int u = 1; u < U; ++u) {
+      sum_lo = _mm512_add_epi32(sum_lo, lo[u][g]);
+      sum_hi = _mm512_add_epi32(sum_hi, hi[u][g]);
+    }
+    sum_lo = _mm512_sub_epi32(sum_lo, c_lo[0]);
+    sum_hi = _mm512_sub_epi32(sum_hi, c_hi[0]);
+    const __m512 sv = _mm512_set1_ps(s[g]);
+    float* yg = y[g];
+    _mm512_storeu_ps(yg, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_lo), sv, _mm512_loadu_ps(yg)));
+    _mm512_storeu_ps(yg + 16,
+                     _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_hi), sv, _mm512_loadu_ps(yg + 16)));
+  }
+}
+
+__attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_group(
+    const int8_t* w, int Q, int n, const int8_t* const* xq, const float* s, float* const* y) {
+  switch (n) { /* 2..CC_Q8_GROUP (dot_q8_examples sends a single example to dot_q8_fn) */
+    case 2:
+      dot_q8_zmm_group_n(w, Q, 2, 2, xq, s, y);
+      break;
+    case 3:
+      dot_q8_zmm_group_n(w, Q, 3, 1, xq, s, y);
+      break;
+    default:
+      dot_q8_zmm_group_n(w, Q, 4, 1, xq, s, y);
+      break;
+  }
+}
+/* MR output pixels x W zmm of outputs (a strip of 16 W columns, quads of
+ * 64 W bytes) over `taps` taps: the pixels share each weight load through
+ * the unsigned-offset activations of the group kernel above (one
+ * correction chain per strip for all of them). MR * W + W accumulators. */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_tile(
+    const int8_t* w, size_t w_tap_step, int taps, int Q, const int8_t* xq, size_t x_tap_step,
+    size_t x_step, const int MR, const int W, float s, float* y, size_t y_step) {
+  __m512i acc[CC_Q8_CONV_PIXELS][2], corr[2];
+  for (int v = 0; v < W; ++v) {
+    corr[v] = _mm512_setzero_si512();
+    for (int m = 0; m < MR; ++m) acc[m][v] = _mm512_setzero_si512();
+  }
+  const __m512i offset = _mm512_set1_epi8((char)0x80);
+  for (int t = 0; t < taps; ++t) {
+    const int8_t* wt = w + (size_t)t * w_tap_step;
+    const int8_t* xt = xq + (size_t)t * x_tap_step;
+    for (int q = 0; q < Q; ++q) {
+      __m512i wv[2];
+      for (int v = 0; v < W; ++v) {
+        wv[v] = _mm512_loadu_si512((const void*)(wt + ((size_t)q * W + v) * 64));
+        corr[v] = _mm512_dpbusd_epi32(corr[v], offset, wv[v]);
+      }
+      for (int m = 0; m < MR; ++m) {
+        const __m512i xu = _mm512_set1_epi32(q8_unsigned_quad(xt + (size_t)m * x_step + 4 * q));
+        for (int v = 0; v < W; ++v) acc[m][v] = _mm512_dpbusd_epi32(acc[m][v], xu, wv[v]);
+      }
+    }
+  }
+  const __m512 sv = _mm512_set1_ps(s);
+  for (int m = 0; m < MR; ++m) {
+    float* ym = y + (size_t)m * y_step;
+    for (int v = 0; v < W; ++v) {
+      const __m512i sum = _mm512_sub_epi32(acc[m][v], corr[v]);
+      _mm512_storeu_ps(ym + 16 * v,
+                       _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sv, _mm512_loadu_ps(ym + 16 * v)));
+    }
+  }
+}
+
+/* The same for a strip of 8 outputs (quads of 32 bytes): one ymm per pixel. */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_tile(
+    const int8_t* w, size_t w_tap_step, int taps, int Q, const int8_t* xq, size_t x_tap_step,
+    size_t x_step, const int MR, float s, float* y, size_t y_step) {
+  __m256i acc[CC_Q8_CONV_PIXELS], corr = _mm256_setzero_si256();
+  for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_si256();
+  const __m256i offset = _mm256_set1_epi8((char)0x80);
+  for (int t = 0; t < taps; ++t) {
+    const int8_t* wt = w + (size_t)t * w_tap_step;
+    const int8_t* xt = xq + (size_t)t * x_tap_step;
+    for (int q = 0; q < Q; ++q) {
+      const __m256i wv = _mm256_loadu_si256((const __m256i*)(const void*)(wt + (size_t)q * 32));
+      corr = _mm256_dpbusd_epi32(corr, offset, wv);
+      for (int m = 0; m < MR; ++m) {
+        const __m256i xu = _mm256_set1_epi32(q8_unsigned_quad(xt + (size_t)m * x_step + 4 * q));
+        acc[m] = _mm256_dpbusd_epi32(acc[m], xu, wv);
+      }
+    }
+  }
+  const __m256 sv = _mm256_set1_ps(s);
+  for (int m = 0; m < MR; ++m) {
+    float* ym = y + (size_t)m * y_step;
+    const __m256i sum = _mm256_sub_epi32(acc[m], corr);
+    _mm256_storeu_ps(ym, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), sv, _mm256_loadu_ps(ym)));
+  }
+}
+
+__attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_conv(
+    const int8_t* w, size_t w_tap_step, int taps, int Q, int cols, const int8_t* xq,
+    size_t x_tap_step, size_t x_step, int n, float s, float* y, size_t y_step) {
+#define CC_Q8_CONV_CASE(MR, W)                                                                 \
+  case MR:                                                                                     \
+    dot_q8_zmm_conv_tile(w, w_tap_step, taps, Q, xq, x_tap_step, x_step, MR, W, s, y, y_step); \
+    return;
+  if (cols == 32) {
+    switch (n) {
+      // clang-format off
+      CC_Q8_CONV_CASE(1, 2)
+      CC_Q8_CONV_CASE(2, 2)
+      CC_Q8_CONV_CASE(3, 2)
+      CC_Q8_CONV_CASE(4, 2)
+      CC_Q8_CONV_CASE(5, 2)
+      CC_Q8_CONV_CASE(6, 2)
+      CC_Q8_CONV_CASE(7, 2)
+      CC_Q8_CONV_CASE(8, 2)
+      // clang-format on
+    }
+    return;
+  }
+#define CC_Q8_CONV_CASE8(MR)                                                                \
+  case MR:                                                                                  \
+    dot_q8_ymm_conv_tile(w, w_tap_step, taps, Q, xq, x_tap_step, x_step, MR, s, y, y_step); \
+    return;
+  if (cols == 8) {
+    switch (n) {
+      // clang-format off
+      CC_Q8_CONV_CASE8(1)
+      CC_Q8_CONV_CASE8(2)
+      CC_Q8_CONV_CASE8(3)
+      CC_Q8_CONV_CASE8(4)
+      CC_Q8_CONV_CASE8(5)
+      CC_Q8_CONV_CASE8(6)
+      CC_Q8_CONV_CASE8(7)
+      CC_Q8_CONV_CASE8(8)
+      // clang-format on
+    }
+    return;
+  }
+#undef CC_Q8_CONV_CASE8
+  switch (n) {
+    // clang-format off
+    CC_Q8_CONV_CASE(1, 1)
+    CC_Q8_CONV_CASE(2, 1)
+    CC_Q8_CONV_CASE(3, 1)
+    CC_Q8_CONV_CASE(4, 1)
+    CC_Q8_CONV_CASE(5, 1)
+    CC_Q8_CONV_CASE(6, 1)
+    CC_Q8_CONV_CASE(7, 1)
+    CC_Q8_CONV_CASE(8, 1)
+    // clang-format on
+  }
+#undef CC_Q8_CONV_CASE
+}
+#undef CC_Q8_ZMM_TARGET
+#define CC_Q8_VNNI_VEX_STEP(acc, wp) acc = _mm256_dpbusd_avx_epi32(acc, xa, CC_Q8_SIGNED_W(wp))
+CC_Q8_X86_KERNEL(cc_dot_q8_avxvnni, "avxvnni,avx2,fma", CC_Q8_VNNI_VEX_STEP)
+#undef CC_Q8_VNNI_VEX_STEP
+#endif
+#endif
+#undef CC_Q8_SIGNED_W
+#undef CC_Q8_X86_QUAD
+#undef CC_Q8_X86_KERNEL
+#endif
