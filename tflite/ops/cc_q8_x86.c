@@ -109,10 +109,10 @@ CC_Q8_X86_KERNEL(cc_dot_q8_avx2, "avx2,fma", CC_Q8_AVX2_STEP)
  * (no intermediate saturation), on ymm registers: AVX512-VNNI + AVX512VL
  * (EVEX; Ice Lake / Sapphire Rapids Xeons, Zen 4) or AVX-VNNI (VEX; Alder
  * Lake and later cores without AVX-512), the same code. Built by GCC only
- * (Clang builds keep the AVX2 kernel). No CPU here has either extension:
- * CC_Q8_VNNI_EMULATED (a test build, tests/test_native_fuzz.py) runs this
- * code on AVX2 with SIMDe's vpdpbusd, so the kernel logic is fuzzed against
- * the reference; the instruction itself is not run here. */
+ * (Clang builds keep the AVX2 kernel). CC_Q8_VNNI_EMULATED (a test build,
+ * tests/test_native_fuzz.py) runs this code on AVX2 with SIMDe's vpdpbusd,
+ * so the kernel logic is fuzzed against the reference on any x86-64 CPU;
+ * tflite/check_cpu_kernels.sh runs the instruction itself where the CPU has it. */
 #if defined(CC_HAVE_VNNI_CLONE)
 #if defined(CC_Q8_VNNI_EMULATED)
 #include <simde/x86/avx512/dpbusd.h>
