@@ -90,14 +90,17 @@ def layer_record(c, y, name):
     return rec + _i32(y.ndim, *y.shape) + np.ascontiguousarray(y, dtype="<f4").tobytes()
 
 
-def check_outputs(driver, outputs, workdir):
+def check_outputs(driver, outputs, workdir, keep=None):
     """outputs: [(case index, case, y)]. Runs `driver check FILE` once over
-    all of them; returns [(case index or None, reason)] for the mismatches."""
+    all of them; returns [(case index or None, reason)] for the mismatches.
+    keep: a path the CCLAYER2 file is also written to."""
     path = os.path.join(workdir, "outputs.cclayer")
     with open(path, "wb") as f:
         f.write(b"CCLAYER2" + _i32(len(outputs)))
         for i, c, y in outputs:
             f.write(layer_record(c, y, f"case {i}"))
+    if keep:
+        shutil.copyfile(path, keep)
     proc = subprocess.run([str(driver), "check", path], capture_output=True, text=True)
     failures = []
     for line in proc.stdout.splitlines():
@@ -410,7 +413,7 @@ def describe(c):
 # ------------------------------------------------------------------ worker
 
 
-def run_worker(seed, cases, progress, driver, threads_max=2, only=None):
+def run_worker(seed, cases, progress, driver, threads_max=2, only=None, keep=None):
     import tempfile
 
     import numpy as np
@@ -462,7 +465,7 @@ def run_worker(seed, cases, progress, driver, threads_max=2, only=None):
         with open(progress, "w") as f:
             f.write("check\n")
     with tempfile.TemporaryDirectory() as workdir:
-        failures = check_outputs(driver, outputs, workdir) if outputs else []
+        failures = check_outputs(driver, outputs, workdir, keep) if outputs else []
     by_case = {i: c for i, c, _ in outputs}
     for i, why in failures:
         where = f"case {i}" if i is not None else "reference check"
@@ -661,13 +664,16 @@ def main(argv=None):
     parser.add_argument("--only", type=int, default=None, help="replay one case")
     parser.add_argument("--driver", required=True,
                         help="the host test driver (its `check FILE` compares with the reference)")
+    parser.add_argument("--keep", default=None,
+                        help="also write the checked CCLAYER2 file here (tflite/sanitize.sh)")
     args = parser.parse_args(argv)
     if args.only is not None:
         import numpy as np
 
         c = random_case(np.random.default_rng([args.seed, args.only]))
         print(describe(c), file=sys.stderr)
-    stats = run_worker(args.seed, args.cases, args.progress, args.driver, only=args.only)
+    stats = run_worker(args.seed, args.cases, args.progress, args.driver, only=args.only,
+                       keep=args.keep)
     print(json.dumps(stats))
 
 

@@ -9,12 +9,18 @@
 #   2. the same with the multiversioning off (baseline SSE2 / generic vectors)
 #   2b. (x86-64 with AVX2) the AVX512-VNNI int8 kernel with SIMDe's vpdpbusd
 #   3. (--tsan) ThreadSanitizer on the glue with 2-4 threads (the op's thread pool)
+#   4. (--check-python PY) the driver's `check FILE` under build 1: PY (a
+#      Python with keras_condcomp, LiteRT and the op library) runs the
+#      interpreter fuzz worker of tests/test_native_fuzz.py, whose CCLAYER2
+#      file the sanitized driver checks, then damaged copies of that file
+#      (truncated, bytes flipped, integer fields overwritten), each of which
+#      must end with status 0, 1 or 2: never a crash or a sanitizer report
 #
 # Every tensor buffer and the options buffer the driver hands the op is its
 # own exact-size heap block, so a read or write past any of them is reported.
 # Any sanitizer report aborts the run (-fno-sanitize-recover, halt_on_error).
 #
-#   bash tflite/sanitize.sh [--cases N] [--seed S] [--tsan]
+#   bash tflite/sanitize.sh [--cases N] [--seed S] [--tsan] [--check-python PY]
 #
 # OPS_DIR=/path/to/patched/ops checks a modified copy of tflite/ops instead.
 #
@@ -29,12 +35,14 @@ OUT="${BUILD_DIR:-$ROOT/build/sanitize}"
 CASES=3000
 SEED=1
 TSAN=0
+CHECK_PYTHON=
 while [ $# -gt 0 ]; do
   case "$1" in
     --cases) CASES="$2"; shift 2 ;;
     --seed) SEED="$2"; shift 2 ;;
     --tsan) TSAN=1; shift ;;
-    *) echo "usage: $0 [--cases N] [--seed S] [--tsan]" >&2; exit 2 ;;
+    --check-python) CHECK_PYTHON="$2"; shift 2 ;;
+    *) echo "usage: $0 [--cases N] [--seed S] [--tsan] [--check-python PY]" >&2; exit 2 ;;
   esac
 done
 CC="${CC:-gcc}"
@@ -84,7 +92,7 @@ CONDCOMP_KERNEL_ISA=baseline run asan-ubsan-baseline kernels
 CONDCOMP_KERNEL_ISA=baseline run asan-ubsan-baseline ops
 
 # The AVX512-VNNI int8 kernel, its vpdpbusd emulated by SIMDe (Debian:
-# libsimde-dev) on AVX2, since no CPU here has VNNI.
+# libsimde-dev) on AVX2: the kernel's logic on any x86-64 CPU, VNNI or not.
 if [ "$(uname -m)" = x86_64 ] && grep -qw avx2 /proc/cpuinfo; then
   if [ -f /usr/include/simde/x86/avx512/dpbusd.h ]; then
     build asan-ubsan-vnni-emulated "$ASAN_FLAGS" -DCC_Q8_VNNI_EMULATED
@@ -96,6 +104,50 @@ if [ "$(uname -m)" = x86_64 ] && grep -qw avx2 /proc/cpuinfo; then
   else
     echo "== skipped the emulated VNNI build: no SIMDe headers (apt-get install libsimde-dev)"
   fi
+fi
+
+if [ -n "$CHECK_PYTHON" ]; then
+  echo "== asan-ubsan: check of the interpreter fuzz worker's outputs (seed $SEED)"
+  layers="$OUT/interpreter_outputs.cclayer"
+  rm -f "$layers"
+  "$CHECK_PYTHON" "$ROOT/tests/test_native_fuzz.py" --worker --cases 120 --seed "$SEED" \
+    --driver "$OUT/asan-ubsan/condcomp_driver" --keep "$layers" > "$OUT/worker.json" \
+    2> "$OUT/worker.log" || { tail -20 "$OUT/worker.log" >&2; exit 1; }
+  "$CHECK_PYTHON" - "$OUT/worker.json" "$layers" <<'PY'
+import json, sys
+stats = json.load(open(sys.argv[1]))
+if stats["failures"] or stats["ok"] < 20:
+    sys.exit(f"interpreter fuzz worker: {stats['ok']} checked, failures {stats['failures'][:3]}")
+print(f"{stats['ok']} outputs checked by the sanitized driver ({sys.argv[2]})")
+PY
+  echo "== asan-ubsan: check of damaged copies of that file"
+  "$CHECK_PYTHON" - "$OUT/asan-ubsan/condcomp_driver" "$layers" "$SEED" <<'PY'
+import os, random, struct, subprocess, sys
+driver, path, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = open(path, "rb").read()
+rng = random.Random(seed)
+damaged = path + ".damaged"
+statuses = {}
+for k in range(200):
+    d = bytearray(data)
+    how = k % 3
+    if how == 0:  # truncated
+        d = d[:rng.randrange(len(d))]
+    elif how == 1:  # bytes flipped
+        for _ in range(rng.randint(1, 8)):
+            d[rng.randrange(len(d))] ^= 1 << rng.randrange(8)
+    else:  # an aligned 4-byte field overwritten with a hostile integer
+        at = rng.randrange(8, len(d) - 4) & ~3
+        d[at:at + 4] = struct.pack("<i", rng.choice(
+            [0, -1, 1, 2**31 - 1, -2**31, 1 << 20, rng.randint(-1000, 1000)]))
+    open(damaged, "wb").write(d)
+    rc = subprocess.run([driver, "check", damaged], capture_output=True).returncode
+    if rc not in (0, 1, 2):
+        sys.exit(f"damaged file {k} (kept at {damaged}): `{driver} check` ended with {rc}")
+    statuses[rc] = statuses.get(rc, 0) + 1
+os.remove(damaged)
+print(f"200 damaged files: exit statuses {dict(sorted(statuses.items()))}")
+PY
 fi
 
 if [ "$TSAN" = 1 ]; then
