@@ -183,11 +183,12 @@ typedef void (*dot_q8_fn)(const int8_t* w, int Q, int cols, const int8_t* xq, si
                           float s, float* y, size_t y_step, int n);
 /* 2 <= n <= CC_Q8_GROUP examples (their activations xq[g], scales s[g], outputs
  * y[g]) against one full strip of CC_Q8_STRIP outputs, each weight byte
- * loaded once for the group: y[g] += s[g] * (xq[g] . w). NULL where this CPU
+ * loaded once for the group: y[g] += s[g] * (xq[g] . w). `sums` are the
+ * strip's CC_Q8_STRIP offset sums (cc_q8_offset_sums). NULL where this CPU
  * has no such kernel (then each example takes dot_q8_fn). */
 #define CC_Q8_GROUP 4
-typedef void (*dot_q8_group_fn)(const int8_t* w, int Q, int n, const int8_t* const* xq,
-                                const float* s, float* const* y);
+typedef void (*dot_q8_group_fn)(const int8_t* w, const int32_t* sums, int Q, int n,
+                                const int8_t* const* xq, const float* s, float* const* y);
 /* One example against n full strips (t = 0..n-1, at tiles[t] + offset, with
  * the activations xq[t] and scales s[t] of their input blocks), in turn:
  * y[0:CC_Q8_STRIP] += s[t] * (xq[t] . w_t). NULL where this CPU has none. */
@@ -195,15 +196,25 @@ typedef void (*dot_q8_group_fn)(const int8_t* w, int Q, int n, const int8_t* con
 typedef void (*dot_q8_tiles_fn)(const int8_t* const* tiles, size_t offset, int Q, int n,
                                 const int8_t* const* xq, const float* s, float* y);
 /* A conv's n <= CC_Q8_CONV_PIXELS output pixels against the strips of
- * `taps` taps (tap t's strip at w + t * w_tap_step, the activations pixel p
+ * `taps` taps (tap t's strip at w + t * w_tap_step, its `cols` offset sums
+ * (cc_q8_offset_sums) at sums + t * sums_tap_step, the activations pixel p
  * reads for it at xq + t * x_tap_step + p * x_step), the int32 sums over all
  * taps taken before the one float step: y[p] += s * sum_t (xq . w_t), for
  * strips of 8, 16 or 32 outputs and taps * Q within CC_Q8_MAX_QUADS. NULL
  * where this CPU has none. */
 #define CC_Q8_CONV_PIXELS 8
-typedef void (*dot_q8_conv_fn)(const int8_t* w, size_t w_tap_step, int taps, int Q, int cols,
-                               const int8_t* xq, size_t x_tap_step, size_t x_step, int n, float s,
-                               float* y, size_t y_step);
+typedef void (*dot_q8_conv_fn)(const int8_t* w, size_t w_tap_step, const int32_t* sums,
+                               size_t sums_tap_step, int taps, int Q, int cols, const int8_t* xq,
+                               size_t x_tap_step, size_t x_step, int n, float s, float* y,
+                               size_t y_step);
+/* The offset sums of a kernel_q packed by cc_q8_pack with `tiles` tiles of
+ * tile_bytes each: int32 [tiles][bs] after the tiles, output c of tile
+ * (j, i) = 128 * the sum of its weights w(j, d, c) (mod 2^32; exact for
+ * tiles of at most CC_Q8_MAX_QUADS quads). Read with unaligned loads. */
+static inline const int32_t* cc_q8_offset_sums(const int8_t* kernel_q, size_t tiles,
+                                               size_t tile_bytes) {
+  return (const int32_t*)(const void*)(kernel_q + tiles * tile_bytes);
+}
 /* The dot_q8_fn `name` from the one-pixel kernel `one` (same arguments but
  * x_step, y_step and n). */
 #define CC_Q8_PIXELS(name, one)                                                            \
@@ -255,14 +266,15 @@ CC_INTERNAL void cc_dot_q8_avx512vnni(const int8_t* w, int Q, int cols, const in
 #if defined(CC_HAVE_VNNI_ZMM_CLONE)
 CC_INTERNAL void cc_dot_q8_avx512vnni_zmm(const int8_t* w, int Q, int cols, const int8_t* xq,
                                           size_t x_step, float s, float* y, size_t y_step, int n);
-CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_group(const int8_t* w, int Q, int n,
+CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_group(const int8_t* w, const int32_t* sums, int Q, int n,
                                                 const int8_t* const* xq, const float* s,
                                                 float* const* y);
 CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_tiles(const int8_t* const* tiles, size_t offset, int Q,
                                                 int n, const int8_t* const* xq, const float* s,
                                                 float* y);
-CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_conv(const int8_t* w, size_t w_tap_step, int taps, int Q,
-                                               int cols, const int8_t* xq, size_t x_tap_step,
+CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_conv(const int8_t* w, size_t w_tap_step,
+                                               const int32_t* sums, size_t sums_tap_step, int taps,
+                                               int Q, int cols, const int8_t* xq, size_t x_tap_step,
                                                size_t x_step, int n, float s, float* y,
                                                size_t y_step);
 CC_INTERNAL void cc_dot_q8_avxvnni(const int8_t* w, int Q, int cols, const int8_t* xq,

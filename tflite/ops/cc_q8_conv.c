@@ -21,9 +21,12 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
   const int OH = p->out_h, OW = p->out_w, KH = p->kernel_h, KW = p->kernel_w;
   const size_t units = (size_t)K * bs, tile_bytes = (size_t)Q * 4 * bs;
   const size_t hw = (size_t)p->in_h * p->in_w, pixel_bytes = (size_t)n_in * Q * 4;
-  const int8_t* wj = p->kernel_q + (size_t)j * KH * KW * n_in * tile_bytes;
-  /* Consecutive tap rows: the next kh's tiles and input row. */
-  const size_t w_tap_step = (size_t)KW * n_in * tile_bytes;
+  const size_t taps_tiles = (size_t)KH * KW * n_in; /* tiles per output block */
+  const int8_t* wj = p->kernel_q + (size_t)j * taps_tiles * tile_bytes;
+  const int32_t* sums_j = cc_q8_offset_sums(p->kernel_q, (size_t)K * taps_tiles, tile_bytes) +
+                          (size_t)j * taps_tiles * bs;
+  /* Consecutive tap rows: the next kh's tiles, offset sums and input row. */
+  const size_t w_tap_step = (size_t)KW * n_in * tile_bytes, sums_tap_step = (size_t)KW * n_in * bs;
   const size_t x_tap_step = (size_t)p->dilation_h * p->in_w * pixel_bytes;
   const size_t x_step = (size_t)p->stride_w * pixel_bytes;
   const dot_q8_conv_fn conv = (uint64_t)KH * Q <= CC_Q8_MAX_QUADS ? q8->conv : NULL;
@@ -46,7 +49,8 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
         const int iw0 = conv_input_col(p, ow0, kw);
         for (int i = 0; i < n_in; ++i) {
           if (!act[i]) continue;
-          const int8_t* tile = wj + ((size_t)(kh0 * KW + kw) * n_in + i) * tile_bytes;
+          const size_t t0 = (size_t)(kh0 * KW + kw) * n_in + i; /* tile of tap (kh0, kw) */
+          const int8_t* tile = wj + t0 * tile_bytes;
           const int8_t* xq = xe + ((size_t)ih0 * p->in_w + iw0) * pixel_bytes + (size_t)i * Q * 4;
           float* y = ye + ((size_t)oh * OW + ow0) * units;
           for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
@@ -58,8 +62,9 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
               for (int done = 0, tiles = (run + CC_Q8_CONV_PIXELS - 1) / CC_Q8_CONV_PIXELS;
                    done < run; --tiles) {
                 const int n = (run - done + tiles - 1) / tiles;
-                conv(strip, w_tap_step, kh1 - kh0, Q, cols, xq + (size_t)done * x_step, x_tap_step,
-                     x_step, n, xs_scale[i], y + (size_t)done * units + c0, units);
+                conv(strip, w_tap_step, sums_j + t0 * bs + c0, sums_tap_step, kh1 - kh0, Q, cols,
+                     xq + (size_t)done * x_step, x_tap_step, x_step, n, xs_scale[i],
+                     y + (size_t)done * units + c0, units);
                 done += n;
               }
               continue;

@@ -23,11 +23,11 @@ CC_ALWAYS_INLINE int next_needed_input_block(const cc_gated_dense* p, const int*
 
 /* n <= CC_Q8_GROUP examples against one strip: together through the group
  * kernel where there is one (full strips), else one by one. */
-static void dot_q8_examples(dot_q8_fn dot, dot_q8_group_fn dot_group, const int8_t* strip, int Q,
-                            int cols, int n, const int8_t* const* xq, const float* s,
-                            float* const* y) {
+static void dot_q8_examples(dot_q8_fn dot, dot_q8_group_fn dot_group, const int8_t* strip,
+                            const int32_t* sums, int Q, int cols, int n, const int8_t* const* xq,
+                            const float* s, float* const* y) {
   if (dot_group && cols == CC_Q8_STRIP && n > 1) {
-    dot_group(strip, Q, n, xq, s, y);
+    dot_group(strip, sums, Q, n, xq, s, y);
     return;
   }
   for (int g = 0; g < n; ++g) dot_q8_strip(dot, strip, Q, cols, xq[g], 0, s[g], y[g], 0, 1);
@@ -37,7 +37,8 @@ static void dot_q8_examples(dot_q8_fn dot, dot_q8_group_fn dot_group, const int8
  * (j, i) tile read once, its examples in turn (CC_Q8_GROUP at a time through
  * the group kernel where there is one) while each strip sits in L1. */
 static uint64_t dense_examples_q8(const cc_gated_dense* p, const cc_q8_kernels* q8,
-                                  const int8_t* wj, const int* examples, int n_on, int j) {
+                                  const int8_t* wj, const int32_t* sums_j, const int* examples,
+                                  int n_on, int j) {
   const dot_q8_fn dot = q8->dot;
   const int K = p->num_blocks, bs = p->block_size;
   const int ibs = p->in_block_size, n_in = p->in_dim / ibs, Q = (ibs + 3) / 4;
@@ -55,6 +56,7 @@ static uint64_t dense_examples_q8(const cc_gated_dense* p, const cc_q8_kernels* 
     for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
       const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
       const int8_t* strip = tile + (size_t)c0 * Q * 4;
+      const int32_t* sums = sums_j + (size_t)i * bs + c0;
       if (ahead) {
         const char* pf = (const char*)ahead + (size_t)c0 * Q * 4;
         for (size_t off = 0; off < (size_t)cols * Q * 4; off += 64)
@@ -72,11 +74,11 @@ static uint64_t dense_examples_q8(const cc_gated_dense* p, const cc_q8_kernels* 
         ys[n] = p->y + (size_t)examples[a] * units + (size_t)j * bs + c0;
         if (c0 == 0) macs += (uint64_t)ibs * bs;
         if (++n == CC_Q8_GROUP) {
-          dot_q8_examples(dot, dot_group, strip, Q, cols, n, xs, s, ys);
+          dot_q8_examples(dot, dot_group, strip, sums, Q, cols, n, xs, s, ys);
           n = 0;
         }
       }
-      dot_q8_examples(dot, dot_group, strip, Q, cols, n, xs, s, ys);
+      dot_q8_examples(dot, dot_group, strip, sums, Q, cols, n, xs, s, ys);
     }
     i = next;
   }
@@ -139,7 +141,9 @@ uint64_t cc_dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
     const int e = examples[0];
     macs = dense_example_q8_tiles(p, q8->tiles, wj, e, p->y + (size_t)e * units + (size_t)j * bs);
   } else {
-    macs = dense_examples_q8(p, q8, wj, examples, n_on, j);
+    const int32_t* sums_j =
+        cc_q8_offset_sums(p->kernel_q, (size_t)K * n_in, tile_bytes) + (size_t)j * n_in * bs;
+    macs = dense_examples_q8(p, q8, wj, sums_j, examples, n_on, j);
   }
   for (int a = 0; a < n_on; ++a) {
     float* y = p->y + (size_t)examples[a] * units + (size_t)j * bs;

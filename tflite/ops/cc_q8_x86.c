@@ -223,33 +223,35 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) CC_Q8_PIXELS(cc_dot_q8_avx512vnni_zmm,
                                                        dot_q8_avx512vnni_zmm_one)
 
     /* The 4 activation bytes at x made unsigned for vpdpbusd (unsigned x signed
-     * bytes): xq + 128 = xq ^ 0x80, in [1, 255], as one int32 to broadcast. The
-     * kernels below subtract the offset's share, 128 * sum w, kept in one
-     * vpdpbusd chain of 0x80 bytes against the same weights. */
-    CC_ALWAYS_INLINE int32_t q8_unsigned_quad(const int8_t* x) {
-  int32_t word;
-  memcpy(&word, x, sizeof(word));
-  return word ^ (int32_t)0x80808080u;
+     * bytes), broadcast to every int32 lane: xq + 128 = xq ^ 0x80, in [1, 255].
+     * The broadcast reads memory (no trip through a general-purpose register).
+     * The kernels below subtract the offset's share, 128 * sum w, precomputed
+     * by cc_q8_pack (the offset sums). */
+    CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) __m512i
+    q8_unsigned_quad_zmm(const int8_t* x) {
+  return _mm512_xor_si512(_mm512_broadcastd_epi32(_mm_loadu_si32((const void*)x)),
+                          _mm512_set1_epi8((char)0x80));
+}
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) __m256i
+q8_unsigned_quad_ymm(const int8_t* x) {
+  return _mm256_xor_si256(_mm256_broadcastd_epi32(_mm_loadu_si32((const void*)x)),
+                          _mm256_set1_epi8((char)0x80));
 }
 
 /* 2 <= n <= CC_Q8_GROUP examples against one full strip (32 outputs), each
  * weight vector loaded once for all of them. With several examples the
  * activation's sign cannot move onto the shared weights, so the activations
- * are made unsigned instead (q8_unsigned_quad): sum (xq + 128) * w =
- * sum xq * w + 128 * sum w, the last term the chain c_lo, c_hi, subtracted
- * at the end. The int32 lanes wrap, but the difference is the exact
+ * are made unsigned instead (q8_unsigned_quad_zmm): sum (xq + 128) * w =
+ * sum xq * w + 128 * sum w, the last term the strip's offset sums,
+ * subtracted at the end. The int32 lanes wrap, but the difference is the exact
  * sum xq . w, which fits (|xq|, |w| <= 127, Q within CC_Q8_MAX_QUADS). */
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group_quad(
-    const int8_t* w, int q, const int n, const int8_t* const* xq, __m512i* c_lo, __m512i* c_hi,
-    __m512i* lo, __m512i* hi) {
+    const int8_t* w, int q, const int n, const int8_t* const* xq, __m512i* lo, __m512i* hi) {
   const int8_t* wp = w + (size_t)q * 128;
   const __m512i w0 = _mm512_loadu_si512((const void*)wp);
   const __m512i w1 = _mm512_loadu_si512((const void*)(wp + 64));
-  const __m512i offset = _mm512_set1_epi8((char)0x80);
-  *c_lo = _mm512_dpbusd_epi32(*c_lo, offset, w0);
-  *c_hi = _mm512_dpbusd_epi32(*c_hi, offset, w1);
   for (int g = 0; g < n; ++g) {
-    const __m512i xu = _mm512_set1_epi32(q8_unsigned_quad(xq[g] + 4 * q));
+    const __m512i xu = q8_unsigned_quad_zmm(xq[g] + 4 * q);
     lo[g] = _mm512_dpbusd_epi32(lo[g], xu, w0);
     hi[g] = _mm512_dpbusd_epi32(hi[g], xu, w1);
   }
@@ -258,30 +260,25 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group
 /* U sets of accumulators over interleaved quads keep at least 8 vpdpbusd
  * chains in flight for small n; constant n and U keep them in registers. */
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group_n(
-    const int8_t* w, int Q, const int n, const int U, const int8_t* const* xq, const float* s,
-    float* const* y) {
-  __m512i lo[2][CC_Q8_GROUP], hi[2][CC_Q8_GROUP], c_lo[2], c_hi[2];
-  for (int u = 0; u < U; ++u) {
-    c_lo[u] = c_hi[u] = _mm512_setzero_si512();
+    const int8_t* w, const int32_t* sums, int Q, const int n, const int U, const int8_t* const* xq,
+    const float* s, float* const* y) {
+  __m512i lo[2][CC_Q8_GROUP], hi[2][CC_Q8_GROUP];
+  for (int u = 0; u < U; ++u)
     for (int g = 0; g < n; ++g) lo[u][g] = hi[u][g] = _mm512_setzero_si512();
-  }
   int q = 0;
   for (; q + U <= Q; q += U)
-    for (int u = 0; u < U; ++u)
-      dot_q8_zmm_group_quad(w, q + u, n, xq, &c_lo[u], &c_hi[u], lo[u], hi[u]);
-  for (; q < Q; ++q) dot_q8_zmm_group_quad(w, q, n, xq, &c_lo[0], &c_hi[0], lo[0], hi[0]);
-  for (int u = 1; u < U; ++u) {
-    c_lo[0] = _mm512_add_epi32(c_lo[0], c_lo[u]);
-    c_hi[0] = _mm512_add_epi32(c_hi[0], c_hi[u]);
-  }
+    for (int u = 0; u < U; ++u) dot_q8_zmm_group_quad(w, q + u, n, xq, lo[u], hi[u]);
+  for (; q < Q; ++q) dot_q8_zmm_group_quad(w, q, n, xq, lo[0], hi[0]);
+  const __m512i c_lo = _mm512_loadu_si512((const void*)sums);
+  const __m512i c_hi = _mm512_loadu_si512((const void*)(sums + 16));
   for (int g = 0; g < n; ++g) {
     __m512i sum_lo = lo[0][g], sum_hi = hi[0][g];
     for (int u = 1; u < U; ++u) {
       sum_lo = _mm512_add_epi32(sum_lo, lo[u][g]);
       sum_hi = _mm512_add_epi32(sum_hi, hi[u][g]);
     }
-    sum_lo = _mm512_sub_epi32(sum_lo, c_lo[0]);
-    sum_hi = _mm512_sub_epi32(sum_hi, c_hi[0]);
+    sum_lo = _mm512_sub_epi32(sum_lo, c_lo);
+    sum_hi = _mm512_sub_epi32(sum_hi, c_hi);
     const __m512 sv = _mm512_set1_ps(s[g]);
     float* yg = y[g];
     _mm512_storeu_ps(yg, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_lo), sv, _mm512_loadu_ps(yg)));
@@ -291,43 +288,45 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_group
 }
 
 __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_group(
-    const int8_t* w, int Q, int n, const int8_t* const* xq, const float* s, float* const* y) {
+    const int8_t* w, const int32_t* sums, int Q, int n, const int8_t* const* xq, const float* s,
+    float* const* y) {
   switch (n) { /* 2..CC_Q8_GROUP (dot_q8_examples sends a single example to dot_q8_fn) */
     case 2:
-      dot_q8_zmm_group_n(w, Q, 2, 2, xq, s, y);
+      dot_q8_zmm_group_n(w, sums, Q, 2, 2, xq, s, y);
       break;
     case 3:
-      dot_q8_zmm_group_n(w, Q, 3, 1, xq, s, y);
+      dot_q8_zmm_group_n(w, sums, Q, 3, 1, xq, s, y);
       break;
     default:
-      dot_q8_zmm_group_n(w, Q, 4, 1, xq, s, y);
+      dot_q8_zmm_group_n(w, sums, Q, 4, 1, xq, s, y);
       break;
   }
 }
 /* MR output pixels x W zmm of outputs (a strip of 16 W columns, quads of
  * 64 W bytes) over `taps` taps: the pixels share each weight load through
- * the unsigned-offset activations of the group kernel above (one
- * correction chain per strip for all of them). MR * W + W accumulators. */
+ * the unsigned-offset activations of the group kernel above, the offset
+ * sums of the taps summed (corr) for all of them. MR * W accumulators. */
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_tile(
-    const int8_t* w, size_t w_tap_step, int taps, int Q, const int8_t* xq, size_t x_tap_step,
-    size_t x_step, const int MR, const int W, float s, float* y, size_t y_step) {
+    const int8_t* w, size_t w_tap_step, const int32_t* sums, size_t sums_tap_step, int taps, int Q,
+    const int8_t* xq, size_t x_tap_step, size_t x_step, const int MR, const int W, float s,
+    float* y, size_t y_step) {
   __m512i acc[CC_Q8_CONV_PIXELS][2], corr[2];
   for (int v = 0; v < W; ++v) {
     corr[v] = _mm512_setzero_si512();
     for (int m = 0; m < MR; ++m) acc[m][v] = _mm512_setzero_si512();
   }
-  const __m512i offset = _mm512_set1_epi8((char)0x80);
   for (int t = 0; t < taps; ++t) {
     const int8_t* wt = w + (size_t)t * w_tap_step;
     const int8_t* xt = xq + (size_t)t * x_tap_step;
+    const int32_t* st = sums + (size_t)t * sums_tap_step;
+    for (int v = 0; v < W; ++v)
+      corr[v] = _mm512_add_epi32(corr[v], _mm512_loadu_si512((const void*)(st + 16 * v)));
     for (int q = 0; q < Q; ++q) {
       __m512i wv[2];
-      for (int v = 0; v < W; ++v) {
+      for (int v = 0; v < W; ++v)
         wv[v] = _mm512_loadu_si512((const void*)(wt + ((size_t)q * W + v) * 64));
-        corr[v] = _mm512_dpbusd_epi32(corr[v], offset, wv[v]);
-      }
       for (int m = 0; m < MR; ++m) {
-        const __m512i xu = _mm512_set1_epi32(q8_unsigned_quad(xt + (size_t)m * x_step + 4 * q));
+        const __m512i xu = q8_unsigned_quad_zmm(xt + (size_t)m * x_step + 4 * q);
         for (int v = 0; v < W; ++v) acc[m][v] = _mm512_dpbusd_epi32(acc[m][v], xu, wv[v]);
       }
     }
@@ -345,19 +344,20 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_
 
 /* The same for a strip of 8 outputs (quads of 32 bytes): one ymm per pixel. */
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_tile(
-    const int8_t* w, size_t w_tap_step, int taps, int Q, const int8_t* xq, size_t x_tap_step,
-    size_t x_step, const int MR, float s, float* y, size_t y_step) {
+    const int8_t* w, size_t w_tap_step, const int32_t* sums, size_t sums_tap_step, int taps, int Q,
+    const int8_t* xq, size_t x_tap_step, size_t x_step, const int MR, float s, float* y,
+    size_t y_step) {
   __m256i acc[CC_Q8_CONV_PIXELS], corr = _mm256_setzero_si256();
   for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_si256();
-  const __m256i offset = _mm256_set1_epi8((char)0x80);
   for (int t = 0; t < taps; ++t) {
     const int8_t* wt = w + (size_t)t * w_tap_step;
     const int8_t* xt = xq + (size_t)t * x_tap_step;
+    corr = _mm256_add_epi32(
+        corr, _mm256_loadu_si256((const __m256i*)(const void*)(sums + (size_t)t * sums_tap_step)));
     for (int q = 0; q < Q; ++q) {
       const __m256i wv = _mm256_loadu_si256((const __m256i*)(const void*)(wt + (size_t)q * 32));
-      corr = _mm256_dpbusd_epi32(corr, offset, wv);
       for (int m = 0; m < MR; ++m) {
-        const __m256i xu = _mm256_set1_epi32(q8_unsigned_quad(xt + (size_t)m * x_step + 4 * q));
+        const __m256i xu = q8_unsigned_quad_ymm(xt + (size_t)m * x_step + 4 * q);
         acc[m] = _mm256_dpbusd_epi32(acc[m], xu, wv);
       }
     }
@@ -371,11 +371,13 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_
 }
 
 __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_conv(
-    const int8_t* w, size_t w_tap_step, int taps, int Q, int cols, const int8_t* xq,
-    size_t x_tap_step, size_t x_step, int n, float s, float* y, size_t y_step) {
-#define CC_Q8_CONV_CASE(MR, W)                                                                 \
-  case MR:                                                                                     \
-    dot_q8_zmm_conv_tile(w, w_tap_step, taps, Q, xq, x_tap_step, x_step, MR, W, s, y, y_step); \
+    const int8_t* w, size_t w_tap_step, const int32_t* sums, size_t sums_tap_step, int taps, int Q,
+    int cols, const int8_t* xq, size_t x_tap_step, size_t x_step, int n, float s, float* y,
+    size_t y_step) {
+#define CC_Q8_CONV_CASE(MR, W)                                                                    \
+  case MR:                                                                                        \
+    dot_q8_zmm_conv_tile(w, w_tap_step, sums, sums_tap_step, taps, Q, xq, x_tap_step, x_step, MR, \
+                         W, s, y, y_step);                                                        \
     return;
   if (cols == 32) {
     switch (n) {
@@ -392,9 +394,10 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_conv(
     }
     return;
   }
-#define CC_Q8_CONV_CASE8(MR)                                                                \
-  case MR:                                                                                  \
-    dot_q8_ymm_conv_tile(w, w_tap_step, taps, Q, xq, x_tap_step, x_step, MR, s, y, y_step); \
+#define CC_Q8_CONV_CASE8(MR)                                                                      \
+  case MR:                                                                                        \
+    dot_q8_ymm_conv_tile(w, w_tap_step, sums, sums_tap_step, taps, Q, xq, x_tap_step, x_step, MR, \
+                         s, y, y_step);                                                           \
     return;
   if (cols == 8) {
     switch (n) {

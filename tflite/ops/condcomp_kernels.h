@@ -89,8 +89,14 @@ typedef struct {
    * the block for each output (rows past the block 0). Activations are
    * quantized in phase 1, per (example, input block): xq = round(x * 127 /
    * max|x|) (half to even), scale = max|x| / 127, and the block products are
-   * exact int32 dot products: y = act(sum_i scale_i * (xq_i . w_i) * kernel_scale + b). */
-  const int8_t* kernel_q;    /* [K][D_in / in_block_size][Q * 4 * bs] */
+   * exact int32 dot products: y = act(sum_i scale_i * (xq_i . w_i) * kernel_scale + b).
+   * After the tiles (a multiple of 4 bytes from kernel_q), int32
+   * offset_sums[j][i][c] = 128 * sum_r w(j, i * in_block_size + r, c) over
+   * the rows of tile (j, i) (mod 2^32): the kernels that make the
+   * activations unsigned (xq + 128) subtract them. cc_q8_packed_size counts
+   * both. */
+  const int8_t* kernel_q;    /* [K][D_in / in_block_size][Q * 4 * bs] int8,
+                                then [K][D_in / in_block_size][bs] int32 */
   const float* kernel_scale; /* [K*bs] */
   int8_t* xq;                /* scratch [B][D_in / in_block_size][4 * Q] */
   float* xq_scale;           /* scratch [B][D_in / in_block_size] */
@@ -152,7 +158,8 @@ typedef struct {
   /* Dynamic-range int8 (then kernel_bm is unused; NULL: float kernel_bm):
    * the int8 kernel [K][KH][KW][C_in][bs] is [K][KH*KW*C_in][bs] packed by
    * cc_q8_pack(..., K, KH*KW*C_in, bs, in_block_size), so tile (j, t*n_in + i)
-   * is tap t = kh*KW + kw of channel block i. Activations are quantized per
+   * is tap t = kh*KW + kw of channel block i (its offset sums likewise at
+   * (j, t*n_in + i)). Activations are quantized per
    * (example, channel block) over all positions (one scale), and each
    * (position, tap, channel block) product is an exact int32 dot product:
    * y = act(sum_{tap, i} scale_i * (xq . w) * kernel_scale + b). */
