@@ -16,31 +16,33 @@
 
 /* max over n floats of their bits with the sign cleared (|v|'s bits): for
  * finite values the magnitude bits order like the values, +-Inf gives
- * 0x7f800000 and NaN more, so one unsigned integer max (which vectorizes;
- * a float sum would be a serial chain without -ffast-math) serves both
- * max_abs and all_finite. */
-typedef uint32_t vu32 __attribute__((vector_size(VL * sizeof(uint32_t))));
+ * 0x7f800000 and NaN more, so one integer max (which vectorizes; a float
+ * sum would be a serial chain without -ffast-math) serves both max_abs and
+ * all_finite. With the sign bit cleared the bits are in [0, 2^31), where a
+ * signed compare orders them as an unsigned one would: one vpmaxsd (smax
+ * on NEON) per vector, where an unsigned compare costs a bias and a blend
+ * before AVX-512. */
+typedef int32_t vs32 __attribute__((vector_size(VL * sizeof(int32_t))));
 
-CC_ALWAYS_INLINE vu32 max_lanes_u32(vu32 a, vu32 b) {
-  const vu32 a_greater = (vu32)(a > b); /* all ones where a > b */
+CC_ALWAYS_INLINE vs32 max_lanes_s32(vs32 a, vs32 b) {
+  const vs32 a_greater = a > b; /* all ones where a > b */
   return (a & a_greater) | (b & ~a_greater);
 }
 
 CC_ALWAYS_INLINE uint32_t max_magnitude_bits(const float* x, size_t n) {
-  typedef vu32 vu;
-  const vu magnitude = (vu){0} + 0x7fffffffu;
-  vu m0 = (vu){0}, m1 = (vu){0};
+  const vs32 magnitude = (vs32){0} + 0x7fffffff;
+  vs32 m0 = (vs32){0}, m1 = (vs32){0};
   size_t r = 0;
   for (; r + 2 * VL <= n; r += 2 * VL) {
-    vu v0, v1;
+    vs32 v0, v1;
     memcpy(&v0, x + r, sizeof(v0));
     memcpy(&v1, x + r + VL, sizeof(v1));
     v0 &= magnitude;
     v1 &= magnitude;
-    m0 = max_lanes_u32(v0, m0);
-    m1 = max_lanes_u32(v1, m1);
+    m0 = max_lanes_s32(v0, m0);
+    m1 = max_lanes_s32(v1, m1);
   }
-  m0 = max_lanes_u32(m0, m1);
+  m0 = max_lanes_s32(m0, m1);
   uint32_t lanes[VL], best = 0;
   memcpy(lanes, &m0, sizeof(lanes));
   for (int l = 0; l < VL; ++l) best = lanes[l] > best ? lanes[l] : best;
