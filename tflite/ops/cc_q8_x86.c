@@ -222,13 +222,13 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_tiles(
 __attribute__((target(CC_Q8_ZMM_TARGET))) CC_Q8_PIXELS(cc_dot_q8_avx512vnni_zmm,
                                                        dot_q8_avx512vnni_zmm_one)
 
-    /* The 4 activation bytes at x made unsigned for vpdpbusd (unsigned x signed
-     * bytes), broadcast to every int32 lane: xq + 128 = xq ^ 0x80, in [1, 255].
-     * The broadcast reads memory (no trip through a general-purpose register).
-     * The kernels below subtract the offset's share, 128 * sum w, precomputed
-     * by cc_q8_pack (the offset sums). */
-    CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) __m512i
-    q8_unsigned_quad_zmm(const int8_t* x) {
+/* The 4 activation bytes at x made unsigned for vpdpbusd (unsigned x signed
+ * bytes), broadcast to every int32 lane: xq + 128 = xq ^ 0x80, in [1, 255].
+ * The broadcast reads memory (no trip through a general-purpose register).
+ * The kernels below subtract the offset's share, 128 * sum w, precomputed
+ * by cc_q8_pack (the offset sums). */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) __m512i
+q8_unsigned_quad_zmm(const int8_t* x) {
   return _mm512_xor_si512(_mm512_broadcastd_epi32(_mm_loadu_si32((const void*)x)),
                           _mm512_set1_epi8((char)0x80));
 }
