@@ -93,14 +93,12 @@ def layer_record(c, y, name):
 def check_outputs(driver, outputs, workdir, keep=None):
     """outputs: [(case index, case, y)]. Runs `driver check FILE` once over
     all of them; returns [(case index or None, reason)] for the mismatches.
-    keep: a path the CCLAYER2 file is also written to."""
-    path = os.path.join(workdir, "outputs.cclayer")
+    keep: where to write the CCLAYER2 file so that it stays (default: in workdir)."""
+    path = keep or os.path.join(workdir, "outputs.cclayer")
     with open(path, "wb") as f:
         f.write(b"CCLAYER2" + _i32(len(outputs)))
         for i, c, y in outputs:
             f.write(layer_record(c, y, f"case {i}"))
-    if keep:
-        shutil.copyfile(path, keep)
     proc = subprocess.run([str(driver), "check", path], capture_output=True, text=True)
     failures = []
     for line in proc.stdout.splitlines():
@@ -665,7 +663,7 @@ def main(argv=None):
     parser.add_argument("--driver", required=True,
                         help="the host test driver (its `check FILE` compares with the reference)")
     parser.add_argument("--keep", default=None,
-                        help="also write the checked CCLAYER2 file here (tflite/sanitize.sh)")
+                        help="write the checked CCLAYER2 file here, kept (tflite/sanitize.sh)")
     args = parser.parse_args(argv)
     if args.only is not None:
         import numpy as np
