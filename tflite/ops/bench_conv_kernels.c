@@ -66,7 +66,6 @@ int main(int argc, char** argv) {
   uint8_t* out_mask = must(malloc((size_t)K));
   int8_t* xq = must(malloc((size_t)H * W * n_in * ((ibs + 3) / 4 * 4)));
   float* xq_scale = must(malloc(sizeof(float) * n_in));
-  float* scratch = must(malloc(sizeof(float) * (C + K)));
 
   cc_gated_conv2d p;
   memset(&p, 0, sizeof(p));
@@ -89,6 +88,7 @@ int main(int argc, char** argv) {
   p.y = y;
   p.in_active = in_active;
   p.out_mask = out_mask;
+  float* scratch = must(malloc(sizeof(float) * cc_gated_conv2d_gate_scratch(&p)));
   cc_gated_conv2d pf = p;
   pf.kernel_bm = kernel_f;
   cc_gated_conv2d pq = p;

@@ -54,14 +54,14 @@ static int have_avx512(void) {
 
 quantize_fn cc_select_quantize(void) {
 #if CC_X86_MULTIVERSION
-  if (have_avx512()) return cc_quantize_values_avx512;
-  if (have_avx2_fma()) return cc_quantize_values_avx2;
+  if (have_avx512()) return cc_quantize_avx512;
+  if (have_avx2_fma()) return cc_quantize_avx2;
 #elif defined(__AVX512F__) && defined(__AVX512VL__)
-  return cc_quantize_values_avx512;
+  return cc_quantize_avx512;
 #elif defined(__AVX2__) && defined(__FMA__)
-  return cc_quantize_values_avx2;
+  return cc_quantize_avx2;
 #endif
-  return cc_quantize_values_default;
+  return cc_quantize_default;
 }
 
 /* --------------------------------------------------------- int8 kernels */

@@ -191,32 +191,66 @@ CC_ALWAYS_INLINE void quantize_example(const cc_gated_dense* p, int e) {
     const float m = act[i] && p->input_scale == NULL ? max_abs(x, ibs) : 0.0f;
     double k;
     p->xq_scale[b] = block_scale(p->input_scale, i, m, &k);
-    if (act[i] && k > 0.0) quantize(x, ibs, padded, k, p->xq + b * padded);
+    if (act[i] && k > 0.0) quantize(x, 1, 1, ibs, &k, p->xq + b * padded);
   }
 }
 
-/* Phase 1's int8 step for example e of a conv (input finite, in_active set):
- * one scale per channel block over all positions. */
-CC_ALWAYS_INLINE void quantize_conv_example(const cc_gated_conv2d* p, int e) {
-  const quantize_fn quantize = cc_select_quantize();
-  const int C = p->in_c, ibs = p->in_block_size, n_in = C / ibs, padded = (ibs + 3) / 4 * 4;
-  const size_t hw = (size_t)p->in_h * p->in_w;
-  const float* xe = p->x + (size_t)e * hw * C;
-  const uint8_t* act = p->in_active + (size_t)e * n_in;
-  for (int i = 0; i < n_in; ++i) {
-    float m = 0.0f;
-    if (act[i] && p->input_scale == NULL) {
-      for (size_t s = 0; s < hw; ++s) {
-        const float ms = max_abs(xe + s * C + (size_t)i * ibs, ibs);
-        m = ms > m ? ms : m;
+/* Per channel c of a conv example (hw positions of C channels): sum[c], the
+ * sum over the positions in their order (the policy's mean), and mag[c], the
+ * largest |x|'s bits (as in max_magnitude_bits: all finite iff every mag[c]
+ * < 0x7f800000; a channel is all zero iff mag[c] == 0; for finite values
+ * the bits of max |x|). One pass over the input, a few vectors of channels
+ * at a time in registers. */
+CC_ALWAYS_INLINE void channel_sums_and_magnitudes(const float* x, size_t hw, int C, float* sum,
+                                                  uint32_t* mag) {
+  const vs32 magnitude = (vs32){0} + 0x7fffffff;
+  enum { CHUNK = 4 }; /* vectors of channels per pass */
+  int c = 0;
+  for (; c + CHUNK * VL <= C; c += CHUNK * VL) {
+    vfl s[CHUNK];
+    vs32 m[CHUNK];
+    for (int v = 0; v < CHUNK; ++v) {
+      s[v] = (vfl){0};
+      m[v] = (vs32){0};
+    }
+    for (size_t p = 0; p < hw; ++p) {
+      const float* xp = x + p * C + c;
+      for (int v = 0; v < CHUNK; ++v) {
+        vs32 bits;
+        memcpy(&bits, xp + v * VL, sizeof(bits));
+        s[v] += ldv(xp + v * VL);
+        m[v] = max_lanes_s32(bits & magnitude, m[v]);
       }
     }
-    double k;
-    p->xq_scale[(size_t)e * n_in + i] = block_scale(p->input_scale, i, m, &k);
-    if (!act[i] || k == 0.0) continue;
-    for (size_t s = 0; s < hw; ++s)
-      quantize(xe + s * C + (size_t)i * ibs, ibs, padded, k,
-               p->xq + (((size_t)e * hw + s) * n_in + i) * padded);
+    for (int v = 0; v < CHUNK; ++v) {
+      stv(sum + c + v * VL, s[v]);
+      memcpy(mag + c + v * VL, &m[v], sizeof(m[v]));
+    }
+  }
+  for (; c + VL <= C; c += VL) {
+    vfl s = (vfl){0};
+    vs32 m = (vs32){0};
+    for (size_t p = 0; p < hw; ++p) {
+      vs32 bits;
+      memcpy(&bits, x + p * C + c, sizeof(bits));
+      s += ldv(x + p * C + c);
+      m = max_lanes_s32(bits & magnitude, m);
+    }
+    stv(sum + c, s);
+    memcpy(mag + c, &m, sizeof(m));
+  }
+  for (; c < C; ++c) {
+    float s = 0.0f;
+    uint32_t m = 0;
+    for (size_t p = 0; p < hw; ++p) {
+      uint32_t bits;
+      memcpy(&bits, x + p * C + c, sizeof(bits));
+      s += x[p * C + c];
+      bits &= 0x7fffffffu;
+      m = bits > m ? bits : m;
+    }
+    sum[c] = s;
+    mag[c] = m;
   }
 }
 
@@ -295,51 +329,77 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
   }
 }
 
-/* Phase 1 of conv examples [e_begin, e_end): input checks, the non-zero
- * channel blocks and the spatial mean of each channel, the policy product
- * over the mean, each example's int8 activations and mask. */
+/* Where the conv gate's scratch keeps what (cc_gated_conv2d_gate_scratch
+ * counts it): the int8 factor k of each channel block (doubles first, so
+ * 8-byte aligned), the channel sums, the channel magnitudes, the logits. */
+typedef struct {
+  double* k;
+  float* sum;
+  uint32_t* mag;
+  float* logits;
+} conv_gate_scratch;
+
+CC_ALWAYS_INLINE conv_gate_scratch conv_scratch(const cc_gated_conv2d* p, float* scratch) {
+  const int C = p->in_c, n_in = C / p->in_block_size;
+  conv_gate_scratch s;
+  s.k = (double*)(void*)scratch;
+  s.sum = scratch + 2 * (size_t)n_in;
+  s.mag = (uint32_t*)(void*)(s.sum + C);
+  s.logits = (float*)(void*)(s.mag + C);
+  return s;
+}
+
+size_t cc_gated_conv2d_gate_scratch(const cc_gated_conv2d* p) {
+  const size_t C = (size_t)p->in_c, n_in = C / (size_t)p->in_block_size;
+  return (2 * n_in + 2 * C + (size_t)p->num_blocks + 1) / 2 * 2;
+}
+
+/* Phase 1 of conv examples [e_begin, e_end): one pass over the input
+ * (channel_sums_and_magnitudes) gives its checks, the non-zero channel
+ * blocks (non-zero at some position), the spatial mean of each channel and,
+ * for per-example int8 scales, max |x| of each channel block; then the
+ * policy product over the mean, each example's int8 activations (all
+ * positions in one cc_select_quantize call) and mask. */
 CC_ALWAYS_INLINE void conv_gate_impl(const cc_gated_conv2d* p, int e_begin, int e_end,
                                      float* scratch) {
   const int C = p->in_c, K = p->num_blocks, ibs = p->in_block_size, n_in = C / ibs;
-  const size_t hw = (size_t)p->in_h * p->in_w;
-  float* mean = scratch;
-  float* logits = scratch + C;
+  const size_t hw = (size_t)p->in_h * p->in_w, padded = (size_t)(ibs + 3) / 4 * 4;
+  const conv_gate_scratch sc = conv_scratch(p, scratch);
   for (int e = e_begin; e < e_end; ++e) {
     const float* x = p->x + (size_t)e * hw * C;
     uint8_t* act = p->in_active + (size_t)e * n_in;
-    if (!all_finite(x, hw * (size_t)C)) {
+    channel_sums_and_magnitudes(x, hw, C, sc.sum, sc.mag);
+    uint32_t largest = 0;
+    for (int c = 0; c < C; ++c) largest = sc.mag[c] > largest ? sc.mag[c] : largest;
+    if (largest >= 0x7f800000u) { /* a NaN or +-Inf somewhere */
       memset(p->out_mask + (size_t)e * K, CC_ROW_NONFINITE, (size_t)K);
       memset(act, 0, (size_t)n_in);
       continue;
     }
-    for (int c = 0; c < C; ++c) mean[c] = 0.0f;
-    for (size_t s = 0; s < hw; ++s) {
-      const float* xs = x + s * C;
-      for (int c = 0; c < C; ++c) mean[c] += xs[c];
-    }
-    /* A channel block is skippable iff it is zero at every position. */
-    memset(act, 0, (size_t)n_in);
-    for (size_t s = 0; s < hw; ++s) {
-      const float* xs = x + s * C;
-      for (int i = 0; i < n_in; ++i) {
-        if (act[i]) continue;
-        for (int c = i * ibs; c < (i + 1) * ibs; ++c) {
-          if (xs[c] != 0.0f) {
-            act[i] = 1;
-            break;
-          }
-        }
-      }
+    for (int i = 0; i < n_in; ++i) {
+      uint32_t m = 0;
+      for (int c = i * ibs; c < (i + 1) * ibs; ++c) m = sc.mag[c] > m ? sc.mag[c] : m;
+      act[i] = m != 0;
+      sc.mag[i] = m; /* block i's max |x| bits (channel i's is no longer needed) */
     }
     const float inv = hw ? 1.0f / (float)hw : 0.0f;
+    float* logits = sc.logits;
     for (int k = 0; k < K; ++k) logits[k] = p->policy_bias[k];
     for (int c = 0; c < C; ++c) {
-      const float m = mean[c] * inv;
+      const float m = sc.sum[c] * inv;
       const float* wp = p->policy_kernel + (size_t)c * K;
       for (int k = 0; k < K; ++k) logits[k] += m * wp[k];
     }
+    if (p->kernel_q != NULL) {
+      for (int i = 0; i < n_in; ++i) {
+        float m = 0.0f;
+        if (act[i] && p->input_scale == NULL) memcpy(&m, &sc.mag[i], sizeof(m));
+        p->xq_scale[(size_t)e * n_in + i] = block_scale(p->input_scale, i, m, &sc.k[i]);
+        if (!act[i]) sc.k[i] = 0.0; /* an all-zero block is never read */
+      }
+      cc_select_quantize()(x, hw, n_in, ibs, sc.k, p->xq + (size_t)e * hw * n_in * padded);
+    }
     uint8_t* mask = p->out_mask + (size_t)e * K;
-    if (p->kernel_q != NULL) quantize_conv_example(p, e);
     if (p->top_k > 0) {
       top_k_mask(logits, K, p->top_k, mask);
     } else {

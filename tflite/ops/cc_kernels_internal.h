@@ -96,19 +96,26 @@ CC_INTERNAL void cc_dense_gate_avx2(const cc_gated_dense* p, int b, int e, float
 CC_INTERNAL void cc_conv_gate_avx2(const cc_gated_conv2d* p, int b, int e, float* scratch);
 #endif
 
-/* n activations as int8: xq = clamp(round-half-even(x * k), -127, 127)
- * computed in double (defined for subnormal scales too), zero-padded to
- * `padded`. k = 127 / max|x| for per-example scales (scale max|x| / 127),
- * 1 / input_scale for static ones. keras_condcomp.reference.quantize_activations
- * is the same computation. Every variant gives the same bytes
- * (cc_quantize.c). */
-typedef void (*quantize_fn)(const float* x, int n, int padded, double k, int8_t* xq);
-CC_INTERNAL void cc_quantize_values_default(const float* x, int n, int padded, double k,
-                                            int8_t* xq);
+/* Activations as int8, `rows` rows of n_blocks input blocks of ibs values
+ * (x: [rows][n_blocks * ibs] floats; xq: [rows][n_blocks][padded] bytes,
+ * padded = ibs rounded up to a multiple of 4, the padding zero): block b is
+ * xq = clamp(round-half-even(x * k[b]), -127, 127) computed in double
+ * (defined for subnormal scales too); a block with k[b] == 0 is not written
+ * (it is never read). k = 127 / max|x| for per-example scales (scale
+ * max|x| / 127), 1 / input_scale for static ones.
+ * keras_condcomp.reference.quantize_activations is the same computation.
+ * Every variant gives the same bytes (cc_quantize.c). A dense example is one
+ * row; a conv example is its H*W positions, the rows of one call. */
+typedef void (*quantize_fn)(const float* x, size_t rows, int n_blocks, int ibs, const double* k,
+                            int8_t* xq);
+CC_INTERNAL void cc_quantize_default(const float* x, size_t rows, int n_blocks, int ibs,
+                                     const double* k, int8_t* xq);
 #if defined(__x86_64__) || defined(__i386__)
-/* 16 values per step. */
-CC_INTERNAL void cc_quantize_values_avx2(const float* x, int n, int padded, double k, int8_t* xq);
-CC_INTERNAL void cc_quantize_values_avx512(const float* x, int n, int padded, double k, int8_t* xq);
+/* 16 values per step, then 8 (AVX-512: the last < 8 under a mask). */
+CC_INTERNAL void cc_quantize_avx2(const float* x, size_t rows, int n_blocks, int ibs,
+                                  const double* k, int8_t* xq);
+CC_INTERNAL void cc_quantize_avx512(const float* x, size_t rows, int n_blocks, int ibs,
+                                    const double* k, int8_t* xq);
 #endif
 /* The variant for this CPU (cc_dispatch.c). */
 CC_INTERNAL quantize_fn cc_select_quantize(void);

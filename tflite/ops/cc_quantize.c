@@ -19,48 +19,98 @@ CC_ALWAYS_INLINE void quantize_values_scalar(const float* x, int n, double k, in
   }
 }
 
-void cc_quantize_values_default(const float* x, int n, int padded, double k, int8_t* xq) {
-  quantize_values_scalar(x, n, k, xq);
-  memset(xq + n, 0, (size_t)(padded - n));
+/* The rows x blocks walk of every variant: block b of row r through
+ * `block` (ibs values), its padding zeroed. Always inline, so `block` is
+ * inlined into each variant. */
+typedef void (*quantize_block_fn)(const float* x, int n, double k, int8_t* xq);
+CC_ALWAYS_INLINE void quantize_rows(const float* x, size_t rows, int n_blocks, int ibs,
+                                    const double* k, int8_t* xq, quantize_block_fn block) {
+  const int padded = (ibs + 3) / 4 * 4;
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * (size_t)n_blocks * ibs;
+    int8_t* qr = xq + r * (size_t)n_blocks * padded;
+    for (int b = 0; b < n_blocks; ++b) {
+      if (k[b] == 0.0) continue;
+      int8_t* qb = qr + (size_t)b * padded;
+      block(xr + (size_t)b * ibs, ibs, k[b], qb);
+      for (int pad = ibs; pad < padded; ++pad) qb[pad] = 0;
+    }
+  }
+}
+
+void cc_quantize_default(const float* x, size_t rows, int n_blocks, int ibs, const double* k,
+                         int8_t* xq) {
+  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_values_scalar);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-/* The same values 16 at a time: float -> double, multiply, round half to
- * even (the mode nearbyint uses by default, here explicit), clamp, and the
- * integral doubles in [-127, 127] converted and packed to bytes exactly. */
-__attribute__((target("avx2,fma"))) void cc_quantize_values_avx2(const float* x, int n, int padded,
-                                                                 double k, int8_t* xq) {
-  const __m256d kv = _mm256_set1_pd(k), hi = _mm256_set1_pd(127.0), lo = _mm256_set1_pd(-127.0);
+/* 4 values: float -> double, multiply, round half to even (the mode
+ * nearbyint uses by default, here explicit), clamp; the integral doubles in
+ * [-127, 127] convert to int32 exactly. */
+CC_ALWAYS_INLINE __attribute__((target("avx2,fma"))) __m128i quantize4_avx2(const float* x,
+                                                                            __m256d kv) {
+  const __m256d hi = _mm256_set1_pd(127.0), lo = _mm256_set1_pd(-127.0);
+  __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x)), kv);
+  v = _mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(v, lo), hi));
+}
+
+/* One block: 16 values per step, then 8 (packed to bytes with saturation,
+ * exact here), the rest one by one. */
+CC_ALWAYS_INLINE __attribute__((target("avx2,fma"))) void quantize_block_avx2(const float* x, int n,
+                                                                              double k,
+                                                                              int8_t* xq) {
+  const __m256d kv = _mm256_set1_pd(k);
   int r = 0;
   for (; r + 16 <= n; r += 16) {
     __m128i q[4];
-    for (int h = 0; h < 4; ++h) {
-      __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + r + 4 * h)), kv);
-      v = _mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      q[h] = _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(v, lo), hi));
-    }
+    for (int h = 0; h < 4; ++h) q[h] = quantize4_avx2(x + r + 4 * h, kv);
     const __m128i bytes = _mm_packs_epi16(_mm_packs_epi32(q[0], q[1]), _mm_packs_epi32(q[2], q[3]));
     _mm_storeu_si128((__m128i*)(void*)(xq + r), bytes);
   }
-  quantize_values_scalar(x + r, n - r, k, xq + r);
-  memset(xq + n, 0, (size_t)(padded - n));
-}
-
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) void cc_quantize_values_avx512(
-    const float* x, int n, int padded, double k, int8_t* xq) {
-  const __m512d kv = _mm512_set1_pd(k), hi = _mm512_set1_pd(127.0), lo = _mm512_set1_pd(-127.0);
-  int r = 0;
-  for (; r + 16 <= n; r += 16) {
-    __m256i q[2];
-    for (int h = 0; h < 2; ++h) {
-      __m512d v = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + r + 8 * h)), kv);
-      v = _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      q[h] = _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(v, lo), hi));
-    }
-    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
-    _mm_storeu_si128((__m128i*)(void*)(xq + r), _mm512_cvtepi32_epi8(both));
+  if (r + 8 <= n) {
+    const __m128i words = _mm_packs_epi32(quantize4_avx2(x + r, kv), quantize4_avx2(x + r + 4, kv));
+    _mm_storel_epi64((__m128i*)(void*)(xq + r), _mm_packs_epi16(words, words));
+    r += 8;
   }
   quantize_values_scalar(x + r, n - r, k, xq + r);
-  memset(xq + n, 0, (size_t)(padded - n));
 }
+
+__attribute__((target("avx2,fma"))) void cc_quantize_avx2(const float* x, size_t rows, int n_blocks,
+                                                          int ibs, const double* k, int8_t* xq) {
+  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_block_avx2);
+}
+#define CC_QUANTIZE_AVX512_TARGET "avx512f,avx512vl,avx2,fma"
+
+/* 8 values (the lanes of `lanes`; the others read as 0 and not stored). */
+CC_ALWAYS_INLINE __attribute__((target(CC_QUANTIZE_AVX512_TARGET))) __m256i
+quantize8_avx512(const float* x, __mmask8 lanes, __m512d kv) {
+  const __m512d hi = _mm512_set1_pd(127.0), lo = _mm512_set1_pd(-127.0);
+  __m512d v = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(lanes, x)), kv);
+  v = _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(v, lo), hi));
+}
+
+/* One block: 16 values per step, then 8 at a time, the last under a mask. */
+CC_ALWAYS_INLINE __attribute__((target(CC_QUANTIZE_AVX512_TARGET))) void quantize_block_avx512(
+    const float* x, int n, double k, int8_t* xq) {
+  const __m512d kv = _mm512_set1_pd(k);
+  int r = 0;
+  for (; r + 16 <= n; r += 16) {
+    const __m256i q0 = quantize8_avx512(x + r, 0xff, kv),
+                  q1 = quantize8_avx512(x + r + 8, 0xff, kv);
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+    _mm_storeu_si128((__m128i*)(void*)(xq + r), _mm512_cvtepi32_epi8(both));
+  }
+  for (; r < n; r += 8) {
+    const __mmask8 lanes = n - r >= 8 ? 0xff : (__mmask8)((1u << (n - r)) - 1u);
+    _mm256_mask_cvtepi32_storeu_epi8(xq + r, lanes, quantize8_avx512(x + r, lanes, kv));
+  }
+}
+
+__attribute__((target(CC_QUANTIZE_AVX512_TARGET))) void cc_quantize_avx512(
+    const float* x, size_t rows, int n_blocks, int ibs, const double* k, int8_t* xq) {
+  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_block_avx512);
+}
+#undef CC_QUANTIZE_AVX512_TARGET
 #endif

@@ -172,8 +172,13 @@ typedef struct {
 } cc_gated_conv2d;
 
 /* Phase 1 for examples [e_begin, e_end): channel-block activity, spatial mean
- * and policy. `scratch` holds C_in + K floats. */
+ * and policy. `scratch` holds cc_gated_conv2d_gate_scratch(p) floats and is
+ * 8-byte aligned (as malloc'd memory is, and any even offset in it). */
 void cc_gated_conv2d_gate(const cc_gated_conv2d* p, int e_begin, int e_end, float* scratch);
+
+/* The floats of scratch cc_gated_conv2d_gate needs, an even number (from
+ * in_c, in_block_size and num_blocks). */
+size_t cc_gated_conv2d_gate_scratch(const cc_gated_conv2d* p);
 
 /* Phase 2 for output block j, all examples. */
 uint64_t cc_gated_conv2d_block(const cc_gated_conv2d* p, int j);

@@ -983,7 +983,13 @@ static TfLiteStatus prepare_conv(TfLiteContext* context, TfLiteNode* node) {
   const int shape[4] = {(int)B, oh, ow, (int)(K * bs)};
   TF_LITE_ENSURE_OK_CC(resize_output(context, d, ts.out, 4, shape));
   if (ts.quantized) TF_LITE_ENSURE_OK_CC(alloc_xq(context, d, B, H * W, C / d->in_block_size));
-  return alloc_scratch(context, d, B, C / d->in_block_size, K, C + K, 1);
+  cc_gated_conv2d geometry;
+  memset(&geometry, 0, sizeof(geometry));
+  geometry.in_c = (int)C;
+  geometry.in_block_size = d->in_block_size;
+  geometry.num_blocks = (int)K;
+  return alloc_scratch(context, d, B, C / d->in_block_size, K,
+                       (int64_t)cc_gated_conv2d_gate_scratch(&geometry), 1);
 }
 
 typedef struct {
@@ -1001,7 +1007,7 @@ static void conv_gate_task(void* raw, int t, int n) {
     const int e = atomic_fetch_add(&job->next_example, 1);
     if (e >= job->p->batch) break;
     cc_gated_conv2d_gate(job->p, e, e + 1,
-                         job->d->fscratch + (size_t)t * (job->p->in_c + job->p->num_blocks));
+                         job->d->fscratch + (size_t)t * cc_gated_conv2d_gate_scratch(job->p));
   }
 }
 

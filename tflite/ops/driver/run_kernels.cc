@@ -108,9 +108,9 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     p.pad_left = pl;
     y->assign(static_cast<size_t>(L.B) * OH * OW * U, std::nanf(""));
     LayerBuffers buffers(L, y, &p);
-    std::vector<float> scratch(static_cast<size_t>(L.D) + K);
+    std::vector<double> scratch((cc_gated_conv2d_gate_scratch(&p) + 1) / 2);  // 8-byte aligned
     if (L.B > 0 && OH > 0 && OW > 0) {
-      cc_gated_conv2d_gate(&p, 0, L.B, scratch.data());
+      cc_gated_conv2d_gate(&p, 0, L.B, reinterpret_cast<float*>(scratch.data()));
       for (int j = 0; j < K; ++j) macs += cc_gated_conv2d_block(&p, j);
     }
   }
