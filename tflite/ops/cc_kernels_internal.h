@@ -173,6 +173,43 @@ static inline void conv_inside_cols(const cc_gated_conv2d* p, int kw, int* lo, i
   *hi = b;
 }
 
+/* The output rows [oh, end) whose inside tap rows (conv_inside_rows) are
+ * the same [kh0, kh1) as oh's: returns end. */
+static inline int conv_same_tap_rows(const cc_gated_conv2d* p, int oh, int* kh0, int* kh1) {
+  conv_inside_rows(p, oh, kh0, kh1);
+  int end = oh + 1, a, b;
+  while (end < p->out_h) {
+    conv_inside_rows(p, end, &a, &b);
+    if (a != *kh0 || b != *kh1) break;
+    ++end;
+  }
+  return end;
+}
+
+/* The tap columns [kw0, kw1) of output column ow that read inside the input
+ * (one run: the input column grows with kw). */
+static inline void conv_inside_tap_cols(const cc_gated_conv2d* p, int ow, int* kw0, int* kw1) {
+  int a = 0;
+  while (a < p->kernel_w && conv_input_col(p, ow, a) < 0) ++a;
+  int b = a;
+  while (b < p->kernel_w && conv_input_col(p, ow, b) >= 0) ++b;
+  *kw0 = a;
+  *kw1 = b;
+}
+
+/* The output columns [ow, end) whose inside tap columns
+ * (conv_inside_tap_cols) are the same [kw0, kw1) as ow's: returns end. */
+static inline int conv_same_tap_cols(const cc_gated_conv2d* p, int ow, int* kw0, int* kw1) {
+  conv_inside_tap_cols(p, ow, kw0, kw1);
+  int end = ow + 1, a, b;
+  while (end < p->out_w) {
+    conv_inside_tap_cols(p, end, &a, &b);
+    if (a != *kw0 || b != *kw1) break;
+    ++end;
+  }
+  return end;
+}
+
 /* ---------------------------------------------------- int8 (q8) kernels */
 
 /* Integer dot products of int8 activations with int8 weights over one strip
@@ -202,18 +239,28 @@ typedef void (*dot_q8_group_fn)(const int8_t* w, const int32_t* sums, int Q, int
 #define CC_Q8_TILES 16
 typedef void (*dot_q8_tiles_fn)(const int8_t* const* tiles, size_t offset, int Q, int n,
                                 const int8_t* const* xq, const float* s, float* y);
-/* A conv's n <= CC_Q8_CONV_PIXELS output pixels against the strips of
- * `taps` taps (tap t's strip at w + t * w_tap_step, its `cols` offset sums
- * (cc_q8_offset_sums) at sums + t * sums_tap_step, the activations pixel p
- * reads for it at xq + t * x_tap_step + p * x_step), the int32 sums over all
- * taps taken before the one float step: y[p] += s * sum_t (xq . w_t), for
- * strips of 8, 16 or 32 outputs and taps * Q within CC_Q8_MAX_QUADS. NULL
+/* The taps of one conv-kernel call: taps_h consecutive tap rows by taps_w
+ * consecutive tap columns, and how far apart the weight strips (bytes), the
+ * offset sums (int32) and the activations (bytes) of consecutive tap rows
+ * (*_step_h) and tap columns (*_step_w) lie. */
+typedef struct {
+  int taps_h, taps_w;
+  size_t w_step_h, w_step_w;
+  size_t sums_step_h, sums_step_w;
+  size_t x_step_h, x_step_w;
+} cc_q8_conv_taps;
+/* A conv's n output pixels against the strips of all the taps of `taps`
+ * (tap (a, b)'s strip at w + a * w_step_h + b * w_step_w, its `cols` offset
+ * sums (cc_q8_offset_sums) at sums + a * sums_step_h + b * sums_step_w, the
+ * activations pixel p reads for it at xq + a * x_step_h + b * x_step_w +
+ * p * x_step), the int32 sums over all taps taken before the one float step:
+ * y[p] += s * sum_(a, b) (xq . w_ab), for strips of 8, 16 or 32 outputs and
+ * taps_h * taps_w * Q within CC_Q8_MAX_QUADS, n <= CC_Q8_CONV_PIXELS. NULL
  * where this CPU has none. */
 #define CC_Q8_CONV_PIXELS 8
-typedef void (*dot_q8_conv_fn)(const int8_t* w, size_t w_tap_step, const int32_t* sums,
-                               size_t sums_tap_step, int taps, int Q, int cols, const int8_t* xq,
-                               size_t x_tap_step, size_t x_step, int n, float s, float* y,
-                               size_t y_step);
+typedef void (*dot_q8_conv_fn)(const int8_t* w, const int32_t* sums, const cc_q8_conv_taps* taps,
+                               int Q, int cols, const int8_t* xq, size_t x_step, int n, float s,
+                               float* y, size_t y_step);
 /* The offset sums of a kernel_q packed by cc_q8_pack with `tiles` tiles of
  * tile_bytes each: int32 [tiles][bs] after the tiles, output c of tile
  * (j, i) = 128 * the sum of its weights w(j, d, c) (mod 2^32; exact for
@@ -279,11 +326,10 @@ CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_group(const int8_t* w, const int32_t* 
 CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_tiles(const int8_t* const* tiles, size_t offset, int Q,
                                                 int n, const int8_t* const* xq, const float* s,
                                                 float* y);
-CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_conv(const int8_t* w, size_t w_tap_step,
-                                               const int32_t* sums, size_t sums_tap_step, int taps,
-                                               int Q, int cols, const int8_t* xq, size_t x_tap_step,
-                                               size_t x_step, int n, float s, float* y,
-                                               size_t y_step);
+CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_conv(const int8_t* w, const int32_t* sums,
+                                               const cc_q8_conv_taps* taps, int Q, int cols,
+                                               const int8_t* xq, size_t x_step, int n, float s,
+                                               float* y, size_t y_step);
 CC_INTERNAL void cc_dot_q8_avxvnni(const int8_t* w, int Q, int cols, const int8_t* xq,
                                    size_t x_step, float s, float* y, size_t y_step, int n);
 #endif

@@ -6,13 +6,40 @@
 
 #include <string.h>
 
-/* Output block j of a conv with int8 weights, per output row and tap
- * column kw (over the run of output columns reading inside the input, input
- * columns stride_w apart) and channel block i: where this CPU has a conv
- * kernel (strips of 8, 16 or 32 outputs), up to CC_Q8_CONV_PIXELS pixels at a
- * time take the int32 sums over all the row's tap rows kh in registers before
- * one float step; otherwise each (kh, kw, i) strip is one dot_q8_fn call
- * over the run, the tile staying in L1 while the pixels use it. */
+/* The strip widths the conv kernels take. */
+static inline int conv_kernel_strip(int cols) { return cols == 8 || cols == 16 || cols == 32; }
+
+/* run pixels (their activations x_step apart from xq, outputs y_step apart
+ * from y) against one strip through the conv kernel, in near-equal tiles of
+ * at most CC_Q8_CONV_PIXELS. */
+static inline void conv_strip_tiles(dot_q8_conv_fn conv, const int8_t* strip, const int32_t* sums,
+                                    const cc_q8_conv_taps* taps, int Q, int cols, const int8_t* xq,
+                                    size_t x_step, int run, float s, float* y, size_t y_step) {
+  for (int done = 0, tiles = (run + CC_Q8_CONV_PIXELS - 1) / CC_Q8_CONV_PIXELS; done < run;
+       --tiles) {
+    const int n = (run - done + tiles - 1) / tiles;
+    conv(strip, sums, taps, Q, cols, xq + (size_t)done * x_step, x_step, n, s,
+         y + (size_t)done * y_step, y_step);
+    done += n;
+  }
+}
+
+/* Output block j of a conv with int8 weights. Where this CPU has a conv
+ * kernel and KH * KW * Q is within CC_Q8_MAX_QUADS, its strips of 8, 16 or
+ * 32 outputs go per rectangle of output pixels that read inside the input
+ * through the same taps (a run of rows with the same inside tap rows
+ * [kh0, kh1) by a run of columns with the same inside tap columns [kw0, kw1),
+ * conv_same_tap_rows and _cols; for a 3x3 'same' conv with stride 1: the
+ * corners, the edges and the interior) and channel block i: each kernel call
+ * takes the int32 sums of a tile of pixels over all of block i's taps in
+ * registers before one float step. The tiles run along the rectangle's
+ * longer side (down a left or right edge one column wide), so that the calls
+ * get many pixels. The other strips go per output row, tap column kw
+ * (over the run of output columns reading inside the input, input columns
+ * stride_w apart) and channel block i: one conv call per pixel tile over the
+ * row's tap rows kh where KH * Q is within CC_Q8_MAX_QUADS, otherwise one
+ * dot_q8_fn call per (kh, kw, i) strip over the run, the tile staying in L1
+ * while the pixels use it. */
 uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
   const cc_q8_kernels* q8 = cc_select_q8();
   const dot_q8_fn dot = q8->dot;
@@ -25,11 +52,24 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
   const int8_t* wj = p->kernel_q + (size_t)j * taps_tiles * tile_bytes;
   const int32_t* sums_j = cc_q8_offset_sums(p->kernel_q, (size_t)K * taps_tiles, tile_bytes) +
                           (size_t)j * taps_tiles * bs;
-  /* Consecutive tap rows: the next kh's tiles, offset sums and input row. */
-  const size_t w_tap_step = (size_t)KW * n_in * tile_bytes, sums_tap_step = (size_t)KW * n_in * bs;
-  const size_t x_tap_step = (size_t)p->dilation_h * p->in_w * pixel_bytes;
-  const size_t x_step = (size_t)p->stride_w * pixel_bytes;
-  const dot_q8_conv_fn conv = (uint64_t)KH * Q <= CC_Q8_MAX_QUADS ? q8->conv : NULL;
+  /* Consecutive tap columns and tap rows: the next tiles, offset sums and
+   * input pixels. Consecutive output columns and rows: the next input pixels
+   * and outputs. */
+  const size_t w_step_w = (size_t)n_in * tile_bytes, w_step_h = (size_t)KW * w_step_w;
+  const size_t sums_step_w = (size_t)n_in * bs, sums_step_h = (size_t)KW * sums_step_w;
+  const size_t x_step_w = (size_t)p->dilation_w * pixel_bytes;
+  const size_t x_step_h = (size_t)p->dilation_h * p->in_w * pixel_bytes;
+  const size_t x_col = (size_t)p->stride_w * pixel_bytes;
+  const size_t x_row = (size_t)p->stride_h * p->in_w * pixel_bytes, y_row = (size_t)OW * units;
+  /* Strips [0, fused) take all of a pixel's inside taps per call, [fused, bs)
+   * a tap column's (conv_rows) or one tap's. */
+  const dot_q8_conv_fn conv = q8->conv;
+  int fused = 0;
+  if (conv && (uint64_t)KH * KW * Q <= CC_Q8_MAX_QUADS) {
+    const int last = bs - (bs - 1) / CC_Q8_STRIP * CC_Q8_STRIP;
+    fused = conv_kernel_strip(last) ? bs : bs - last;
+  }
+  const dot_q8_conv_fn conv_rows = (uint64_t)KH * Q <= CC_Q8_MAX_QUADS ? conv : NULL;
   uint64_t macs = 0;
   for (int e = 0; e < p->batch; ++e) {
     if (!cc_conv_block_begin(p, j, e, NULL)) continue;
@@ -37,11 +77,50 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
     const int8_t* xe = p->xq + (size_t)e * hw * pixel_bytes;
     const float* xs_scale = p->xq_scale + (size_t)e * n_in;
     const uint8_t* act = p->in_active + (size_t)e * n_in;
-    for (int oh = 0; oh < OH; ++oh) {
+    for (int oh0 = 0, oh1; fused > 0 && oh0 < OH; oh0 = oh1) {
+      int kh0, kh1;
+      oh1 = conv_same_tap_rows(p, oh0, &kh0, &kh1);
+      if (kh1 == kh0) continue;
+      for (int ow0 = 0, ow1; ow0 < OW; ow0 = ow1) {
+        int kw0, kw1;
+        ow1 = conv_same_tap_cols(p, ow0, &kw0, &kw1);
+        if (kw1 == kw0) continue;
+        const cc_q8_conv_taps taps = {kh1 - kh0,   kw1 - kw0,   w_step_h, w_step_w,
+                                      sums_step_h, sums_step_w, x_step_h, x_step_w};
+        const size_t t0 = (size_t)(kh0 * KW + kw0) * n_in; /* tap (kh0, kw0)'s first tile */
+        const int8_t* x0 = xe + ((size_t)conv_input_row(p, oh0, kh0) * p->in_w +
+                                 (size_t)conv_input_col(p, ow0, kw0)) *
+                                    pixel_bytes;
+        float* y0 = ye + ((size_t)oh0 * OW + ow0) * units;
+        /* Lines of `run` pixels: the rectangle's rows, or its columns where
+         * it is taller than wide. */
+        const int down = oh1 - oh0 > ow1 - ow0;
+        const int lines = down ? ow1 - ow0 : oh1 - oh0, run = down ? oh1 - oh0 : ow1 - ow0;
+        const size_t x_line = down ? x_col : x_row, x_pixel = down ? x_row : x_col;
+        const size_t y_line = down ? units : y_row, y_pixel = down ? y_row : units;
+        for (int l = 0; l < lines; ++l) {
+          const int8_t* xl = x0 + (size_t)l * x_line;
+          float* yl = y0 + (size_t)l * y_line;
+          for (int i = 0; i < n_in; ++i) {
+            if (!act[i]) continue;
+            for (int c0 = 0; c0 < fused; c0 += CC_Q8_STRIP) {
+              const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
+              conv_strip_tiles(conv, wj + (t0 + i) * tile_bytes + (size_t)c0 * Q * 4,
+                               sums_j + (t0 + i) * bs + c0, &taps, Q, cols, xl + (size_t)i * Q * 4,
+                               x_pixel, run, xs_scale[i], yl + c0, y_pixel);
+            }
+            macs += (uint64_t)taps.taps_h * taps.taps_w * run * ibs * fused;
+          }
+        }
+      }
+    }
+    for (int oh = 0; fused < bs && oh < OH; ++oh) {
       int kh0, kh1;
       conv_inside_rows(p, oh, &kh0, &kh1);
       if (kh1 == kh0) continue;
       const int ih0 = conv_input_row(p, oh, kh0);
+      const cc_q8_conv_taps taps = {kh1 - kh0,   1,           w_step_h, w_step_w,
+                                    sums_step_h, sums_step_w, x_step_h, x_step_w};
       for (int kw = 0; kw < KW; ++kw) {
         int ow0, ow1;
         conv_inside_cols(p, kw, &ow0, &ow1);
@@ -53,28 +132,20 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
           const int8_t* tile = wj + t0 * tile_bytes;
           const int8_t* xq = xe + ((size_t)ih0 * p->in_w + iw0) * pixel_bytes + (size_t)i * Q * 4;
           float* y = ye + ((size_t)oh * OW + ow0) * units;
-          for (int c0 = 0; c0 < bs; c0 += CC_Q8_STRIP) {
+          for (int c0 = fused; c0 < bs; c0 += CC_Q8_STRIP) {
             const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
             const int8_t* strip = tile + (size_t)c0 * Q * 4;
-            if (conv && (cols == 8 || cols == 16 || cols == 32)) {
-              /* The run in near-equal tiles of at most CC_Q8_CONV_PIXELS. */
-              const int run = ow1 - ow0;
-              for (int done = 0, tiles = (run + CC_Q8_CONV_PIXELS - 1) / CC_Q8_CONV_PIXELS;
-                   done < run; --tiles) {
-                const int n = (run - done + tiles - 1) / tiles;
-                conv(strip, w_tap_step, sums_j + t0 * bs + c0, sums_tap_step, kh1 - kh0, Q, cols,
-                     xq + (size_t)done * x_step, x_tap_step, x_step, n, xs_scale[i],
-                     y + (size_t)done * units + c0, units);
-                done += n;
-              }
+            if (conv_rows && conv_kernel_strip(cols)) {
+              conv_strip_tiles(conv_rows, strip, sums_j + t0 * bs + c0, &taps, Q, cols, xq, x_col,
+                               ow1 - ow0, xs_scale[i], y + c0, units);
               continue;
             }
             for (int kh = kh0; kh < kh1; ++kh)
-              dot_q8_strip(dot, strip + (size_t)(kh - kh0) * w_tap_step, Q, cols,
-                           xq + (size_t)(kh - kh0) * x_tap_step, x_step, xs_scale[i], y + c0, units,
+              dot_q8_strip(dot, strip + (size_t)(kh - kh0) * w_step_h, Q, cols,
+                           xq + (size_t)(kh - kh0) * x_step_h, x_col, xs_scale[i], y + c0, units,
                            ow1 - ow0);
           }
-          macs += (uint64_t)(kh1 - kh0) * (ow1 - ow0) * ibs * bs;
+          macs += (uint64_t)(kh1 - kh0) * (ow1 - ow0) * ibs * (bs - fused);
         }
       }
     }

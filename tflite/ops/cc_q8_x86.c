@@ -220,9 +220,12 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) CC_Q8_PIXELS(cc_dot_q8_avx512vnni_zmm,
 
 /* The 4 activation bytes at x made unsigned for vpdpbusd (unsigned x signed
  * bytes), broadcast to every int32 lane: xq + 128 = xq ^ 0x80, in [1, 255].
- * The broadcast reads memory (no trip through a general-purpose register).
- * The kernels below subtract the offset's share, 128 * sum w, precomputed
- * by cc_q8_pack (the offset sums). */
+ * The broadcast reads memory (no trip through a general-purpose register)
+ * as the xor's embedded broadcast, one vpxord m32{1to16} / m32{1to8}: an
+ * xor of 32-bit lanes (_mm256_xor_epi32; GCC does not fold the broadcast
+ * into _mm256_xor_si256, whose lanes are 64-bit). The kernels below
+ * subtract the offset's share, 128 * sum w, precomputed by cc_q8_pack (the
+ * offset sums). */
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) __m512i
 q8_unsigned_quad_zmm(const int8_t* x) {
   return _mm512_xor_si512(_mm512_broadcastd_epi32(_mm_loadu_si32((const void*)x)),
@@ -230,7 +233,7 @@ q8_unsigned_quad_zmm(const int8_t* x) {
 }
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) __m256i
 q8_unsigned_quad_ymm(const int8_t* x) {
-  return _mm256_xor_si256(_mm256_broadcastd_epi32(_mm_loadu_si32((const void*)x)),
+  return _mm256_xor_epi32(_mm256_broadcastd_epi32(_mm_loadu_si32((const void*)x)),
                           _mm256_set1_epi8((char)0x80));
 }
 
@@ -299,31 +302,62 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_group(
   }
 }
 /* MR output pixels x W zmm of outputs (a strip of 16 W columns, quads of
- * 64 W bytes) over `taps` taps: the pixels share each weight load through
- * the unsigned-offset activations of the group kernel above, the offset
- * sums of the taps summed (corr) for all of them. MR * W accumulators. */
+ * 64 W bytes) over the taps_h x taps_w taps of `taps`: the pixels share each
+ * weight load through the unsigned-offset activations of the group kernel
+ * above, the offset sums of the taps summed (corr) for all of them. MR * W
+ * accumulators. ROW3 (constant; cc_dot_q8_avx512vnni_zmm_conv sets it where
+ * taps_w == 3 and x_step_w == x_step: a row of pixels with dilation_w ==
+ * stride_w, e.g. the interior of a 3x3 conv with stride 1): pixel m's tap
+ * column c reads the activations pixel m + c reads for tap column 0, so each
+ * tap row broadcasts the quads of MR + 2 input pixels, each for up to 3
+ * (pixel, tap) pairs, instead of one broadcast per pair (3 MR). The same
+ * int32 sums, added in another order. */
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_tile(
-    const int8_t* w, size_t w_tap_step, const int32_t* sums, size_t sums_tap_step, int taps, int Q,
-    const int8_t* xq, size_t x_tap_step, size_t x_step, const int MR, const int W, float s,
-    float* y, size_t y_step) {
+    const int8_t* w, const int32_t* sums, const cc_q8_conv_taps* taps, int Q, const int8_t* xq,
+    size_t x_step, const int MR, const int W, const int ROW3, float s, float* y, size_t y_step) {
+  const cc_q8_conv_taps k = *taps;
+  const int taps_w = ROW3 ? 3 : k.taps_w;
   __m512i acc[CC_Q8_CONV_PIXELS][2], corr[2];
   for (int v = 0; v < W; ++v) {
     corr[v] = _mm512_setzero_si512();
     for (int m = 0; m < MR; ++m) acc[m][v] = _mm512_setzero_si512();
   }
-  for (int t = 0; t < taps; ++t) {
-    const int8_t* wt = w + (size_t)t * w_tap_step;
-    const int8_t* xt = xq + (size_t)t * x_tap_step;
-    const int32_t* st = sums + (size_t)t * sums_tap_step;
-    for (int v = 0; v < W; ++v)
-      corr[v] = _mm512_add_epi32(corr[v], _mm512_loadu_si512((const void*)(st + 16 * v)));
-    for (int q = 0; q < Q; ++q) {
-      __m512i wv[2];
+  for (int a = 0; a < k.taps_h; ++a) {
+    const int8_t* wa = w + a * k.w_step_h;
+    const int8_t* xa = xq + a * k.x_step_h;
+    for (int b = 0; b < taps_w; ++b) {
+      const int32_t* st = sums + a * k.sums_step_h + b * k.sums_step_w;
       for (int v = 0; v < W; ++v)
-        wv[v] = _mm512_loadu_si512((const void*)(wt + ((size_t)q * W + v) * 64));
-      for (int m = 0; m < MR; ++m) {
-        const __m512i xu = q8_unsigned_quad_zmm(xt + (size_t)m * x_step + 4 * q);
-        for (int v = 0; v < W; ++v) acc[m][v] = _mm512_dpbusd_epi32(acc[m][v], xu, wv[v]);
+        corr[v] = _mm512_add_epi32(corr[v], _mm512_loadu_si512((const void*)(st + 16 * v)));
+    }
+    if (ROW3) {
+      for (int q = 0; q < Q; ++q) {
+        __m512i wv[3][2];
+        for (int c = 0; c < 3; ++c)
+          for (int v = 0; v < W; ++v)
+            wv[c][v] =
+                _mm512_loadu_si512((const void*)(wa + c * k.w_step_w + ((size_t)q * W + v) * 64));
+        for (int p = 0; p < MR + 2; ++p) { /* pixel p - c's activations for tap column c */
+          const __m512i xu = q8_unsigned_quad_zmm(xa + (size_t)p * x_step + 4 * q);
+          for (int c = 0; c < 3; ++c)
+            if (p - c >= 0 && p - c < MR)
+              for (int v = 0; v < W; ++v)
+                acc[p - c][v] = _mm512_dpbusd_epi32(acc[p - c][v], xu, wv[c][v]);
+        }
+      }
+      continue;
+    }
+    for (int b = 0; b < taps_w; ++b) {
+      const int8_t* wt = wa + b * k.w_step_w;
+      const int8_t* xt = xa + b * k.x_step_w;
+      for (int q = 0; q < Q; ++q) {
+        __m512i wv[2];
+        for (int v = 0; v < W; ++v)
+          wv[v] = _mm512_loadu_si512((const void*)(wt + ((size_t)q * W + v) * 64));
+        for (int m = 0; m < MR; ++m) {
+          const __m512i xu = q8_unsigned_quad_zmm(xt + (size_t)m * x_step + 4 * q);
+          for (int v = 0; v < W; ++v) acc[m][v] = _mm512_dpbusd_epi32(acc[m][v], xu, wv[v]);
+        }
       }
     }
   }
@@ -340,21 +374,42 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_
 
 /* The same for a strip of 8 outputs (quads of 32 bytes): one ymm per pixel. */
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_tile(
-    const int8_t* w, size_t w_tap_step, const int32_t* sums, size_t sums_tap_step, int taps, int Q,
-    const int8_t* xq, size_t x_tap_step, size_t x_step, const int MR, float s, float* y,
-    size_t y_step) {
+    const int8_t* w, const int32_t* sums, const cc_q8_conv_taps* taps, int Q, const int8_t* xq,
+    size_t x_step, const int MR, const int ROW3, float s, float* y, size_t y_step) {
+  const cc_q8_conv_taps k = *taps;
+  const int taps_w = ROW3 ? 3 : k.taps_w;
   __m256i acc[CC_Q8_CONV_PIXELS], corr = _mm256_setzero_si256();
   for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_si256();
-  for (int t = 0; t < taps; ++t) {
-    const int8_t* wt = w + (size_t)t * w_tap_step;
-    const int8_t* xt = xq + (size_t)t * x_tap_step;
-    corr = _mm256_add_epi32(
-        corr, _mm256_loadu_si256((const __m256i*)(const void*)(sums + (size_t)t * sums_tap_step)));
-    for (int q = 0; q < Q; ++q) {
-      const __m256i wv = _mm256_loadu_si256((const __m256i*)(const void*)(wt + (size_t)q * 32));
-      for (int m = 0; m < MR; ++m) {
-        const __m256i xu = q8_unsigned_quad_ymm(xt + (size_t)m * x_step + 4 * q);
-        acc[m] = _mm256_dpbusd_epi32(acc[m], xu, wv);
+  for (int a = 0; a < k.taps_h; ++a) {
+    const int8_t* wa = w + a * k.w_step_h;
+    const int8_t* xa = xq + a * k.x_step_h;
+    for (int b = 0; b < taps_w; ++b) {
+      const int32_t* st = sums + a * k.sums_step_h + b * k.sums_step_w;
+      corr = _mm256_add_epi32(corr, _mm256_loadu_si256((const __m256i*)(const void*)st));
+    }
+    if (ROW3) {
+      for (int q = 0; q < Q; ++q) {
+        __m256i wv[3];
+        for (int c = 0; c < 3; ++c)
+          wv[c] = _mm256_loadu_si256(
+              (const __m256i*)(const void*)(wa + c * k.w_step_w + (size_t)q * 32));
+        for (int p = 0; p < MR + 2; ++p) { /* pixel p - c's activations for tap column c */
+          const __m256i xu = q8_unsigned_quad_ymm(xa + (size_t)p * x_step + 4 * q);
+          for (int c = 0; c < 3; ++c)
+            if (p - c >= 0 && p - c < MR) acc[p - c] = _mm256_dpbusd_epi32(acc[p - c], xu, wv[c]);
+        }
+      }
+      continue;
+    }
+    for (int b = 0; b < taps_w; ++b) {
+      const int8_t* wt = wa + b * k.w_step_w;
+      const int8_t* xt = xa + b * k.x_step_w;
+      for (int q = 0; q < Q; ++q) {
+        const __m256i wv = _mm256_loadu_si256((const __m256i*)(const void*)(wt + (size_t)q * 32));
+        for (int m = 0; m < MR; ++m) {
+          const __m256i xu = q8_unsigned_quad_ymm(xt + (size_t)m * x_step + 4 * q);
+          acc[m] = _mm256_dpbusd_epi32(acc[m], xu, wv);
+        }
       }
     }
   }
@@ -367,13 +422,15 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_
 }
 
 __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_conv(
-    const int8_t* w, size_t w_tap_step, const int32_t* sums, size_t sums_tap_step, int taps, int Q,
-    int cols, const int8_t* xq, size_t x_tap_step, size_t x_step, int n, float s, float* y,
-    size_t y_step) {
-#define CC_Q8_CONV_CASE(MR, W)                                                                    \
-  case MR:                                                                                        \
-    dot_q8_zmm_conv_tile(w, w_tap_step, sums, sums_tap_step, taps, Q, xq, x_tap_step, x_step, MR, \
-                         W, s, y, y_step);                                                        \
+    const int8_t* w, const int32_t* sums, const cc_q8_conv_taps* taps, int Q, int cols,
+    const int8_t* xq, size_t x_step, int n, float s, float* y, size_t y_step) {
+  const int row3 = taps->taps_w == 3 && taps->x_step_w == x_step;
+#define CC_Q8_CONV_CASE(MR, W)                                                    \
+  case MR:                                                                        \
+    if (row3)                                                                     \
+      dot_q8_zmm_conv_tile(w, sums, taps, Q, xq, x_step, MR, W, 1, s, y, y_step); \
+    else                                                                          \
+      dot_q8_zmm_conv_tile(w, sums, taps, Q, xq, x_step, MR, W, 0, s, y, y_step); \
     return;
   if (cols == 32) {
     switch (n) {
@@ -390,10 +447,12 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_conv(
     }
     return;
   }
-#define CC_Q8_CONV_CASE8(MR)                                                                      \
-  case MR:                                                                                        \
-    dot_q8_ymm_conv_tile(w, w_tap_step, sums, sums_tap_step, taps, Q, xq, x_tap_step, x_step, MR, \
-                         s, y, y_step);                                                           \
+#define CC_Q8_CONV_CASE8(MR)                                                   \
+  case MR:                                                                     \
+    if (row3)                                                                  \
+      dot_q8_ymm_conv_tile(w, sums, taps, Q, xq, x_step, MR, 1, s, y, y_step); \
+    else                                                                       \
+      dot_q8_ymm_conv_tile(w, sums, taps, Q, xq, x_step, MR, 0, s, y, y_step); \
     return;
   if (cols == 8) {
     switch (n) {
