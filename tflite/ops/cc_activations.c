@@ -51,13 +51,18 @@ static float softplusf(float v) {
   return v > 0.0f ? v + log1pf(expf(-v)) : log1pf(expf(v));
 }
 
+/* relu, NaN to 0 as Keras' relu on the CPU backends gives it. */
+static inline void relu_values(float* v, size_t n) {
+  for (size_t i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+}
+
 void cc_apply_activation(int act, float* v, size_t n) {
   size_t i;
   switch (act) {
     case CC_ACT_LINEAR:
       return;
     case CC_ACT_RELU:
-      for (i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+      relu_values(v, n);
       return;
     case CC_ACT_RELU6:
       for (i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? (v[i] < 6.0f ? v[i] : 6.0f) : 0.0f;
@@ -114,4 +119,14 @@ void cc_apply_activation(int act, float* v, size_t n) {
     default:
       return; /* validated by the caller */
   }
+}
+
+void cc_apply_activation_rows(int act, float* v, size_t rows, size_t n, size_t stride) {
+  if (act == CC_ACT_LINEAR) return;
+  /* relu, the common one, without a call per row */
+  if (act == CC_ACT_RELU) {
+    for (size_t r = 0; r < rows; ++r) relu_values(v + r * stride, n);
+    return;
+  }
+  for (size_t r = 0; r < rows; ++r) cc_apply_activation(act, v + r * stride, n);
 }

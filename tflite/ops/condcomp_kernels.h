@@ -52,6 +52,9 @@ const char* cc_activation_names(void);
 
 /* Applies `act` in place to n floats. */
 void cc_apply_activation(int act, float* v, size_t n);
+/* The same on `rows` runs of n floats, `stride` floats apart (an output
+ * block at every pixel of a conv). */
+void cc_apply_activation_rows(int act, float* v, size_t rows, size_t n, size_t stride);
 
 /* out_mask value of every block of an example whose input holds a NaN or an
  * Inf: no block is computed and the example's whole output row is NaN (the
