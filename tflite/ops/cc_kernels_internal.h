@@ -151,60 +151,43 @@ static inline int conv_input_col(const cc_gated_conv2d* p, int ow, int kw) {
   return iw >= 0 && iw < p->in_w ? iw : -1;
 }
 
-/* The tap rows [kh0, kh1) of output row oh that read inside the input (one
- * run: the input row grows with kh). */
-static inline void conv_inside_rows(const cc_gated_conv2d* p, int oh, int* kh0, int* kh1) {
+/* The run [lo, hi) of t in [0, n) whose position base + t * step lies in
+ * [0, size) (one run: the position grows with t). */
+static inline void conv_inside_run(int base, int step, int n, int size, int* lo, int* hi) {
   int a = 0;
-  while (a < p->kernel_h && conv_input_row(p, oh, a) < 0) ++a;
+  while (a < n && (base + a * step < 0 || base + a * step >= size)) ++a;
   int b = a;
-  while (b < p->kernel_h && conv_input_row(p, oh, b) >= 0) ++b;
-  *kh0 = a;
-  *kh1 = b;
-}
-
-/* The output columns [lo, hi) whose tap column kw reads inside the input
- * (one run: the input column grows with ow). */
-static inline void conv_inside_cols(const cc_gated_conv2d* p, int kw, int* lo, int* hi) {
-  int a = 0;
-  while (a < p->out_w && conv_input_col(p, a, kw) < 0) ++a;
-  int b = a;
-  while (b < p->out_w && conv_input_col(p, b, kw) >= 0) ++b;
+  while (b < n && base + b * step >= 0 && base + b * step < size) ++b;
   *lo = a;
   *hi = b;
 }
 
-/* The output rows [oh, end) whose inside tap rows (conv_inside_rows) are
- * the same [kh0, kh1) as oh's: returns end. */
-static inline int conv_same_tap_rows(const cc_gated_conv2d* p, int oh, int* kh0, int* kh1) {
-  conv_inside_rows(p, oh, kh0, kh1);
-  int end = oh + 1, a, b;
-  while (end < p->out_h) {
-    conv_inside_rows(p, end, &a, &b);
-    if (a != *kh0 || b != *kh1) break;
-    ++end;
-  }
-  return end;
+/* The tap rows [kh0, kh1) of output row oh that read inside the input. */
+static inline void conv_inside_rows(const cc_gated_conv2d* p, int oh, int* kh0, int* kh1) {
+  conv_inside_run(oh * p->stride_h - p->pad_top, p->dilation_h, p->kernel_h, p->in_h, kh0, kh1);
 }
 
-/* The tap columns [kw0, kw1) of output column ow that read inside the input
- * (one run: the input column grows with kw). */
+/* The output columns [lo, hi) whose tap column kw reads inside the input. */
+static inline void conv_inside_cols(const cc_gated_conv2d* p, int kw, int* lo, int* hi) {
+  conv_inside_run(kw * p->dilation_w - p->pad_left, p->stride_w, p->out_w, p->in_w, lo, hi);
+}
+
+/* The tap columns [kw0, kw1) of output column ow that read inside the input. */
 static inline void conv_inside_tap_cols(const cc_gated_conv2d* p, int ow, int* kw0, int* kw1) {
-  int a = 0;
-  while (a < p->kernel_w && conv_input_col(p, ow, a) < 0) ++a;
-  int b = a;
-  while (b < p->kernel_w && conv_input_col(p, ow, b) >= 0) ++b;
-  *kw0 = a;
-  *kw1 = b;
+  conv_inside_run(ow * p->stride_w - p->pad_left, p->dilation_w, p->kernel_w, p->in_w, kw0, kw1);
 }
 
-/* The output columns [ow, end) whose inside tap columns
- * (conv_inside_tap_cols) are the same [kw0, kw1) as ow's: returns end. */
-static inline int conv_same_tap_cols(const cc_gated_conv2d* p, int ow, int* kw0, int* kw1) {
-  conv_inside_tap_cols(p, ow, kw0, kw1);
-  int end = ow + 1, a, b;
-  while (end < p->out_w) {
-    conv_inside_tap_cols(p, end, &a, &b);
-    if (a != *kw0 || b != *kw1) break;
+/* The outputs [o, end) of n along one axis whose inside taps (`taps`:
+ * conv_inside_rows or conv_inside_tap_cols) are the same [t0, t1) as o's:
+ * returns end. */
+static inline int conv_same_taps(const cc_gated_conv2d* p, int o, int n,
+                                 void (*taps)(const cc_gated_conv2d*, int, int*, int*), int* t0,
+                                 int* t1) {
+  taps(p, o, t0, t1);
+  int end = o + 1, a, b;
+  while (end < n) {
+    taps(p, end, &a, &b);
+    if (a != *t0 || b != *t1) break;
     ++end;
   }
   return end;

@@ -28,9 +28,9 @@ static inline void conv_strip_tiles(dot_q8_conv_fn conv, const int8_t* strip, co
  * kernel and KH * KW * Q is within CC_Q8_MAX_QUADS, its strips of 8, 16 or
  * 32 outputs go per rectangle of output pixels that read inside the input
  * through the same taps (a run of rows with the same inside tap rows
- * [kh0, kh1) by a run of columns with the same inside tap columns [kw0, kw1),
- * conv_same_tap_rows and _cols; for a 3x3 'same' conv with stride 1: the
- * corners, the edges and the interior) and channel block i: each kernel call
+ * [kh0, kh1) by a run of columns with the same inside tap columns [kw0, kw1)
+ * (conv_same_taps); for a 3x3 'same' conv with stride 1: the corners, the
+ * edges and the interior) and channel block i: each kernel call
  * takes the int32 sums of a tile of pixels over all of block i's taps in
  * registers before one float step. The tiles run along the rectangle's
  * longer side (down a left or right edge one column wide), so that the calls
@@ -79,11 +79,11 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
     const uint8_t* act = p->in_active + (size_t)e * n_in;
     for (int oh0 = 0, oh1; fused > 0 && oh0 < OH; oh0 = oh1) {
       int kh0, kh1;
-      oh1 = conv_same_tap_rows(p, oh0, &kh0, &kh1);
+      oh1 = conv_same_taps(p, oh0, p->out_h, conv_inside_rows, &kh0, &kh1);
       if (kh1 == kh0) continue;
       for (int ow0 = 0, ow1; ow0 < OW; ow0 = ow1) {
         int kw0, kw1;
-        ow1 = conv_same_tap_cols(p, ow0, &kw0, &kw1);
+        ow1 = conv_same_taps(p, ow0, p->out_w, conv_inside_tap_cols, &kw0, &kw1);
         if (kw1 == kw0) continue;
         const cc_q8_conv_taps taps = {kh1 - kh0,   kw1 - kw0,   w_step_h, w_step_w,
                                       sums_step_h, sums_step_w, x_step_h, x_step_w};
