@@ -29,25 +29,23 @@ int cc_conv_block_begin(const cc_gated_conv2d* p, int j, int e, const float* ini
   const size_t units = (size_t)K * bs, npix = (size_t)p->out_h * p->out_w;
   float* ye = p->y + (size_t)e * npix * units + (size_t)j * bs;
   const uint8_t m = p->out_mask[(size_t)e * K + j];
-  /* One value per column, stored at every pixel a vector at a time (blocks
-   * are a few vectors wide: a memset or memcpy call per pixel costs more
-   * than the stores). */
-  float first[64];
-  const float* v = first;
-  if (m == CC_ROW_NONFINITE || !(m && init)) {
-    const float value = m == CC_ROW_NONFINITE ? __builtin_nanf("") : 0.0f;
-    for (int c = 0; c < 64; ++c) first[c] = value;
-  } else {
-    v = init;
-  }
-  for (int c0 = 0; c0 < bs; c0 += 64) {
-    const float* vc = v == first ? first : v + c0;
-    const int cols = bs - c0 < 64 ? bs - c0 : 64;
+  /* Stored at every pixel a vector at a time: blocks are a few vectors wide,
+   * and a memset or memcpy call per pixel costs more than the stores. */
+  if (m == 1 && init) {
     for (size_t s = 0; s < npix; ++s) {
-      float* y = ye + s * units + c0;
+      float* y = ye + s * units;
       int c = 0;
-      for (; c + VL <= cols; c += VL) stv(y + c, ldv(vc + c));
-      for (; c < cols; ++c) y[c] = vc[c];
+      for (; c + VL <= bs; c += VL) stv(y + c, ldv(init + c));
+      for (; c < bs; ++c) y[c] = init[c];
+    }
+  } else {
+    const float fill = m == CC_ROW_NONFINITE ? __builtin_nanf("") : 0.0f;
+    const vfl fills = (vfl){0} + fill;
+    for (size_t s = 0; s < npix; ++s) {
+      float* y = ye + s * units;
+      int c = 0;
+      for (; c + VL <= bs; c += VL) stv(y + c, fills);
+      for (; c < bs; ++c) y[c] = fill;
     }
   }
   return m == 1;
