@@ -34,12 +34,11 @@ static inline void conv_strip_tiles(dot_q8_conv_fn conv, const int8_t* strip, co
  * takes the int32 sums of a tile of pixels over all of block i's taps in
  * registers before one float step. The tiles run along the rectangle's
  * longer side (down a left or right edge one column wide), so that the calls
- * get many pixels. The other strips go per output row, tap column kw
- * (over the run of output columns reading inside the input, input columns
- * stride_w apart) and channel block i: one conv call per pixel tile over the
- * row's tap rows kh where KH * Q is within CC_Q8_MAX_QUADS, otherwise one
- * dot_q8_fn call per (kh, kw, i) strip over the run, the tile staying in L1
- * while the pixels use it. */
+ * get many pixels. The other strips (another width, or no conv kernel on
+ * this CPU) go per output row, tap column kw (over the run of output columns
+ * reading inside the input, input columns stride_w apart) and channel block
+ * i: one dot_q8_fn call per (kh, kw, i) strip over the run, the tile staying
+ * in L1 while the pixels use it. */
 uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
   const cc_q8_kernels* q8 = cc_select_q8();
   const dot_q8_fn dot = q8->dot;
@@ -61,15 +60,14 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
   const size_t x_step_h = (size_t)p->dilation_h * p->in_w * pixel_bytes;
   const size_t x_col = (size_t)p->stride_w * pixel_bytes;
   const size_t x_row = (size_t)p->stride_h * p->in_w * pixel_bytes, y_row = (size_t)OW * units;
-  /* Strips [0, fused) take all of a pixel's inside taps per call, [fused, bs)
-   * a tap column's (conv_rows) or one tap's. */
+  /* Strips [0, fused) take all of a pixel's inside taps per conv call,
+   * [fused, bs) one tap's per dot call. */
   const dot_q8_conv_fn conv = q8->conv;
   int fused = 0;
   if (conv && (uint64_t)KH * KW * Q <= CC_Q8_MAX_QUADS) {
     const int last = bs - (bs - 1) / CC_Q8_STRIP * CC_Q8_STRIP;
     fused = conv_kernel_strip(last) ? bs : bs - last;
   }
-  const dot_q8_conv_fn conv_rows = (uint64_t)KH * Q <= CC_Q8_MAX_QUADS ? conv : NULL;
   uint64_t macs = 0;
   for (int e = 0; e < p->batch; ++e) {
     if (!cc_conv_block_begin(p, j, e, NULL)) continue;
@@ -119,8 +117,6 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
       conv_inside_rows(p, oh, &kh0, &kh1);
       if (kh1 == kh0) continue;
       const int ih0 = conv_input_row(p, oh, kh0);
-      const cc_q8_conv_taps taps = {kh1 - kh0,   1,           w_step_h, w_step_w,
-                                    sums_step_h, sums_step_w, x_step_h, x_step_w};
       for (int kw = 0; kw < KW; ++kw) {
         int ow0, ow1;
         conv_inside_cols(p, kw, &ow0, &ow1);
@@ -135,11 +131,6 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
           for (int c0 = fused; c0 < bs; c0 += CC_Q8_STRIP) {
             const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
             const int8_t* strip = tile + (size_t)c0 * Q * 4;
-            if (conv_rows && conv_kernel_strip(cols)) {
-              conv_strip_tiles(conv_rows, strip, sums_j + t0 * bs + c0, &taps, Q, cols, xq, x_col,
-                               ow1 - ow0, xs_scale[i], y + c0, units);
-              continue;
-            }
             for (int kh = kh0; kh < kh1; ++kh)
               dot_q8_strip(dot, strip + (size_t)(kh - kh0) * w_step_h, Q, cols,
                            xq + (size_t)(kh - kh0) * x_step_h, x_col, xs_scale[i], y + c0, units,
