@@ -195,50 +195,43 @@ CC_ALWAYS_INLINE void quantize_example(const cc_gated_dense* p, int e) {
   }
 }
 
-/* Per channel c of a conv example (hw positions of C channels): sum[c], the
- * sum over the positions in their order (the policy's mean), and mag[c], the
- * largest |x|'s bits (as in max_magnitude_bits: all finite iff every mag[c]
- * < 0x7f800000; a channel is all zero iff mag[c] == 0; for finite values
- * the bits of max |x|). One pass over the input, a few vectors of channels
- * at a time in registers. */
+/* Channels [c, c + W * VL) of a conv example (hw positions of C channels):
+ * sum[c], the sum over the positions in their order (the policy's mean), and
+ * mag[c], the largest |x|'s bits (as in max_magnitude_bits: all finite iff
+ * every mag[c] < 0x7f800000; a channel is all zero iff mag[c] == 0; for
+ * finite values the bits of max |x|), W vectors of each in registers over
+ * one pass (W constant, <= 4). */
+CC_ALWAYS_INLINE void channel_vectors(const float* x, size_t hw, int C, int c, const int W,
+                                      float* sum, uint32_t* mag) {
+  const vs32 magnitude = (vs32){0} + 0x7fffffff;
+  vfl s[4];
+  vs32 m[4];
+  for (int v = 0; v < W; ++v) {
+    s[v] = (vfl){0};
+    m[v] = (vs32){0};
+  }
+  for (size_t p = 0; p < hw; ++p) {
+    const float* xp = x + p * C + c;
+    for (int v = 0; v < W; ++v) {
+      vs32 bits;
+      memcpy(&bits, xp + v * VL, sizeof(bits));
+      s[v] += ldv(xp + v * VL);
+      m[v] = max_lanes_s32(bits & magnitude, m[v]);
+    }
+  }
+  for (int v = 0; v < W; ++v) {
+    stv(sum + c + v * VL, s[v]);
+    memcpy(mag + c + v * VL, &m[v], sizeof(m[v]));
+  }
+}
+
+/* sum[c] and mag[c] of channel_vectors for all C channels of a conv example:
+ * 4 vectors of channels per pass, then 1, then the last channels one by one. */
 CC_ALWAYS_INLINE void channel_sums_and_magnitudes(const float* x, size_t hw, int C, float* sum,
                                                   uint32_t* mag) {
-  const vs32 magnitude = (vs32){0} + 0x7fffffff;
-  enum { CHUNK = 4 }; /* vectors of channels per pass */
   int c = 0;
-  for (; c + CHUNK * VL <= C; c += CHUNK * VL) {
-    vfl s[CHUNK];
-    vs32 m[CHUNK];
-    for (int v = 0; v < CHUNK; ++v) {
-      s[v] = (vfl){0};
-      m[v] = (vs32){0};
-    }
-    for (size_t p = 0; p < hw; ++p) {
-      const float* xp = x + p * C + c;
-      for (int v = 0; v < CHUNK; ++v) {
-        vs32 bits;
-        memcpy(&bits, xp + v * VL, sizeof(bits));
-        s[v] += ldv(xp + v * VL);
-        m[v] = max_lanes_s32(bits & magnitude, m[v]);
-      }
-    }
-    for (int v = 0; v < CHUNK; ++v) {
-      stv(sum + c + v * VL, s[v]);
-      memcpy(mag + c + v * VL, &m[v], sizeof(m[v]));
-    }
-  }
-  for (; c + VL <= C; c += VL) {
-    vfl s = (vfl){0};
-    vs32 m = (vs32){0};
-    for (size_t p = 0; p < hw; ++p) {
-      vs32 bits;
-      memcpy(&bits, x + p * C + c, sizeof(bits));
-      s += ldv(x + p * C + c);
-      m = max_lanes_s32(bits & magnitude, m);
-    }
-    stv(sum + c, s);
-    memcpy(mag + c, &m, sizeof(m));
-  }
+  for (; c + 4 * VL <= C; c += 4 * VL) channel_vectors(x, hw, C, c, 4, sum, mag);
+  for (; c + VL <= C; c += VL) channel_vectors(x, hw, C, c, 1, sum, mag);
   for (; c < C; ++c) {
     float s = 0.0f;
     uint32_t m = 0;
@@ -370,18 +363,18 @@ CC_ALWAYS_INLINE void conv_gate_impl(const cc_gated_conv2d* p, int e_begin, int 
     uint8_t* act = p->in_active + (size_t)e * n_in;
     channel_sums_and_magnitudes(x, hw, C, sc.sum, sc.mag);
     uint32_t largest = 0;
-    for (int c = 0; c < C; ++c) largest = sc.mag[c] > largest ? sc.mag[c] : largest;
+    for (int i = 0; i < n_in; ++i) {
+      uint32_t m = 0;
+      for (int c = i * ibs; c < (i + 1) * ibs; ++c) m = sc.mag[c] > m ? sc.mag[c] : m;
+      sc.mag[i] = m; /* block i's max |x| bits (channel i's is no longer needed) */
+      largest = m > largest ? m : largest;
+    }
     if (largest >= 0x7f800000u) { /* a NaN or +-Inf somewhere */
       memset(p->out_mask + (size_t)e * K, CC_ROW_NONFINITE, (size_t)K);
       memset(act, 0, (size_t)n_in);
       continue;
     }
-    for (int i = 0; i < n_in; ++i) {
-      uint32_t m = 0;
-      for (int c = i * ibs; c < (i + 1) * ibs; ++c) m = sc.mag[c] > m ? sc.mag[c] : m;
-      act[i] = m != 0;
-      sc.mag[i] = m; /* block i's max |x| bits (channel i's is no longer needed) */
-    }
+    for (int i = 0; i < n_in; ++i) act[i] = sc.mag[i] != 0;
     const float inv = hw ? 1.0f / (float)hw : 0.0f;
     float* logits = sc.logits;
     for (int k = 0; k < K; ++k) logits[k] = p->policy_bias[k];
