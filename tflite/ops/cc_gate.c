@@ -17,8 +17,8 @@
 /* max over n floats of their bits with the sign cleared (|v|'s bits): for
  * finite values the magnitude bits order like the values, +-Inf gives
  * 0x7f800000 and NaN more, so one integer max (which vectorizes; a float
- * sum would be a serial chain without -ffast-math) serves both max_abs and
- * all_finite. With the sign bit cleared the bits are in [0, 2^31), where a
+ * sum would be a serial chain without -ffast-math) serves both max |x| and
+ * the finite check. With the sign bit cleared the bits are in [0, 2^31), where a
  * signed compare orders them as an unsigned one would: one vpmaxsd (smax
  * on NEON) per vector, where an unsigned compare costs a bias and a blend
  * before AVX-512. */
@@ -53,37 +53,6 @@ CC_ALWAYS_INLINE uint32_t max_magnitude_bits(const float* x, size_t n) {
     best = bits > best ? bits : best;
   }
   return best;
-}
-
-/* 1 iff all n values are finite (no NaN, no +-Inf). */
-CC_ALWAYS_INLINE int all_finite(const float* x, size_t n) {
-  return max_magnitude_bits(x, n) < 0x7f800000u;
-}
-
-/* 1 iff any of xb[0:n] is non-zero (NaN counts as non-zero, -0.0 as zero):
- * ORs the bit patterns without the sign bit, 8 vectors at a time, and tests
- * once per 8 vectors (no per-lane extraction in the loop). */
-CC_ALWAYS_INLINE int any_nonzero(const float* xb, int n) {
-  typedef uint32_t vu __attribute__((vector_size(VL * sizeof(uint32_t))));
-  const vu magnitude = (vu){0} + 0x7fffffffu;
-  int d = 0;
-  while (d + VL <= n) {
-    vu acc = (vu){0};
-    const int stop = n - d >= 8 * VL ? d + 8 * VL : n - (n - d) % VL;
-    for (; d < stop; d += VL) {
-      vu v;
-      memcpy(&v, xb + d, sizeof(v));
-      acc |= v;
-    }
-    acc &= magnitude;
-    uint64_t h[VL / 2], any = 0;
-    memcpy(h, &acc, sizeof(h));
-    for (int q = 0; q < VL / 2; ++q) any |= h[q];
-    if (any != 0) return 1;
-  }
-  for (; d < n; ++d)
-    if (xb[d] != 0.0f) return 1;
-  return 0;
 }
 
 /* ------------------------------------------------------------- the mask */
@@ -135,16 +104,28 @@ static void store_gate_scale(const float* z, const uint8_t* mask, int K, float* 
 /* The top_k rule (keras_condcomp.reference.top_k_mask): mask = the k blocks
  * of largest logit z (= largest sigma, ranked before rounding makes saturated
  * sigmas equal), lowest index first on ties, NaN below every number.
- * O(K * k) compares. */
-static void top_k_mask(const float* z, int K, int k, uint8_t* mask) {
-  for (int b = 0; b < K; ++b) mask[b] = 0;
+ * topk_key gives each block one integer that orders like that rule; a pass
+ * per chosen block takes the largest key not yet chosen (integer compares, no
+ * NaN tests or index tie-breaks in the loop). */
+CC_ALWAYS_INLINE uint64_t topk_key(float z, int b, int K) {
+  /* The float's bits made monotone, -0.0 as +0.0 and NaN as 0 (below -Inf's
+   * key), above the complemented index: every key distinct and non-zero. */
+  uint32_t bits;
+  const float v = z == 0.0f ? 0.0f : z;
+  memcpy(&bits, &v, sizeof(bits));
+  const uint32_t ordered = v != v ? 0u : (bits >> 31) ? ~bits : bits | 0x80000000u;
+  return (uint64_t)ordered << 32 | (uint32_t)(K - b);
+}
+
+CC_ALWAYS_INLINE void top_k_mask(const float* z, int K, int k, uint8_t* mask) {
+  memset(mask, 0, (size_t)K);
   for (int r = 0; r < k && r < K; ++r) {
-    int best = -1;
+    uint64_t best = 0;
     for (int b = 0; b < K; ++b) {
-      if (mask[b]) continue;
-      if (best < 0 || z[b] > z[best] || (isnan(z[best]) && !isnan(z[b]))) best = b;
+      const uint64_t key = mask[b] ? 0 : topk_key(z[b], b, K);
+      best = key > best ? key : best;
     }
-    mask[best] = 1;
+    mask[K - (int)(uint32_t)best] = 1;
   }
 }
 
@@ -157,14 +138,6 @@ static void top_k_mask(const float* z, int K, int k, uint8_t* mask) {
 #include "cc_f32_tile.inc"
 
 /* ----------------------------------------------------- int8 activations */
-
-/* max |x| over n finite floats (phase 1 has checked them). */
-CC_ALWAYS_INLINE float max_abs(const float* x, int n) {
-  const uint32_t bits = max_magnitude_bits(x, (size_t)n);
-  float f;
-  memcpy(&f, &bits, sizeof(f));
-  return f;
-}
 
 /* Input block i's scale and the factor k that the quantize step applies: static
  * (input_scale) or from m = max |x| over the block; an all-zero block (m = 0,
@@ -180,7 +153,8 @@ CC_ALWAYS_INLINE float block_scale(const float* input_scale, int i, float m, dou
 
 /* Phase 1's int8 step for example e (input finite, in_active set): one scale
  * per input block (cc_select_quantize: 16 values per step with AVX2 or
- * AVX-512). */
+ * AVX-512). On entry xq_scale[e][i] holds max |x| of input block i, from
+ * dense_gate_impl's pass over the input. */
 CC_ALWAYS_INLINE void quantize_example(const cc_gated_dense* p, int e) {
   const quantize_fn quantize = cc_select_quantize();
   const int ibs = p->in_block_size, n_in = p->in_dim / ibs, padded = (ibs + 3) / 4 * 4;
@@ -188,9 +162,8 @@ CC_ALWAYS_INLINE void quantize_example(const cc_gated_dense* p, int e) {
   for (int i = 0; i < n_in; ++i) {
     const size_t b = (size_t)e * n_in + i;
     const float* x = p->x + (size_t)e * p->in_dim + (size_t)i * ibs;
-    const float m = act[i] && p->input_scale == NULL ? max_abs(x, ibs) : 0.0f;
     double k;
-    p->xq_scale[b] = block_scale(p->input_scale, i, m, &k);
+    p->xq_scale[b] = block_scale(p->input_scale, i, p->xq_scale[b], &k);
     if (act[i] && k > 0.0) quantize(x, 1, 1, ibs, &k, p->xq + b * padded);
   }
 }
@@ -247,11 +220,14 @@ CC_ALWAYS_INLINE void channel_sums_and_magnitudes(const float* x, size_t hw, int
   }
 }
 
-/* Phase 1 of dense examples [e_begin, e_end): input checks and non-zero
- * input blocks per example, then the policy product for groups of up to
- * CC_GATE_GROUP consecutive finite examples with the same non-zero input
- * blocks (one pass over the policy rows serves the group: accumulate_group),
- * then each example's int8 activations and mask. */
+/* Phase 1 of dense examples [e_begin, e_end). Per example, one pass over
+ * the input: each input block's largest |x| bits give the input check, the
+ * non-zero blocks and, with int8 weights, max |x| for the scales (kept in
+ * xq_scale for quantize_example). Then the policy product for windows of up
+ * to CC_GATE_GROUP consecutive finite examples: each run of input blocks that
+ * the same members of the window need is one pass over those policy rows for
+ * all of them (accumulate_group; accumulate_one for a single member). Then
+ * each example's int8 activations and mask. */
 CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int e_end,
                                       float* logits) {
   const int D = p->in_dim, K = p->num_blocks, ibs = p->in_block_size;
@@ -260,52 +236,62 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
   for (int e = e_begin; e < e_end; ++e) {
     const float* x = p->x + (size_t)e * D;
     uint8_t* act = p->in_active + (size_t)e * n_in;
-    if (!all_finite(x, (size_t)D)) {
+    float* block_max = p->kernel_q != NULL ? p->xq_scale + (size_t)e * n_in : NULL;
+    uint32_t largest = 0;
+    for (int i = 0; i < n_in; ++i) {
+      const uint32_t m = max_magnitude_bits(x + (size_t)i * ibs, (size_t)ibs);
+      largest = m > largest ? m : largest;
+      act[i] = m != 0;
+      if (block_max) memcpy(&block_max[i], &m, sizeof(m));
+    }
+    if (largest >= 0x7f800000u) { /* a NaN or +-Inf somewhere */
       memset(p->out_mask + (size_t)e * K, CC_ROW_NONFINITE, (size_t)K);
       memset(act, 0, (size_t)n_in);
       continue;
     }
-    for (int i = 0; i < n_in; ++i) act[i] = (uint8_t)any_nonzero(x + (size_t)i * ibs, ibs);
     p->out_mask[(size_t)e * K] = 0; /* not CC_ROW_NONFINITE: this row is finite */
   }
   for (int e0 = e_begin; e0 < e_end;) {
-    if (p->out_mask[(size_t)e0 * K] == CC_ROW_NONFINITE) {
-      ++e0;
-      continue;
-    }
-    const uint8_t* act = p->in_active + (size_t)e0 * n_in;
     int members[CC_GATE_GROUP];
-    int G = 0;
-    for (int e = e0; e < e_end && G < CC_GATE_GROUP; ++e) {
-      if (p->out_mask[(size_t)e * K] == CC_ROW_NONFINITE) continue;
-      if (memcmp(p->in_active + (size_t)e * n_in, act, (size_t)n_in) != 0) break;
-      members[G++] = e;
+    int G = 0, e = e0;
+    for (; e < e_end && G < CC_GATE_GROUP; ++e) {
+      if (p->out_mask[(size_t)e * K] != CC_ROW_NONFINITE) members[G++] = e;
     }
-    const float* xs[CC_GATE_GROUP];
+    e0 = e;
     float* ys[CC_GATE_GROUP];
     for (int g = 0; g < G; ++g) {
       ys[g] = logits + (size_t)g * K;
       for (int k = 0; k < K; ++k) ys[g][k] = p->policy_bias[k];
     }
-    /* Policy over each run of consecutive non-zero input blocks: the rows of
-     * policy_kernel [D][K] of a run are contiguous. */
-    for (int i = 0; i < n_in;) {
-      if (!act[i]) {
-        ++i;
-        continue;
+    /* need: bit g set iff member g has input block i non-zero. A run of
+     * blocks with the same need is one call (its policy rows [D][K] are
+     * contiguous); i == n_in closes the last run. */
+    uint32_t run_need = 0;
+    for (int i = 0, i0 = 0; i <= n_in; ++i) {
+      uint32_t need = 0;
+      for (int g = 0; i < n_in && g < G; ++g)
+        need |= (uint32_t)p->in_active[(size_t)members[g] * n_in + i] << g;
+      if (i > i0 && need == run_need) continue;
+      if (run_need != 0) {
+        const size_t d0 = (size_t)i0 * ibs;
+        const int rows = (i - i0) * ibs;
+        const float* w = p->policy_kernel + d0 * K;
+        const float* xs[CC_GATE_GROUP];
+        float* yn[CC_GATE_GROUP];
+        int n = 0;
+        for (int g = 0; g < G; ++g) {
+          if (!(run_need >> g & 1)) continue;
+          xs[n] = p->x + (size_t)members[g] * D + d0;
+          yn[n++] = ys[g];
+        }
+        if (n == 1) {
+          accumulate_one(w, (size_t)K, K, rows, xs[0], 1, yn[0]);
+        } else {
+          accumulate_group(n, w, (size_t)K, K, rows, xs, 1, yn);
+        }
       }
-      int i1 = i + 1;
-      while (i1 < n_in && act[i1]) ++i1;
-      const size_t d0 = (size_t)i * ibs;
-      const float* w = p->policy_kernel + d0 * K;
-      if (G == 1) {
-        accumulate_one(w, (size_t)K, K, (i1 - i) * ibs, p->x + (size_t)members[0] * D + d0, 1,
-                       ys[0]);
-      } else {
-        for (int g = 0; g < G; ++g) xs[g] = p->x + (size_t)members[g] * D + d0;
-        accumulate_group(G, w, (size_t)K, K, (i1 - i) * ibs, xs, 1, ys);
-      }
-      i = i1;
+      run_need = need;
+      i0 = i;
     }
     for (int g = 0; g < G; ++g) {
       const int e = members[g];
@@ -318,7 +304,6 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
       }
       if (p->gate_scale) store_gate_scale(ys[g], mask, K, p->gate_scale + (size_t)e * K);
     }
-    e0 = members[G - 1] + 1;
   }
 }
 
