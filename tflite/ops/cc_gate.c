@@ -232,7 +232,9 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
                                       float* logits) {
   const int D = p->in_dim, K = p->num_blocks, ibs = p->in_block_size;
   const int n_in = D / ibs;
-  const gate_bounds gb = make_gate_bounds(p->threshold);
+  /* The threshold rule's bounds (a log and two exps: only when it is used). */
+  const gate_bounds gb =
+      p->top_k > 0 ? (gate_bounds){0.0f, 0.0f, 0} : make_gate_bounds(p->threshold);
   for (int e = e_begin; e < e_end; ++e) {
     const float* x = p->x + (size_t)e * D;
     uint8_t* act = p->in_active + (size_t)e * n_in;

@@ -113,8 +113,9 @@ typedef struct {
  * or where huge pages are unavailable (the original data is used then). */
 static int huge_pages_wanted(size_t bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (bytes < CC_PACK_MIN_BYTES) return 0; /* before getenv: small kernels ask every invoke */
   const char* env = getenv("CONDCOMP_PACK");
-  return !(env && env[0] == '0') && bytes >= CC_PACK_MIN_BYTES;
+  return !(env && env[0] == '0');
 #else
   (void)bytes;
   return 0;
