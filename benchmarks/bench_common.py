@@ -1,7 +1,7 @@
 """What the programs of benchmarks/ share: options, the op library, the machine, inputs, reports.
 
-benchmark.py, benchmark_conv.py, benchmark_trained.py, efficiency.py,
-profile_invoke.py and quantized_accuracy.py import it (it is next to them on
+benchmark.py, benchmark_conv.py, benchmark_trained.py, compare_libraries.py,
+efficiency.py, profile_invoke.py and quantized_accuracy.py import it (it is next to them on
 sys.path). Importing it does not import TensorFlow (keras_condcomp is
 imported inside the functions that need it), so a program can import it
 first and call `quiet_stderr()` before anything loads TensorFlow.

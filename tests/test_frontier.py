@@ -117,3 +117,25 @@ def test_frontier_harness_small(tmp_path, capsys):
     assert [(r["model"], r["precision"]) for r in rows] == [(chosen, "int8")]
     with pytest.raises(SystemExit):
         efficiency.main([str(runs), "--data-dir", str(MNIST_DIR), "--models", "condnet_nope"])
+    # Two op library builds on the same models (here one library twice: same
+    # outputs, both timed).
+    compare = load_script("benchmarks/compare_libraries.py")
+    from keras_condcomp import litert
+
+    library = litert.library_path()
+    models = [str(condnet_run / f"model_{p}.tflite") for p in ("float32", "int8")]
+    assert compare.main([library, library, "--models", *models, "--data-dir", str(MNIST_DIR),
+                         "--batches", "1", "4", "--rounds", "1", "--runs-per-round", "2",
+                         "--out", str(tmp_path / "out"), "--name", "libs"]) == 0
+    report = json.loads((tmp_path / "out" / "libs.json").read_text())
+    assert report["cpu"] and report["library_a"] == report["library_b"] == library
+    assert [(Path(r["model"]).name, r["batch"]) for r in report["rows"]] == [
+        ("model_float32.tflite", 1), ("model_float32.tflite", 4),
+        ("model_int8.tflite", 1), ("model_int8.tflite", 4)]
+    for row in report["rows"]:
+        assert row["a_ms"] > 0 and row["b_ms"] > 0
+        assert row["ratio"] == pytest.approx(row["b_ms"] / row["a_ms"])
+        assert row["max_abs_output_difference"] == 0
+    assert "| B / A |" in (tmp_path / "out" / "libs.md").read_text()
+    with pytest.raises(SystemExit):
+        compare.main([library, str(tmp_path / "missing.so"), "--models", *models])
