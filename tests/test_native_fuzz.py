@@ -599,6 +599,16 @@ if pytest is not None:
     def test_native_fuzz_10k_vnni_kernel_emulated(vnni_emulated_driver, mode, tmp_path):
         _native(vnni_emulated_driver, mode, 10000, 78, tmp_path, int8_isa=VNNI_EMULATED)
 
+    def test_quantize_matches_the_double_rule(host_driver):
+        """Every int8 activation quantization variant this CPU runs (the
+        AVX-512 one computes in float32 where that is provably exact) gives
+        the double rule's bytes on values at and next to half-integers of
+        x * k, with k from subnormal to past the float range."""
+        proc = subprocess.run([str(host_driver), "quantize", "20000", "--seed", "11"],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert "20000 passed, 0 failed" in proc.stdout, proc.stdout[-3000:]
+
     def _litert_ready():
         try:
             from keras_condcomp import litert

@@ -1,13 +1,15 @@
 /* int8 activation quantization (phase 1 of the layers with int8 weights):
  * the quantize_fn variants of cc_kernels_internal.h, the portable one and on
  * x86-64 AVX2 and AVX-512 ones (cc_select_quantize in cc_dispatch.c picks).
- * Every variant gives the same bytes.
+ * Every variant gives the same bytes: those of the double-precision rule
+ * (round half to even of x * k in double, clamped to [-127, 127]).
  */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
 #include "cc_kernels_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -21,18 +23,18 @@ CC_ALWAYS_INLINE void quantize_values_scalar(const float* x, int n, double k, in
 
 /* The rows x blocks walk of every variant: block b of row r through
  * `block` (ibs values), its padding zeroed. Always inline, so `block` is
- * inlined into each variant. */
+ * inlined into each variant; blocks outside, rows inside, so what `block`
+ * derives from k[b] is computed once per block (a conv example is H*W rows
+ * of a few short blocks). */
 typedef void (*quantize_block_fn)(const float* x, int n, double k, int8_t* xq);
 CC_ALWAYS_INLINE void quantize_rows(const float* x, size_t rows, int n_blocks, int ibs,
                                     const double* k, int8_t* xq, quantize_block_fn block) {
   const int padded = (ibs + 3) / 4 * 4;
-  for (size_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * (size_t)n_blocks * ibs;
-    int8_t* qr = xq + r * (size_t)n_blocks * padded;
-    for (int b = 0; b < n_blocks; ++b) {
-      if (k[b] == 0.0) continue;
-      int8_t* qb = qr + (size_t)b * padded;
-      block(xr + (size_t)b * ibs, ibs, k[b], qb);
+  for (int b = 0; b < n_blocks; ++b) {
+    if (k[b] == 0.0) continue;
+    for (size_t r = 0; r < rows; ++r) {
+      int8_t* qb = xq + (r * (size_t)n_blocks + (size_t)b) * padded;
+      block(x + (r * (size_t)n_blocks + (size_t)b) * ibs, ibs, k[b], qb);
       for (int pad = ibs; pad < padded; ++pad) qb[pad] = 0;
     }
   }
@@ -91,12 +93,41 @@ quantize8_avx512(const float* x, __mmask8 lanes, __m512d kv) {
   return _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(v, lo), hi));
 }
 
-/* One block: 16 values per step, then 8 at a time, the last under a mask. */
+/* 16 values in float32 when that gives the double path's bytes: y = x *
+ * (float)k, clamped to [-128, 128], rounded half to even. With k a normal
+ * float, y = x k (1 + e) with |e| <= 2^-23 + 2^-48 (two roundings), so for
+ * |x k| <= 128 y is within 2^-16 of the exact product (and of its double
+ * rounding) and rounds like it unless it is that close to a half-integer;
+ * beyond 128 both clamp to +-127 (a subnormal y rounds to 0 like the
+ * product). Returns 0 without storing when some value is within 2^-15 of a
+ * half-integer: the caller takes the double path for those 16. */
+CC_ALWAYS_INLINE __attribute__((target(CC_QUANTIZE_AVX512_TARGET))) int quantize16_float_avx512(
+    const float* x, __m512 kf, int8_t* xq) {
+  __m512 y = _mm512_mul_ps(_mm512_loadu_ps(x), kf);
+  y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(-128.0f)), _mm512_set1_ps(128.0f));
+  const __m512 r = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 distance = _mm512_abs_ps(_mm512_sub_ps(y, r)); /* exact; <= 0.5 */
+  if (_mm512_cmp_ps_mask(distance, _mm512_set1_ps(0.5f - 0x1p-15f), _CMP_GE_OQ)) return 0;
+  __m512i q = _mm512_cvtps_epi32(r);
+  q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+  _mm_storeu_si128((__m128i*)(void*)xq, _mm512_cvtepi32_epi8(q));
+  return 1;
+}
+
+/* One block: 16 values per step (in float32 where exact, see
+ * quantize16_float_avx512; k outside the normal float range always takes
+ * the double path), then 8 at a time in double, the last under a mask (8
+ * doubles are one vector, as many steps as 8 floats take). */
 CC_ALWAYS_INLINE __attribute__((target(CC_QUANTIZE_AVX512_TARGET))) void quantize_block_avx512(
     const float* x, int n, double k, int8_t* xq) {
   const __m512d kv = _mm512_set1_pd(k);
+  /* Set up only where a 16-step runs: blocks of 8 (conv channel blocks)
+   * are mostly this function's fixed cost. */
+  const int float_ok = n >= 16 && k >= (double)FLT_MIN && k <= (double)FLT_MAX;
+  const __m512 kf = _mm512_set1_ps(float_ok ? (float)k : 0.0f);
   int r = 0;
   for (; r + 16 <= n; r += 16) {
+    if (float_ok && quantize16_float_avx512(x + r, kf, xq + r)) continue;
     const __m256i q0 = quantize8_avx512(x + r, 0xff, kv),
                   q1 = quantize8_avx512(x + r + 8, 0xff, kv);
     const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);

@@ -21,6 +21,10 @@
 //   condcomp_driver check FILE             compares outputs another runtime
 //                                          computed (layer_file.h, CCLAYER2)
 //                                          with the reference
+//   condcomp_driver quantize N [--seed S] the int8 activation quantization of
+//                                          every variant this CPU runs against
+//                                          the double rule, on values at and
+//                                          next to half-integers of x * k
 //   condcomp_driver bench dense D UNITS K ACTIVE BATCH REPS
 //   condcomp_driver bench conv H W C FILTERS K ACTIVE BATCH REPS [KSIZE]
 //   condcomp_driver info
@@ -36,7 +40,7 @@
 // One concern per file: reference (the float64 reference and the comparison),
 // random_layer, run_kernels, kernel_fuzz, mock_runtime.h, op_runner, defects,
 // op_fuzz, fuzz_loop (the fuzzers' case loop), layer_file, model_check,
-// output_check, bench. The sources: driver_sources in tflite/ops/build.txt.
+// output_check, quantize_check, bench. The sources: driver_sources in tflite/ops/build.txt.
 
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +52,7 @@
 #include "condcomp_tflite_ops.h"
 #include "fuzz_loop.h"
 #include "model_check.h"
+#include "quantize_check.h"
 #include "options.h"
 #include "output_check.h"
 
@@ -61,6 +66,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: condcomp_driver kernels|ops N [--seed S] [--only I] [--progress FILE] "
                "[--strict-nan] [--verbose]\n"
+               "       condcomp_driver quantize N [--seed S] [--only I]\n"
                "       condcomp_driver model FILE [--reps R]\n"
                "       condcomp_driver check FILE\n"
                "       condcomp_driver bench dense D UNITS K ACTIVE BATCH REPS\n"
@@ -113,6 +119,7 @@ int main(int argc, char** argv) {
     const long n = pos.size() > 1 ? std::atol(pos[1]) : 200;
     return run_cases(cmd == "ops", n);
   }
+  if (cmd == "quantize") return run_quantize_check(pos.size() > 1 ? std::atol(pos[1]) : 1000);
   if (cmd == "model" && pos.size() == 2) return run_model(pos[1]);
   if (cmd == "check" && pos.size() == 2) return run_check(pos[1]);
   if (cmd == "bench") {

@@ -215,14 +215,12 @@ void conv_geometry(int in, int k, int s, int d, bool same, int* out, int* pad) {
   }
 }
 
-namespace {
-
-// Values as the int8 op quantizes them (condcomp_kernels.h): q =
-// clamp(round-half-even(x * k), -127, 127) in double.
 int quantize_value_ref(float x, double k) {
   const double v = std::nearbyint(static_cast<double>(x) * k);
   return static_cast<int>(std::max(-127.0, std::min(127.0, v)));
 }
+
+namespace {
 
 // Block i's scale and k: static (L.input_scale[i], k = 1 / scale) or from the
 // block's max |x| = m (scale m / 127 in float, k = 127 / m; 0 for m = 0).

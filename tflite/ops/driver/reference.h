@@ -37,6 +37,9 @@ enum Gate { kOff = 0, kOn = 1, kAmbiguous = 2 };
 Gate gate_ref(double z, double err, float thr);
 // The top_k rule for logits z +- err (see reference.cc).
 void top_k_ref(const std::vector<double>& z, const std::vector<double>& err, int k, uint8_t* out);
+// A value as the int8 op quantizes it (condcomp_kernels.h): q =
+// clamp(round-half-even(x * k), -127, 127) in double.
+int quantize_value_ref(float x, double k);
 // Relative rounding bound of a float dot product of n terms (sequential or
 // blocked summation, with or without FMA), generous.
 double dot_err(long n, double abs_sum);
