@@ -64,6 +64,21 @@ quantize_fn cc_select_quantize(void) {
   return cc_quantize_default;
 }
 
+void cc_finish_q8_outputs(float* y, size_t rows, size_t stride, int bs, const float* scale,
+                          const float* bias, int activation) {
+#if CC_X86_MULTIVERSION
+  if (have_avx512()) {
+    cc_finish_q8_avx512(y, rows, stride, bs, scale, bias, activation);
+    return;
+  }
+  if (have_avx2_fma()) {
+    cc_finish_q8_avx2(y, rows, stride, bs, scale, bias, activation);
+    return;
+  }
+#endif
+  cc_finish_q8_default(y, rows, stride, bs, scale, bias, activation);
+}
+
 /* --------------------------------------------------------- int8 kernels */
 
 /* The int8 kernels for this CPU, chosen once; $CONDCOMP_KERNEL_ISA=baseline

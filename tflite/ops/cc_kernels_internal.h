@@ -352,18 +352,17 @@ static inline void dot_q8_strip(dot_q8_fn dot, const int8_t* strip, int Q, int c
 }
 
 /* y = act(y * kernel_scale + b) over one output block of bs units, at
- * `rows` places `stride` floats apart (the pixels of a conv). */
-static inline void finish_q8_outputs(float* y, size_t rows, size_t stride, int bs,
-                                     const float* scale, const float* bias, int activation) {
-  for (size_t r = 0; r < rows; ++r) {
-    float* yr = y + r * stride;
-    if (bias) {
-      for (int c = 0; c < bs; ++c) yr[c] = yr[c] * scale[c] + bias[c];
-    } else {
-      for (int c = 0; c < bs; ++c) yr[c] *= scale[c];
-    }
-  }
-  cc_apply_activation_rows(activation, y, rows, (size_t)bs, stride);
-}
+ * `rows` places `stride` floats apart (the pixels of a conv): cc_q8_finish.c,
+ * the ISA variant for this CPU (cc_dispatch.c). */
+CC_INTERNAL void cc_finish_q8_outputs(float* y, size_t rows, size_t stride, int bs,
+                                      const float* scale, const float* bias, int activation);
+CC_INTERNAL void cc_finish_q8_default(float* y, size_t rows, size_t stride, int bs,
+                                      const float* scale, const float* bias, int activation);
+#if CC_X86_MULTIVERSION
+CC_INTERNAL void cc_finish_q8_avx2(float* y, size_t rows, size_t stride, int bs, const float* scale,
+                                   const float* bias, int activation);
+CC_INTERNAL void cc_finish_q8_avx512(float* y, size_t rows, size_t stride, int bs,
+                                     const float* scale, const float* bias, int activation);
+#endif
 
 #endif /* CC_KERNELS_INTERNAL_H_ */

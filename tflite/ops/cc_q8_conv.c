@@ -141,8 +141,8 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
       }
     }
     const float* bias = p->bias ? p->bias + (size_t)j * bs : NULL;
-    finish_q8_outputs(ye, (size_t)OH * OW, units, bs, p->kernel_scale + (size_t)j * bs, bias,
-                      p->activation);
+    cc_finish_q8_outputs(ye, (size_t)OH * OW, units, bs, p->kernel_scale + (size_t)j * bs, bias,
+                         p->activation);
     for (size_t s = 0; p->gate_scale && s < (size_t)OH * OW; ++s)
       scale_block(ye + s * units, bs, p->gate_scale, (size_t)e * K + j);
   }

@@ -138,7 +138,7 @@ uint64_t cc_dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
   }
   for (int a = 0; a < n_on; ++a) {
     float* y = p->y + (size_t)examples[a] * units + (size_t)j * bs;
-    finish_q8_outputs(y, 1, 0, bs, scale, bias, p->activation);
+    cc_finish_q8_outputs(y, 1, 0, bs, scale, bias, p->activation);
     scale_block(y, bs, p->gate_scale, (size_t)examples[a] * K + j);
   }
   return macs;
