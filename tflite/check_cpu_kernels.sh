@@ -75,6 +75,11 @@ for isa in picked avx512vnni-ymm avx2 baseline; do
     fi
   done
 done
+# every int8 activation quantization variant this CPU runs, against the
+# double rule at and next to half-integers of x * k
+line=$("$OUT/condcomp_driver" quantize "$((CASES * 20))" --seed 11 | tail -1)
+echo "[quantize] $line"
+echo "$line" | grep -q "$((CASES * 20)) passed, 0 failed" || { echo "FAIL: quantize" >&2; exit 1; }
 echo "int8 kernel picked: $picked"
 case " $flags " in
   *" avx512_vnni "*)
