@@ -503,6 +503,34 @@ def test_int8_ops_strips_threads_and_extreme_inputs(cv):
             np.testing.assert_allclose(got[1][finite[1]], expected[1][finite[1]], rtol=1e-4)
 
 
+def test_top_k_in_the_ops_ranks_infinite_logits_and_signed_zeros_like_the_reference(cv):
+    """The ops' top_k rule on the logits it must rank like the reference: -0.0
+    and +0.0 tie (the lower block index wins), +Inf ranks above and -Inf below
+    every number. The infinities come from a finite input whose policy
+    product overflows (3e38 * +-1e10), one term each, so every summation
+    order gives them. (Two overflowing terms of opposite signs give NaN or
+    +-Inf by the order of the sum, in the ops as in any float matrix product:
+    fused multiply-adds add the exact product -3e48 to +Inf and keep +Inf.)"""
+    net = keras.Sequential([keras.Input((8,)), kc.GatedDense(8, num_blocks=4, top_k=1)])
+    layer = net.layers[0]
+    layer.kernel.assign(np.zeros((8, 8), "f4"))
+    layer.bias.assign(np.ones(8, "f4"))  # a block's outputs are 1 where it is on
+    policy_kernel = np.zeros((8, 4), "f4")
+    policy_kernel[0, 0], policy_kernel[0, 3] = -1e10, 1e10
+    layer.policy.kernel.assign(policy_kernel)
+    layer.policy.bias.assign(np.array([-0.0, 0.0, -1.0, -2.0], "f4"))
+    x = np.zeros((3, 8), "f4")
+    x[1, 0] = 3e38  # logits -Inf, 0, -1, +Inf
+    x[2, 0] = -3e38  # logits +Inf, 0, -1, -Inf
+    expected = np.repeat(np.array([[1, 0, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0]], "f4"), 2, axis=1)
+    np.testing.assert_array_equal(np.asarray(net(x)), expected)
+    data = cv.convert(net)
+    for runtime in RUNTIMES:
+        for rows in ([0], [1], [2], [0, 1, 2]):
+            got = litert.Interpreter(model_content=data, runtime=runtime).predict(x[rows])
+            np.testing.assert_array_equal(got, expected[rows])
+
+
 def _assert_close_per_example(got, expected, err_msg=""):
     """Equal to TOL relative to each example's largest output (at least 1): float
     sums are exact to a few ulps of their largest terms, so a 1e30-scaled example

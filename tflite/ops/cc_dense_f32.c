@@ -10,7 +10,10 @@
  *    memory. Runs of consecutive non-zero input blocks are one call (their
  *    rows are contiguous), and narrow blocks (bs < 64) split the rows over R
  *    independent accumulator sets so the FMA chains are not latency bound
- *    (bs 32 went from ~3 to ~9-14 GMAC/s on Zen 3);
+ *    (bs 32 went from ~3 to ~9-14 GMAC/s on Zen 3). At batch 1 with finite
+ *    weights, only the rows of the inputs that are not exactly 0 (listed by
+ *    phase 1: cc_gated_dense.nonzero_at) are read (accumulate_rows): a zero
+ *    pixel or a zero relu output adds an exact 0;
  *  - several examples (accumulate_group): register tiles
  *    of 4 examples x 2 vectors of columns over all rows of the tile, so 4
  *    examples share each weight load and the accumulators stay in
@@ -72,6 +75,11 @@ CC_ALWAYS_INLINE uint64_t dense_block_impl(const cc_gated_dense* p, int j, int* 
     const float* x = p->x + (size_t)e * D;
     float* y = p->y + (size_t)e * units + (size_t)j * bs;
     int i = 0;
+    if (p->kernel_finite && p->nonzero_at != NULL && p->batch == 1) {
+      /* finite weights: only the rows of the non-zero inputs phase 1 listed */
+      accumulate_rows(wj, (size_t)bs, bs, p->nonzero_at + 1, p->nonzero_at[0], x, y);
+      for (; i < n_in; ++i) macs += act[i] ? (uint64_t)ibs * bs : 0;
+    }
     while (i < n_in && !act[i]) ++i;
     while (i < n_in) {
       int i1 = i + 1;

@@ -95,6 +95,7 @@ const cc_q8_kernels* cc_select_q8(void) {
   __builtin_cpu_init();
   if (!baseline && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     k.dot = cc_dot_q8_avx2;
+    k.tiles = cc_dot_q8_avx2_tiles;
     k.isa = "avx2 vpmaddubsw";
 #if defined(CC_HAVE_VNNI_CLONE)
     /* ...=avx2 keeps the AVX2 kernel on a VNNI CPU (CI's forced-AVX2 step). */
@@ -102,6 +103,7 @@ const cc_q8_kernels* cc_select_q8(void) {
 #if defined(CC_Q8_VNNI_EMULATED)
     if (!avx2_forced) {
       k.dot = cc_dot_q8_avx512vnni;
+      k.tiles = cc_dot_q8_avx512vnni_tiles;
       k.isa = "avx512-vnni vpdpbusd (SIMDe-emulated test build)";
     }
 #else
@@ -109,6 +111,7 @@ const cc_q8_kernels* cc_select_q8(void) {
     if (!avx2_forced && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512vnni")) {
       k.dot = cc_dot_q8_avx512vnni;
+      k.tiles = cc_dot_q8_avx512vnni_tiles;
       k.isa = "avx512-vnni vpdpbusd";
 #if defined(CC_HAVE_VNNI_ZMM_CLONE)
       if (!ymm_forced && __builtin_cpu_supports("avx512bw")) {
@@ -121,6 +124,7 @@ const cc_q8_kernels* cc_select_q8(void) {
 #endif
     } else if (!avx2_forced && __builtin_cpu_supports("avxvnni")) {
       k.dot = cc_dot_q8_avxvnni;
+      k.tiles = cc_dot_q8_avxvnni_tiles;
       k.isa = "avx-vnni vpdpbusd";
     }
 #endif

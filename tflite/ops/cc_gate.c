@@ -109,16 +109,34 @@ static void store_gate_scale(const float* z, const uint8_t* mask, int K, float* 
  * NaN tests or index tie-breaks in the loop). */
 CC_ALWAYS_INLINE uint64_t topk_key(float z, int b, int K) {
   /* The float's bits made monotone, -0.0 as +0.0 and NaN as 0 (below -Inf's
-   * key), above the complemented index: every key distinct and non-zero. */
+   * key), above the complemented index: every key distinct and non-zero.
+   * Integer selects, no branches on the logit's value. */
   uint32_t bits;
-  const float v = z == 0.0f ? 0.0f : z;
-  memcpy(&bits, &v, sizeof(bits));
-  const uint32_t ordered = v != v ? 0u : (bits >> 31) ? ~bits : bits | 0x80000000u;
+  memcpy(&bits, &z, sizeof(bits));
+  bits = (bits << 1) == 0 ? 0u : bits;
+  const uint32_t negative = (uint32_t)-(int32_t)(bits >> 31);
+  uint32_t ordered = bits ^ (negative | 0x80000000u); /* ~bits if negative */
+  ordered = (bits & 0x7fffffffu) > 0x7f800000u ? 0u : ordered;
   return (uint64_t)ordered << 32 | (uint32_t)(K - b);
 }
 
+/* Up to this many blocks, top_k_mask computes the keys once, on the stack. */
+#define CC_TOPK_STACK_KEYS 64
+
 CC_ALWAYS_INLINE void top_k_mask(const float* z, int K, int k, uint8_t* mask) {
   memset(mask, 0, (size_t)K);
+  if (K <= CC_TOPK_STACK_KEYS) {
+    uint64_t keys[CC_TOPK_STACK_KEYS];
+    for (int b = 0; b < K; ++b) keys[b] = topk_key(z[b], b, K);
+    for (int r = 0; r < k && r < K; ++r) {
+      uint64_t best = 0;
+      for (int b = 0; b < K; ++b) best = keys[b] > best ? keys[b] : best;
+      const int chosen = K - (int)(uint32_t)best;
+      mask[chosen] = 1;
+      keys[chosen] = 0;
+    }
+    return;
+  }
   for (int r = 0; r < k && r < K; ++r) {
     uint64_t best = 0;
     for (int b = 0; b < K; ++b) {
@@ -251,7 +269,13 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
       memset(act, 0, (size_t)n_in);
       continue;
     }
-    p->out_mask[(size_t)e * K] = 0; /* not CC_ROW_NONFINITE: this row is finite */
+    p->out_mask[(size_t)e * K] = 0;               /* not CC_ROW_NONFINITE: this row is finite */
+    if (p->nonzero_at != NULL && p->batch == 1) { /* its non-zero inputs, listed once */
+      int n = 0;
+      for (int i = 0; i < n_in; ++i)
+        if (act[i]) n += nonzero_rows(x + (size_t)i * ibs, ibs, i * ibs, p->nonzero_at + 1 + n);
+      p->nonzero_at[0] = n;
+    }
   }
   for (int e0 = e_begin; e0 < e_end;) {
     int members[CC_GATE_GROUP];
@@ -265,11 +289,17 @@ CC_ALWAYS_INLINE void dense_gate_impl(const cc_gated_dense* p, int e_begin, int 
       ys[g] = logits + (size_t)g * K;
       for (int k = 0; k < K; ++k) ys[g][k] = p->policy_bias[k];
     }
+    /* Batch 1 with finite policy weights: only the rows of non-zero inputs
+     * (listed above); the runs below are then empty. */
+    const int listed = p->policy_finite && p->nonzero_at != NULL && p->batch == 1 && G == 1;
+    if (listed)
+      accumulate_rows(p->policy_kernel, (size_t)K, K, p->nonzero_at + 1, p->nonzero_at[0],
+                      p->x + (size_t)members[0] * D, ys[0]);
     /* need: bit g set iff member g has input block i non-zero. A run of
      * blocks with the same need is one call (its policy rows [D][K] are
      * contiguous); i == n_in closes the last run. */
     uint32_t run_need = 0;
-    for (int i = 0, i0 = 0; i <= n_in; ++i) {
+    for (int i = listed ? n_in + 1 : 0, i0 = 0; i <= n_in; ++i) {
       uint32_t need = 0;
       for (int g = 0; i < n_in && g < G; ++g)
         need |= (uint32_t)p->in_active[(size_t)members[g] * n_in + i] << g;

@@ -294,11 +294,16 @@ CC_INTERNAL void cc_dot_q8_generic(const int8_t* w, int Q, int cols, const int8_
 CC_INTERNAL void cc_dot_q8_columns(const int8_t* w, size_t ld, int Q, int n, const int8_t* xq,
                                    float s, float* y);
 #if defined(__x86_64__) || defined(__i386__)
+/* Each ymm kernel comes with its batch-1 tiles kernel (dot_q8_tiles_fn). */
 CC_INTERNAL void cc_dot_q8_avx2(const int8_t* w, int Q, int cols, const int8_t* xq, size_t x_step,
                                 float s, float* y, size_t y_step, int n);
+CC_INTERNAL void cc_dot_q8_avx2_tiles(const int8_t* const* tiles, size_t offset, int Q, int n,
+                                      const int8_t* const* xq, const float* s, float* y);
 #if defined(CC_HAVE_VNNI_CLONE)
 CC_INTERNAL void cc_dot_q8_avx512vnni(const int8_t* w, int Q, int cols, const int8_t* xq,
                                       size_t x_step, float s, float* y, size_t y_step, int n);
+CC_INTERNAL void cc_dot_q8_avx512vnni_tiles(const int8_t* const* tiles, size_t offset, int Q, int n,
+                                            const int8_t* const* xq, const float* s, float* y);
 #endif
 #if defined(CC_HAVE_VNNI_ZMM_CLONE)
 CC_INTERNAL void cc_dot_q8_avx512vnni_zmm(const int8_t* w, int Q, int cols, const int8_t* xq,
@@ -315,6 +320,8 @@ CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_conv(const int8_t* w, const int32_t* s
                                                float* y, size_t y_step);
 CC_INTERNAL void cc_dot_q8_avxvnni(const int8_t* w, int Q, int cols, const int8_t* xq,
                                    size_t x_step, float s, float* y, size_t y_step, int n);
+CC_INTERNAL void cc_dot_q8_avxvnni_tiles(const int8_t* const* tiles, size_t offset, int Q, int n,
+                                         const int8_t* const* xq, const float* s, float* y);
 #endif
 #endif
 #if defined(__aarch64__)

@@ -2,9 +2,9 @@
  * kernel_q): output block j of every example with it on, the weight tiles
  * read in the same order as the float loops (cc_dense_f32.c), through the
  * int8 dot kernels this CPU runs (cc_select_q8): with AVX512-VNNI, up to 4
- * examples share each weight load of a tile (cc_dot_q8_avx512vnni_zmm_group),
- * and one example runs all its input blocks' tiles in one call with the
- * outputs in registers (cc_dot_q8_avx512vnni_zmm_tiles).
+ * examples share each weight load of a tile (cc_dot_q8_avx512vnni_zmm_group);
+ * on every x86-64 kernel, one example alone runs all its input blocks' tiles
+ * in one call with the outputs in registers (the tiles kernels).
  */
 #include "cc_kernels_internal.h"
 

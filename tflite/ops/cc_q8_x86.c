@@ -9,7 +9,8 @@
  *     _group, _tiles, _conv      several-examples, batch-1 and conv kernels
  *   cc_dot_q8_avxvnni            AVX-VNNI (VEX) vpdpbusd on ymm
  * The ymm kernels are instances of one template (CC_Q8_X86_KERNEL) with the
- * ISA's multiply-add step. Every kernel gives the same int32 sums.
+ * ISA's multiply-add step, each with its batch-1 tiles kernel (name_tiles).
+ * Every kernel gives the same int32 sums.
  */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -36,26 +37,44 @@
 /* One body for the x86-64 int8 kernels; STEP(acc, wp) adds the products of
  * the 4 activation bytes in xs (broadcast; xa = |xs|) with the 32 weight bytes
  * at wp into acc's 8 int32 lanes, one per output. */
-#define CC_Q8_X86_KERNEL(name, TARGET, STEP)                                                       \
+#define CC_Q8_X86_KERNEL(name, TARGET, STEP, CHAINS)                                               \
+  /* The int32 sums xq . w of one full strip (128 bytes per quad), its 32                          \
+   * outputs in acc[0..3]. CHAINS 8: two quads per iteration into two sets of                      \
+   * 4 accumulators, so that an accumulating vpdpbusd (latency ~5 cycles)                          \
+   * has 8 independent chains. CHAINS 4: one set (vpaddd's latency is 1                            \
+   * cycle; with 16 ymm registers, the AVX2 step's temporaries and a second                        \
+   * set spill to the stack). */                                                                   \
+  __attribute__((target(TARGET))) CC_ALWAYS_INLINE void name##_sums(                               \
+      const int8_t* w, int Q, const int8_t* xq, __m256i acc[4]) {                                  \
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;                                \
+    __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                                    \
+    const int8_t* wp = w;                                                                          \
+    int q = 0;                                                                                     \
+    for (; CHAINS == 8 && q + 2 <= Q; q += 2, wp += 256) {                                         \
+      CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                                        \
+      CC_Q8_X86_QUAD(STEP, xq + 4 * q + 4, wp + 128, b0, b1, b2, b3);                              \
+    }                                                                                              \
+    for (; q < Q; ++q, wp += 128) {                                                                \
+      /* CHAINS 4: a quad of 4 zero activations (zero pixels, zero relu                            \
+       * outputs) adds nothing; its weights are not read. */                                       \
+      int32_t word;                                                                                \
+      memcpy(&word, xq + 4 * q, sizeof(word));                                                     \
+      if (CHAINS == 4 && word == 0) continue;                                                      \
+      CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                                        \
+    }                                                                                              \
+    /* exact: each int32 lane's total is the same sum, split in two */                             \
+    acc[0] = _mm256_add_epi32(a0, b0);                                                             \
+    acc[1] = _mm256_add_epi32(a1, b1);                                                             \
+    acc[2] = _mm256_add_epi32(a2, b2);                                                             \
+    acc[3] = _mm256_add_epi32(a3, b3);                                                             \
+  }                                                                                                \
   __attribute__((target(TARGET))) CC_ALWAYS_INLINE void name##_one(                                \
       const int8_t* w, int Q, int cols, const int8_t* xq, float s, float* y) {                     \
     const __m256 sv = _mm256_set1_ps(s);                                                           \
     const size_t ld = (size_t)cols * 4;                                                            \
-    if (cols == CC_Q8_STRIP) { /* the common case: 128 bytes per quad */                           \
-      /* Two quads per iteration into two sets of 4 accumulators, so that an                       \
-       * accumulating vpdpbusd (latency ~5 cycles) has 8 independent chains. */                    \
-      __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;                              \
-      __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                                  \
-      const int8_t* wp = w;                                                                        \
-      int q = 0;                                                                                   \
-      for (; q + 2 <= Q; q += 2, wp += 256) {                                                      \
-        CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                                      \
-        CC_Q8_X86_QUAD(STEP, xq + 4 * q + 4, wp + 128, b0, b1, b2, b3);                            \
-      }                                                                                            \
-      if (q < Q) CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                             \
-      /* exact: each int32 lane's total is the same sum, split in two */                           \
-      const __m256i acc[4] = {_mm256_add_epi32(a0, b0), _mm256_add_epi32(a1, b1),                  \
-                              _mm256_add_epi32(a2, b2), _mm256_add_epi32(a3, b3)};                 \
+    if (cols == CC_Q8_STRIP) { /* the common case */                                               \
+      __m256i acc[4];                                                                              \
+      name##_sums(w, Q, xq, acc);                                                                  \
       for (int t = 0; t < 4; ++t) {                                                                \
         float* yt = y + 8 * t;                                                                     \
         _mm256_storeu_ps(yt,                                                                       \
@@ -88,6 +107,21 @@
     }                                                                                              \
     if (c < cols) cc_dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);             \
   }                                                                                                \
+  /* One example against n full strips (dot_q8_tiles_fn): the same float                           \
+   * steps as n calls of name##_one, with y in registers between them. */                          \
+  __attribute__((target(TARGET))) void name##_tiles(const int8_t* const* tiles, size_t offset,     \
+                                                    int Q, int n, const int8_t* const* xq,         \
+                                                    const float* s, float* y) {                    \
+    __m256 yv[4];                                                                                  \
+    for (int t = 0; t < 4; ++t) yv[t] = _mm256_loadu_ps(y + 8 * t);                                \
+    for (int i = 0; i < n; ++i) {                                                                  \
+      __m256i acc[4];                                                                              \
+      name##_sums(tiles[i] + offset, Q, xq[i], acc);                                               \
+      const __m256 sv = _mm256_set1_ps(s[i]);                                                      \
+      for (int t = 0; t < 4; ++t) yv[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t]), sv, yv[t]);  \
+    }                                                                                              \
+    for (int t = 0; t < 4; ++t) _mm256_storeu_ps(y + 8 * t, yv[t]);                                \
+  }                                                                                                \
   __attribute__((target(TARGET))) CC_Q8_PIXELS(name, name##_one)
 
 /* The weight bytes at wp with the activation's sign moved onto them
@@ -102,7 +136,7 @@
 #define CC_Q8_AVX2_STEP(acc, wp) \
   acc = _mm256_add_epi32(        \
       acc, _mm256_madd_epi16(_mm256_maddubs_epi16(xa, CC_Q8_SIGNED_W(wp)), _mm256_set1_epi16(1)))
-CC_Q8_X86_KERNEL(cc_dot_q8_avx2, "avx2,fma", CC_Q8_AVX2_STEP)
+CC_Q8_X86_KERNEL(cc_dot_q8_avx2, "avx2,fma", CC_Q8_AVX2_STEP, 4)
 #undef CC_Q8_AVX2_STEP
 
 /* VNNI: vpdpbusd does the 4 products and the int32 sum in one instruction
@@ -134,7 +168,7 @@ __attribute__((target("avx2,fma"))) CC_ALWAYS_INLINE __m256i cc_dpbusd_emulated(
 #define CC_Q8_TARGET_EVEX "avx512vnni,avx512vl,avx512f,avx2,fma"
 #endif
 #define CC_Q8_VNNI_EVEX_STEP(acc, wp) acc = CC_Q8_DPBUSD_EVEX(acc, xa, CC_Q8_SIGNED_W(wp))
-CC_Q8_X86_KERNEL(cc_dot_q8_avx512vnni, CC_Q8_TARGET_EVEX, CC_Q8_VNNI_EVEX_STEP)
+CC_Q8_X86_KERNEL(cc_dot_q8_avx512vnni, CC_Q8_TARGET_EVEX, CC_Q8_VNNI_EVEX_STEP, 8)
 #undef CC_Q8_VNNI_EVEX_STEP
 #undef CC_Q8_DPBUSD_EVEX
 #undef CC_Q8_TARGET_EVEX
@@ -486,7 +520,7 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_conv(
 }
 #undef CC_Q8_ZMM_TARGET
 #define CC_Q8_VNNI_VEX_STEP(acc, wp) acc = _mm256_dpbusd_avx_epi32(acc, xa, CC_Q8_SIGNED_W(wp))
-CC_Q8_X86_KERNEL(cc_dot_q8_avxvnni, "avxvnni,avx2,fma", CC_Q8_VNNI_VEX_STEP)
+CC_Q8_X86_KERNEL(cc_dot_q8_avxvnni, "avxvnni,avx2,fma", CC_Q8_VNNI_VEX_STEP, 8)
 #undef CC_Q8_VNNI_VEX_STEP
 #endif
 #endif

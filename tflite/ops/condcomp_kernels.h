@@ -112,6 +112,17 @@ typedef struct {
    * multiplies a computed block's outputs, after the activation, by it
    * (keras_condcomp.reference.block_scale). */
   float* gate_scale;
+  /* Nonzero when every weight of kernel_bm (float kernels) / of policy_kernel
+   * is finite (the TFLite glue checks constant tensors once). Only then may a
+   * product skip the rows of inputs that are exactly 0, which add exact zeros
+   * (0 * w = 0; with an infinite or NaN weight they must add NaN). */
+  int kernel_finite;
+  int policy_finite;
+  /* Scratch [D_in + 1] or NULL, used at batch 1 when a flag above is set:
+   * phase 1 stores the count n of the example's non-zero inputs in
+   * nonzero_at[0] and their indices, ascending, in nonzero_at[1..n] (inputs
+   * of all-zero blocks left out), for the policy product and phase 2. */
+  int* nonzero_at;
 } cc_gated_dense;
 
 /* Bytes of cc_q8_pack's output (0 for invalid sizes). */

@@ -96,6 +96,14 @@ typedef struct {
   const void* packed_src;
   size_t packed_bytes;
   int packed_ibs;
+  /* dense: whether the constant float kernel (slot 0) and policy kernel
+   * (slot 1) are all finite, checked once per (data, size); and the batch-1
+   * list of non-zero inputs (cc_gated_dense.nonzero_at) */
+  const void* finite_src[2];
+  size_t finite_bytes[2];
+  int finite[2];
+  int* nonzero_at;
+  size_t nonzero_at_cap;
   /* profile slot of this node (see "profile"), valid while profile_gen matches */
   int profile_slot;
   unsigned profile_gen;
@@ -158,6 +166,25 @@ static const void* pack_kernel(OpData* d, const TfLiteTensor* t) {
   d->packed_src = t->data;
   d->packed_bytes = t->bytes;
   return p;
+}
+
+/* Whether the float tensor t is constant and all finite, checked once per
+ * (data, size) and kept in `slot`: the kernels skip the rows of zero inputs
+ * only for finite weights (0 * Inf is NaN). */
+static int constant_all_finite(OpData* d, int slot, const TfLiteTensor* t) {
+  if (t->allocation_type != kTfLiteMmapRo || t->data == NULL) return 0;
+  if (d->finite_src[slot] != t->data || d->finite_bytes[slot] != t->bytes) {
+    const uint32_t* bits = (const uint32_t*)t->data;
+    uint32_t largest = 0;
+    for (size_t i = 0; i < t->bytes / sizeof(float); ++i) {
+      const uint32_t m = bits[i] & 0x7fffffffu;
+      largest = m > largest ? m : largest;
+    }
+    d->finite_src[slot] = t->data;
+    d->finite_bytes[slot] = t->bytes;
+    d->finite[slot] = largest < 0x7f800000u;
+  }
+  return d->finite[slot];
 }
 
 /* The int8 kernel [K][D][bs] in cc_q8_pack's layout for input blocks of
@@ -474,6 +501,7 @@ static void free_op(TfLiteContext* context, void* buffer) {
   free(d->iscratch);
   free(d->xq);
   free(d->xq_scale);
+  free(d->nonzero_at);
   free(d->packed);
   free(d);
 }
@@ -820,6 +848,8 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
   const int shape[2] = {(int)B, (int)(K * bs)};
   TF_LITE_ENSURE_OK_CC(resize_output(context, d, ts.out, 2, shape));
   if (ts.quantized) TF_LITE_ENSURE_OK_CC(alloc_xq(context, d, B, 1, D / d->in_block_size));
+  if (B == 1 && !grow((void**)&d->nonzero_at, &d->nonzero_at_cap, sizeof(int) * (size_t)(D + 1)))
+    FAIL(context, d, "out of memory for scratch buffers");
   return alloc_scratch(context, d, B, D / d->in_block_size, K, CC_GATE_GROUP * K, 2 * B);
 }
 
@@ -928,6 +958,9 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   p.in_active = d->in_active;
   p.out_mask = d->out_mask;
   p.gate_scale = d->scale_by_gate ? d->gate_scale : NULL;
+  p.kernel_finite = !ts.quantized && constant_all_finite(d, 0, ts.t[1]);
+  p.policy_finite = constant_all_finite(d, 1, ts.t[3]);
+  p.nonzero_at = p.batch == 1 && (p.kernel_finite || p.policy_finite) ? d->nonzero_at : NULL;
 
   DenseJob job;
   job.p = &p;

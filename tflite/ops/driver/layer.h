@@ -23,6 +23,9 @@ struct Layer {
   int top_k = 0;               // 0: threshold rule
   bool scale_by_gate = false;  // computed blocks times sigmoid(logit)
   bool has_bias = true;
+  // run_kernels: tell the dense kernels which weights are finite (they may
+  // then skip zero inputs' rows at batch 1); drawn so both paths run.
+  bool declare_finite = false;
   std::vector<float> x, kernel, bias, wp, bp;  // kernel block-major
   // Dynamic-range int8 (quantize_int8): kernel_q[K][rows][bs] * kernel_scale[K*bs].
   bool quant = false;

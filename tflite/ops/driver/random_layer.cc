@@ -87,6 +87,7 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   L.top_k = r.chance(0.3) ? r.range(1, L.K) : 0;
   L.scale_by_gate = r.chance(0.3);
   L.has_bias = r.chance(0.8);
+  L.declare_finite = r.chance(0.5);
   const size_t nx =
       conv ? static_cast<size_t>(L.B) * L.H * L.W * L.D : static_cast<size_t>(L.B) * L.D;
   fill_normal(r, L.x, nx, 1.0);
@@ -100,6 +101,19 @@ Layer random_layer(Rng& r, bool conv, bool special) {
       for (size_t s = 0; s < per_ex; ++s)
         for (int c = i * ibs; c < (i + 1) * ibs; ++c)
           L.x[(static_cast<size_t>(e) * per_ex + s) * L.D + c] = r.chance(0.5) ? 0.0f : -0.0f;
+    }
+  }
+  // Runs of zeros inside the blocks (zero pixels, zero relu outputs), per
+  // example: whole quads of zero activations, which the int8 kernels skip.
+  for (int e = 0; e < L.B; ++e) {
+    const size_t row = static_cast<size_t>(L.D), n_rows = per_ex;
+    if (n_rows * row == 0 || !r.chance(0.3)) continue;
+    const size_t base = static_cast<size_t>(e) * per_ex * row;
+    const int runs = r.range(1, 6);
+    for (int t = 0; t < runs; ++t) {
+      const size_t start = r.next() % (n_rows * row);
+      const size_t len = static_cast<size_t>(r.range(1, 24));
+      for (size_t c = start; c < std::min(start + len, n_rows * row); ++c) L.x[base + c] = 0.0f;
     }
   }
   if (special && nx) {
@@ -117,6 +131,15 @@ Layer random_layer(Rng& r, bool conv, bool special) {
                          : static_cast<size_t>(L.K) * L.D * L.bs;
   const double fan_in = conv ? static_cast<double>(L.KH) * L.KW * L.D : L.D;
   fill_normal(r, L.kernel, nk, 1.0 / std::sqrt(fan_in));
+  if (!conv && nk && r.chance(special ? 0.3 : 0.1)) {
+    // A non-finite weight against an input that is exactly 0 in a non-zero
+    // block (0 * Inf and 0 * NaN are NaN): the kernels may not skip that row.
+    const size_t at = r.next() % nk;
+    const size_t row = at / static_cast<size_t>(L.bs) % static_cast<size_t>(L.D);
+    L.kernel[at] = r.chance(0.5) ? std::numeric_limits<float>::quiet_NaN()
+                                 : std::numeric_limits<float>::infinity();
+    for (int e = 0; e < L.B; ++e) L.x[static_cast<size_t>(e) * L.D + row] = 0.0f;
+  }
   if (L.has_bias) fill_normal(r, L.bias, static_cast<size_t>(L.units()), 0.3);
   fill_normal(r, L.wp, static_cast<size_t>(L.D) * L.K,
               (r.chance(0.2) ? 3.0 : 1.0) / std::sqrt(L.D));
@@ -173,6 +196,9 @@ void static_scales(Layer* L, Rng& r) {
 }
 
 void make_int8(Layer* L, Rng& r, Stats* st) {
+  // int8 layers have finite weights (the converter refuses others).
+  for (float& w : L->kernel)
+    if (!std::isfinite(w)) w = 0.0f;
   quantize_int8(L);
   st->int8_cases++;
   st->int8_conv_cases += L->op != 0;

@@ -376,12 +376,19 @@ Reference reference(const Layer& L) {
     R.shape = {L.B, U};
     R.v.resize(static_cast<size_t>(L.B) * U);
     R.gate.resize(static_cast<size_t>(L.B) * K);
+    const int ibs = L.ibs();
     for (int e = 0; e < L.B; ++e) {
       const float* x = L.x.data() + static_cast<size_t>(e) * L.D;
+      // An input block that is all zero contributes nothing, even against a
+      // non-finite weight (the ops skip it; other zero inputs multiply).
+      std::vector<bool> zero_block(static_cast<size_t>(L.D / ibs), true);
+      for (int d = 0; d < L.D; ++d)
+        if (x[d] != 0.0f) zero_block[d / ibs] = false;  // NaN counts as non-zero
       std::vector<double> zs(K), errs(K);
       for (int k = 0; k < K; ++k) {
         double z = L.bp[k], a = std::fabs(L.bp[k]);
         for (int d = 0; d < L.D; ++d) {
+          if (zero_block[d / ibs]) continue;
           z += static_cast<double>(x[d]) * L.wp[static_cast<size_t>(d) * K + k];
           a += std::fabs(static_cast<double>(x[d]) * L.wp[static_cast<size_t>(d) * K + k]);
         }
@@ -398,6 +405,7 @@ Reference reference(const Layer& L) {
           double z = L.has_bias ? L.bias[static_cast<size_t>(j) * bs + c] : 0.0;
           double a = std::fabs(z);
           for (int d = 0; d < L.D; ++d) {
+            if (zero_block[d / ibs]) continue;
             const double w = L.kernel[(static_cast<size_t>(j) * L.D + d) * bs + c];
             z += static_cast<double>(x[d]) * w;
             a += std::fabs(static_cast<double>(x[d]) * w);

@@ -70,6 +70,12 @@ struct LayerBuffers {
   }
 };
 
+bool all_finite(const std::vector<float>& v) {
+  for (float f : v)
+    if (!std::isfinite(f)) return false;
+  return true;
+}
+
 }  // namespace
 
 void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
@@ -83,6 +89,10 @@ void run_kernels(const Layer& L, std::vector<float>* y, uint64_t* macs_out) {
     LayerBuffers buffers(L, y, &p);
     std::vector<float> logits(static_cast<size_t>(CC_GATE_GROUP) * K);
     std::vector<int> ex(2 * static_cast<size_t>(L.B) + 0);
+    std::vector<int> nonzero_at(static_cast<size_t>(L.D) + 1);
+    p.kernel_finite = L.declare_finite && !L.quant && all_finite(L.kernel);
+    p.policy_finite = L.declare_finite && all_finite(L.wp);
+    if (L.B == 1 && (p.kernel_finite || p.policy_finite)) p.nonzero_at = nonzero_at.data();
     if (L.B > 0) {
       cc_gated_dense_gate(&p, 0, L.B, logits.data());
       for (int j = 0; j < K; ++j) macs += cc_gated_dense_block(&p, j, ex.data());
