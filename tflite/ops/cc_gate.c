@@ -155,6 +155,17 @@ CC_ALWAYS_INLINE void top_k_mask(const float* z, int K, int k, uint8_t* mask) {
 #define CC_SUF
 #include "cc_f32_tile.inc"
 
+/* first + r for the rows r in [0, rows) of x (stride 1) that are not
+ * exactly 0, ascending, into rows_at (room for `rows`); their count. */
+CC_ALWAYS_INLINE int nonzero_rows(const float* x, int rows, int first, int* rows_at) {
+  int n = 0;
+  for (int r = 0; r < rows; ++r) {
+    rows_at[n] = first + r;
+    n += x[r] != 0.0f;
+  }
+  return n;
+}
+
 /* ----------------------------------------------------- int8 activations */
 
 /* Input block i's scale and the factor k that the quantize step applies: static
