@@ -14,6 +14,10 @@ keep outputs bit-identical shows 0).
         --models runs/frontier_mnist/condnet_*/seed0/model_{float32,int8}.tflite \\
         --data-dir ../shared/datasets/mnist --name compare_libraries
 
+With `--models-b`, B runs those files instead (one per `--models` file, in
+order): two conversions of the same trained model (e.g. before and after a
+converter change) timed the same way, with the same or another library.
+
 Writes `<out>/<name>.{md,json}` when `--name` is given.
 """
 
@@ -51,17 +55,17 @@ def output_of(interp, x):
 def run(args):
     images = bench_common.frontier_test_images(args)
     rows = []
-    for model in args.models:
+    for model, model_b in zip(args.models, args.models_b or args.models):
         for batch in args.batches:
             inputs = bench_common.image_stream(images, batch)
-            pair = {name: interpreter(library, model, batch)
-                    for name, library in (("a", args.library_a), ("b", args.library_b))}
+            pair = {"a": interpreter(args.library_a, model, batch),
+                    "b": interpreter(args.library_b, model_b, batch)}
             difference = float(np.max(np.abs(output_of(pair["a"], inputs[0])
                                               - output_of(pair["b"], inputs[0]))))
             seconds = litert.time_interleaved(
                 {name: (interp, inputs) for name, interp in pair.items()},
                 rounds=args.rounds, runs=args.runs_per_round)
-            row = {"model": str(model), "batch": batch, "threads": 1,
+            row = {"model": str(model), "model_b": str(model_b), "batch": batch, "threads": 1,
                    "a_ms": seconds["a"] * 1e3, "b_ms": seconds["b"] * 1e3,
                    "ratio": seconds["b"] / seconds["a"], "max_abs_output_difference": difference}
             rows.append(row)
@@ -71,8 +75,10 @@ def run(args):
 
 
 def markdown(report):
+    two_models = any(row["model_b"] != row["model"] for row in report["rows"])
     lines = [
-        "# Two op library builds on the same models",
+        "# Two conversions of the same models" if two_models
+        else "# Two op library builds on the same models",
         "",
         f"CPU: {report['cpu']}; kernels: {report['kernel_isa']}; LiteRT, 1 thread; medians of "
         f"{report['rounds']} interleaved rounds x {report['runs_per_round']} invokes on 64 "
@@ -85,7 +91,9 @@ def markdown(report):
         "|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
-        lines.append(f"| {row['model']} | {row['batch']} | {row['a_ms']:.4f} | "
+        model = row["model"] if row["model_b"] == row["model"] else (
+            f"{row['model']} (B: {row['model_b']})")
+        lines.append(f"| {model} | {row['batch']} | {row['a_ms']:.4f} | "
                      f"{row['b_ms']:.4f} | {row['ratio']:.3f} | "
                      f"{row['max_abs_output_difference']:.3g} |")
     return "\n".join(lines) + "\n"
@@ -97,6 +105,8 @@ def main(argv=None):
     parser.add_argument("library_b", type=Path, help="the op library under test")
     parser.add_argument("--models", type=Path, nargs="+", required=True,
                         help=".tflite models with CondComp ops")
+    parser.add_argument("--models-b", type=Path, nargs="+", default=None,
+                        help="B's models, one per --models file (default: the same files)")
     bench_common.add_frontier_test_images(parser)
     bench_common.add_batches(parser, default=[1, 32])
     bench_common.add_interleaved_runs(parser, rounds=20)
@@ -104,7 +114,9 @@ def main(argv=None):
     parser.add_argument("--name", default=None,
                         help="writes <out>/<name>.{md,json} (default: print only)")
     args = parser.parse_args(argv)
-    for path in (args.library_a, args.library_b, *args.models):
+    if args.models_b is not None and len(args.models_b) != len(args.models):
+        parser.error(f"--models-b: {len(args.models_b)} files for {len(args.models)} --models")
+    for path in (args.library_a, args.library_b, *args.models, *(args.models_b or [])):
         if not path.is_file():
             parser.error(f"{path} is not a file")
     bench_common.load_ops_library("compare_libraries.py")

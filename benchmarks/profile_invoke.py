@@ -10,10 +10,11 @@ directories of `examples/frontier.py`, each with `model.keras` and
 2. splits the condnet's invoke with the op library's profile
    (`keras_condcomp.litert.start_profile`): per CondComp node, phase 1
    (input checks, policy product, int8 activation quantization, masks) and
-   phase 2 (the weight-tile loops), the weight bytes it read per invoke and
-   its weight working set over the stream (distinct tiles read, plus the
-   policy), against the CPU's L2 / L3 sizes;
-3. times every builtin layer (the condnet's classifier, each dense-peer
+   phase 2 (the weight-tile loops), the output layer folded into the op
+   (if any), the weight bytes it read per invoke and its weight working set
+   over the stream (distinct tiles read, plus the policy), against the CPU's
+   L2 / L3 sizes;
+3. times every builtin layer (the condnet's classifier if not folded, each dense-peer
    layer) as a one-layer model of the same precision, interleaved, on the
    activations it sees in the whole model, less the time of an empty invoke
    (a 1-unit model: the call and interpreter cost every model pays once);
@@ -40,6 +41,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_condcomp import converter, litert  # noqa: E402
+from keras_condcomp.converter.network import folded_head  # noqa: E402
 from keras_condcomp.layers import GatedDense  # noqa: E402
 from keras_condcomp.validation import positive_int_argument  # noqa: E402
 
@@ -145,8 +147,11 @@ def run(args):
             builtin = {}
             for who, net, inputs in (("condnet", network_of(condnet), c_inputs),
                                      ("dense", network_of(dense), d_inputs)):
+                folded = [folded_head(net, g) for g in net.layers if isinstance(g, GatedDense)]
                 for i, layer in enumerate(net.layers):
                     if isinstance(layer, GatedDense) or not isinstance(layer, keras.layers.Dense):
+                        continue
+                    if any(layer is head for head in folded):
                         continue
                     h = inputs[i].astype("float32")
                     one = builtin_layer_model(layer, precision, h[:500])
@@ -167,6 +172,7 @@ def run(args):
                 for layer, node in zip(gated, nodes):
                     per_invoke, working = bytes_of(node)
                     n = max(node["invokes"], 1)
+                    head = folded_head(network_of(condnet), layer)
                     layers.append({
                         "layer": layer_label(layer, network_of(condnet).layers.index(layer)),
                         "phase1_us": node["gate_ns"] / n / 1e3,
@@ -177,8 +183,12 @@ def run(args):
                         "all_weight_bytes": (node["num_blocks"] * node["in_dim"]
                                              // node["in_block_size"] * node["tile_bytes"]
                                              + node["in_dim"] * node["num_blocks"] * 4),
+                        "head": None if head is None else {
+                            "layer": layer_label(head, network_of(condnet).layers.index(head)),
+                            "us": node["head_ns"] / n / 1e3, "macs": node["head_macs"] / n},
                     })
-                ops_us = sum(r["phase1_us"] + r["phase2_us"] for r in layers)
+                ops_us = sum(r["phase1_us"] + r["phase2_us"] + (r["head"] or {"us": 0})["us"]
+                             for r in layers)
                 builtin_us = sum(medians[key] * 1e6 - empty_us
                                  for key in builtin if key[0] == "condnet")
                 invoke_us = profiled[how]["invoke_mean_s"] * 1e6
@@ -237,9 +247,20 @@ def markdown(rows, command):
                     f"{peer_cell(peer)} | "
                     f"{kib(layer['weight_bytes_per_invoke'])} / {kib(layer['working_set_bytes'])}"
                     f" / {kib(layer['all_weight_bytes'])} |")
-            for i, layer in enumerate(s["condnet_builtin_layers"]):
-                peer_index = len(s["condcomp_layers"]) + i
+            # the dense peer's later layers face the folded heads, then the builtin layers
+            peer_index = len(s["condcomp_layers"])
+            for layer in s["condcomp_layers"]:
+                head = layer.get("head")
+                if head is None:
+                    continue
                 peer = dense_layers[peer_index] if peer_index < len(dense_layers) else None
+                peer_index += 1
+                lines.append(f"| {how} | {head['layer']} (folded into the op before it; "
+                             f"{head['macs'] / 1e3:.1f}k MACs) | {head['us']:.2f} | "
+                             f"{peer_cell(peer)} | |")
+            for layer in s["condnet_builtin_layers"]:
+                peer = dense_layers[peer_index] if peer_index < len(dense_layers) else None
+                peer_index += 1
                 lines.append(f"| {how} | {layer['layer']} (builtin, alone) | {layer['us']:.2f} | "
                              f"{peer_cell(peer)} | |")
             lines.append(f"| {how} | an empty invoke (subtracted from each layer alone) | "

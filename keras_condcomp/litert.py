@@ -187,11 +187,12 @@ class ProfileEntry(ctypes.Structure):
     _fields_ = (
         [(name, ctypes.c_int32) for name in (
             "op", "quantized", "in_dim", "num_blocks", "block_size", "in_block_size", "top_k",
-            "taps", "tiles_exact", "reserved")]
+            "taps", "tiles_exact", "head_units")]
         + [(name, ctypes.c_uint64) for name in (
             "tile_bytes", "invokes", "examples", "gate_ns", "block_ns", "macs", "tile_reads",
             "policy_bytes")]
         + [("tiles_seen", ctypes.c_uint64 * 64)]
+        + [(name, ctypes.c_uint64) for name in ("head_ns", "head_macs")]
     )
 
 
@@ -230,9 +231,11 @@ def profile():
         (phase 1: input checks, policy product, int8 quantization, masks),
         `block_ns` (phase 2: weight-tile loops and activation), `macs`,
         `tile_reads` (distinct weight tiles read, summed over invokes),
-        `policy_bytes` and `tiles_seen` (distinct tiles read since the start:
+        `policy_bytes`, `tiles_seen` (distinct tiles read since the start:
         the weight working set is `tiles_seen * tile_bytes`; None when the
-        layer has more than 64 output or input blocks).
+        layer has more than 64 output or input blocks), and for a dense op
+        with a folded output layer its width `head_units` (else 0), time
+        `head_ns` and `head_macs`.
     """
     lib = _profile_library()
     entries = []
@@ -241,7 +244,7 @@ def profile():
         if not lib.CondCompProfileGet(slot, ctypes.byref(e)):
             break
         row = {name: getattr(e, name) for name, _ in ProfileEntry._fields_
-               if name not in ("reserved", "tiles_seen", "tiles_exact")}
+               if name not in ("tiles_seen", "tiles_exact")}
         row["op"] = ("dense", "conv")[e.op]
         row["quantized"] = bool(e.quantized)
         row["tiles_seen"] = (sum(bin(word).count("1") for word in e.tiles_seen)
@@ -463,11 +466,15 @@ def interpreter_for_batch(model_content, batch, num_threads=1, custom_ops=True):
 def invoke_times(interpreter, inputs, runs, offset=0):
     """Seconds of each of `runs` `invoke()` calls, input `inputs[(offset + i) % len]` each."""
     index = interpreter.get_input_details()[0]["index"]
+    # Bound once, outside the timed calls: through `Interpreter`'s
+    # __getattr__ each lookup costs about 1 us (a failed lookup first), as
+    # much as a small model's invoke.
+    set_tensor, invoke = interpreter.set_tensor, interpreter.invoke
     times = []
     for i in range(runs):
-        interpreter.set_tensor(index, inputs[(offset + i) % len(inputs)])
+        set_tensor(index, inputs[(offset + i) % len(inputs)])
         start = time.perf_counter()
-        interpreter.invoke()
+        invoke()
         times.append(time.perf_counter() - start)
     return times
 
@@ -477,10 +484,16 @@ def time_interleaved(jobs, rounds, runs, warmup=2, seed=0):
 
     `jobs` is `{key: (interpreter, inputs)}`, `inputs` a list of input
     batches each job cycles through. Each of `warmup + rounds` rounds visits
-    every job once, in a new random order, for `runs` invokes; the first
-    `warmup` rounds are not recorded. Interleaving puts every model under the
-    same machine state (frequency, caches, neighbours), so the ratios of the
-    medians are what a benchmark compares.
+    every job once, in a new random order, for `runs` invokes that settle it
+    and then `runs` recorded ones; the first `warmup` rounds are not
+    recorded. Interleaving puts every model under the same machine state
+    (frequency, caches, neighbours), so the ratios of the medians are what a
+    benchmark compares. The settling invokes bring the job's weights back
+    into the caches the other jobs used: each model is timed in the steady
+    state of running alone, as deployed. Without them a model of megabytes
+    run just before (a full-width float32 net: 7 MB) left a condnet, whose
+    examples each read a different quarter of its weights, 10-50% slower on
+    a 2-core VM, and a small dense net (in L2) not at all.
     """
     times = {key: [] for key in jobs}
     order = list(jobs)
@@ -489,6 +502,7 @@ def time_interleaved(jobs, rounds, runs, warmup=2, seed=0):
         rng.shuffle(order)
         for key in order:
             interpreter, inputs = jobs[key]
+            invoke_times(interpreter, inputs, runs, offset=r * runs)
             values = invoke_times(interpreter, inputs, runs, offset=r * runs)
             if r >= warmup:
                 times[key].extend(values)

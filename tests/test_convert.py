@@ -44,15 +44,17 @@ def test_one_custom_op_per_gated_layer_with_options_and_block_major_weights(cv):
 
     net = _net()
     data = cv.convert(net)
-    assert cv.op_counts(data) == {"CondCompGatedDense": 2, "FULLY_CONNECTED": 1}
+    assert cv.op_counts(data) == {"CondCompGatedDense": 2}
     m = model_t(data)
     ops = custom_ops(m, "CondCompGatedDense")
     options = [flexbuffers.Loads(bytes(bytearray(op.customOptions))) for _, op in ops]
     by_act = {o["activation"]: o for o in options}
     assert by_act["relu"] == {"activation": "relu", "threshold": pytest.approx(0.4),
                               "input_block_size": 0}
-    # The second layer reads the first one's output: look for zero blocks of 4.
-    assert by_act["tanh"] == {"activation": "tanh", "threshold": 0.5, "input_block_size": 4}
+    # The second layer reads the first one's output: look for zero blocks of 4;
+    # the output Dense (3 units) is folded into it.
+    assert by_act["tanh"] == {"activation": "tanh", "threshold": 0.5, "input_block_size": 4,
+                              "head_units": 3}
     layers = {16: net.layers[0], 10: net.layers[1]}
     for sub, op in ops:
         kernel_bm = tensor_value(m, sub, op.inputs[1])
@@ -71,7 +73,15 @@ def test_one_custom_op_per_gated_layer_with_options_and_block_major_weights(cv):
                                       layer.policy.kernel.numpy())
         np.testing.assert_array_equal(tensor_value(m, sub, op.inputs[4]),
                                       layer.policy.bias.numpy())
+        # the folded output layer: its kernel and bias, last
+        assert len(op.inputs) == (7 if layer is net.layers[1] else 5)
+        if layer is net.layers[1]:
+            np.testing.assert_array_equal(tensor_value(m, sub, op.inputs[5]),
+                                          net.layers[2].kernel.numpy())
+            np.testing.assert_array_equal(tensor_value(m, sub, op.inputs[6]),
+                                          net.layers[2].bias.numpy())
     assert "call" not in net.layers[0].__dict__  # export patch removed
+    assert "call" not in net.layers[2].__dict__ and net.layers[2].input_spec is not None
 
 
 def test_conv_options_and_layout(cv):
@@ -176,7 +186,8 @@ def test_cli_writes_model_and_prints_summary(tmp_path, capsys):
     model.save(path)
     res = _run_cli(path, "-o", str(tmp_path / "m.tflite"))
     assert res.returncode == 0, res.stderr
-    assert "CondCompGatedDense: 2" in res.stdout and "FULLY_CONNECTED: 1" in res.stdout
+    assert "CondCompGatedDense: 2" in res.stdout and "FULLY_CONNECTED" not in res.stdout
+    assert "dense (3 units) folded into its op" in res.stdout, res.stdout
     assert os.path.getsize(tmp_path / "m.tflite") > 0
     res = _run_main(capsys, path, "-o", str(tmp_path / "d.tflite"), "--dense")
     assert res.returncode == 0, res.stderr

@@ -97,7 +97,7 @@ def digits():
     return (data.data / 16.0).astype("float32"), data.target
 
 
-def _digits_condnet(regularizer_weight=5.0, units=64, **model_kwargs):
+def _digits_condnet(regularizer_weight=5.0, units=64, dropout=None, **model_kwargs):
     keras.utils.set_random_seed(0)
     network = keras.Sequential([
         keras.Input((64,)),
@@ -105,6 +105,8 @@ def _digits_condnet(regularizer_weight=5.0, units=64, **model_kwargs):
                    block_balance_weight=regularizer_weight,
                    example_balance_weight=regularizer_weight,
                    variance_weight=regularizer_weight),
+        # a layer between keeps the classifier a builtin op (not folded)
+        *([keras.layers.Dropout(dropout)] if dropout is not None else []),
         keras.layers.Dense(10, activation="softmax"),
     ])
     return CondCompModel(network, **{"estimator": "reinforce", **model_kwargs})
@@ -270,14 +272,19 @@ def test_plain_keras_model_converts_with_and_without_dense_flag(tmp_path, digits
 
 
 @pytest.mark.parametrize("quantize", ["dynamic", "int8"])
-def test_verify_passes_on_a_trained_condnet_with_a_builtin_classifier(digits, tmp_path, quantize):
+@pytest.mark.parametrize("folded", [True, False])
+def test_verify_passes_on_a_trained_condnet_with_a_builtin_or_folded_classifier(
+        digits, tmp_path, quantize, folded):
     """`--verify` with `--quantize` checks each CondComp op against its layer's int8
-    reference; the builtin classifier (quantized by the standard converter) is
-    not compared with a float layer at 1e-5."""
+    reference. A classifier right after the gated layer is folded into its op
+    and stays float32: then the whole model matches the int8 reference. Behind
+    a Dropout it stays a builtin op, quantized by the standard converter, and
+    is not compared with a float layer at 1e-5."""
     x, y = digits
     # 128 x 10 classifier weights: the converter quantizes weight tensors of
     # at least 1024 elements.
-    model = _digits_condnet(regularizer_weight=1.0, units=128)
+    model = _digits_condnet(regularizer_weight=1.0, units=128,
+                            dropout=None if folded else 0.1)
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=3, batch_size=64, verbose=0)
     path = tmp_path / "condnet.keras"
@@ -289,8 +296,12 @@ def test_verify_passes_on_a_trained_condnet_with_a_builtin_classifier(digits, tm
     code = cv.main([str(path), "-o", str(tmp_path / "q.tflite"), "--quantize", quantize,
                     "--verify", "32", *extra])
     assert code == 0
-    # End to end, the int8 reference with a float classifier is off by more
-    # than 1e-5 (the classifier is int8 in the file): not like with like.
     data = (tmp_path / "q.tflite").read_bytes()
+    counts = cv.op_counts(data)
+    assert counts.get("FULLY_CONNECTED", 0) == (0 if folded else 1), counts
     scales = cv.calibrate_input_scales(model.network, x[:200]) if quantize == "int8" else None
-    assert cv.verify(model, data, 32, quantized=True, input_scales=scales) > 1e-5
+    worst = cv.verify(model, data, 32, quantized=True, input_scales=scales)
+    if folded:
+        assert worst <= cv.VERIFY_TOLERANCE
+    else:  # the int8 reference with a float classifier, the classifier int8 in the file
+        assert worst > 1e-5

@@ -139,3 +139,16 @@ def test_frontier_harness_small(tmp_path, capsys):
     assert "| B / A |" in (tmp_path / "out" / "libs.md").read_text()
     with pytest.raises(SystemExit):
         compare.main([library, str(tmp_path / "missing.so"), "--models", *models])
+    # Two conversions of one model (here float32 against int8): B runs --models-b.
+    assert compare.main([library, library, "--models", *models, "--models-b", *models[::-1],
+                         "--data-dir", str(MNIST_DIR), "--batches", "1", "--rounds", "1",
+                         "--runs-per-round", "2", "--out", str(tmp_path / "out"),
+                         "--name", "models"]) == 0
+    report = json.loads((tmp_path / "out" / "models.json").read_text())
+    assert [(Path(r["model"]).name, Path(r["model_b"]).name) for r in report["rows"]] == [
+        ("model_float32.tflite", "model_int8.tflite"),
+        ("model_int8.tflite", "model_float32.tflite")]
+    assert all(0 < r["max_abs_output_difference"] < 0.5 for r in report["rows"])
+    assert "(B: " in (tmp_path / "out" / "models.md").read_text()
+    with pytest.raises(SystemExit):
+        compare.main([library, library, "--models", *models, "--models-b", models[0]])

@@ -85,19 +85,20 @@ def test_time_interleaved_visits_every_job_each_round_and_drops_the_warmup():
     jobs = {key: (_CountingInterpreter(log, key), [0, 1, 2]) for key in ("a", "b", "c")}
     medians = litert.time_interleaved(jobs, rounds=4, runs=5, warmup=2, seed=3)
     assert set(medians) == {"a", "b", "c"} and all(m >= 0 for m in medians.values())
-    # (warmup + rounds) rounds of `runs` invokes per job, a round one job after another.
-    assert len(log) == 6 * 5 * 3
-    rounds = [log[i:i + 15] for i in range(0, len(log), 15)]
+    # (warmup + rounds) rounds of `runs` settling and `runs` recorded invokes per
+    # job, a round one job after another.
+    assert len(log) == 6 * 10 * 3
+    rounds = [log[i:i + 30] for i in range(0, len(log), 30)]
     orders = []
     for r, visits in enumerate(rounds):
         keys = [key for key, _ in visits]
-        order = keys[::5]
-        assert keys == [key for key in order for _ in range(5)]  # one job at a time
+        order = keys[::10]
+        assert keys == [key for key in order for _ in range(10)]  # one job at a time
         assert sorted(order) == ["a", "b", "c"]  # each job once per round
         orders.append(order)
-        # Each job cycles through its inputs across rounds.
+        # Each job cycles through its inputs across rounds, settling on the same ones.
         assert [value for key, value in visits if key == "a"] == [
-            (r * 5 + i) % 3 for i in range(5)]
+            (r * 5 + i) % 3 for i in range(5)] * 2
     assert len({tuple(order) for order in orders}) > 1  # the order is shuffled
 
 

@@ -578,6 +578,9 @@ if pytest is not None:
         assert int(int8.group(1)) - int(int8.group(2)) > cases // 40, proc.stdout
         if int8_isa is not None:
             assert int8.group(3) == int8_isa, proc.stdout
+        if mode == "ops":  # dense layers also run with a folded output layer
+            heads = re.search(r"(\d+) with a folded output layer", proc.stdout)
+            assert heads and int(heads.group(1)) > cases // 20, proc.stdout
 
     @pytest.mark.parametrize("mode", ["kernels", "ops"])
     def test_native_fuzz(host_driver, mode, tmp_path):

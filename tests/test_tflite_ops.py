@@ -85,7 +85,8 @@ def test_gated_dense_matches_keras_several_batch_sizes(cv):
     # block sizes 6 and 5: exercise the scalar tails as well as the vector loops
     inputs = [rng.normal(size=(b, 20)).astype("f4") for b in (1, 2, 7, 33, 0, 4)]
     data = _check_against_keras(cv, net, inputs)
-    assert cv.op_counts(data) == {"CondCompGatedDense": 2, "FULLY_CONNECTED": 1}
+    # the output Dense is folded into the last gated op (head_units)
+    assert cv.op_counts(data) == {"CondCompGatedDense": 2}
 
 
 @pytest.mark.parametrize("activation", ["linear", "sigmoid", "tanh", "gelu", "elu", "silu",
@@ -318,7 +319,7 @@ def test_profile_counts_the_work_and_tiles_of_each_node(cv):
     assert litert.profile() == []  # stopped and cleared
     gated = [layer for layer in net.layers if isinstance(layer, kc.GatedDense)]
     assert len(nodes) == len(gated) == 2
-    expected = [{"macs": 0, "tile_reads": 0, "seen": set()} for _ in gated]
+    expected = [{"macs": 0, "tile_reads": 0, "seen": set(), "head_macs": 0} for _ in gated]
     for x in batches:
         h = x
         for layer in net.layers:
@@ -335,6 +336,8 @@ def test_profile_counts_the_work_and_tiles_of_each_node(cv):
                                  * ibs * bs)
                 e["tile_reads"] += len(tiles)
                 e["seen"] |= tiles
+                if layer is gated[1]:  # the output Dense(5), folded: rows of blocks on
+                    e["head_macs"] += int(mask.sum()) * bs * 5
                 h = out
             else:
                 h = np.asarray(layer(h))
@@ -349,18 +352,22 @@ def test_profile_counts_the_work_and_tiles_of_each_node(cv):
         assert node["tiles_seen"] == len(e["seen"])
         assert node["tile_bytes"] == node["in_block_size"] * node["block_size"] * 4
         assert node["gate_ns"] > 0 and node["block_ns"] > 0
+        assert node["head_units"] == (5 if layer is gated[1] else 0)
+        assert node["head_macs"] == e["head_macs"]
+        assert (node["head_ns"] > 0) == (layer is gated[1])
     # Not recording: nothing is added.
     interp.predict(batches[0])
     assert litert.profile() == []
 
 
-@pytest.mark.parametrize("kind", ["dense", "conv"])
+@pytest.mark.parametrize("kind", ["dense", "dense_head", "conv"])
 def test_nonfinite_input_rows_are_nan_in_the_op_itself(cv, kind):
     """Raw invoke() (not litert.predict's whole-model rule): the op writes NaN rows."""
     rng = np.random.default_rng(7)
-    if kind == "dense":
+    if kind.startswith("dense"):
         layer = kc.GatedDense(16, num_blocks=4, activation="relu")
-        net = keras.Sequential([keras.Input((12,)), layer])
+        head = [keras.layers.Dense(3)] if kind == "dense_head" else []
+        net = keras.Sequential([keras.Input((12,)), layer, *head])
         x = rng.normal(size=(5, 12)).astype("f4")
         x[1, 3], x[3, 0] = np.nan, -np.inf
     else:
@@ -380,6 +387,130 @@ def test_nonfinite_input_rows_are_nan_in_the_op_itself(cv, kind):
     bad = np.array([False, True, False, True, False])
     assert np.isnan(y[bad]).all() and np.isnan(expected[bad]).all()
     np.testing.assert_allclose(y[~bad], expected[~bad], atol=TOL)
+
+
+# ------------------------------------------------- the folded output layer
+
+
+def _functional(build):
+    """A functional model from `build(x) -> outputs` on a 20-feature input."""
+    x = keras.Input((20,))
+    return keras.Model(x, build(x))
+
+
+def _gated(rng, units=24, blocks=4, **kwargs):
+    layer = kc.GatedDense(units, num_blocks=blocks, activation="relu", **kwargs)
+    layer.build((None, 20))
+    _set_policy(layer, rng)
+    return layer
+
+
+@pytest.mark.parametrize("case", ["sequential", "softmax", "no_bias", "second_output",
+                                  "two_readers", "dropout_between"])
+def test_output_dense_is_folded_only_when_it_alone_reads_the_gated_layer(cv, case):
+    rng = np.random.default_rng(21)
+    g = _gated(rng)
+    if case == "sequential":
+        net = keras.Sequential([keras.Input((20,)), g, keras.layers.Dense(7)])
+    elif case == "softmax":
+        net = _functional(lambda x: keras.layers.Dense(7, activation="softmax")(g(x)))
+    elif case == "no_bias":
+        net = _functional(lambda x: keras.layers.Dense(7, use_bias=False)(g(x)))
+    elif case == "second_output":
+        net = _functional(lambda x: [keras.layers.Dense(7)(h := g(x)), h])
+    elif case == "two_readers":
+        net = _functional(lambda x: keras.layers.Add()(
+            [keras.layers.Dense(7)(h := g(x)), keras.layers.Dense(7)(h)]))
+    else:
+        net = _functional(lambda x: keras.layers.Dense(7)(keras.layers.Dropout(0.2)(g(x))))
+    folded = case in ("sequential", "softmax", "no_bias")
+    data = cv.convert(net)
+    counts = cv.op_counts(data)
+    assert counts["CondCompGatedDense"] == 1
+    assert counts.get("FULLY_CONNECTED", 0) == (0 if folded else 1 + (case == "two_readers"))
+    assert counts.get("SOFTMAX", 0) == (case == "softmax")
+    interp = litert.Interpreter(model_content=data)
+    for batch in (1, 6):
+        x = rng.normal(size=(batch, 20)).astype("f4")
+        got = interp.predict(x) if case != "second_output" else None
+        if got is None:  # two outputs: compare the classifier's
+            interp._interpreter.resize_tensor_input(interp._interpreter.get_input_details()[0][
+                "index"], [batch, 20])
+            interp._interpreter.allocate_tensors()
+            interp._interpreter.set_tensor(interp._interpreter.get_input_details()[0]["index"], x)
+            interp._interpreter.invoke()
+            got = [interp._interpreter.get_tensor(o["index"])
+                   for o in interp._interpreter.get_output_details()]
+            ref = [np.asarray(t) for t in net(x, training=False)]
+            assert sorted(a.shape for a in got) == sorted(r.shape for r in ref)
+            for r in ref:
+                assert min(np.max(np.abs(a - r)) for a in got if a.shape == r.shape) <= TOL
+            continue
+        np.testing.assert_allclose(got, np.asarray(net(x, training=False)), atol=TOL)
+    mask = np.asarray(g.gate_outputs.mask)
+    assert 0 < mask.mean() < 1, "some blocks on and others off"
+
+
+@pytest.mark.parametrize("weight", [np.inf, np.nan])
+def test_folded_output_layer_multiplies_zero_outputs_by_a_non_finite_weight(cv, weight):
+    """Off blocks are skipped only for finite weights: with an Inf or NaN weight the
+    op gives what the dense product gives (0 * Inf = NaN), for every example."""
+    rng = np.random.default_rng(22)
+    g = _gated(rng, units=16, blocks=4)
+    net = keras.Sequential([keras.Input((20,)), g, keras.layers.Dense(3)])
+    head_kernel = net.layers[1].kernel.numpy().copy()
+    head_kernel[5, 1] = weight  # a unit of block 1, read by output 1
+    m = model_t(cv.convert(net))
+    (sub, op), = custom_ops(m, "CondCompGatedDense")
+    buffer = m.buffers[sub.tensors[op.inputs[5]].buffer]
+    buffer.data = np.frombuffer(head_kernel.astype("<f4").tobytes(), np.uint8)
+    interp = litert.Interpreter(model_content=pack(m))
+    x = rng.normal(size=(16, 20)).astype("f4")
+    hidden = np.asarray(g(x, training=False)).astype(np.float64)
+    assert (hidden[:, 5] == 0).any() and (hidden[:, 5] != 0).any()
+    with np.errstate(invalid="ignore"):
+        expected = hidden @ head_kernel.astype(np.float64) + net.layers[1].bias.numpy()
+    got = interp.predict(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], atol=TOL)
+
+
+@pytest.fixture(scope="module")
+def small_head_model(cv):
+    keras.utils.set_random_seed(7)
+    net = keras.Sequential([keras.Input((8,)), kc.GatedDense(6, num_blocks=3),
+                            keras.layers.Dense(4)])
+    return cv.convert(net)
+
+
+@pytest.mark.parametrize("input_index,shape,fragments", [
+    (5, (6, 5), ["head_kernel", "shape [6, 5]", "expected [num_blocks*block_size, head_units]"
+                 " = [6, 4]"]),
+    (5, (5, 4), ["head_kernel", "[6, 4]"]),
+    (5, (24,), ["head_kernel", "shape [24]"]),
+    (6, (3,), ["head_bias", "[head_units] = [4]"]),
+])
+def test_prepare_rejects_bad_head_shapes(small_head_model, input_index, shape, fragments):
+    _expect_error(_edit_tensor(small_head_model, input_index, shape=shape), "CondCompGatedDense",
+                  *fragments)
+
+
+def test_prepare_rejects_head_units_without_head_inputs(small_model, small_head_model):
+    from flatbuffers import flexbuffers
+
+    _expect_error(_set_options(small_model, {**GOOD, "head_units": 4}),
+                  "then head_kernel and head_bias (option head_units), got 5")
+    m = model_t(small_head_model)
+    (_, op), = custom_ops(m, "CondCompGatedDense")
+    options = flexbuffers.Loads(bytes(bytearray(op.customOptions)))
+    assert options["head_units"] == 4
+    _expect_error(_set_options(small_head_model, {**options, "head_units": 0}),
+                  "head_units", "out of range")
+    # without the option, 7 inputs read as a static-int8 op with a float kernel
+    _expect_error(_set_options(small_head_model, {k: v for k, v in options.items()
+                                                  if k != "head_units"}), "kernel", "int8")
 
 
 RUNTIMES = ["tensorflow"] + (["litert"] if litert.resolve_runtime()[0] == "litert" else [])

@@ -5,7 +5,12 @@ import os
 import sys
 
 from keras_condcomp.converter.export import convert, load_keras_model, op_counts
-from keras_condcomp.converter.network import ConversionError, gated_layers_of, unwrap
+from keras_condcomp.converter.network import (
+    ConversionError,
+    folded_head,
+    gated_layers_of,
+    unwrap,
+)
 from keras_condcomp.converter.quantize import QUANTIZE_MODES, calibrate_input_scales
 from keras_condcomp.converter.verify import VERIFY_TOLERANCE, verify, verify_quantized_ops
 from keras_condcomp.validation import positive_int_argument
@@ -119,10 +124,12 @@ def main(argv=None):
     for layer in gated_layers_of(network):
         rule = (f"top_k={layer.policy.top_k}" if layer.policy.top_k is not None
                 else f"threshold={layer.threshold}")
+        head = None if args.dense else folded_head(network, layer)
         print(
             f"  {layer.name}: {type(layer).__name__} num_blocks={layer.num_blocks} "
             f"block_size={layer.block_size} {rule}"
             + (" (run densely)" if args.dense else "")
+            + (f", then {head.name} ({head.units} units) folded into its op" if head else "")
         )
     if args.summary_data is not None:
         import numpy as np

@@ -16,6 +16,11 @@ itself still runs in TensorFlow with the same semantics.
 Weights are stored block-major (kernel [K, D_in, bs] for dense,
 [K, KH, KW, C_in, bs] for conv) so an output block's weights are contiguous.
 
+A plain `Dense` that alone reads a `GatedDense`'s output (`folded_head`, an
+output layer) is folded into that layer's op: option `head_units`, its kernel
+and bias as the op's last two inputs (float32 in every quantize mode), the
+Dense's activation left to a builtin op after it.
+
 `--dense` exports the same network with each gated layer run densely
 (activation(x W + b), masks ignored = every block on) with builtin ops
 (FULLY_CONNECTED / CONV_2D), the XNNPACK baseline of the same shape and weights.
@@ -31,6 +36,7 @@ import tempfile
 
 from keras_condcomp.converter.network import (
     ConversionError,
+    folded_head,
     gated_layers_of,
     input_block_size,
     require_tensorflow_backend,
@@ -147,7 +153,7 @@ def block_major_kernel(kernel, num_blocks):
 class _GatedExport:
     """Block-major copies of one gated layer's weights plus its fused call."""
 
-    def __init__(self, module, layer, dense, quantize="none", input_scale=None):
+    def __init__(self, module, layer, dense, quantize="none", input_scale=None, head=None):
         import numpy as np
 
         tf = _tf()
@@ -196,6 +202,17 @@ class _GatedExport:
             np.asarray(layer.policy.bias.numpy(), np.float32), trainable=False,
             name=f"{prefix}_policy_bias",
         )
+        # The folded output layer (head): kept float32, its multiply-adds a
+        # small part of the layer's, its inputs last.
+        self.head = None if dense else head
+        if self.head is not None:
+            head_kernel = np.asarray(self.head.kernel.numpy(), np.float32)
+            head_bias = (np.asarray(self.head.bias.numpy(), np.float32) if self.head.use_bias
+                         else np.zeros(head_kernel.shape[-1:], np.float32))
+            self.extra += [
+                tf.Variable(head_kernel, trainable=False, name=f"{prefix}_head_kernel"),
+                tf.Variable(head_bias, trainable=False, name=f"{prefix}_head_bias"),
+            ]
         module.tracked.extend([self.kernel, self.bias, self.policy_kernel, self.policy_bias,
                                *self.extra])
         num_inputs = kernel.shape[-2]
@@ -208,6 +225,8 @@ class _GatedExport:
             self.attrs["top_k"] = int(layer.policy.top_k)
         if layer.scale_by_gate:
             self.attrs["scale_by_gate"] = 1
+        if self.head is not None:
+            self.attrs["head_units"] = int(self.head.units)
         if self.is_conv:
             self.attrs.update(
                 padding=layer.padding,
@@ -228,6 +247,14 @@ class _GatedExport:
 
         in_block = self.attrs["input_block_size"] or int(self.layer.kernel.shape[-2])
         is_conv = self.is_conv
+        head = self.head is not None
+
+        def split_head(extra):
+            # (the inputs before the head's, the head's output function)
+            if not head:
+                return extra, lambda y: y
+            *rest, head_kernel, head_bias = extra
+            return rest, lambda y: tf.matmul(y, head_kernel) + head_bias
 
         def policy_block_scale(x, policy_kernel, policy_bias):
             # A conv's policy reads the spatial mean of its input.
@@ -272,19 +299,22 @@ class _GatedExport:
         if self.quantized:
             @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
             def gated_dense_q8(x, kernel_q, bias, policy_kernel, policy_bias, kernel_scale,
-                               *input_scale):
+                               *extra):
+                input_scale, head_fn = split_head(extra)
                 scale = policy_block_scale(x, policy_kernel, policy_bias)
                 xq, kernel = int8_inputs(x, kernel_q, kernel_scale, input_scale)
-                return reference.masked_dense(xq, kernel, bias, act, scale, kernel_q.shape[-1])
+                return head_fn(reference.masked_dense(xq, kernel, bias, act, scale,
+                                                      kernel_q.shape[-1]))
 
             return gated_dense_q8
 
         @tf.function(experimental_implements=_implements(DENSE_OP, self.attrs))
-        def gated_dense(x, kernel_bm, bias, policy_kernel, policy_bias):
+        def gated_dense(x, kernel_bm, bias, policy_kernel, policy_bias, *extra):
             # Reference semantics (docs/architecture.md); TFLite replaces this body.
+            _, head_fn = split_head(extra)
             scale = policy_block_scale(x, policy_kernel, policy_bias)
-            return reference.masked_dense(x, reference.from_block_major(kernel_bm), bias, act,
-                                          scale, kernel_bm.shape[-1])
+            return head_fn(reference.masked_dense(x, reference.from_block_major(kernel_bm), bias,
+                                                  act, scale, kernel_bm.shape[-1]))
 
         return gated_dense
 
@@ -314,19 +344,36 @@ class _GatedExport:
 
 @contextlib.contextmanager
 def _patched_calls(exports):
-    """Temporarily routes each gated layer's `call` to its export function."""
+    """Temporarily routes each gated layer's `call` to its export function.
+
+    A folded output layer (head) then receives the op's output, already its
+    product: its `call` is only its activation, with its input check off.
+    """
     saved = []
     try:
         for exp in exports:
-            saved.append((exp.layer, exp.layer.__dict__.get("call")))
+            saved.append((exp.layer, exp.layer.__dict__.get("call"), None))
             exp.layer.call = exp.call
+            if exp.head is not None:
+                saved.append((exp.head, exp.head.__dict__.get("call"), exp.head.input_spec))
+                exp.head.input_spec = None
+                exp.head.call = _activation_only(exp.head)
         yield
     finally:
-        for layer, original in saved:
+        for layer, original, input_spec in reversed(saved):
             if original is None:
                 del layer.call
             else:
                 layer.call = original
+            if input_spec is not None:
+                layer.input_spec = input_spec
+
+
+def _activation_only(head):
+    def call(inputs, *args, **kwargs):
+        return head.activation(inputs)
+
+    return call
 
 
 def _input_spec(network):
@@ -360,7 +407,8 @@ def export_saved_model(model, directory, dense=False, quantize="none", input_sca
     module.tracked = []
     static = quantize == "int8" and not dense
     exports = [_GatedExport(module, layer, dense, quantize,
-                            input_scales[layer.name] if static else None) for layer in gated]
+                            input_scales[layer.name] if static else None,
+                            folded_head(network, layer)) for layer in gated]
     archive = keras.export.ExportArchive()
     archive.track(network)
     archive.track(module)
@@ -398,9 +446,10 @@ def convert(model, dense=False, quantize="none", representative=None, input_scal
             static scale per input block (`calibrate_input_scales`: the
             largest |x| seen there / 127; values beyond it clip), the policies
             float32. The TF converter cannot calibrate through custom ops,
-            so the builtin ops between them (e.g. an output `Dense`) get
-            "dynamic"'s int8 weights, and the tensors between ops stay
-            float32: not an integer-only model.
+            so the builtin ops between them (e.g. an output `Dense` that
+            is not folded into the op before it) get "dynamic"'s int8
+            weights, and the tensors between ops stay float32: not an
+            integer-only model.
         representative: For "int8": an array of model inputs (a few hundred
             examples of real data) for the activation ranges.
         input_scales: For "int8" CondComp ops, instead of `representative`:

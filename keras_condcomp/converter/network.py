@@ -2,7 +2,8 @@
 
 The user's network inside a `CondCompModel` (`unwrap`), its gated layers in
 call order (`gated_layers_of`), the input blocks a CondComp op looks at
-(`input_block_size`), and `ConversionError` for a model that cannot be
+(`input_block_size`), the output layer folded into a gated dense op
+(`folded_head`), and `ConversionError` for a model that cannot be
 converted. Export, quantization and verification all use these; with them
 here, those modules import one another in one direction only
 (quantize <- export <- verify <- cli).
@@ -56,6 +57,74 @@ def input_block_size(layer, num_inputs):
         if type(prev).__name__ == type(layer).__name__:
             return int(prev.block_size)
     return 0
+
+
+def _graph_consumers(network, layer):
+    """The one node of `layer` in `network`'s graph and the nodes that read its output.
+
+    None when `layer` is not called exactly once there or has several
+    outputs. A Sequential's layers each feed the next; a functional model's
+    graph is read from its nodes by depth (`_nodes_by_depth`, private in
+    Keras 3; tested with the versions docs/install.md pins: there is no
+    public list of a model's nodes).
+    """
+    import keras
+
+    if isinstance(network, keras.Sequential):
+        layers = network.layers
+        if layer not in layers:
+            return None
+        at = layers.index(layer)
+        return ("sequential", layers[at + 1:at + 2])
+    by_depth = getattr(network, "_nodes_by_depth", None)
+    if not by_depth:
+        return None
+    nodes = [node for depth in by_depth.values() for node in depth]
+    own = [node for node in nodes if node.operation is layer]
+    if len(own) != 1 or len(own[0].output_tensors) != 1:
+        return None
+    tensor = own[0].output_tensors[0]
+    if any(t is tensor for t in network.outputs):
+        return None
+    readers = [node for node in nodes if any(t is tensor for t in node.input_tensors)]
+    if len(readers) != 1 or len(readers[0].input_tensors) != 1:
+        return None
+    head = readers[0].operation
+    if sum(node.operation is head for node in nodes) != 1:
+        return None
+    return ("functional", [head])
+
+
+def folded_head(network, layer):
+    """The `keras.layers.Dense` folded into `layer`'s CondComp op, or None.
+
+    A GatedDense of `network` (not of a model nested in it) whose output
+    feeds one plain `Dense` and nothing else (not another layer, not a
+    model output) hands that Dense's product to its op: the op reads only
+    the Dense's weight rows of the gated outputs that are not zero (a
+    quarter or less of them with a top-k budget, fewer after a relu), and
+    the model saves the separate FULLY_CONNECTED op and its hand-over. The
+    Dense's activation stays outside, as a builtin op.
+    """
+    import keras
+
+    from keras_condcomp.layers import GatedDense
+
+    if not isinstance(layer, GatedDense):
+        return None
+    found = _graph_consumers(network, layer)
+    if not found or len(found[1]) != 1:
+        return None
+    head = found[1][0]
+    if type(head) is not keras.layers.Dense:
+        return None
+    if len(layer.output.shape) != 2:
+        return None
+    if head.quantization_mode is not None or getattr(head, "lora_enabled", False):
+        return None
+    if keras.backend.standardize_dtype(head.compute_dtype) != "float32":
+        return None
+    return head
 
 
 def gated_layers_of(network):

@@ -8,7 +8,12 @@ each int8 CondComp op alone, on the input it received.
 import contextlib
 
 from keras_condcomp.converter.export import CONV_OP, DENSE_OP
-from keras_condcomp.converter.network import ConversionError, gated_layers_of, unwrap
+from keras_condcomp.converter.network import (
+    ConversionError,
+    folded_head,
+    gated_layers_of,
+    unwrap,
+)
 from keras_condcomp.converter.quantize import _quantized_gated_layer, quantized_reference
 
 VERIFY_TOLERANCE = 1e-5
@@ -52,7 +57,8 @@ def verify_quantized_ops(model, tflite_bytes, num_examples, seed=0, input_scales
     reference reproduces bit for bit; so each CondComp op is checked alone:
     the tensor it received in the .tflite run goes through
     `_quantized_gated_layer` of its layer (what the op computes) and the
-    result is compared with the tensor the op wrote. Inputs are standard
+    result (times the output layer folded into the op, if any) is compared
+    with the tensor the op wrote. Inputs are standard
     normal, batch `num_examples`. Returns the worst difference over the ops.
     """
     import numpy as np
@@ -76,6 +82,11 @@ def verify_quantized_ops(model, tflite_bytes, num_examples, seed=0, input_scales
         op_input = interpreter.get_tensor(int(op["inputs"][0]))
         scale = None if input_scales is None else input_scales[layer.name]
         expected = np.asarray(_quantized_gated_layer(layer, op_input, scale)[0])
+        head = folded_head(network, layer)
+        if head is not None:  # the op's output is the folded layer's product (float32)
+            expected = expected @ np.asarray(head.kernel)
+            if head.use_bias:
+                expected = expected + np.asarray(head.bias)
         worst = max(worst, float(np.max(np.abs(got - expected))))
     return worst
 

@@ -178,6 +178,13 @@ uint64_t cc_gated_dense_block(const cc_gated_dense* p, int j, int* examples) {
   return cc_dense_block_f32_default(p, j, examples);
 }
 
+uint64_t cc_dense_head_apply(const cc_dense_head* p) {
+#if CC_X86_MULTIVERSION
+  if (have_avx2_fma()) return cc_dense_head_avx2(p);
+#endif
+  return cc_dense_head_default(p);
+}
+
 uint64_t cc_gated_conv2d_block(const cc_gated_conv2d* p, int j) {
   if (p->kernel_q != NULL) return cc_conv_block_q8(p, j);
 #if CC_X86_MULTIVERSION

@@ -8,6 +8,7 @@
  *                     gate values and the int8 activations, per ISA clone
  *   cc_quantize.c     int8 activation quantization, per ISA
  *   cc_dense_f32.c    phase 2, dense, float weights, per ISA clone
+ *   cc_dense_head.c   the output layer folded into a dense op, per ISA clone
  *   cc_conv.c         conv geometry, the output block setup of both conv loops
  *   cc_conv_f32.c     phase 2, conv, float weights, per ISA clone
  *   cc_q8_generic.c   the int8 weight layout (cc_q8_pack) and the portable
@@ -130,6 +131,12 @@ CC_INTERNAL uint64_t cc_dense_block_f32_avx2(const cc_gated_dense* p, int j, int
 CC_INTERNAL uint64_t cc_dense_block_f32_avx512(const cc_gated_dense* p, int j, int* examples);
 CC_INTERNAL uint64_t cc_conv_block_f32_avx2(const cc_gated_conv2d* p, int j);
 CC_INTERNAL uint64_t cc_conv_block_f32_avx512(const cc_gated_conv2d* p, int j);
+#endif
+
+/* The folded output layer, per ISA (cc_dense_head.c). */
+CC_INTERNAL uint64_t cc_dense_head_default(const cc_dense_head* p);
+#if CC_X86_MULTIVERSION
+CC_INTERNAL uint64_t cc_dense_head_avx2(const cc_dense_head* p);
 #endif
 
 /* --------------------------------------------------------------- conv2d */

@@ -147,6 +147,38 @@ void cc_gated_dense_gate(const cc_gated_dense* p, int e_begin, int e_end, float*
  * number of multiply-adds done (for profiling). */
 uint64_t cc_gated_dense_block(const cc_gated_dense* p, int j, int* examples);
 
+/* The dense output layer after a gated dense layer, folded into its op
+ * (option head_units): y[e][o] = bias[o] + sum_u h[e][u] * kernel[u][o] over
+ * the gated layer's outputs h [B][units] (exact zeros in its off blocks).
+ * With kernel_finite (every weight finite) the rows of off blocks are
+ * skipped: they add exact zeros. Otherwise every row multiplies, as in the
+ * dense product (0 * Inf is NaN). An example whose out_mask row is
+ * CC_ROW_NONFINITE gets a NaN row. */
+typedef struct {
+  int batch;               /* B >= 0 */
+  int units;               /* num_blocks * block_size of the gated layer */
+  int num_blocks;          /* K */
+  int block_size;          /* bs */
+  int out_dim;             /* H >= 1 */
+  const float* h;          /* [B][units] */
+  const uint8_t* out_mask; /* [B][K], the gated layer's */
+  const float* kernel;     /* [units][kernel_stride], columns >= H zero */
+  int kernel_stride;       /* H rounded up to a multiple of CC_HEAD_ALIGN */
+  const float* bias;       /* [H] or NULL */
+  int kernel_finite;
+  float* y; /* [B][H] */
+} cc_dense_head;
+
+/* Floats the rows of cc_dense_head.kernel are padded to (a whole vector). */
+#define CC_HEAD_ALIGN 8
+
+/* Computes p->y; returns the multiply-adds done. */
+uint64_t cc_dense_head_apply(const cc_dense_head* p);
+/* Starts loading the kernel rows of the blocks some example has on (every
+ * row without kernel_finite) into the cache: called once the masks are
+ * known, it overlaps their latency with the gated layer's phase 2. */
+void cc_dense_head_prefetch(const cc_dense_head* p);
+
 /* ---------------------------------------------------------------- Conv2D */
 
 typedef struct {

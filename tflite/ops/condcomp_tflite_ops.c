@@ -11,7 +11,13 @@
  *                                 threshold rule; absent or 0 = threshold),
  *                                 optional scale_by_gate (int 0/1: each
  *                                 computed block's outputs times its
- *                                 sigmoid(logit); absent = 0)
+ *                                 sigmoid(logit); absent = 0),
+ *                                 optional head_units (int H >= 1: the
+ *                                 dense output layer that follows, folded
+ *                                 in; its kernel [K*bs, H] and bias [H]
+ *                                 are the last two inputs, after every
+ *                                 input below, and y is [B, H];
+ *                                 cc_dense_head in condcomp_kernels.h)
  *   CondCompGatedConv2D  inputs: x [B, H, W, C], kernel_bm [K, KH, KW, C, bs],
  *                                bias [K*bs], policy_kernel [C, K], policy_bias [K]
  *                        output: y [B, OH, OW, K*bs]
@@ -73,6 +79,7 @@ typedef struct {
   int64_t input_block_size;
   int64_t top_k; /* 0: threshold rule */
   int64_t scale_by_gate;
+  int64_t head_units; /* dense: 0, or the folded output layer's width */
   int padding_same;
   int64_t stride_h, stride_w, dilation_h, dilation_w;
   /* scratch, sized in Prepare */
@@ -82,6 +89,13 @@ typedef struct {
   float* fscratch;   /* per thread */
   int* iscratch;     /* per thread */
   size_t in_active_cap, out_mask_cap, gate_scale_cap, fscratch_cap, iscratch_cap;
+  float* hidden; /* head_units: the gated layer's outputs [B][K*bs] */
+  size_t hidden_cap;
+  /* head_units: head_kernel with rows padded to cc_dense_head.kernel_stride,
+   * copied once per constant (data, size), every invoke otherwise */
+  float* head_padded;
+  const void* head_padded_src;
+  size_t head_padded_bytes;
   int8_t* xq; /* int8 kernel: quantized activations */
   float* xq_scale;
   size_t xq_cap, xq_scale_cap;
@@ -96,12 +110,13 @@ typedef struct {
   const void* packed_src;
   size_t packed_bytes;
   int packed_ibs;
-  /* dense: whether the constant float kernel (slot 0) and policy kernel
-   * (slot 1) are all finite, checked once per (data, size); and the batch-1
-   * list of non-zero inputs (cc_gated_dense.nonzero_at) */
-  const void* finite_src[2];
-  size_t finite_bytes[2];
-  int finite[2];
+  /* dense: whether the constant float kernel (slot 0), policy kernel
+   * (slot 1) and head kernel (slot 2) are all finite, checked once per
+   * (data, size); and the batch-1 list of non-zero inputs
+   * (cc_gated_dense.nonzero_at) */
+  const void* finite_src[3];
+  size_t finite_bytes[3];
+  int finite[3];
   int* nonzero_at;
   size_t nonzero_at_cap;
   /* profile slot of this node (see "profile"), valid while profile_gen matches */
@@ -187,6 +202,30 @@ static int constant_all_finite(OpData* d, int slot, const TfLiteTensor* t) {
   return d->finite[slot];
 }
 
+/* head_kernel [units][H] with rows of `stride` floats (zeros past H), 64-byte
+ * aligned (cc_dense_head.kernel); NULL when out of memory. */
+static const float* pad_head_kernel(OpData* d, const TfLiteTensor* t, int units, int H,
+                                    int stride) {
+  const int constant = t->allocation_type == kTfLiteMmapRo;
+  if (d->head_padded && constant && d->head_padded_src == t->data &&
+      d->head_padded_bytes == t->bytes)
+    return d->head_padded;
+  if (d->head_padded == NULL) {
+    void* p = NULL;
+    if (posix_memalign(&p, 64, sizeof(float) * (size_t)units * stride) != 0) return NULL;
+    d->head_padded = (float*)p;
+  }
+  const float* w = (const float*)t->data;
+  for (int u = 0; u < units; ++u) {
+    float* row = d->head_padded + (size_t)u * stride;
+    memcpy(row, w + (size_t)u * H, sizeof(float) * (size_t)H);
+    memset(row + H, 0, sizeof(float) * (size_t)(stride - H));
+  }
+  d->head_padded_src = constant ? t->data : NULL;
+  d->head_padded_bytes = t->bytes;
+  return d->head_padded;
+}
+
 /* The int8 kernel [K][D][bs] in cc_q8_pack's layout for input blocks of
  * `ibs`, repacked once per (data, size) (huge pages as in pack_kernel); NULL
  * when out of memory. The model file keeps the plain block-major layout, so
@@ -251,7 +290,7 @@ const char* CondCompKernelIsa(void) {
  * read by an example with j on and i non-zero. A measurement mode for
  * benchmarks/profile_invoke.py: one interpreter invoking at a time. */
 /* keras_condcomp.litert mirrors the layout with ctypes */
-_Static_assert(sizeof(CondCompProfileEntry) == 10 * 4 + 8 * 8 + 64 * 8,
+_Static_assert(sizeof(CondCompProfileEntry) == 10 * 4 + 8 * 8 + 64 * 8 + 2 * 8,
                "CondCompProfileEntry layout changed: update keras_condcomp/litert.py");
 static atomic_int g_profiling;
 static atomic_uint g_profile_gen = 1;
@@ -344,6 +383,16 @@ static void profile_record(OpData* d, const InvokeShape* s, uint64_t t0, uint64_
   }
 }
 
+/* Adds the folded output layer's time and multiply-adds to node d's slot
+ * (after profile_record of the same invoke). */
+static void profile_record_head(OpData* d, int head_units, uint64_t ns, uint64_t macs) {
+  CondCompProfileEntry* e = profile_slot(d);
+  if (e == NULL) return;
+  e->head_units = head_units;
+  e->head_ns += ns;
+  e->head_macs += macs;
+}
+
 /* ------------------------------------------------------------- options */
 
 static void set_error(OpData* d, const char* fmt, ...) {
@@ -383,6 +432,7 @@ static int is_known_key(int op, const char* key) {
   static const char* const conv[] = {"padding", "stride_h", "stride_w", "dilation_h", "dilation_w"};
   for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); ++i)
     if (strcmp(key, common[i]) == 0) return 1;
+  if (op == kOpDense && strcmp(key, "head_units") == 0) return 1;
   if (op == kOpConv)
     for (size_t i = 0; i < sizeof(conv) / sizeof(conv[0]); ++i)
       if (strcmp(key, conv[i]) == 0) return 1;
@@ -451,6 +501,7 @@ static void parse_options(OpData* d, const char* buffer, size_t length) {
   get_int_attr(d, &m, "input_block_size", &d->input_block_size, 0, INT_MAX);
   get_optional_int_attr(d, &m, "top_k", &d->top_k, 0, INT_MAX);
   get_optional_int_attr(d, &m, "scale_by_gate", &d->scale_by_gate, 0, 1);
+  if (d->op == kOpDense) get_optional_int_attr(d, &m, "head_units", &d->head_units, 1, INT_MAX);
   if (d->op == kOpConv) {
     s = cc_fxb_get_string(&m, "padding", &str, &len);
     if (s != CC_FXB_OK) {
@@ -499,6 +550,8 @@ static void free_op(TfLiteContext* context, void* buffer) {
   free(d->gate_scale);
   free(d->fscratch);
   free(d->iscratch);
+  free(d->hidden);
+  free(d->head_padded);
   free(d->xq);
   free(d->xq_scale);
   free(d->nonzero_at);
@@ -535,58 +588,70 @@ static const char* kInputNames[] = {"x",           "kernel",       "bias",      
                                     "policy_bias", "kernel_scale", "input_scale"};
 
 /* Inputs 0-4, plus input 5 (kernel_scale) when the kernel is int8 and input
- * 6 (input_scale) when its activation scales are static. */
+ * 6 (input_scale) when its activation scales are static; then, with option
+ * head_units, head_kernel and head_bias. */
 typedef struct {
   TfLiteTensor* t[7];
-  int n;         /* 5, 6 or 7 */
-  int quantized; /* kernel int8, kernel_scale present */
+  int n;                     /* 5, 6 or 7: the inputs before the head's */
+  int quantized;             /* kernel int8, kernel_scale present */
+  TfLiteTensor* head_kernel; /* NULL without head_units */
+  TfLiteTensor* head_bias;   /* NULL without head_units or when omitted */
   TfLiteTensor* out;
 } Tensors;
+
+/* Input i's name when the op has n inputs before the head's. */
+static const char* input_name(int i, int n) {
+  if (i < n) return kInputNames[i];
+  return i == n ? "head_kernel" : "head_bias";
+}
 
 static int64_t dim(const TfLiteTensor* t, int i) { return t->dims->data[i]; }
 
 static TfLiteStatus get_tensors(TfLiteContext* context, TfLiteNode* node, OpData* d, Tensors* ts) {
   if (node->inputs == NULL || node->outputs == NULL) FAIL(context, d, "node has no inputs/outputs");
-  if (node->inputs->size < 5 || node->inputs->size > 7)
+  const int head = d->head_units > 0 ? 2 : 0;
+  if (node->inputs->size < 5 + head || node->inputs->size > 7 + head)
     FAIL(context, d,
          "expected 5 inputs (x, kernel, bias, policy_kernel, policy_bias), 6 "
          "(and kernel_scale, for an int8 kernel) or 7 (and input_scale, for static int8 "
-         "activation scales), got %d",
-         node->inputs->size);
+         "activation scales)%s, got %d",
+         head ? ", then head_kernel and head_bias (option head_units)" : "", node->inputs->size);
   if (node->outputs->size != 1) FAIL(context, d, "expected 1 output, got %d", node->outputs->size);
-  ts->n = node->inputs->size;
+  ts->n = node->inputs->size - head;
   ts->quantized = ts->n >= 6;
-  for (int i = 0; i < ts->n; ++i) {
+  TfLiteTensor* all[9];
+  for (int i = 0; i < ts->n + head; ++i) {
     const int idx = node->inputs->data[i];
-    if (i == 2 && idx == kTfLiteOptionalTensor) {
-      ts->t[i] = NULL;
-      continue;
-    }
-    ts->t[i] = tensor_at(context, idx);
-    if (ts->t[i] == NULL) FAIL(context, d, "input %d (%s) is missing", i, kInputNames[i]);
+    const char* name = input_name(i, ts->n);
+    all[i] = NULL;
+    if ((i == 2 || (head && i == ts->n + 1)) && idx == kTfLiteOptionalTensor) continue;
+    TfLiteTensor* t = tensor_at(context, idx);
+    all[i] = t;
+    if (t == NULL) FAIL(context, d, "input %d (%s) is missing", i, name);
     if (!abi_ok(context, idx))
       FAIL(context, d,
            "TfLiteTensor layout mismatch between this library and the runtime "
            "(tflite_c_abi.h does not match this TFLite version)");
     const int int8_kernel = ts->quantized && i == 1;
     const TfLiteType want = int8_kernel ? kTfLiteInt8 : kTfLiteFloat32;
-    if (ts->t[i]->type != want)
-      FAIL(context, d, "input %d (%s) must be %s, got TfLiteType %d", i, kInputNames[i],
-           int8_kernel ? "int8 (6 or 7 inputs: a quantized kernel)" : "float32",
-           (int)ts->t[i]->type);
-    if (ts->t[i]->dims == NULL) FAIL(context, d, "input %d (%s) has no shape", i, kInputNames[i]);
+    if (t->type != want)
+      FAIL(context, d, "input %d (%s) must be %s, got TfLiteType %d", i, name,
+           int8_kernel ? "int8 (6 or 7 inputs: a quantized kernel)" : "float32", (int)t->type);
+    if (t->dims == NULL) FAIL(context, d, "input %d (%s) has no shape", i, name);
     int64_t n = 1;
-    for (int k = 0; k < ts->t[i]->dims->size; ++k) {
-      if (ts->t[i]->dims->data[k] < 0)
-        FAIL(context, d, "input %d (%s) has a negative dimension", i, kInputNames[i]);
-      n *= ts->t[i]->dims->data[k];
-      if (n > ((int64_t)1 << 40)) FAIL(context, d, "input %d (%s) is too large", i, kInputNames[i]);
+    for (int k = 0; k < t->dims->size; ++k) {
+      if (t->dims->data[k] < 0) FAIL(context, d, "input %d (%s) has a negative dimension", i, name);
+      n *= t->dims->data[k];
+      if (n > ((int64_t)1 << 40)) FAIL(context, d, "input %d (%s) is too large", i, name);
     }
     const int64_t elem = int8_kernel ? 1 : (int64_t)sizeof(float);
-    if (ts->t[i]->bytes != (size_t)(n * elem))
-      FAIL(context, d, "input %d (%s) holds %zu bytes, its shape needs %lld", i, kInputNames[i],
-           ts->t[i]->bytes, (long long)(n * elem));
+    if (t->bytes != (size_t)(n * elem))
+      FAIL(context, d, "input %d (%s) holds %zu bytes, its shape needs %lld", i, name, t->bytes,
+           (long long)(n * elem));
   }
+  for (int i = 0; i < ts->n; ++i) ts->t[i] = all[i];
+  ts->head_kernel = head ? all[ts->n] : NULL;
+  ts->head_bias = head ? all[ts->n + 1] : NULL;
   ts->out = tensor_at(context, node->outputs->data[0]);
   if (ts->out == NULL) FAIL(context, d, "output tensor is missing");
   if (ts->out->type != kTfLiteFloat32)
@@ -822,6 +887,42 @@ static int dense_phase2_threads(const cc_gated_dense* p, const OpData* d) {
   return work < d->parallel_min_bytes ? 1 : d->num_threads;
 }
 
+static int64_t head_stride(int64_t H) {
+  return (H + CC_HEAD_ALIGN - 1) / CC_HEAD_ALIGN * CC_HEAD_ALIGN;
+}
+
+/* The folded output layer's inputs: head_kernel [units, head_units] and
+ * head_bias [head_units] (or omitted); scratch for the gated outputs. */
+static TfLiteStatus check_head_inputs(TfLiteContext* context, OpData* d, const Tensors* ts,
+                                      int64_t units, int64_t B) {
+  const int64_t H = d->head_units;
+  const TfLiteTensor* w = ts->head_kernel;
+  if (w->dims->size != 2 || dim(w, 0) != units || dim(w, 1) != H) {
+    char got[48] = "rank 0";
+    if (w->dims->size == 1) snprintf(got, sizeof got, "shape [%lld]", (long long)dim(w, 0));
+    if (w->dims->size >= 2)
+      snprintf(got, sizeof got, "%s [%lld, %lld%s]", w->dims->size == 2 ? "shape" : "rank > 2",
+               (long long)dim(w, 0), (long long)dim(w, 1), w->dims->size == 2 ? "" : ", ...");
+    FAIL(context, d,
+         "input %d (head_kernel) has %s, expected [num_blocks*block_size, head_units] = "
+         "[%lld, %lld]",
+         ts->n, got, (long long)units, (long long)H);
+  }
+  const TfLiteTensor* b = ts->head_bias;
+  if (b && (b->dims->size != 1 || dim(b, 0) != H))
+    FAIL(context, d, "input %d (head_bias) must have shape [head_units] = [%lld]", ts->n + 1,
+         (long long)H);
+  if (B * H > INT_MAX) FAIL(context, d, "output would have more than INT_MAX elements");
+  if (units * head_stride(H) > ((int64_t)1 << 36)) FAIL(context, d, "head_kernel is too large");
+  if (!grow((void**)&d->hidden, &d->hidden_cap, sizeof(float) * (size_t)(B * units)))
+    FAIL(context, d, "out of memory for scratch buffers");
+  /* the padded copy's size follows the shape (Prepare runs again on a resize) */
+  free(d->head_padded);
+  d->head_padded = NULL;
+  d->head_padded_src = NULL;
+  return kTfLiteOk;
+}
+
 static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
   OpData* d = (OpData*)node->user_data;
   TF_LITE_ENSURE_OK_CC(prepare_common_head(context, node, d));
@@ -845,7 +946,9 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
   TF_LITE_ENSURE_OK_CC(check_gating_inputs(context, d, &ts, K, bs, D));
   TF_LITE_ENSURE_OK_CC(read_parallel_min_bytes(context, d));
   if (B * K * bs > INT_MAX) FAIL(context, d, "output would have more than INT_MAX elements");
-  const int shape[2] = {(int)B, (int)(K * bs)};
+  const int64_t H = d->head_units;
+  if (H > 0) TF_LITE_ENSURE_OK_CC(check_head_inputs(context, d, &ts, K * bs, B));
+  const int shape[2] = {(int)B, (int)(H > 0 ? H : K * bs)};
   TF_LITE_ENSURE_OK_CC(resize_output(context, d, ts.out, 2, shape));
   if (ts.quantized) TF_LITE_ENSURE_OK_CC(alloc_xq(context, d, B, 1, D / d->in_block_size));
   if (B == 1 && !grow((void**)&d->nonzero_at, &d->nonzero_at_cap, sizeof(int) * (size_t)(D + 1)))
@@ -857,6 +960,7 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
  * late just finds nothing left (see cc_parallel.h). */
 typedef struct {
   cc_gated_dense* p;
+  const cc_dense_head* head; /* the folded output layer, or NULL */
   OpData* d;
   atomic_int next_example;
   int chunk;
@@ -875,6 +979,13 @@ static void dense_gate_task(void* raw, int t, int n) {
     cc_gated_dense_gate(job->p, lo, hi,
                         job->d->fscratch + (size_t)t * CC_GATE_GROUP * job->p->num_blocks);
   }
+}
+
+/* Once the masks are known: the folded output layer's weight rows of the
+ * blocks that are on start loading while phase 2 runs. */
+static void dense_prefetch_head(void* raw) {
+  DenseJob* job = (DenseJob*)raw;
+  if (job->head) cc_dense_head_prefetch(job->head);
 }
 
 static void dense_block_task(void* raw, int t, int n) {
@@ -896,6 +1007,10 @@ static TfLiteStatus check_tensor_data(TfLiteContext* context, OpData* d, const T
   for (int i = 0; i < ts->n; ++i)
     if (ts->t[i] && ts->t[i]->data == NULL)
       FAIL(context, d, "input %d (%s) has no data", i, kInputNames[i]);
+  if (ts->head_kernel && ts->head_kernel->data == NULL)
+    FAIL(context, d, "input %d (head_kernel) has no data", ts->n);
+  if (ts->head_bias && ts->head_bias->data == NULL)
+    FAIL(context, d, "input %d (head_bias) has no data", ts->n + 1);
   if (ts->out->data == NULL) FAIL(context, d, "output has no data");
   return kTfLiteOk;
 }
@@ -912,13 +1027,13 @@ static void record_invoke_stats(const uint8_t* out_mask, int batch, int num_bloc
 }
 
 /* Runs an op's two phases on `job`: phase 1 (policy and masks, on
- * `gate_threads` threads), then phase 2 (the active blocks, on
- * `block_threads`); then records the invoke in the profile (when profiling)
- * and the process-wide counters, with the multiply-adds phase 2 summed in
- * `macs`. */
+ * `gate_threads` threads), then `between` (if not NULL), then phase 2 (the
+ * active blocks, on `block_threads`); then records the invoke in the profile
+ * (when profiling) and the process-wide counters, with the multiply-adds
+ * phase 2 summed in `macs`. */
 static void run_phases(OpData* d, const InvokeShape* s, void* job, cc_task_fn gate_task,
-                       int gate_threads, cc_task_fn block_task, int block_threads,
-                       atomic_ullong* macs) {
+                       int gate_threads, void (*between)(void*), cc_task_fn block_task,
+                       int block_threads, atomic_ullong* macs) {
   const int profile = profiling();
   const uint64_t t0 = profile ? now_ns() : 0;
   if (gate_threads > 1) {
@@ -927,6 +1042,7 @@ static void run_phases(OpData* d, const InvokeShape* s, void* job, cc_task_fn ga
     gate_task(job, 0, 1);
   }
   const uint64_t t1 = profile ? now_ns() : 0;
+  if (between) between(job);
   cc_parallel_run(block_threads, block_task, job);
   const uint64_t done = atomic_load(macs);
   if (profile) profile_record(d, s, t0, t1, now_ns(), done);
@@ -947,14 +1063,17 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   p.activation = d->activation;
   p.threshold = d->threshold;
   p.top_k = (int)d->top_k;
+  const int units = p.num_blocks * p.block_size;
+  const int head = d->head_units > 0;
   if (ts.out->dims == NULL || ts.out->dims->size != 2 || ts.out->dims->data[0] != p.batch ||
-      ts.out->dims->data[1] != p.num_blocks * p.block_size)
+      ts.out->dims->data[1] != (head ? d->head_units : units) ||
+      (head && (size_t)p.batch * units * sizeof(float) > d->hidden_cap))
     FAIL(context, d, "output shape changed after Prepare");
   if (p.batch == 0) return kTfLiteOk;
   TF_LITE_ENSURE_OK_CC(check_tensor_data(context, d, &ts));
   p.x = (const float*)ts.t[0]->data;
   TF_LITE_ENSURE_OK_CC(bind_inputs(context, d, &ts, p.in_dim, &p));
-  p.y = (float*)ts.out->data;
+  p.y = head ? d->hidden : (float*)ts.out->data;
   p.in_active = d->in_active;
   p.out_mask = d->out_mask;
   p.gate_scale = d->scale_by_gate ? d->gate_scale : NULL;
@@ -962,8 +1081,31 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   p.policy_finite = constant_all_finite(d, 1, ts.t[3]);
   p.nonzero_at = p.batch == 1 && (p.kernel_finite || p.policy_finite) ? d->nonzero_at : NULL;
 
+  cc_dense_head q;
+  if (head) {
+    const int H = (int)d->head_units, stride = (int)head_stride(H);
+    const float* padded = pad_head_kernel(d, ts.head_kernel, units, H, stride);
+    if (padded == NULL) FAIL(context, d, "out of memory for the head kernel");
+    const cc_dense_head init = {
+        p.batch,
+        units,
+        p.num_blocks,
+        p.block_size,
+        H,
+        d->hidden,
+        p.out_mask,
+        padded,
+        stride,
+        ts.head_bias ? (const float*)ts.head_bias->data : NULL,
+        constant_all_finite(d, 2, ts.head_kernel),
+        (float*)ts.out->data,
+    };
+    q = init;
+  }
+
   DenseJob job;
   job.p = &p;
+  job.head = head ? &q : NULL;
   job.d = d;
   atomic_init(&job.next_example, 0);
   job.chunk = p.batch / (4 * d->num_threads) > 1 ? p.batch / (4 * d->num_threads) : 1;
@@ -973,8 +1115,13 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   const int gate_threads = p.batch >= 4 * d->num_threads ? d->num_threads : 1;
   const InvokeShape shape = {p.batch, p.in_dim,     p.num_blocks, p.block_size, p.in_block_size,
                              1,       ts.quantized, p.in_active,  p.out_mask};
-  run_phases(d, &shape, &job, dense_gate_task, gate_threads, dense_block_task,
+  run_phases(d, &shape, &job, dense_gate_task, gate_threads, dense_prefetch_head, dense_block_task,
              dense_phase2_threads(&p, d), &job.macs);
+  if (head) {
+    const uint64_t t0 = profiling() ? now_ns() : 0;
+    const uint64_t macs = cc_dense_head_apply(&q);
+    if (profiling()) profile_record_head(d, (int)d->head_units, now_ns() - t0, macs);
+  }
   return kTfLiteOk;
 }
 
@@ -1110,7 +1257,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   const InvokeShape shape = {p.batch,      p.in_c,          p.num_blocks,
                              p.block_size, p.in_block_size, p.kernel_h * p.kernel_w,
                              ts.quantized, p.in_active,     p.out_mask};
-  run_phases(d, &shape, &job, conv_gate_task, gate_threads, conv_block_task, d->num_threads,
+  run_phases(d, &shape, &job, conv_gate_task, gate_threads, NULL, conv_block_task, d->num_threads,
              &job.macs);
   return kTfLiteOk;
 }

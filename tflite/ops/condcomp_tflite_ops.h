@@ -55,8 +55,8 @@ typedef struct {
   int32_t top_k;         /* 0: threshold rule */
   int32_t taps;          /* kernel_h * kernel_w (1 for dense) */
   int32_t tiles_exact;   /* K <= 64 and in_dim / ibs <= 64: tile counts are exact */
-  int32_t reserved;
-  uint64_t tile_bytes; /* bytes of one (output block, input block) weight tile */
+  int32_t head_units;    /* dense: the folded output layer's width, or 0 */
+  uint64_t tile_bytes;   /* bytes of one (output block, input block) weight tile */
   uint64_t invokes, examples;
   uint64_t gate_ns;        /* phase 1: input checks, policy product, int8 quantization, masks */
   uint64_t block_ns;       /* phase 2: weight-tile loops and activation */
@@ -64,6 +64,8 @@ typedef struct {
   uint64_t tile_reads;     /* sum over invokes of the distinct tiles read */
   uint64_t policy_bytes;   /* policy kernel bytes read (rows of non-zero input blocks) */
   uint64_t tiles_seen[64]; /* bit i of tiles_seen[j]: tile (j, i) read since Enable */
+  uint64_t head_ns;        /* the folded output layer (head_units), after phase 2 */
+  uint64_t head_macs;      /* its multiply-adds */
 } CondCompProfileEntry;
 CONDCOMP_EXPORT void CondCompProfileEnable(int on);
 CONDCOMP_EXPORT int CondCompProfileCount(void);

@@ -48,10 +48,10 @@ int run_cases(bool ops, long n) {
       "rejected, %ld values checked, %ld gates within rounding of the threshold, %ld NaN "
       "pre-activations turned into numbers by relu/relu6/hard_sigmoid, %ld int8 cases, %ld of them "
       "conv, "
-      "%ld with static scales (%s)\n",
+      "%ld with static scales (%s), %ld with a folded output layer\n",
       ops ? "ops" : "kernels", st.cases, secs, cc_kernel_isa(), st.expected_errors, st.mutated_ok,
       st.mutated_err, st.values_checked, st.ambiguous_blocks, st.nan_deviation, st.int8_cases,
-      st.int8_conv_cases, st.int8_static_cases, cc_kernel_isa_q8());
+      st.int8_conv_cases, st.int8_static_cases, cc_kernel_isa_q8(), st.head_cases);
   std::printf("%ld passed, %ld failed\n", st.passed, st.failed);
   if (g_opt.progress) std::remove(g_opt.progress);
   return st.failed ? 1 : 0;

@@ -34,6 +34,11 @@ struct Layer {
   // Static activation scales (static_scales), one per input block; empty:
   // per-example scales.
   std::vector<float> input_scale;
+  // The folded output layer (dense only, option head_units): wh [units][head],
+  // bh [head] (omitted: has_head_bias false).
+  int head = 0;
+  bool has_head_bias = true;
+  std::vector<float> wh, bh;
   std::vector<float> y_expected;  // model: Keras output; check: the output to check
   std::vector<int> y_shape;       // check: its shape
   std::string name;

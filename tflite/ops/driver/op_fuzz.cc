@@ -2,6 +2,7 @@
 
 #include "op_fuzz.h"
 
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -15,6 +16,59 @@
 #include "rng.h"
 
 namespace ccdrv {
+
+namespace {
+
+// A folded output layer for dense layer L: 1-40 outputs (one to five
+// vectors and a partial one), normal weights, sometimes without a bias and
+// sometimes with one infinite or NaN weight (which must then multiply the
+// zeros of off blocks: 0 * Inf = NaN).
+void add_random_head(Layer* L, Rng& r) {
+  L->head = r.chance(0.5) ? r.range(1, 12) : r.range(13, 40);
+  L->has_head_bias = r.chance(0.8);
+  fill_normal(r, L->wh, static_cast<size_t>(L->units()) * L->head, 1.0);
+  fill_normal(r, L->bh, static_cast<size_t>(L->head), 1.0);
+  if (r.chance(0.15)) {
+    static const std::vector<float> kBad = {INFINITY, -INFINITY, NAN};
+    L->wh[static_cast<size_t>(r.range(0, static_cast<int>(L->wh.size()) - 1))] = r.pick(kBad);
+  }
+}
+
+// y (the op's [B][head] output) against hidden (its output without the head,
+// already checked) times the head, in double: NaN and infinities exactly, the
+// rest within the rounding bound of a dot product of units + 1 terms.
+std::string check_head(const Layer& L, const std::vector<float>& hidden,
+                       const std::vector<float>& y, Stats* st) {
+  const int U = L.units(), H = L.head;
+  if (y.size() != static_cast<size_t>(L.B) * H) return "head output has the wrong size";
+  for (int e = 0; e < L.B; ++e) {
+    for (int o = 0; o < H; ++o) {
+      double z = L.has_head_bias ? L.bh[o] : 0.0;
+      double abs_sum = std::fabs(z);
+      for (int u = 0; u < U; ++u) {
+        const double t = static_cast<double>(hidden[static_cast<size_t>(e) * U + u]) *
+                         L.wh[static_cast<size_t>(u) * H + o];
+        z += t;
+        abs_sum += std::fabs(t);
+      }
+      const float got = y[static_cast<size_t>(e) * H + o];
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "example %d output %d: got %.9g, expected %.17g", e, o,
+                    static_cast<double>(got), z);
+      if (std::isnan(z) || std::isnan(got)) {
+        if (std::isnan(z) != std::isnan(got)) return buf;
+      } else if (std::isinf(z) || std::isinf(got)) {
+        if (got != z && abs_sum < 1e37) return buf;
+      } else if (abs_sum < 1e37 && std::fabs(got - z) > dot_err(U + 1, abs_sum) + 1e-30) {
+        return buf;
+      }
+      st->values_checked++;
+    }
+  }
+  return "";
+}
+
+}  // namespace
 
 bool op_case(long i, Stats* st) {
   Rng r(case_seed(g_opt.seed, i) ^ 0x5555);
@@ -71,6 +125,24 @@ bool op_case(long i, Stats* st) {
     if (!why.empty()) {
       fail(st, i, "op output", why, last);
       return false;
+    }
+    // The same layer with a folded output layer: its output against the
+    // double-precision product of the output just checked.
+    if (L.op == 0 && !L2 && r.chance(0.35)) {
+      Layer Lh = L;
+      add_random_head(&Lh, r);
+      NodeSetup Sh = valid_setup(Lh, r);
+      OpRun head_run = run_op(Lh, Sh);
+      if (!head_run.invoked || head_run.invoke_status != kTfLiteOk) {
+        fail(st, i, "layer with a head failed", head_run.error, Lh);
+        return false;
+      }
+      why = check_head(Lh, y, head_run.y, st);
+      if (!why.empty()) {
+        fail(st, i, "head output", why, Lh);
+        return false;
+      }
+      st->head_cases++;
     }
     st->passed++;
     return true;

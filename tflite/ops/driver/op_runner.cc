@@ -30,6 +30,7 @@ std::vector<ccfx::Entry> layer_options(const Layer& L) {
   o.push_back({"input_block_size", ccfx::Int(L.ibs_opt)});
   if (L.top_k > 0) o.push_back({"top_k", ccfx::Int(L.top_k)});
   if (L.scale_by_gate) o.push_back({"scale_by_gate", ccfx::Int(1)});
+  if (L.head > 0) o.push_back({"head_units", ccfx::Int(L.head)});
   if (L.op == 1) {
     o.push_back({"padding", ccfx::Str(L.same ? "same" : "valid")});
     o.push_back({"stride_h", ccfx::Int(L.sh)});
@@ -45,7 +46,8 @@ OpRun run_op(const Layer& L, const NodeSetup& S, const Layer* L2) {
   const TfLiteRegistration* reg =
       L.op == 0 ? CondCompGatedDenseRegistration() : CondCompGatedConv2DRegistration();
   // Tensors 0-4 the inputs, 5 the output, 6 kernel_scale (int8 kernel only),
-  // 7 input_scale (static activation scales only).
+  // 7 input_scale (static activation scales only), then head_kernel and
+  // head_bias (S.head_tensor).
   const int n_tensors = static_cast<int>(S.shapes.size());
   MockRuntime rt(n_tensors);
   if (S.explicit_resize) rt.ctx.ResizeTensorExplicit = &MockRuntime::ResizeTensorExplicit;
@@ -61,6 +63,8 @@ OpRun run_op(const Layer& L, const NodeSetup& S, const Layer* L2) {
     rt.tensors[i].allocation_type = kTfLiteMmapRo;
     if (i == 1 && S.types[1] == kTfLiteInt8) {
       rt.Fill(i, L.kernel_q);
+    } else if (S.head_tensor >= 0 && (i == S.head_tensor || i == S.head_tensor + 1)) {
+      rt.Fill(i, i == S.head_tensor ? L.wh : L.bh);
     } else {
       rt.Fill(i, *consts[i]);
     }
@@ -132,6 +136,19 @@ NodeSetup valid_setup(const Layer& L, Rng& r) {
     S.types.push_back(kTfLiteFloat32);
     S.inputs.push_back(7);
     S.input_scale = L.input_scale;
+  }
+  if (L.head > 0) {                // the folded output layer: head_kernel, head_bias
+    while (S.shapes.size() < 8) {  // tensor indices of absent kernel_scale / input_scale
+      S.shapes.push_back({1});
+      S.types.push_back(kTfLiteFloat32);
+    }
+    S.head_tensor = static_cast<int>(S.shapes.size());
+    S.shapes.push_back({L.units(), L.head});
+    S.shapes.push_back({L.head});
+    S.types.push_back(kTfLiteFloat32);
+    S.types.push_back(kTfLiteFloat32);
+    S.inputs.push_back(S.head_tensor);
+    S.inputs.push_back(L.has_head_bias ? S.head_tensor + 1 : -1);
   }
   std::vector<ccfx::Entry> o = layer_options(L);
   // Indirect scalars and narrower maps are valid encodings too.

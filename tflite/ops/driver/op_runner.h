@@ -48,6 +48,7 @@ struct NodeSetup {
   bool null_empty = false;
   std::vector<int> reshape_x;      // second Prepare/Invoke with another x shape
   std::vector<float> input_scale;  // tensor 7's values (the layer's, or a defect's)
+  int head_tensor = -1;            // head_kernel's tensor (head_bias's is the next), or -1
 };
 
 // Runs L through the node described by S; with L2, a second Prepare/Invoke

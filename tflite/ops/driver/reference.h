@@ -55,6 +55,7 @@ struct Stats {
   long int8_cases = 0;         // dynamic-range int8 layers among the cases
   long int8_conv_cases = 0;    // ... of which convolutions
   long int8_static_cases = 0;  // ... with static activation scales
+  long head_cases = 0;         // valid dense layers also run with a folded output layer
 };
 
 // Checks one output value y against the reference. Returns "" or a reason.
