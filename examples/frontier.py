@@ -307,18 +307,23 @@ def convert_all(run, val_x):
     """`{precision: tflite bytes}` of the trained model in `run`, converted once.
 
     The files (`model_<precision>.tflite`) stay next to `model.keras`, so a
-    rerun (e.g. to time again) does not convert again.
+    rerun (e.g. to time again) does not convert again, unless they were
+    written by a converter of another `FORMAT_VERSION` (recorded in
+    `tflite_format.txt`).
     """
     from keras_condcomp import converter
 
     paths = {p: run / f"model_{p}.tflite" for p in PRECISIONS}
-    if not all(path.exists() for path in paths.values()):
+    stamp = run / "tflite_format.txt"
+    current = stamp.exists() and stamp.read_text().strip() == str(converter.FORMAT_VERSION)
+    if not current or not all(path.exists() for path in paths.values()):
         model = keras.models.load_model(run / "model.keras")
         representative = val_x[:CALIBRATION_EXAMPLES]
         paths["float32"].write_bytes(converter.convert(model))
         paths["dynamic"].write_bytes(converter.convert(model, quantize="dynamic"))
         paths["int8"].write_bytes(
             converter.convert(model, quantize="int8", representative=representative))
+        stamp.write_text(f"{converter.FORMAT_VERSION}\n")
         keras.backend.clear_session()
     return {p: path.read_bytes() for p, path in paths.items()}
 

@@ -63,6 +63,15 @@ def test_frontier_harness_small(tmp_path, capsys):
     capsys.readouterr()
     assert frontier.main(args + ["--skip-timing", "--measure-only"]) == 0
     assert all(p.stat().st_mtime == t for p, t in stamps.items())
+    # Files of another converter format are converted again.
+    old = next((tmp_path / "runs").rglob("tflite_format.txt"))
+    old.write_text("1\n")
+    assert frontier.main(args + ["--skip-timing", "--measure-only"]) == 0
+    again = [p for p in stamps if p.parent == old.parent and p.suffix == ".tflite"]
+    assert len(again) == 3 and all(p.stat().st_mtime > stamps[p] for p in again)
+    from keras_condcomp.converter import FORMAT_VERSION
+
+    assert old.read_text().strip() == str(FORMAT_VERSION)
     # The report is rewritten from the JSON alone, identically.
     (tmp_path / "out" / "frontier_mnist.md").unlink()
     assert frontier.main(args + ["--report-only"]) == 0

@@ -29,6 +29,7 @@ from keras_condcomp.converter.cli import main
 from keras_condcomp.converter.export import (
     CONV_OP,
     DENSE_OP,
+    FORMAT_VERSION,
     SUPPORTED_ACTIVATIONS,
     activation_name,
     block_major_kernel,
@@ -55,6 +56,7 @@ from keras_condcomp.converter.verify import VERIFY_TOLERANCE, verify, verify_qua
 __all__ = [
     "CONV_OP",
     "DENSE_OP",
+    "FORMAT_VERSION",
     "QUANTIZE_MODES",
     "SUPPORTED_ACTIVATIONS",
     "VERIFY_TOLERANCE",

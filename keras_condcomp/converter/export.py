@@ -49,6 +49,11 @@ from keras_condcomp.converter.quantize import (
     quantize_kernel,
 )
 
+# Changes whenever the same Keras model converts to a different .tflite
+# (2: an output Dense folded into the GatedDense op before it), so that
+# tools caching converted files (examples/frontier.py) convert again.
+FORMAT_VERSION = 2
+
 DENSE_OP = "CondCompGatedDense"
 CONV_OP = "CondCompGatedConv2D"
 
