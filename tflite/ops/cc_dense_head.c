@@ -1,6 +1,6 @@
 /* The output layer folded into a gated dense op (cc_dense_head_apply): a
  * dense product over the gated layer's outputs that reads only the weight
- * rows of its non-zero outputs, per ISA clone. */
+ * rows of the blocks that are on, per ISA clone. */
 #include "cc_kernels_internal.h"
 
 /* Columns of one pass over an example's rows: up to HEAD_VECS vectors, each
@@ -74,18 +74,6 @@ CC_ALWAYS_INLINE uint64_t head_impl(const cc_dense_head* p) {
     macs += (uint64_t)on * p->block_size * H;
   }
   return macs;
-}
-
-void cc_dense_head_prefetch(const cc_dense_head* p) {
-  const int K = p->num_blocks, bs = p->block_size;
-  const size_t block_bytes = (size_t)bs * p->kernel_stride * sizeof(float);
-  for (int j = 0; j < K; ++j) {
-    int on = !p->kernel_finite;
-    for (int e = 0; e < p->batch && !on; ++e) on = p->out_mask[(size_t)e * K + j] == 1;
-    if (!on) continue;
-    const char* rows = (const char*)(p->kernel + (size_t)j * bs * p->kernel_stride);
-    for (size_t at = 0; at < block_bytes; at += 64) __builtin_prefetch(rows + at, 0, 3);
-  }
 }
 
 /* ----------------------------------------------------------- ISA clones */

@@ -174,10 +174,6 @@ typedef struct {
 
 /* Computes p->y; returns the multiply-adds done. */
 uint64_t cc_dense_head_apply(const cc_dense_head* p);
-/* Starts loading the kernel rows of the blocks some example has on (every
- * row without kernel_finite) into the cache: called once the masks are
- * known, it overlaps their latency with the gated layer's phase 2. */
-void cc_dense_head_prefetch(const cc_dense_head* p);
 
 /* ---------------------------------------------------------------- Conv2D */
 

@@ -960,7 +960,6 @@ static TfLiteStatus prepare_dense(TfLiteContext* context, TfLiteNode* node) {
  * late just finds nothing left (see cc_parallel.h). */
 typedef struct {
   cc_gated_dense* p;
-  const cc_dense_head* head; /* the folded output layer, or NULL */
   OpData* d;
   atomic_int next_example;
   int chunk;
@@ -979,13 +978,6 @@ static void dense_gate_task(void* raw, int t, int n) {
     cc_gated_dense_gate(job->p, lo, hi,
                         job->d->fscratch + (size_t)t * CC_GATE_GROUP * job->p->num_blocks);
   }
-}
-
-/* Once the masks are known: the folded output layer's weight rows of the
- * blocks that are on start loading while phase 2 runs. */
-static void dense_prefetch_head(void* raw) {
-  DenseJob* job = (DenseJob*)raw;
-  if (job->head) cc_dense_head_prefetch(job->head);
 }
 
 static void dense_block_task(void* raw, int t, int n) {
@@ -1027,13 +1019,13 @@ static void record_invoke_stats(const uint8_t* out_mask, int batch, int num_bloc
 }
 
 /* Runs an op's two phases on `job`: phase 1 (policy and masks, on
- * `gate_threads` threads), then `between` (if not NULL), then phase 2 (the
- * active blocks, on `block_threads`); then records the invoke in the profile
- * (when profiling) and the process-wide counters, with the multiply-adds
- * phase 2 summed in `macs`. */
+ * `gate_threads` threads), then phase 2 (the active blocks, on
+ * `block_threads`); then records the invoke in the profile (when profiling)
+ * and the process-wide counters, with the multiply-adds phase 2 summed in
+ * `macs`. */
 static void run_phases(OpData* d, const InvokeShape* s, void* job, cc_task_fn gate_task,
-                       int gate_threads, void (*between)(void*), cc_task_fn block_task,
-                       int block_threads, atomic_ullong* macs) {
+                       int gate_threads, cc_task_fn block_task, int block_threads,
+                       atomic_ullong* macs) {
   const int profile = profiling();
   const uint64_t t0 = profile ? now_ns() : 0;
   if (gate_threads > 1) {
@@ -1042,7 +1034,6 @@ static void run_phases(OpData* d, const InvokeShape* s, void* job, cc_task_fn ga
     gate_task(job, 0, 1);
   }
   const uint64_t t1 = profile ? now_ns() : 0;
-  if (between) between(job);
   cc_parallel_run(block_threads, block_task, job);
   const uint64_t done = atomic_load(macs);
   if (profile) profile_record(d, s, t0, t1, now_ns(), done);
@@ -1081,12 +1072,25 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
   p.policy_finite = constant_all_finite(d, 1, ts.t[3]);
   p.nonzero_at = p.batch == 1 && (p.kernel_finite || p.policy_finite) ? d->nonzero_at : NULL;
 
-  cc_dense_head q;
+  DenseJob job;
+  job.p = &p;
+  job.d = d;
+  atomic_init(&job.next_example, 0);
+  job.chunk = p.batch / (4 * d->num_threads) > 1 ? p.batch / (4 * d->num_threads) : 1;
+  atomic_init(&job.next_block, 0);
+  atomic_init(&job.macs, 0);
+  /* Phase 1 in parallel once every thread gets 4 examples. */
+  const int gate_threads = p.batch >= 4 * d->num_threads ? d->num_threads : 1;
+  const InvokeShape shape = {p.batch, p.in_dim,     p.num_blocks, p.block_size, p.in_block_size,
+                             1,       ts.quantized, p.in_active,  p.out_mask};
+  run_phases(d, &shape, &job, dense_gate_task, gate_threads, dense_block_task,
+             dense_phase2_threads(&p, d), &job.macs);
   if (head) {
+    const uint64_t t0 = profiling() ? now_ns() : 0;
     const int H = (int)d->head_units, stride = (int)head_stride(H);
     const float* padded = pad_head_kernel(d, ts.head_kernel, units, H, stride);
     if (padded == NULL) FAIL(context, d, "out of memory for the head kernel");
-    const cc_dense_head init = {
+    const cc_dense_head q = {
         p.batch,
         units,
         p.num_blocks,
@@ -1100,27 +1104,8 @@ static TfLiteStatus invoke_dense(TfLiteContext* context, TfLiteNode* node) {
         constant_all_finite(d, 2, ts.head_kernel),
         (float*)ts.out->data,
     };
-    q = init;
-  }
-
-  DenseJob job;
-  job.p = &p;
-  job.head = head ? &q : NULL;
-  job.d = d;
-  atomic_init(&job.next_example, 0);
-  job.chunk = p.batch / (4 * d->num_threads) > 1 ? p.batch / (4 * d->num_threads) : 1;
-  atomic_init(&job.next_block, 0);
-  atomic_init(&job.macs, 0);
-  /* Phase 1 in parallel once every thread gets 4 examples. */
-  const int gate_threads = p.batch >= 4 * d->num_threads ? d->num_threads : 1;
-  const InvokeShape shape = {p.batch, p.in_dim,     p.num_blocks, p.block_size, p.in_block_size,
-                             1,       ts.quantized, p.in_active,  p.out_mask};
-  run_phases(d, &shape, &job, dense_gate_task, gate_threads, dense_prefetch_head, dense_block_task,
-             dense_phase2_threads(&p, d), &job.macs);
-  if (head) {
-    const uint64_t t0 = profiling() ? now_ns() : 0;
     const uint64_t macs = cc_dense_head_apply(&q);
-    if (profiling()) profile_record_head(d, (int)d->head_units, now_ns() - t0, macs);
+    if (profiling()) profile_record_head(d, H, now_ns() - t0, macs);
   }
   return kTfLiteOk;
 }
@@ -1257,7 +1242,7 @@ static TfLiteStatus invoke_conv(TfLiteContext* context, TfLiteNode* node) {
   const InvokeShape shape = {p.batch,      p.in_c,          p.num_blocks,
                              p.block_size, p.in_block_size, p.kernel_h * p.kernel_w,
                              ts.quantized, p.in_active,     p.out_mask};
-  run_phases(d, &shape, &job, conv_gate_task, gate_threads, NULL, conv_block_task, d->num_threads,
+  run_phases(d, &shape, &job, conv_gate_task, gate_threads, conv_block_task, d->num_threads,
              &job.macs);
   return kTfLiteOk;
 }
