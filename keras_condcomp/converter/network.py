@@ -59,23 +59,21 @@ def input_block_size(layer, num_inputs):
     return 0
 
 
-def _graph_consumers(network, layer):
-    """The one node of `layer` in `network`'s graph and the nodes that read its output.
+def _only_reader(network, layer):
+    """The one layer that reads `layer`'s output in `network`'s graph, or None.
 
-    None when `layer` is not called exactly once there or has several
-    outputs. A Sequential's layers each feed the next; a functional model's
-    graph is read from its nodes by depth (`_nodes_by_depth`, private in
-    Keras 3; tested with the versions docs/install.md pins: there is no
-    public list of a model's nodes).
+    None also when `layer` is not called exactly once there, has several
+    outputs, or its output is a model output. A Sequential's layers each
+    feed the next; a functional model's graph is read from its nodes by
+    depth (`_nodes_by_depth`, private in Keras 3; tested with the versions
+    docs/install.md pins: there is no public list of a model's nodes).
     """
     import keras
 
     if isinstance(network, keras.Sequential):
         layers = network.layers
-        if layer not in layers:
-            return None
-        at = layers.index(layer)
-        return ("sequential", layers[at + 1:at + 2])
+        at = layers.index(layer) if layer in layers else len(layers)
+        return layers[at + 1] if at + 1 < len(layers) else None
     by_depth = getattr(network, "_nodes_by_depth", None)
     if not by_depth:
         return None
@@ -89,22 +87,20 @@ def _graph_consumers(network, layer):
     readers = [node for node in nodes if any(t is tensor for t in node.input_tensors)]
     if len(readers) != 1 or len(readers[0].input_tensors) != 1:
         return None
-    head = readers[0].operation
-    if sum(node.operation is head for node in nodes) != 1:
-        return None
-    return ("functional", [head])
+    reader = readers[0].operation
+    return reader if sum(node.operation is reader for node in nodes) == 1 else None
 
 
 def folded_head(network, layer):
-    """The `keras.layers.Dense` folded into `layer`'s CondComp op, or None.
+    """The `keras.layers.Dense` folded into `layer`'s CondCompGatedDense op, or None.
 
     A GatedDense of `network` (not of a model nested in it) whose output
     feeds one plain `Dense` and nothing else (not another layer, not a
     model output) hands that Dense's product to its op: the op reads only
-    the Dense's weight rows of the gated outputs that are not zero (a
-    quarter or less of them with a top-k budget, fewer after a relu), and
-    the model saves the separate FULLY_CONNECTED op and its hand-over. The
-    Dense's activation stays outside, as a builtin op.
+    the Dense's weight rows of the blocks that are on (a quarter of them
+    with a top-4-of-16 budget), and the model saves the separate
+    FULLY_CONNECTED op and its hand-over. The Dense's activation stays
+    outside, as a builtin op.
     """
     import keras
 
@@ -112,10 +108,7 @@ def folded_head(network, layer):
 
     if not isinstance(layer, GatedDense):
         return None
-    found = _graph_consumers(network, layer)
-    if not found or len(found[1]) != 1:
-        return None
-    head = found[1][0]
+    head = _only_reader(network, layer)
     if type(head) is not keras.layers.Dense:
         return None
     if len(layer.output.shape) != 2:
