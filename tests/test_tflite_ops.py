@@ -89,6 +89,33 @@ def test_gated_dense_matches_keras_several_batch_sizes(cv):
     assert cv.op_counts(data) == {"CondCompGatedDense": 2}
 
 
+def test_batch_one_reads_every_non_zero_input_and_only_those(cv):
+    """At batch 1 with finite weights the ops multiply only the rows of
+    non-zero inputs, listed 4 inputs at a time by their zero pattern: every
+    pattern of zeros (+0 and -0) in 4 consecutive inputs, at every offset,
+    and the tail of a row that is not a multiple of 4, against Keras."""
+    rng = np.random.default_rng(11)
+    features = 67  # 16 quads, one per zero pattern, and 3 more inputs
+    net = keras.Sequential([keras.Input((features,)),
+                            kc.GatedDense(24, num_blocks=4, threshold=0.5),
+                            kc.GatedDense(16, num_blocks=4, threshold=0.5),
+                            keras.layers.Dense(5)])
+    for layer in net.layers:
+        if isinstance(layer, kc.GatedDense):
+            _set_policy(layer, rng)
+    inputs = []
+    for shift in range(4):
+        patterns = rng.permutation(16)
+        x = rng.normal(size=features).astype("f4")
+        for q, pattern in enumerate(patterns):
+            for lane in range(4):
+                if not pattern >> lane & 1:
+                    x[shift + 4 * q + lane] = 0.0
+        x[rng.random(features) < 0.1] = -0.0
+        inputs.append(x[None])
+    _check_against_keras(cv, net, inputs)
+
+
 @pytest.mark.parametrize("activation", ["linear", "sigmoid", "tanh", "gelu", "elu", "silu",
                                         "softplus", "leaky_relu", "hard_sigmoid", "relu6"])
 def test_gated_dense_activations(cv, activation):

@@ -11,6 +11,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 /* --------------------------------------------------------- input checks */
 
@@ -155,11 +158,43 @@ CC_ALWAYS_INLINE void top_k_mask(const float* z, int K, int k, uint8_t* mask) {
 #define CC_SUF
 #include "cc_f32_tile.inc"
 
+/* Lane positions of the set bits of a 4-bit mask, packed to the front (the
+ * other lanes are not used), and, 4 bits per mask, how many bits it has. */
+typedef int32_t v4s32 __attribute__((vector_size(4 * sizeof(int32_t))));
+static const v4s32 kPackedLanes[16] = {{0, 0, 0, 0}, {0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0},
+                                       {2, 0, 0, 0}, {0, 2, 0, 0}, {1, 2, 0, 0}, {0, 1, 2, 0},
+                                       {3, 0, 0, 0}, {0, 3, 0, 0}, {1, 3, 0, 0}, {0, 1, 3, 0},
+                                       {2, 3, 0, 0}, {0, 2, 3, 0}, {1, 2, 3, 0}, {0, 1, 2, 3}};
+#define CC_LANE_COUNTS 0x4332322132212110ull
+
+/* Bit l set iff x[l] != 0 (NaN included), l < 4. */
+CC_ALWAYS_INLINE unsigned nonzero_lanes4(const float* x) {
+#if defined(__SSE2__)
+  return (unsigned)_mm_movemask_ps(_mm_cmpneq_ps(_mm_loadu_ps(x), _mm_setzero_ps()));
+#else
+  typedef float v4f __attribute__((vector_size(4 * sizeof(float))));
+  v4f v;
+  memcpy(&v, x, sizeof(v));
+  const v4s32 nz = v != (v4f){0};
+  return (unsigned)((nz[0] & 1) | (nz[1] & 2) | (nz[2] & 4) | (nz[3] & 8));
+#endif
+}
+
 /* first + r for the rows r in [0, rows) of x (stride 1) that are not
- * exactly 0, ascending, into rows_at (room for `rows`); their count. */
+ * exactly 0, ascending, into rows_at (room for `rows`); their count. Four
+ * rows per step without a branch on the data: their indices packed by the
+ * lane mask are stored at once (at rows_at + n with n <= r, so inside the
+ * room) and n advances by the mask's count. The one-row-per-step loop it
+ * replaces was ~40% of phase 1 on a trained MNIST condnet (perf, AVX2). */
 CC_ALWAYS_INLINE int nonzero_rows(const float* x, int rows, int first, int* rows_at) {
-  int n = 0;
-  for (int r = 0; r < rows; ++r) {
+  int n = 0, r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const unsigned m = nonzero_lanes4(x + r);
+    const v4s32 at = kPackedLanes[m] + (first + r);
+    memcpy(rows_at + n, &at, sizeof(at));
+    n += (int)(CC_LANE_COUNTS >> (4 * m) & 15);
+  }
+  for (; r < rows; ++r) {
     rows_at[n] = first + r;
     n += x[r] != 0.0f;
   }

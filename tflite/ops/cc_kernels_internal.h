@@ -146,6 +146,22 @@ CC_INTERNAL uint64_t cc_dense_head_avx2(const cc_dense_head* p);
  * bias, or zeros when NULL) and returns 1 (cc_conv.c). */
 CC_INTERNAL int cc_conv_block_begin(const cc_gated_conv2d* p, int j, int e, const float* init);
 
+/* Float conv blocks one vector wide are computed two at a time (cc_conv_f32_tile.inc):
+ * example e's on blocks (mask_row[b] == 1) in ascending order, paired first
+ * with second, third with fourth, ... For on block j: the block it pairs
+ * with when j is the first of a pair, -1 when j is alone (the last of an odd
+ * count), CC_CONV_PAIRED when j is the second (the first one's task computes
+ * it, its setup included). */
+#define CC_CONV_PAIRED (-2)
+static inline int conv_pair_partner(const uint8_t* mask_row, int K, int j) {
+  int rank = 0;
+  for (int b = 0; b < j; ++b) rank += mask_row[b] == 1;
+  if (rank & 1) return CC_CONV_PAIRED;
+  for (int b = j + 1; b < K; ++b)
+    if (mask_row[b] == 1) return b;
+  return -1;
+}
+
 /* The input row of output row oh under tap row kh, or -1 (padding). */
 static inline int conv_input_row(const cc_gated_conv2d* p, int oh, int kh) {
   const int ih = oh * p->stride_h - p->pad_top + kh * p->dilation_h;

@@ -116,6 +116,16 @@ Layer random_layer(Rng& r, bool conv, bool special) {
       for (size_t c = start; c < std::min(start + len, n_rows * row); ++c) L.x[base + c] = 0.0f;
     }
   }
+  // Scattered zeros (background pixels, relu outputs), per example: every
+  // pattern of zeros among 4 consecutive inputs, which the batch-1 list of
+  // non-zero inputs (cc_gate.c nonzero_rows) takes 4 at a time.
+  for (int e = 0; e < L.B; ++e) {
+    if (!r.chance(0.5)) continue;
+    const double pz = r.uniform();
+    const size_t n = per_ex * static_cast<size_t>(L.D), base = static_cast<size_t>(e) * n;
+    for (size_t c = 0; c < n; ++c)
+      if (r.chance(pz)) L.x[base + c] = r.chance(0.5) ? 0.0f : -0.0f;
+  }
   if (special && nx) {
     const int n = r.range(1, 3);
     for (int t = 0; t < n; ++t) {
