@@ -34,6 +34,9 @@
     STEP(c3, (wp) + 96);                              \
   } while (0)
 
+/* Strips of at least this many quads skip their zero quads by a mask. */
+#define CC_Q8_MASKED_QUADS 16
+
 /* One body for the x86-64 int8 kernels; STEP(acc, wp) adds the products of
  * the 4 activation bytes in xs (broadcast; xa = |xs|) with the 32 weight bytes
  * at wp into acc's 8 int32 lanes, one per output. */
@@ -54,9 +57,34 @@
       CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                                        \
       CC_Q8_X86_QUAD(STEP, xq + 4 * q + 4, wp + 128, b0, b1, b2, b3);                              \
     }                                                                                              \
-    for (; q < Q; ++q, wp += 128) {                                                                \
-      /* CHAINS 4: a quad of 4 zero activations (zero pixels, zero relu                            \
-       * outputs) adds nothing; its weights are not read. */                                       \
+    /* CHAINS 4: a quad of 4 zero activations (zero pixels, zero relu                              \
+     * outputs) adds nothing; its weights are not read. Long strips                                \
+     * (CC_Q8_MASKED_QUADS quads or more) find their non-zero quads first,                         \
+     * up to 64 at a time (a bit mask, 8 quads per compare), and visit those                       \
+     * in order: a branch per quad on its data was mispredicted on MNIST's                         \
+     * pixels (trained condnet: 0.93-0.95x the time at batch 1, 0.88x at 32).                      \
+     * Short ones (a conv's channel block per tap) keep the branch, which                          \
+     * costs less there than building the mask (1.5-6% on the conv layers). */                     \
+    for (int q0 = q; CHAINS == 4 && Q >= CC_Q8_MASKED_QUADS && q0 < Q; q0 += 64) {                 \
+      const int n = Q - q0 < 64 ? Q - q0 : 64;                                                     \
+      uint64_t nonzero = 0;                                                                        \
+      int k = 0;                                                                                   \
+      for (; k + 8 <= n; k += 8) {                                                                 \
+        const __m256i v = _mm256_loadu_si256((const __m256i*)(const void*)(xq + 4 * (q0 + k)));    \
+        const __m256i zero = _mm256_cmpeq_epi32(v, _mm256_setzero_si256());                        \
+        nonzero |= (uint64_t)(~_mm256_movemask_ps(_mm256_castsi256_ps(zero)) & 0xff) << k;         \
+      }                                                                                            \
+      for (; k < n; ++k) {                                                                         \
+        int32_t word;                                                                              \
+        memcpy(&word, xq + 4 * (q0 + k), sizeof(word));                                            \
+        nonzero |= (uint64_t)(word != 0) << k;                                                     \
+      }                                                                                            \
+      for (; nonzero != 0; nonzero &= nonzero - 1) {                                               \
+        const int at = q0 + __builtin_ctzll(nonzero);                                              \
+        CC_Q8_X86_QUAD(STEP, xq + 4 * at, w + (size_t)at * 128, a0, a1, a2, a3);                   \
+      }                                                                                            \
+    }                                                                                              \
+    for (; !(CHAINS == 4 && Q >= CC_Q8_MASKED_QUADS) && q < Q; ++q, wp += 128) {                   \
       int32_t word;                                                                                \
       memcpy(&word, xq + 4 * q, sizeof(word));                                                     \
       if (CHAINS == 4 && word == 0) continue;                                                      \
