@@ -661,6 +661,33 @@ def test_int8_ops_strips_threads_and_extreme_inputs(cv):
             np.testing.assert_allclose(got[1][finite[1]], expected[1][finite[1]], rtol=1e-4)
 
 
+def test_int8_non_negative_strips_and_one_negative_value(cv):
+    """Inputs that are all >= 0 (pixels, relu outputs) take the int8 kernels'
+    products without the sign transfer, per strip of up to 64 quads; one
+    negative value anywhere (first quad, middle, last full quad, the tail
+    past 64 quads) sends its strip back to the signed products. 260 inputs:
+    a strip of 64 quads and one of 1; the second layer reads relu outputs
+    in input blocks of 64 (strips of 16 quads). Batch 1 (the tiles kernel)
+    and batch 6 (one example at a time), against quantized_reference."""
+    rng = np.random.default_rng(29)
+    net = keras.Sequential([keras.Input((260,)),
+                            kc.GatedDense(256, num_blocks=4, activation="relu",
+                                          bias_initializer=keras.initializers.RandomNormal(0, 0.3)),
+                            kc.GatedDense(64, num_blocks=2, activation="linear")])
+    for layer in kc.layers.gated_layers(net):
+        _set_policy(layer, rng)
+        layer.policy.bias.assign(np.full(layer.num_blocks, 2.0, "f4"))  # mostly on
+    rows = []
+    for negative_at in (None, 0, 3, 130, 255, 256, 259):
+        x = np.abs(rng.normal(size=260)).astype("f4")
+        x[rng.random(260) < 0.3] = 0.0
+        if negative_at is not None:
+            x[negative_at] = -0.7
+        rows.append(x)
+    inputs = [row[None] for row in rows] + [np.stack(rows[:6])]
+    assert _check_int8_layer_by_layer(cv, net, inputs, threads=(1,)) == 2
+
+
 def test_top_k_in_the_ops_ranks_infinite_logits_and_signed_zeros_like_the_reference(cv):
     """The ops' top_k rule on the logits it must rank like the reference: -0.0
     and +0.0 tie (the lower block index wins), +Inf ranks above and -Inf below

@@ -91,6 +91,16 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   const size_t nx =
       conv ? static_cast<size_t>(L.B) * L.H * L.W * L.D : static_cast<size_t>(L.B) * L.D;
   fill_normal(r, L.x, nx, 1.0);
+  // Non-negative inputs (pixels, relu outputs), per example, some with one
+  // negative value: the int8 kernels' strips whose bytes are all >= 0 skip
+  // the sign transfer, a strip with one negative byte does not.
+  const size_t x_per_ex = L.B > 0 ? nx / static_cast<size_t>(L.B) : 0;
+  for (int e = 0; e < L.B && x_per_ex > 0; ++e) {
+    if (!r.chance(0.4)) continue;
+    float* xe = L.x.data() + static_cast<size_t>(e) * x_per_ex;
+    for (size_t c = 0; c < x_per_ex; ++c) xe[c] = std::fabs(xe[c]);
+    if (r.chance(0.5)) xe[r.next() % x_per_ex] = -static_cast<float>(0.5 + r.uniform());
+  }
   // Zero input blocks (what a previous gated layer leaves), per example.
   const int ibs = L.ibs(), nin = L.D / ibs;
   const size_t per_ex = conv ? static_cast<size_t>(L.H) * L.W : 1;
