@@ -126,6 +126,7 @@ uint64_t cc_dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
     memset(y, 0, sizeof(float) * bs);
     if (m) examples[n_on++] = e;
   }
+  if (n_on == 0) return 0;
   const int8_t* wj = p->kernel_q + (size_t)j * n_in * tile_bytes;
   uint64_t macs;
   if (n_on == 1 && q8->tiles && Q <= CC_Q8_MAX_QUADS && bs % CC_Q8_STRIP == 0) {
