@@ -124,6 +124,16 @@ def test_kernels_match_reference_under_qemu(arm_build, isa):
     assert re.search(r"[1-9]\d* int8 cases", proc.stdout), proc.stdout
 
 
+def test_neon_quantize_matches_the_double_rule_under_qemu(arm_build):
+    """The NEON activation quantization gives the portable double rule's bytes
+    on values placed at and next to rounding ties, clamps and huge scales."""
+    proc = _driver(arm_build, "quantize", 4000, "--seed", 11)
+    passed, failed = _summary(proc.stdout)
+    assert proc.returncode == 0 and failed == 0, proc.stdout + proc.stderr
+    assert passed == 4000
+    assert "over 3 variants" in proc.stdout, proc.stdout  # portable, neon, selected
+
+
 def test_tflite_glue_under_qemu(arm_build):
     """Valid nodes match the reference; invalid shapes/options fail with an error."""
     proc = _driver(arm_build, "ops", 600, "--seed", 12)

@@ -60,6 +60,8 @@ quantize_fn cc_select_quantize(void) {
   return cc_quantize_avx512;
 #elif defined(__AVX2__) && defined(__FMA__)
   return cc_quantize_avx2;
+#elif defined(__aarch64__)
+  return cc_quantize_neon;
 #endif
   return cc_quantize_default;
 }
@@ -132,10 +134,12 @@ const cc_q8_kernels* cc_select_q8(void) {
   }
 #elif defined(__aarch64__)
   k.dot = cc_dot_q8_neon;
+  k.tiles = cc_dot_q8_neon_tiles;
   k.isa = "neon smull/sadalp";
 #if defined(CC_HAVE_DOTPROD_CLONE)
   if (!baseline && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP)) {
     k.dot = cc_dot_q8_sdot;
+    k.tiles = cc_dot_q8_sdot_tiles;
     k.isa = "neon sdot";
   }
 #endif

@@ -118,6 +118,11 @@ CC_INTERNAL void cc_quantize_avx2(const float* x, size_t rows, int n_blocks, int
 CC_INTERNAL void cc_quantize_avx512(const float* x, size_t rows, int n_blocks, int ibs,
                                     const double* k, int8_t* xq);
 #endif
+#if defined(__aarch64__)
+/* 16 values per step, in double as the portable one. */
+CC_INTERNAL void cc_quantize_neon(const float* x, size_t rows, int n_blocks, int ibs,
+                                  const double* k, int8_t* xq);
+#endif
 /* The variant for this CPU (cc_dispatch.c). */
 CC_INTERNAL quantize_fn cc_select_quantize(void);
 
@@ -348,11 +353,16 @@ CC_INTERNAL void cc_dot_q8_avxvnni_tiles(const int8_t* const* tiles, size_t offs
 #endif
 #endif
 #if defined(__aarch64__)
+/* Each kernel comes with its batch-1 tiles kernel (dot_q8_tiles_fn). */
 CC_INTERNAL void cc_dot_q8_neon(const int8_t* w, int Q, int cols, const int8_t* xq, size_t x_step,
                                 float s, float* y, size_t y_step, int n);
+CC_INTERNAL void cc_dot_q8_neon_tiles(const int8_t* const* tiles, size_t offset, int Q, int n,
+                                      const int8_t* const* xq, const float* s, float* y);
 #if defined(CC_HAVE_DOTPROD_CLONE)
 CC_INTERNAL void cc_dot_q8_sdot(const int8_t* w, int Q, int cols, const int8_t* xq, size_t x_step,
                                 float s, float* y, size_t y_step, int n);
+CC_INTERNAL void cc_dot_q8_sdot_tiles(const int8_t* const* tiles, size_t offset, int Q, int n,
+                                      const int8_t* const* xq, const float* s, float* y);
 #endif
 #endif
 

@@ -3,7 +3,8 @@
  *   cc_dot_q8_sdot   the dot-product extension (sdot), where built
  *                    (CC_HAVE_DOTPROD_CLONE)
  * both instances of one template (CC_Q8_NEON_KERNEL) with the ISA's
- * multiply-add step; cc_select_q8 (cc_dispatch.c) picks by CPU.
+ * multiply-add step, each with its batch-1 tiles kernel (name_tiles);
+ * cc_select_q8 (cc_dispatch.c) picks by CPU.
  */
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -18,20 +19,25 @@
  * multiply-adds per 4 instructions. With the dot-product extension, sdot does it in one. A full
  * strip keeps 8 accumulators (32 outputs). */
 #define CC_Q8_NEON_KERNEL(name, STEP)                                                           \
+  /* The int32 sums xq . w of one full strip (128 bytes per quad) into a[0..7], 4 outputs       \
+   * each. */                                                                                   \
+  CC_ALWAYS_INLINE void name##_sums(const int8_t* w, int Q, const int8_t* xq, int32x4_t a[8]) { \
+    for (int t = 0; t < 8; ++t) a[t] = vdupq_n_s32(0);                                          \
+    const int8_t* wp = w;                                                                       \
+    for (int q = 0; q < Q; ++q, wp += 128) {                                                    \
+      int32_t word;                                                                             \
+      memcpy(&word, xq + 4 * q, sizeof(word));                                                  \
+      const int8x16_t xv = vreinterpretq_s8_s32(vdupq_n_s32(word));                             \
+      for (int t = 0; t < 8; ++t) STEP(a[t], vld1q_s8(wp + 16 * t));                            \
+    }                                                                                           \
+  }                                                                                             \
   CC_ALWAYS_INLINE void name##_one(const int8_t* w, int Q, int cols, const int8_t* xq, float s, \
                                    float* y) {                                                  \
     const size_t ld = (size_t)cols * 4;                                                         \
     const float32x4_t sv = vdupq_n_f32(s);                                                      \
     if (cols == CC_Q8_STRIP) {                                                                  \
       int32x4_t a[8];                                                                           \
-      for (int t = 0; t < 8; ++t) a[t] = vdupq_n_s32(0);                                        \
-      const int8_t* wp = w;                                                                     \
-      for (int q = 0; q < Q; ++q, wp += 128) {                                                  \
-        int32_t word;                                                                           \
-        memcpy(&word, xq + 4 * q, sizeof(word));                                                \
-        const int8x16_t xv = vreinterpretq_s8_s32(vdupq_n_s32(word));                           \
-        for (int t = 0; t < 8; ++t) STEP(a[t], vld1q_s8(wp + 16 * t));                          \
-      }                                                                                         \
+      name##_sums(w, Q, xq, a);                                                                 \
       for (int t = 0; t < 8; ++t)                                                               \
         vst1q_f32(y + 4 * t, vfmaq_f32(vld1q_f32(y + 4 * t), vcvtq_f32_s32(a[t]), sv));         \
       return;                                                                                   \
@@ -49,6 +55,20 @@
       vst1q_f32(y + c, vfmaq_f32(vld1q_f32(y + c), vcvtq_f32_s32(a0), sv));                     \
     }                                                                                           \
     if (c < cols) cc_dot_q8_columns(w + (size_t)c * 4, ld, Q, cols - c, xq, s, y + c);          \
+  }                                                                                             \
+  /* One example against n full strips (dot_q8_tiles_fn): the same float steps as n calls of    \
+   * name##_one, with y in registers between them. */                                           \
+  void name##_tiles(const int8_t* const* tiles, size_t offset, int Q, int n,                    \
+                    const int8_t* const* xq, const float* s, float* y) {                        \
+    float32x4_t yv[8];                                                                          \
+    for (int t = 0; t < 8; ++t) yv[t] = vld1q_f32(y + 4 * t);                                   \
+    for (int i = 0; i < n; ++i) {                                                               \
+      int32x4_t a[8];                                                                           \
+      name##_sums(tiles[i] + offset, Q, xq[i], a);                                              \
+      const float32x4_t sv = vdupq_n_f32(s[i]);                                                 \
+      for (int t = 0; t < 8; ++t) yv[t] = vfmaq_f32(yv[t], vcvtq_f32_s32(a[t]), sv);            \
+    }                                                                                           \
+    for (int t = 0; t < 8; ++t) vst1q_f32(y + 4 * t, yv[t]);                                    \
   }                                                                                             \
   CC_Q8_PIXELS(name, name##_one)
 #define CC_Q8_NEON_STEP(acc, wv)                                      \

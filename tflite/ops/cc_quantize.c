@@ -1,11 +1,15 @@
 /* int8 activation quantization (phase 1 of the layers with int8 weights):
- * the quantize_fn variants of cc_kernels_internal.h, the portable one and on
- * x86-64 AVX2 and AVX-512 ones (cc_select_quantize in cc_dispatch.c picks).
+ * the quantize_fn variants of cc_kernels_internal.h, the portable one, on
+ * x86-64 AVX2 and AVX-512 ones and on aarch64 a NEON one (cc_select_quantize
+ * in cc_dispatch.c picks).
  * Every variant gives the same bytes: those of the double-precision rule
  * (round half to even of x * k in double, clamped to [-127, 127]).
  */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 #include "cc_kernels_internal.h"
 
@@ -144,4 +148,38 @@ __attribute__((target(CC_QUANTIZE_AVX512_TARGET))) void cc_quantize_avx512(
   quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_block_avx512);
 }
 #undef CC_QUANTIZE_AVX512_TARGET
+#endif
+
+#if defined(__aarch64__)
+/* 4 values: float -> double, multiply, round half to even (frintn), clamp;
+ * the integral doubles in [-127, 127] convert to int32 exactly. */
+CC_ALWAYS_INLINE int32x4_t quantize4_neon(const float* x, float64x2_t kv) {
+  const float64x2_t hi = vdupq_n_f64(127.0), lo = vdupq_n_f64(-127.0);
+  const float32x4_t v = vld1q_f32(x);
+  float64x2_t a = vmulq_f64(vcvt_f64_f32(vget_low_f32(v)), kv);
+  float64x2_t b = vmulq_f64(vcvt_high_f64_f32(v), kv);
+  a = vminq_f64(vmaxq_f64(vrndnq_f64(a), lo), hi);
+  b = vminq_f64(vmaxq_f64(vrndnq_f64(b), lo), hi);
+  return vcombine_s32(vmovn_s64(vcvtq_s64_f64(a)), vmovn_s64(vcvtq_s64_f64(b)));
+}
+
+/* One block: 16 values per step (narrowed to bytes, exact here), the rest
+ * one by one. */
+CC_ALWAYS_INLINE void quantize_block_neon(const float* x, int n, double k, int8_t* xq) {
+  const float64x2_t kv = vdupq_n_f64(k);
+  int r = 0;
+  for (; r + 16 <= n; r += 16) {
+    const int16x8_t lo = vcombine_s16(vmovn_s32(quantize4_neon(x + r, kv)),
+                                      vmovn_s32(quantize4_neon(x + r + 4, kv)));
+    const int16x8_t hi = vcombine_s16(vmovn_s32(quantize4_neon(x + r + 8, kv)),
+                                      vmovn_s32(quantize4_neon(x + r + 12, kv)));
+    vst1q_s8(xq + r, vcombine_s8(vmovn_s16(lo), vmovn_s16(hi)));
+  }
+  quantize_values_scalar(x + r, n - r, k, xq + r);
+}
+
+void cc_quantize_neon(const float* x, size_t rows, int n_blocks, int ibs, const double* k,
+                      int8_t* xq) {
+  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_block_neon);
+}
 #endif

@@ -39,6 +39,9 @@ std::vector<Variant> variants() {
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
     v.push_back({"avx512", cc_quantize_avx512});
 #endif
+#if defined(__aarch64__)
+  v.push_back({"neon", cc_quantize_neon});
+#endif
   v.push_back({"selected", cc_select_quantize()});
   return v;
 }
