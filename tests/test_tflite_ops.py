@@ -629,18 +629,26 @@ def test_dynamic_range_int8_dense_matches_the_dequantized_reference(cv, activati
     assert worst < 0.05, worst
 
 
+def _relu_then_linear_mostly_on(rng, features, hidden, output):
+    """Input(features) -> GatedDense relu -> GatedDense linear, `hidden` and
+    `output` as (units, blocks), random policies whose blocks are mostly on
+    (policy bias 2), so that the kernels run."""
+    net = keras.Sequential([keras.Input((features,)),
+                            kc.GatedDense(hidden[0], num_blocks=hidden[1], activation="relu",
+                                          bias_initializer=keras.initializers.RandomNormal(0, 0.3)),
+                            kc.GatedDense(output[0], num_blocks=output[1], activation="linear")])
+    for layer in kc.layers.gated_layers(net):
+        _set_policy(layer, rng)
+        layer.policy.bias.assign(np.full(layer.num_blocks, 2.0, "f4"))
+    return net
+
+
 def test_int8_ops_strips_threads_and_extreme_inputs(cv):
     """Block sizes 70 (strips of 32, 32, 6) and 48, input blocks of 70 (not a
     multiple of 4), 1 and 2 threads; inputs with a 1e30 block, subnormal
     blocks, an exact rounding tie, an all-zero row and a NaN row."""
     rng = np.random.default_rng(23)
-    net = keras.Sequential([keras.Input((36,)),
-                            kc.GatedDense(140, num_blocks=2, activation="relu",
-                                          bias_initializer=keras.initializers.RandomNormal(0, 0.3)),
-                            kc.GatedDense(96, num_blocks=2, activation="linear")])
-    for layer in kc.layers.gated_layers(net):
-        _set_policy(layer, rng)
-        layer.policy.bias.assign(np.full(2, 2.0, "f4"))  # mostly on: the kernels run
+    net = _relu_then_linear_mostly_on(rng, 36, (140, 2), (96, 2))
     data = cv.convert(net, quantize="dynamic")
     x = rng.normal(size=(9, 36)).astype("f4")
     x[1] *= 1e30
@@ -670,13 +678,7 @@ def test_int8_non_negative_strips_and_one_negative_value(cv):
     in input blocks of 64 (strips of 16 quads). Batch 1 (the tiles kernel)
     and batch 6 (one example at a time), against quantized_reference."""
     rng = np.random.default_rng(29)
-    net = keras.Sequential([keras.Input((260,)),
-                            kc.GatedDense(256, num_blocks=4, activation="relu",
-                                          bias_initializer=keras.initializers.RandomNormal(0, 0.3)),
-                            kc.GatedDense(64, num_blocks=2, activation="linear")])
-    for layer in kc.layers.gated_layers(net):
-        _set_policy(layer, rng)
-        layer.policy.bias.assign(np.full(layer.num_blocks, 2.0, "f4"))  # mostly on
+    net = _relu_then_linear_mostly_on(rng, 260, (256, 4), (64, 2))
     rows = []
     for negative_at in (None, 0, 3, 130, 255, 256, 259):
         x = np.abs(rng.normal(size=260)).astype("f4")
