@@ -88,13 +88,14 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   L.scale_by_gate = r.chance(0.3);
   L.has_bias = r.chance(0.8);
   L.declare_finite = r.chance(0.5);
-  const size_t nx =
-      conv ? static_cast<size_t>(L.B) * L.H * L.W * L.D : static_cast<size_t>(L.B) * L.D;
+  // Positions per example (a conv's H*W, 1 for dense), and inputs per example.
+  const size_t per_ex = conv ? static_cast<size_t>(L.H) * L.W : 1;
+  const size_t x_per_ex = per_ex * static_cast<size_t>(L.D);
+  const size_t nx = static_cast<size_t>(L.B) * x_per_ex;
   fill_normal(r, L.x, nx, 1.0);
   // Non-negative inputs (pixels, relu outputs), per example, some with one
   // negative value: the int8 kernels' strips whose bytes are all >= 0 skip
   // the sign transfer, a strip with one negative byte does not.
-  const size_t x_per_ex = L.B > 0 ? nx / static_cast<size_t>(L.B) : 0;
   for (int e = 0; e < L.B && x_per_ex > 0; ++e) {
     if (!r.chance(0.4)) continue;
     float* xe = L.x.data() + static_cast<size_t>(e) * x_per_ex;
@@ -103,7 +104,6 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   }
   // Zero input blocks (what a previous gated layer leaves), per example.
   const int ibs = L.ibs(), nin = L.D / ibs;
-  const size_t per_ex = conv ? static_cast<size_t>(L.H) * L.W : 1;
   for (int e = 0; e < L.B; ++e) {
     const double pz = r.chance(0.5) ? r.uniform() : 0.0;
     for (int i = 0; i < nin; ++i) {
@@ -132,8 +132,8 @@ Layer random_layer(Rng& r, bool conv, bool special) {
   for (int e = 0; e < L.B; ++e) {
     if (!r.chance(0.5)) continue;
     const double pz = r.uniform();
-    const size_t n = per_ex * static_cast<size_t>(L.D), base = static_cast<size_t>(e) * n;
-    for (size_t c = 0; c < n; ++c)
+    const size_t base = static_cast<size_t>(e) * x_per_ex;
+    for (size_t c = 0; c < x_per_ex; ++c)
       if (r.chance(pz)) L.x[base + c] = r.chance(0.5) ? 0.0f : -0.0f;
   }
   if (special && nx) {
