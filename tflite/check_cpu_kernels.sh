@@ -71,7 +71,7 @@ for isa in picked avx512vnni-ymm avx2 baseline; do
     echo "[$isa] $line"
     echo "$line" | grep -q "$CASES passed, 0 failed" || { echo "FAIL: $isa $mode" >&2; exit 1; }
     if [ "$isa" = picked ]; then
-      picked=$(echo "$line" | sed -n 's/.*with static scales (\(.*\))$/\1/p')
+      picked=$(echo "$line" | sed -n 's/.*with static scales (\([^)]*\)).*/\1/p')
     fi
   done
 done

@@ -106,6 +106,27 @@ static uint64_t dense_example_q8_tiles(const cc_gated_dense* p, dot_q8_tiles_fn 
   return macs;
 }
 
+/* Whether the needed (j, i) tiles of output block j have on average at least
+ * CC_Q8_SHARED_TILE examples of examples[0:n] each: then the examples go
+ * through each tile together (dense_examples_q8), sharing its weight loads;
+ * with fewer (small input blocks under a top-k budget: a 64-input block of the
+ * MNIST condnet's second layer has about 2 of 32 examples), one call of the
+ * tiles kernel per example costs less than a group call per strip and
+ * example group, and skips each example's zero quads. */
+#ifndef CC_Q8_SHARED_TILE
+#define CC_Q8_SHARED_TILE 3
+#endif
+CC_ALWAYS_INLINE int tiles_shared(const cc_gated_dense* p, const int* examples, int n, int n_in) {
+  int pairs = 0, tiles = 0;
+  for (int i = 0; i < n_in; ++i) {
+    int m = 0;
+    for (int a = 0; a < n; ++a) m += p->in_active[(size_t)examples[a] * n_in + i] != 0;
+    pairs += m;
+    tiles += m != 0;
+  }
+  return pairs >= CC_Q8_SHARED_TILE * tiles;
+}
+
 /* Output block j with int8 weights: y = act((sum_i s_i * xq_i . w_i) * w_scale + b)
  * for each example with block j on, exact zeros for the others. */
 uint64_t cc_dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
@@ -128,10 +149,14 @@ uint64_t cc_dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
   }
   if (n_on == 0) return 0;
   const int8_t* wj = p->kernel_q + (size_t)j * n_in * tile_bytes;
-  uint64_t macs;
-  if (n_on == 1 && q8->tiles && Q <= CC_Q8_MAX_QUADS && bs % CC_Q8_STRIP == 0) {
-    const int e = examples[0];
-    macs = dense_example_q8_tiles(p, q8->tiles, wj, e, p->y + (size_t)e * units + (size_t)j * bs);
+  uint64_t macs = 0;
+  if (q8->tiles && Q <= CC_Q8_MAX_QUADS && bs % CC_Q8_STRIP == 0 &&
+      (n_on == 1 || !tiles_shared(p, examples, n_on, n_in))) {
+    for (int a = 0; a < n_on; ++a) {
+      const int e = examples[a];
+      macs +=
+          dense_example_q8_tiles(p, q8->tiles, wj, e, p->y + (size_t)e * units + (size_t)j * bs);
+    }
   } else {
     const int32_t* sums_j =
         cc_q8_offset_sums(p->kernel_q, (size_t)K * n_in, tile_bytes) + (size_t)j * n_in * bs;

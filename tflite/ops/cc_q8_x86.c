@@ -62,34 +62,36 @@
  * 32 signed weight bytes w into acc's 8 int32 lanes, one per output. */
 #define CC_Q8_X86_KERNEL(name, TARGET, STEP, CHAINS)                                               \
   /* The int32 sums xq . w of one full strip (128 bytes per quad), its 32                          \
-   * outputs in acc[0..3]. CHAINS 8: two quads per iteration into two sets of                      \
-   * 4 accumulators, so that an accumulating vpdpbusd (latency ~5 cycles)                          \
-   * has 8 independent chains. CHAINS 4: one set (vpaddd's latency is 1                            \
-   * cycle; with 16 ymm registers, the AVX2 step's temporaries and a second                        \
-   * set spill to the stack). */                                                                   \
+   * outputs in acc[0..3]. CHAINS 8: a short strip takes two quads per                             \
+   * iteration into two sets of 4 accumulators, so that an accumulating                            \
+   * vpdpbusd (latency ~5 cycles) has 8 independent chains. CHAINS 4: one set                      \
+   * (vpaddd's latency is 1 cycle; with 16 ymm registers, the AVX2 step's                          \
+   * temporaries and a second set spill to the stack). */                                          \
   __attribute__((target(TARGET))) CC_ALWAYS_INLINE void name##_sums(                               \
       const int8_t* w, int Q, const int8_t* xq, __m256i acc[4]) {                                  \
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;                                \
     __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                                    \
     const int8_t* wp = w;                                                                          \
     int q = 0;                                                                                     \
-    for (; CHAINS == 8 && q + 2 <= Q; q += 2, wp += 256) {                                         \
+    const int masked = Q >= CC_Q8_MASKED_QUADS;                                                    \
+    for (; CHAINS == 8 && !masked && q + 2 <= Q; q += 2, wp += 256) {                              \
       CC_Q8_X86_QUAD(STEP, xq + 4 * q, wp, a0, a1, a2, a3);                                        \
       CC_Q8_X86_QUAD(STEP, xq + 4 * q + 4, wp + 128, b0, b1, b2, b3);                              \
     }                                                                                              \
-    /* CHAINS 4: a quad of 4 zero activations (zero pixels, zero relu                              \
-     * outputs) adds nothing; its weights are not read. Long strips                                \
-     * (CC_Q8_MASKED_QUADS quads or more) find their non-zero quads first,                         \
-     * up to 64 at a time (a bit mask, 8 quads per compare), and visit those                       \
-     * in order: a branch per quad on its data was mispredicted on MNIST's                         \
-     * pixels (trained condnet: 0.93-0.95x the time at batch 1, 0.88x at 32).                      \
+    /* A quad of 4 zero activations (zero pixels, zero relu outputs) adds                          \
+     * nothing; its weights are not read. Long strips (CC_Q8_MASKED_QUADS quads or                 \
+     * more, every kernel) find their non-zero quads first, up to 64 at a time (a                  \
+     * bit mask, 8 quads per compare), and visit those in order, one set of                        \
+     * accumulators: a branch per quad on its data was mispredicted on MNIST's                     \
+     * pixels (trained condnet: 0.93-0.95x the time at batch 1, 0.88x at 32); with                 \
+     * vpdpbusd (CHAINS 8) the 4 chains of the one set still beat reading every                    \
+     * quad (0.80-0.83x the time of the trained int8 condnet on an Ice Lake Xeon).                 \
      * The same pass ORs the bytes' sign bits: where none of the 64 quads is                       \
      * negative (pixels, relu outputs), their products skip the sign transfer                      \
-     * (CC_Q8_X86_QUAD_NONNEGATIVE: 12 vector instructions per quad instead                        \
-     * of 17). Short strips (a conv's channel block per tap) keep the branch,                      \
-     * which costs less there than building the mask (1.5-6% on the conv                           \
+     * (CC_Q8_X86_QUAD_NONNEGATIVE: 12 vector instructions per quad instead of                     \
+     * 17). Short strips (a conv's channel block per tap) keep the branch (CHAINS                  \
+     * 4), which costs less there than building the mask (1.5-6% on the conv                       \
      * layers). */                                                                                 \
-    const int masked = CHAINS == 4 && Q >= CC_Q8_MASKED_QUADS;                                     \
     for (int q0 = q; masked && q0 < Q; q0 += 64) {                                                 \
       const int n = Q - q0 < 64 ? Q - q0 : 64;                                                     \
       uint64_t nonzero = 0;                                                                        \
@@ -257,16 +259,80 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_quad(
   *hi = _mm512_dpbusd_epi32(*hi, xa, w1);
 }
 
-/* The int32 sums xq . w of one full strip, its 32 outputs in two zmm. */
+/* dot_q8_zmm_quad for 4 bytes that are all >= 0: vpdpbusd takes them as
+ * they are (no vpabsb, no masked subtractions). */
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_quad_nonnegative(
+    const int8_t* wp, const int8_t* xq, __m512i* lo, __m512i* hi) {
+  int32_t word;
+  memcpy(&word, xq, sizeof(word));
+  const __m512i xs = _mm512_set1_epi32(word);
+  *lo = _mm512_dpbusd_epi32(*lo, xs, _mm512_loadu_si512((const void*)wp));
+  *hi = _mm512_dpbusd_epi32(*hi, xs, _mm512_loadu_si512((const void*)(wp + 64)));
+}
+
+/* The quads at[0..count-1] of a strip, 4 per iteration into the 4 pairs of
+ * accumulators (8 vpdpbusd chains). NONNEGATIVE is a constant: the caller's
+ * two calls are two loops. */
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_visit(
+    const int8_t* w, const int8_t* xq, const int32_t* at, int count, const int NONNEGATIVE,
+    __m512i lo[4], __m512i hi[4]) {
+  int i = 0;
+  for (; i + 4 <= count; i += 4)
+    for (int u = 0; u < 4; ++u) {
+      const int q = at[i + u];
+      if (NONNEGATIVE)
+        dot_q8_zmm_quad_nonnegative(w + (size_t)q * 128, xq + 4 * q, &lo[u], &hi[u]);
+      else
+        dot_q8_zmm_quad(w + (size_t)q * 128, xq + 4 * q, &lo[u], &hi[u]);
+    }
+  for (int u = 0; i < count; ++i, ++u) {
+    const int q = at[i];
+    if (NONNEGATIVE)
+      dot_q8_zmm_quad_nonnegative(w + (size_t)q * 128, xq + 4 * q, &lo[u], &hi[u]);
+    else
+      dot_q8_zmm_quad(w + (size_t)q * 128, xq + 4 * q, &lo[u], &hi[u]);
+  }
+}
+
+/* The int32 sums xq . w of one full strip, its 32 outputs in two zmm.
+ * As in the AVX2 kernel, a strip of CC_Q8_MASKED_QUADS quads or more reads
+ * the weights of its non-zero quads only (zero pixels and relu outputs add
+ * nothing): 16 quads per compare, their indices packed by vpcompressd (in a
+ * register, then stored: a compressing store is slow on AMD Zen 4), up to
+ * 64 at a time; where none of them has a negative byte, their products
+ * skip the sign transfer. Shorter strips take every quad. */
 __attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_sums(
     const int8_t* w, int Q, const int8_t* xq, __m512i* sum_lo, __m512i* sum_hi) {
   __m512i lo[4], hi[4];
   for (int u = 0; u < 4; ++u) lo[u] = hi[u] = _mm512_setzero_si512();
-  int q = 0;
-  for (; q + 4 <= Q; q += 4)
-    for (int u = 0; u < 4; ++u)
-      dot_q8_zmm_quad(w + (size_t)(q + u) * 128, xq + 4 * (q + u), &lo[u], &hi[u]);
-  for (; q < Q; ++q) dot_q8_zmm_quad(w + (size_t)q * 128, xq + 4 * q, &lo[0], &hi[0]);
+  if (Q >= CC_Q8_MASKED_QUADS) {
+    const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int q0 = 0; q0 < Q; q0 += 64) {
+      const int n = Q - q0 < 64 ? Q - q0 : 64;
+      int32_t at[64 + 16]; /* each packed store writes 16 lanes */
+      int count = 0;
+      __mmask64 negative = 0;
+      for (int k = 0; k < n; k += 16) {
+        const __mmask16 in = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
+        const __m512i v = _mm512_maskz_loadu_epi32(in, (const void*)(xq + 4 * (q0 + k)));
+        const __mmask16 nonzero = _mm512_test_epi32_mask(v, v);
+        negative |= _mm512_movepi8_mask(v);
+        const __m512i quads = _mm512_add_epi32(iota, _mm512_set1_epi32(q0 + k));
+        _mm512_storeu_si512((void*)(at + count), _mm512_maskz_compress_epi32(nonzero, quads));
+        count += __builtin_popcount((unsigned)nonzero);
+      }
+      if (negative)
+        dot_q8_zmm_visit(w, xq, at, count, 0, lo, hi);
+      else
+        dot_q8_zmm_visit(w, xq, at, count, 1, lo, hi);
+    }
+  } else {
+    int q = 0;
+    for (; q + 4 <= Q; q += 4)
+      for (int u = 0; u < 4; ++u)
+        dot_q8_zmm_quad(w + (size_t)(q + u) * 128, xq + 4 * (q + u), &lo[u], &hi[u]);
+    for (; q < Q; ++q) dot_q8_zmm_quad(w + (size_t)q * 128, xq + 4 * q, &lo[0], &hi[0]);
+  }
   /* exact: each int32 lane's total is the same sum, split in four */
   *sum_lo = _mm512_add_epi32(_mm512_add_epi32(lo[0], lo[1]), _mm512_add_epi32(lo[2], lo[3]));
   *sum_hi = _mm512_add_epi32(_mm512_add_epi32(hi[0], hi[1]), _mm512_add_epi32(hi[2], hi[3]));
