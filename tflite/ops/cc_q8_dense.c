@@ -106,17 +106,25 @@ static uint64_t dense_example_q8_tiles(const cc_gated_dense* p, dot_q8_tiles_fn 
   return macs;
 }
 
-/* Whether the needed (j, i) tiles of output block j have on average at least
- * CC_Q8_SHARED_TILE examples of examples[0:n] each: then the examples go
- * through each tile together (dense_examples_q8), sharing its weight loads;
- * with fewer (small input blocks under a top-k budget: a 64-input block of the
- * MNIST condnet's second layer has about 2 of 32 examples), one call of the
- * tiles kernel per example costs less than a group call per strip and
- * example group, and skips each example's zero quads. */
+/* Whether the examples[0:n] with output block j on go through each needed
+ * (j, i) weight tile together (dense_examples_q8: each weight load shared by
+ * up to CC_Q8_GROUP examples), or one at a time through the tiles kernel,
+ * which reads the weights of non-zero activation quads only. Together where
+ * the tiles have on average at least CC_Q8_SHARED_TILE examples each and
+ * more than 7/8 of the quads are non-zero (estimated from examples[0]'s
+ * input blocks). Measured on an Ice Lake Xeon (VNNI zmm), batch 32: the
+ * MNIST condnet's first layer (one block of 784 pixels, about 8 examples
+ * per tile, 64-84% zero quads) and its second (64-input blocks of relu
+ * outputs, 2-4 examples per tile, 17-30% zero quads) are faster one example
+ * at a time (the int8 model 0.85x the time), while the 784-2048x3 stack
+ * (128-input blocks of relu outputs, about 6% zero quads) at tau 0.35-0.75
+ * (4-18 examples per tile) is faster together (one at a time: 1.1-1.8x the
+ * time). */
 #ifndef CC_Q8_SHARED_TILE
 #define CC_Q8_SHARED_TILE 3
 #endif
-CC_ALWAYS_INLINE int tiles_shared(const cc_gated_dense* p, const int* examples, int n, int n_in) {
+CC_ALWAYS_INLINE int tiles_shared(const cc_gated_dense* p, const int* examples, int n, int n_in,
+                                  int Q) {
   int pairs = 0, tiles = 0;
   for (int i = 0; i < n_in; ++i) {
     int m = 0;
@@ -124,7 +132,20 @@ CC_ALWAYS_INLINE int tiles_shared(const cc_gated_dense* p, const int* examples, 
     pairs += m;
     tiles += m != 0;
   }
-  return pairs >= CC_Q8_SHARED_TILE * tiles;
+  if (pairs < CC_Q8_SHARED_TILE * tiles) return 0;
+  const size_t b0 = (size_t)examples[0] * n_in;
+  int nonzero = 0, all = 0;
+  for (int i = 0; i < n_in; ++i) {
+    if (!p->in_active[b0 + i]) continue;
+    const int8_t* xq = p->xq + (b0 + i) * Q * 4;
+    for (int q = 0; q < Q; ++q) {
+      uint32_t word;
+      memcpy(&word, xq + 4 * q, sizeof(word));
+      nonzero += word != 0;
+    }
+    all += Q;
+  }
+  return 8 * nonzero > 7 * all;
 }
 
 /* Output block j with int8 weights: y = act((sum_i s_i * xq_i . w_i) * w_scale + b)
@@ -151,7 +172,7 @@ uint64_t cc_dense_block_q8(const cc_gated_dense* p, int j, int* examples) {
   const int8_t* wj = p->kernel_q + (size_t)j * n_in * tile_bytes;
   uint64_t macs = 0;
   if (q8->tiles && Q <= CC_Q8_MAX_QUADS && bs % CC_Q8_STRIP == 0 &&
-      (n_on == 1 || !tiles_shared(p, examples, n_on, n_in))) {
+      (n_on == 1 || !tiles_shared(p, examples, n_on, n_in, Q))) {
     for (int a = 0; a < n_on; ++a) {
       const int e = examples[a];
       macs +=
