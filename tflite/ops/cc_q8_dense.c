@@ -116,10 +116,10 @@ static uint64_t dense_example_q8_tiles(const cc_gated_dense* p, dot_q8_tiles_fn 
  * MNIST condnet's first layer (one block of 784 pixels, about 8 examples
  * per tile, 64-84% zero quads) and its second (64-input blocks of relu
  * outputs, 2-4 examples per tile, 17-30% zero quads) are faster one example
- * at a time (the int8 model 0.85x the time), while the 784-2048x3 stack
- * (128-input blocks of relu outputs, about 6% zero quads) at tau 0.35-0.75
- * (4-18 examples per tile) is faster together (one at a time: 1.1-1.8x the
- * time). */
+ * at a time (the int8 model 0.88-0.96x the time), while the 784-2048x3
+ * stack (128-input blocks of relu outputs of random weights) is faster
+ * together at tau 0.35-0.75 (4-18 examples per tile; one at a time took
+ * 1.1-1.2x the time at 0.35, 1.4-1.8x at 0.5-0.75). */
 #ifndef CC_Q8_SHARED_TILE
 #define CC_Q8_SHARED_TILE 3
 #endif
