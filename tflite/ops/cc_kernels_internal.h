@@ -231,6 +231,9 @@ static inline int conv_same_taps(const cc_gated_conv2d* p, int o, int n,
  * only that last float step can differ between kernels (fused or not).
  * |xq|, |w| <= 127 (never -128), so no product pair or sum overflows. */
 #define CC_Q8_STRIP 32
+/* In the x86-64 kernels, strips of at least this many quads skip their zero
+ * quads by a mask (cc_q8_x86.c). */
+#define CC_Q8_MASKED_QUADS 16
 /* n pixels (a conv's output columns; 1 for dense) against the same strip:
  * pixel p reads xq + p * x_step and adds into y + p * y_step, so the
  * per-call costs are paid once per row of pixels, not per pixel. */

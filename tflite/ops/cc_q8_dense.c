@@ -112,7 +112,8 @@ static uint64_t dense_example_q8_tiles(const cc_gated_dense* p, dot_q8_tiles_fn 
  * which reads the weights of non-zero activation quads only. Together where
  * the tiles have on average at least CC_Q8_SHARED_TILE examples each and
  * more than 7/8 of the quads are non-zero (estimated from examples[0]'s
- * input blocks). Measured on an Ice Lake Xeon (VNNI zmm), batch 32: the
+ * input blocks) or the strips are too short for the zero-quad skip
+ * (CC_Q8_MASKED_QUADS). Measured on an Ice Lake Xeon (VNNI zmm), batch 32: the
  * MNIST condnet's first layer (one block of 784 pixels, about 8 examples
  * per tile, 64-84% zero quads) and its second (64-input blocks of relu
  * outputs, 2-4 examples per tile, 17-30% zero quads) are faster one example
@@ -133,6 +134,7 @@ CC_ALWAYS_INLINE int tiles_shared(const cc_gated_dense* p, const int* examples, 
     tiles += m != 0;
   }
   if (pairs < CC_Q8_SHARED_TILE * tiles) return 0;
+  if (Q < CC_Q8_MASKED_QUADS) return 1;
   const size_t b0 = (size_t)examples[0] * n_in;
   int nonzero = 0, all = 0;
   for (int i = 0; i < n_in; ++i) {

@@ -54,9 +54,6 @@
     STEP(c3, xs, CC_Q8_W((wp) + 96));                             \
   } while (0)
 
-/* Strips of at least this many quads skip their zero quads by a mask. */
-#define CC_Q8_MASKED_QUADS 16
-
 /* One body for the x86-64 int8 kernels; STEP(acc, x, w) adds the products of
  * the 4 unsigned activation bytes x (broadcast to every int32 lane) with the
  * 32 signed weight bytes w into acc's 8 int32 lanes, one per output. */
