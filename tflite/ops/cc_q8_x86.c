@@ -267,6 +267,16 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_quad_
   *hi = _mm512_dpbusd_epi32(*hi, xs, _mm512_loadu_si512((const void*)(wp + 64)));
 }
 
+/* One quad through dot_q8_zmm_quad_nonnegative or dot_q8_zmm_quad
+ * (NONNEGATIVE is a constant at every call). */
+__attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_quad_as(
+    const int NONNEGATIVE, const int8_t* wp, const int8_t* xq, __m512i* lo, __m512i* hi) {
+  if (NONNEGATIVE)
+    dot_q8_zmm_quad_nonnegative(wp, xq, lo, hi);
+  else
+    dot_q8_zmm_quad(wp, xq, lo, hi);
+}
+
 /* The quads at[0..count-1] of a strip, 4 per iteration into the 4 pairs of
  * accumulators (8 vpdpbusd chains). NONNEGATIVE is a constant: the caller's
  * two calls are two loops. */
@@ -275,20 +285,11 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) CC_ALWAYS_INLINE void dot_q8_zmm_visit
     __m512i lo[4], __m512i hi[4]) {
   int i = 0;
   for (; i + 4 <= count; i += 4)
-    for (int u = 0; u < 4; ++u) {
-      const int q = at[i + u];
-      if (NONNEGATIVE)
-        dot_q8_zmm_quad_nonnegative(w + (size_t)q * 128, xq + 4 * q, &lo[u], &hi[u]);
-      else
-        dot_q8_zmm_quad(w + (size_t)q * 128, xq + 4 * q, &lo[u], &hi[u]);
-    }
-  for (int u = 0; i < count; ++i, ++u) {
-    const int q = at[i];
-    if (NONNEGATIVE)
-      dot_q8_zmm_quad_nonnegative(w + (size_t)q * 128, xq + 4 * q, &lo[u], &hi[u]);
-    else
-      dot_q8_zmm_quad(w + (size_t)q * 128, xq + 4 * q, &lo[u], &hi[u]);
-  }
+    for (int u = 0; u < 4; ++u)
+      dot_q8_zmm_quad_as(NONNEGATIVE, w + (size_t)at[i + u] * 128, xq + 4 * at[i + u], &lo[u],
+                         &hi[u]);
+  for (int u = 0; i < count; ++i, ++u)
+    dot_q8_zmm_quad_as(NONNEGATIVE, w + (size_t)at[i] * 128, xq + 4 * at[i], &lo[u], &hi[u]);
 }
 
 /* The int32 sums xq . w of one full strip, its 32 outputs in two zmm.
