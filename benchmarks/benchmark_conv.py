@@ -24,6 +24,9 @@ Timing: LiteRT, 1 thread, batch 1 and 8 by default, all models of one shape
 interleaved in one run (`keras_condcomp.litert.time_interleaved`), medians.
 speedup = dense ms / CondComp ms; ideal = dense multiply-adds / CondComp
 multiply-adds (gated products only: the policy's are in the CondComp ms).
+`--save-models DIR` also writes each CondComp model as
+DIR/conv_<shape>_<layers>layer_<precision>.tflite (for
+benchmarks/compare_libraries.py, which feeds them N(0, 1) inputs).
 """
 
 import argparse
@@ -65,6 +68,8 @@ def parse_args(argv):
     bench_common.add_interleaved_runs(p, rounds=15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=HERE / "conv_layers")
+    p.add_argument("--save-models", type=Path, default=None, metavar="DIR",
+                   help="also write the CondComp models there")
     args = p.parse_args(argv)
     if args.blocks < 2:
         p.error(f"--blocks must be at least 2, got {args.blocks}")
@@ -118,6 +123,10 @@ def main(argv=None):
                 dense = cv.convert(net, dense=True, quantize=q,
                                    representative=x_cal if q == "int8" else None)
                 sparse = cv.convert(net, quantize=q, input_scales=scales)
+                if args.save_models is not None:
+                    args.save_models.mkdir(parents=True, exist_ok=True)
+                    name = f"conv_{'x'.join(map(str, shape))}_{layers}layer_{precision}.tflite"
+                    (args.save_models / name).write_bytes(sparse)
                 # What the CondComp model computes: Keras float32, or the int8 reference.
                 reference = (net(pool, training=False).numpy() if q == "none"
                              else cv.quantized_reference(net, pool, scales)[0])

@@ -5,7 +5,10 @@ free of what moves between runs on a virtual machine (memory bandwidth,
 frequency). Each model of `--models` (`.tflite` files) is loaded twice in one
 process, once with each library as its delegate (LiteRT or tf.lite, 1
 thread), and the pairs are timed interleaved (random order per round,
-medians) on a stream of 64 different test images per batch size. Also
+medians) on a stream of 64 different test images per batch size (a model
+whose input is not an image of `--dataset`, e.g. the conv layers that
+`benchmarks/benchmark_conv.py --save-models DIR` writes: 64 batches of N(0, 1)
+values, seeded). Also
 checks that the two libraries give the same outputs on the first batch (the
 largest absolute difference is reported; a kernel change that is meant to
 keep outputs bit-identical shows 0).
@@ -52,14 +55,24 @@ def output_of(interp, x):
     return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
 
 
+def model_inputs(images, interp, batch, seed=0):
+    """64 input batches for `interp`: test images where its input takes them, else N(0, 1)."""
+    shape = tuple(interp.get_input_details()[0]["shape"][1:])
+    if shape == images.shape[1:]:
+        return bench_common.image_stream(images, batch)
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((batch, *shape)).astype(np.float32)
+            for _ in range(bench_common.STREAM)]
+
+
 def run(args):
     images = bench_common.frontier_test_images(args)
     rows = []
     for model, model_b in zip(args.models, args.models_b or args.models):
         for batch in args.batches:
-            inputs = bench_common.image_stream(images, batch)
             pair = {"a": interpreter(args.library_a, model, batch),
                     "b": interpreter(args.library_b, model_b, batch)}
+            inputs = model_inputs(images, pair["a"], batch)
             difference = float(np.max(np.abs(output_of(pair["a"], inputs[0])
                                               - output_of(pair["b"], inputs[0]))))
             seconds = litert.time_interleaved(
@@ -82,7 +95,8 @@ def markdown(report):
         "",
         f"CPU: {report['cpu']}; kernels: {report['kernel_isa']}; LiteRT, 1 thread; medians of "
         f"{report['rounds']} interleaved rounds x {report['runs_per_round']} invokes on 64 "
-        "different test images. A: `{a}`, B: `{b}`.".format(a=report["library_a"],
+        "different inputs (test images; N(0, 1) values for a model that does not take "
+        "them). A: `{a}`, B: `{b}`.".format(a=report["library_a"],
                                                              b=report["library_b"]),
         "",
         f"Regenerate: `{report['command']}`",

@@ -101,9 +101,9 @@ CC_INTERNAL void cc_conv_gate_avx2(const cc_gated_conv2d* p, int b, int e, float
  * (x: [rows][n_blocks * ibs] floats; xq: [rows][n_blocks][padded] bytes,
  * padded = ibs rounded up to a multiple of 4, the padding zero): block b is
  * xq = clamp(round-half-even(x * k[b]), -127, 127) computed in double
- * (defined for subnormal scales too); a block with k[b] == 0 is not written
- * (it is never read). k = 127 / max|x| for per-example scales (scale
- * max|x| / 127), 1 / input_scale for static ones.
+ * (defined for subnormal scales too); a block with k[b] == 0 is never read
+ * and may be left unwritten (the layers give k[b] == 0 to all-zero blocks). k = 127 / max|x| for
+ * per-example scales (scale max|x| / 127), 1 / input_scale for static ones.
  * keras_condcomp.reference.quantize_activations is the same computation.
  * Every variant gives the same bytes (cc_quantize.c). A dense example is one
  * row; a conv example is its H*W positions, the rows of one call. */
@@ -268,13 +268,14 @@ typedef struct {
  * sums (cc_q8_offset_sums) at sums + a * sums_step_h + b * sums_step_w, the
  * activations pixel p reads for it at xq + a * x_step_h + b * x_step_w +
  * p * x_step), the int32 sums over all taps taken before the one float step:
- * y[p] += s * sum_(a, b) (xq . w_ab), for strips of 8, 16 or 32 outputs and
+ * y[p] += s * sum_(a, b) (xq . w_ab) (with `store` 0; 1: y[p] = 0 + that,
+ * y not read first), for strips of 8, 16 or 32 outputs and
  * taps_h * taps_w * Q within CC_Q8_MAX_QUADS, n <= CC_Q8_CONV_PIXELS. NULL
  * where this CPU has none. */
 #define CC_Q8_CONV_PIXELS 8
 typedef void (*dot_q8_conv_fn)(const int8_t* w, const int32_t* sums, const cc_q8_conv_taps* taps,
                                int Q, int cols, const int8_t* xq, size_t x_step, int n, float s,
-                               float* y, size_t y_step);
+                               float* y, size_t y_step, int store);
 /* The offset sums of a kernel_q packed by cc_q8_pack with `tiles` tiles of
  * tile_bytes each: int32 [tiles][bs] after the tiles, output c of tile
  * (j, i) = 128 * the sum of its weights w(j, d, c) (mod 2^32; exact for
@@ -348,7 +349,7 @@ CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_tiles(const int8_t* const* tiles, size
 CC_INTERNAL void cc_dot_q8_avx512vnni_zmm_conv(const int8_t* w, const int32_t* sums,
                                                const cc_q8_conv_taps* taps, int Q, int cols,
                                                const int8_t* xq, size_t x_step, int n, float s,
-                                               float* y, size_t y_step);
+                                               float* y, size_t y_step, int store);
 CC_INTERNAL void cc_dot_q8_avxvnni(const int8_t* w, int Q, int cols, const int8_t* xq,
                                    size_t x_step, float s, float* y, size_t y_step, int n);
 CC_INTERNAL void cc_dot_q8_avxvnni_tiles(const int8_t* const* tiles, size_t offset, int Q, int n,

@@ -14,14 +14,24 @@ static inline int conv_kernel_strip(int cols) { return cols == 8 || cols == 16 |
  * at most CC_Q8_CONV_PIXELS. */
 static inline void conv_strip_tiles(dot_q8_conv_fn conv, const int8_t* strip, const int32_t* sums,
                                     const cc_q8_conv_taps* taps, int Q, int cols, const int8_t* xq,
-                                    size_t x_step, int run, float s, float* y, size_t y_step) {
+                                    size_t x_step, int run, float s, float* y, size_t y_step,
+                                    int store) {
   for (int done = 0, tiles = (run + CC_Q8_CONV_PIXELS - 1) / CC_Q8_CONV_PIXELS; done < run;
        --tiles) {
     const int n = (run - done + tiles - 1) / tiles;
     conv(strip, sums, taps, Q, cols, xq + (size_t)done * x_step, x_step, n, s,
-         y + (size_t)done * y_step, y_step);
+         y + (size_t)done * y_step, y_step, store);
     done += n;
   }
+}
+
+/* Zero output block j's values (bs floats, rows `units` apart) at the
+ * output pixels [oh0, oh1) x [ow0, ow1) of ye. */
+static void zero_pixels(float* ye, int oh0, int oh1, int ow0, int ow1, int OW, size_t units,
+                        int bs) {
+  for (int oh = oh0; oh < oh1; ++oh)
+    for (int ow = ow0; ow < ow1; ++ow)
+      memset(ye + ((size_t)oh * OW + ow) * units, 0, sizeof(float) * (size_t)bs);
 }
 
 /* Output block j of a conv with int8 weights. Where this CPU has a conv
@@ -38,7 +48,11 @@ static inline void conv_strip_tiles(dot_q8_conv_fn conv, const int8_t* strip, co
  * this CPU) go per output row, tap column kw (over the run of output columns
  * reading inside the input, input columns stride_w apart) and channel block
  * i: one dot_q8_fn call per (kh, kw, i) strip over the run, the tile staying
- * in L1 while the pixels use it. */
+ * in L1 while the pixels use it. Where every strip goes through the conv
+ * kernel, the first input block on stores its sums (0 + the float step, the
+ * same value) instead of adding them to a zero-filled y, and only the pixels
+ * no call reaches (no tap inside the input, or no input block on) are zeroed:
+ * one pass less over the block's outputs. */
 uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
   const cc_q8_kernels* q8 = cc_select_q8();
   const dot_q8_fn dot = q8->dot;
@@ -70,19 +84,28 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
   }
   uint64_t macs = 0;
   for (int e = 0; e < p->batch; ++e) {
-    if (!cc_conv_block_begin(p, j, e, NULL)) continue;
+    const uint8_t* act = p->in_active + (size_t)e * n_in;
+    int first_on = 0; /* the first input block on, n_in if none */
+    while (first_on < n_in && !act[first_on]) ++first_on;
+    const int stores = fused == bs && first_on < n_in && p->out_mask[(size_t)e * K + j] == 1;
+    if (!stores && !cc_conv_block_begin(p, j, e, NULL)) continue;
     float* ye = p->y + (size_t)e * OH * OW * units + (size_t)j * bs;
     const int8_t* xe = p->xq + (size_t)e * hw * pixel_bytes;
     const float* xs_scale = p->xq_scale + (size_t)e * n_in;
-    const uint8_t* act = p->in_active + (size_t)e * n_in;
     for (int oh0 = 0, oh1; fused > 0 && oh0 < OH; oh0 = oh1) {
       int kh0, kh1;
       oh1 = conv_same_taps(p, oh0, p->out_h, conv_inside_rows, &kh0, &kh1);
-      if (kh1 == kh0) continue;
+      if (kh1 == kh0) {
+        if (stores) zero_pixels(ye, oh0, oh1, 0, OW, OW, units, bs);
+        continue;
+      }
       for (int ow0 = 0, ow1; ow0 < OW; ow0 = ow1) {
         int kw0, kw1;
         ow1 = conv_same_taps(p, ow0, p->out_w, conv_inside_tap_cols, &kw0, &kw1);
-        if (kw1 == kw0) continue;
+        if (kw1 == kw0) {
+          if (stores) zero_pixels(ye, oh0, oh1, ow0, ow1, OW, units, bs);
+          continue;
+        }
         const cc_q8_conv_taps taps = {kh1 - kh0,   kw1 - kw0,   w_step_h, w_step_w,
                                       sums_step_h, sums_step_w, x_step_h, x_step_w};
         const size_t t0 = (size_t)(kh0 * KW + kw0) * n_in; /* tap (kh0, kw0)'s first tile */
@@ -105,7 +128,8 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
               const int cols = bs - c0 < CC_Q8_STRIP ? bs - c0 : CC_Q8_STRIP;
               conv_strip_tiles(conv, wj + (t0 + i) * tile_bytes + (size_t)c0 * Q * 4,
                                sums_j + (t0 + i) * bs + c0, &taps, Q, cols, xl + (size_t)i * Q * 4,
-                               x_pixel, run, xs_scale[i], yl + c0, y_pixel);
+                               x_pixel, run, xs_scale[i], yl + c0, y_pixel,
+                               stores && i == first_on);
             }
             macs += (uint64_t)taps.taps_h * taps.taps_w * run * ibs * fused;
           }

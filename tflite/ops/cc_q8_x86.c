@@ -469,7 +469,8 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_group(
  * int32 sums, added in another order. */
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_tile(
     const int8_t* w, const int32_t* sums, const cc_q8_conv_taps* taps, int Q, const int8_t* xq,
-    size_t x_step, const int MR, const int W, const int ROW3, float s, float* y, size_t y_step) {
+    size_t x_step, const int MR, const int W, const int ROW3, float s, float* y, size_t y_step,
+    int store) {
   const cc_q8_conv_taps k = *taps;
   const int taps_w = ROW3 ? 3 : k.taps_w;
   __m512i acc[CC_Q8_CONV_PIXELS][2], corr[2];
@@ -521,8 +522,8 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_
     float* ym = y + (size_t)m * y_step;
     for (int v = 0; v < W; ++v) {
       const __m512i sum = _mm512_sub_epi32(acc[m][v], corr[v]);
-      _mm512_storeu_ps(ym + 16 * v,
-                       _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sv, _mm512_loadu_ps(ym + 16 * v)));
+      const __m512 before = store ? _mm512_setzero_ps() : _mm512_loadu_ps(ym + 16 * v);
+      _mm512_storeu_ps(ym + 16 * v, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sv, before));
     }
   }
 }
@@ -530,7 +531,7 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_
 /* The same for a strip of 8 outputs (quads of 32 bytes): one ymm per pixel. */
 CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_tile(
     const int8_t* w, const int32_t* sums, const cc_q8_conv_taps* taps, int Q, const int8_t* xq,
-    size_t x_step, const int MR, const int ROW3, float s, float* y, size_t y_step) {
+    size_t x_step, const int MR, const int ROW3, float s, float* y, size_t y_step, int store) {
   const cc_q8_conv_taps k = *taps;
   const int taps_w = ROW3 ? 3 : k.taps_w;
   __m256i acc[CC_Q8_CONV_PIXELS], corr = _mm256_setzero_si256();
@@ -572,20 +573,21 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_
   for (int m = 0; m < MR; ++m) {
     float* ym = y + (size_t)m * y_step;
     const __m256i sum = _mm256_sub_epi32(acc[m], corr);
-    _mm256_storeu_ps(ym, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), sv, _mm256_loadu_ps(ym)));
+    const __m256 before = store ? _mm256_setzero_ps() : _mm256_loadu_ps(ym);
+    _mm256_storeu_ps(ym, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), sv, before));
   }
 }
 
 __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_conv(
     const int8_t* w, const int32_t* sums, const cc_q8_conv_taps* taps, int Q, int cols,
-    const int8_t* xq, size_t x_step, int n, float s, float* y, size_t y_step) {
+    const int8_t* xq, size_t x_step, int n, float s, float* y, size_t y_step, int store) {
   const int row3 = taps->taps_w == 3 && taps->x_step_w == x_step;
-#define CC_Q8_CONV_CASE(MR, W)                                                    \
-  case MR:                                                                        \
-    if (row3)                                                                     \
-      dot_q8_zmm_conv_tile(w, sums, taps, Q, xq, x_step, MR, W, 1, s, y, y_step); \
-    else                                                                          \
-      dot_q8_zmm_conv_tile(w, sums, taps, Q, xq, x_step, MR, W, 0, s, y, y_step); \
+#define CC_Q8_CONV_CASE(MR, W)                                                           \
+  case MR:                                                                               \
+    if (row3)                                                                            \
+      dot_q8_zmm_conv_tile(w, sums, taps, Q, xq, x_step, MR, W, 1, s, y, y_step, store); \
+    else                                                                                 \
+      dot_q8_zmm_conv_tile(w, sums, taps, Q, xq, x_step, MR, W, 0, s, y, y_step, store); \
     return;
   if (cols == 32) {
     switch (n) {
@@ -602,12 +604,12 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_conv(
     }
     return;
   }
-#define CC_Q8_CONV_CASE8(MR)                                                   \
-  case MR:                                                                     \
-    if (row3)                                                                  \
-      dot_q8_ymm_conv_tile(w, sums, taps, Q, xq, x_step, MR, 1, s, y, y_step); \
-    else                                                                       \
-      dot_q8_ymm_conv_tile(w, sums, taps, Q, xq, x_step, MR, 0, s, y, y_step); \
+#define CC_Q8_CONV_CASE8(MR)                                                          \
+  case MR:                                                                            \
+    if (row3)                                                                         \
+      dot_q8_ymm_conv_tile(w, sums, taps, Q, xq, x_step, MR, 1, s, y, y_step, store); \
+    else                                                                              \
+      dot_q8_ymm_conv_tile(w, sums, taps, Q, xq, x_step, MR, 0, s, y, y_step, store); \
     return;
   if (cols == 8) {
     switch (n) {

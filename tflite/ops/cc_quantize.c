@@ -17,28 +17,86 @@
 #include <math.h>
 #include <string.h>
 
-CC_ALWAYS_INLINE void quantize_values_scalar(const float* x, int n, double k, int8_t* xq) {
+/* Each variant quantizes runs of n values through a `run` function whose
+ * factor is k[0] for every value (PER_VALUE 0: a block's) or k[r] for value
+ * r (PER_VALUE 1: a row of blocks, see quantize_rows). kf: the same factors
+ * as floats where every one is 0 or a normal float (the AVX-512 float path
+ * is exact then), else NULL. */
+CC_ALWAYS_INLINE void quantize_values_scalar(const float* x, int n, const double* k,
+                                             const int PER_VALUE, int8_t* xq) {
   for (int r = 0; r < n; ++r) {
-    double v = nearbyint((double)x[r] * k);
+    double v = nearbyint((double)x[r] * k[PER_VALUE ? r : 0]);
     v = v > 127.0 ? 127.0 : v < -127.0 ? -127.0 : v;
     xq[r] = (int8_t)v;
   }
 }
 
-/* The rows x blocks walk of every variant: block b of row r through
- * `block` (ibs values), its padding zeroed. Always inline, so `block` is
- * inlined into each variant; blocks outside, rows inside, so what `block`
- * derives from k[b] is computed once per block (a conv example is H*W rows
- * of a few short blocks). */
-typedef void (*quantize_block_fn)(const float* x, int n, double k, int8_t* xq);
+CC_ALWAYS_INLINE void quantize_run_scalar(const float* x, int n, const double* k, const float* kf,
+                                          const int PER_VALUE, int8_t* xq) {
+  (void)kf;
+  quantize_values_scalar(x, n, k, PER_VALUE, xq);
+}
+
+/* A row of at most this many values whose blocks have no padding (ibs a
+ * multiple of 4) is one run with a factor per value (quantize_rows). */
+#define CC_QUANTIZE_ROW_VALUES 1024
+
+typedef void (*quantize_run_fn)(const float* x, int n, const double* k, const float* kf,
+                                const int PER_VALUE, int8_t* xq);
+
+/* The rows x blocks walk of every variant, `run` inlined into each. Where
+ * the blocks have no padding and are short (ibs < 16: a conv's channel
+ * blocks, where a run per block is mostly its fixed cost) or all written, a
+ * row is one run of n_blocks * ibs values with the factor of each value's
+ * block (kept on the stack; a k[b] == 0 block is then written too, as x * 0:
+ * its values are all zero where the layers call this, and it is never
+ * read). A call of one unpadded block per row is one run over all rows.
+ * Otherwise one run per block and row, blocks outside, rows inside,
+ * so what the run derives from k[b] is computed once per block, the padding
+ * zeroed. */
 CC_ALWAYS_INLINE void quantize_rows(const float* x, size_t rows, int n_blocks, int ibs,
-                                    const double* k, int8_t* xq, quantize_block_fn block) {
+                                    const double* k, int8_t* xq, quantize_run_fn run) {
   const int padded = (ibs + 3) / 4 * 4;
+  int all_written = 1;
+  for (int b = 0; b < n_blocks; ++b) all_written &= k[b] != 0.0;
+  if (padded == ibs && n_blocks > 1 && (size_t)n_blocks * ibs <= CC_QUANTIZE_ROW_VALUES &&
+      (ibs < 16 || all_written)) {
+    const int n = n_blocks * ibs;
+    double kd[CC_QUANTIZE_ROW_VALUES];
+    float kf[CC_QUANTIZE_ROW_VALUES];
+    int float_ok = 1;
+    for (int b = 0; b < n_blocks; ++b) {
+      const double kb = k[b];
+      const int ok = kb == 0.0 || (kb >= (double)FLT_MIN && kb <= (double)FLT_MAX);
+      float_ok &= ok;
+      for (int v = 0; v < ibs; ++v) {
+        kd[b * ibs + v] = kb;
+        kf[b * ibs + v] = ok ? (float)kb : 0.0f;
+      }
+    }
+    for (size_t r = 0; r < rows; ++r)
+      run(x + r * (size_t)n, n, kd, float_ok ? kf : NULL, 1, xq + r * (size_t)n);
+    return;
+  }
+  const float kf0 = (float)k[0];
+  const int kf0_ok = k[0] >= (double)FLT_MIN && k[0] <= (double)FLT_MAX;
+  if (padded == ibs && n_blocks == 1) { /* the rows are one block: one run, in chunks */
+    const size_t total = rows * (size_t)ibs, chunk = (size_t)1 << 24;
+    for (size_t done = 0; k[0] != 0.0 && done < total; done += chunk) {
+      const int n = (int)(total - done < chunk ? total - done : chunk);
+      run(x + done, n, k, kf0_ok ? &kf0 : NULL, 0, xq + done);
+    }
+    return;
+  }
   for (int b = 0; b < n_blocks; ++b) {
     if (k[b] == 0.0) continue;
+    /* The float path only where a run has 16 values (blocks of 8 would
+     * mostly pay for setting it up). */
+    const float kfb = (float)k[b];
+    const float* kf = ibs >= 16 && k[b] >= (double)FLT_MIN && k[b] <= (double)FLT_MAX ? &kfb : NULL;
     for (size_t r = 0; r < rows; ++r) {
       int8_t* qb = xq + (r * (size_t)n_blocks + (size_t)b) * padded;
-      block(x + (r * (size_t)n_blocks + (size_t)b) * ibs, ibs, k[b], qb);
+      run(x + (r * (size_t)n_blocks + (size_t)b) * ibs, ibs, &k[b], kf, 0, qb);
       for (int pad = ibs; pad < padded; ++pad) qb[pad] = 0;
     }
   }
@@ -46,7 +104,7 @@ CC_ALWAYS_INLINE void quantize_rows(const float* x, size_t rows, int n_blocks, i
 
 void cc_quantize_default(const float* x, size_t rows, int n_blocks, int ibs, const double* k,
                          int8_t* xq) {
-  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_values_scalar);
+  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_run_scalar);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -61,30 +119,38 @@ CC_ALWAYS_INLINE __attribute__((target("avx2,fma"))) __m128i quantize4_avx2(cons
   return _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(v, lo), hi));
 }
 
-/* One block: 16 values per step, then 8 (packed to bytes with saturation,
+/* The factors of values [r, r + 4) of a run. */
+CC_ALWAYS_INLINE __attribute__((target("avx2,fma"))) __m256d factors4_avx2(const double* k, int r,
+                                                                           const int PER_VALUE) {
+  return PER_VALUE ? _mm256_loadu_pd(k + r) : _mm256_set1_pd(k[0]);
+}
+
+/* One run: 16 values per step, then 8 (packed to bytes with saturation,
  * exact here), the rest one by one. */
-CC_ALWAYS_INLINE __attribute__((target("avx2,fma"))) void quantize_block_avx2(const float* x, int n,
-                                                                              double k,
-                                                                              int8_t* xq) {
-  const __m256d kv = _mm256_set1_pd(k);
+CC_ALWAYS_INLINE __attribute__((target("avx2,fma"))) void quantize_run_avx2(
+    const float* x, int n, const double* k, const float* kf, const int PER_VALUE, int8_t* xq) {
+  (void)kf;
   int r = 0;
   for (; r + 16 <= n; r += 16) {
     __m128i q[4];
-    for (int h = 0; h < 4; ++h) q[h] = quantize4_avx2(x + r + 4 * h, kv);
+    for (int h = 0; h < 4; ++h)
+      q[h] = quantize4_avx2(x + r + 4 * h, factors4_avx2(k, r + 4 * h, PER_VALUE));
     const __m128i bytes = _mm_packs_epi16(_mm_packs_epi32(q[0], q[1]), _mm_packs_epi32(q[2], q[3]));
     _mm_storeu_si128((__m128i*)(void*)(xq + r), bytes);
   }
   if (r + 8 <= n) {
-    const __m128i words = _mm_packs_epi32(quantize4_avx2(x + r, kv), quantize4_avx2(x + r + 4, kv));
+    const __m128i words =
+        _mm_packs_epi32(quantize4_avx2(x + r, factors4_avx2(k, r, PER_VALUE)),
+                        quantize4_avx2(x + r + 4, factors4_avx2(k, r + 4, PER_VALUE)));
     _mm_storel_epi64((__m128i*)(void*)(xq + r), _mm_packs_epi16(words, words));
     r += 8;
   }
-  quantize_values_scalar(x + r, n - r, k, xq + r);
+  quantize_values_scalar(x + r, n - r, PER_VALUE ? k + r : k, PER_VALUE, xq + r);
 }
 
 __attribute__((target("avx2,fma"))) void cc_quantize_avx2(const float* x, size_t rows, int n_blocks,
                                                           int ibs, const double* k, int8_t* xq) {
-  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_block_avx2);
+  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_run_avx2);
 }
 #define CC_QUANTIZE_AVX512_TARGET "avx512f,avx512vl,avx2,fma"
 
@@ -118,34 +184,40 @@ CC_ALWAYS_INLINE __attribute__((target(CC_QUANTIZE_AVX512_TARGET))) int quantize
   return 1;
 }
 
-/* One block: 16 values per step (in float32 where exact, see
- * quantize16_float_avx512; k outside the normal float range always takes
- * the double path), then 8 at a time in double, the last under a mask (8
- * doubles are one vector, as many steps as 8 floats take). */
-CC_ALWAYS_INLINE __attribute__((target(CC_QUANTIZE_AVX512_TARGET))) void quantize_block_avx512(
-    const float* x, int n, double k, int8_t* xq) {
-  const __m512d kv = _mm512_set1_pd(k);
-  /* Set up only where a 16-step runs: blocks of 8 (conv channel blocks)
-   * are mostly this function's fixed cost. */
-  const int float_ok = n >= 16 && k >= (double)FLT_MIN && k <= (double)FLT_MAX;
-  const __m512 kf = _mm512_set1_ps(float_ok ? (float)k : 0.0f);
+/* The factors of values [r, r + 8) of a run (lanes outside `lanes` 0). */
+CC_ALWAYS_INLINE __attribute__((target(CC_QUANTIZE_AVX512_TARGET))) __m512d
+factors8_avx512(const double* k, int r, __mmask8 lanes, const int PER_VALUE) {
+  return PER_VALUE ? _mm512_maskz_loadu_pd(lanes, k + r) : _mm512_set1_pd(k[0]);
+}
+
+/* One run: 16 values per step (in float32 where exact, see
+ * quantize16_float_avx512; with kf NULL always the double path), then 8 at
+ * a time in double, the last under a mask (8 doubles are one vector, as
+ * many steps as 8 floats take). */
+CC_ALWAYS_INLINE __attribute__((target(CC_QUANTIZE_AVX512_TARGET))) void quantize_run_avx512(
+    const float* x, int n, const double* k, const float* kf, const int PER_VALUE, int8_t* xq) {
+  const __m512 kf_all = _mm512_set1_ps(kf != NULL && !PER_VALUE ? kf[0] : 0.0f);
   int r = 0;
   for (; r + 16 <= n; r += 16) {
-    if (float_ok && quantize16_float_avx512(x + r, kf, xq + r)) continue;
-    const __m256i q0 = quantize8_avx512(x + r, 0xff, kv),
-                  q1 = quantize8_avx512(x + r + 8, 0xff, kv);
+    if (kf != NULL &&
+        quantize16_float_avx512(x + r, PER_VALUE ? _mm512_loadu_ps(kf + r) : kf_all, xq + r))
+      continue;
+    const __m256i q0 = quantize8_avx512(x + r, 0xff, factors8_avx512(k, r, 0xff, PER_VALUE)),
+                  q1 =
+                      quantize8_avx512(x + r + 8, 0xff, factors8_avx512(k, r + 8, 0xff, PER_VALUE));
     const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
     _mm_storeu_si128((__m128i*)(void*)(xq + r), _mm512_cvtepi32_epi8(both));
   }
   for (; r < n; r += 8) {
     const __mmask8 lanes = n - r >= 8 ? 0xff : (__mmask8)((1u << (n - r)) - 1u);
-    _mm256_mask_cvtepi32_storeu_epi8(xq + r, lanes, quantize8_avx512(x + r, lanes, kv));
+    _mm256_mask_cvtepi32_storeu_epi8(
+        xq + r, lanes, quantize8_avx512(x + r, lanes, factors8_avx512(k, r, lanes, PER_VALUE)));
   }
 }
 
 __attribute__((target(CC_QUANTIZE_AVX512_TARGET))) void cc_quantize_avx512(
     const float* x, size_t rows, int n_blocks, int ibs, const double* k, int8_t* xq) {
-  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_block_avx512);
+  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_run_avx512);
 }
 #undef CC_QUANTIZE_AVX512_TARGET
 #endif
@@ -153,33 +225,37 @@ __attribute__((target(CC_QUANTIZE_AVX512_TARGET))) void cc_quantize_avx512(
 #if defined(__aarch64__)
 /* 4 values: float -> double, multiply, round half to even (frintn), clamp;
  * the integral doubles in [-127, 127] convert to int32 exactly. */
-CC_ALWAYS_INLINE int32x4_t quantize4_neon(const float* x, float64x2_t kv) {
+CC_ALWAYS_INLINE int32x4_t quantize4_neon(const float* x, const double* k, int r,
+                                          const int PER_VALUE) {
   const float64x2_t hi = vdupq_n_f64(127.0), lo = vdupq_n_f64(-127.0);
-  const float32x4_t v = vld1q_f32(x);
-  float64x2_t a = vmulq_f64(vcvt_f64_f32(vget_low_f32(v)), kv);
-  float64x2_t b = vmulq_f64(vcvt_high_f64_f32(v), kv);
+  const float64x2_t k_lo = PER_VALUE ? vld1q_f64(k + r) : vdupq_n_f64(k[0]);
+  const float64x2_t k_hi = PER_VALUE ? vld1q_f64(k + r + 2) : k_lo;
+  const float32x4_t v = vld1q_f32(x + r);
+  float64x2_t a = vmulq_f64(vcvt_f64_f32(vget_low_f32(v)), k_lo);
+  float64x2_t b = vmulq_f64(vcvt_high_f64_f32(v), k_hi);
   a = vminq_f64(vmaxq_f64(vrndnq_f64(a), lo), hi);
   b = vminq_f64(vmaxq_f64(vrndnq_f64(b), lo), hi);
   return vcombine_s32(vmovn_s64(vcvtq_s64_f64(a)), vmovn_s64(vcvtq_s64_f64(b)));
 }
 
-/* One block: 16 values per step (narrowed to bytes, exact here), the rest
+/* One run: 16 values per step (narrowed to bytes, exact here), the rest
  * one by one. */
-CC_ALWAYS_INLINE void quantize_block_neon(const float* x, int n, double k, int8_t* xq) {
-  const float64x2_t kv = vdupq_n_f64(k);
+CC_ALWAYS_INLINE void quantize_run_neon(const float* x, int n, const double* k, const float* kf,
+                                        const int PER_VALUE, int8_t* xq) {
+  (void)kf;
   int r = 0;
   for (; r + 16 <= n; r += 16) {
-    const int16x8_t lo = vcombine_s16(vmovn_s32(quantize4_neon(x + r, kv)),
-                                      vmovn_s32(quantize4_neon(x + r + 4, kv)));
-    const int16x8_t hi = vcombine_s16(vmovn_s32(quantize4_neon(x + r + 8, kv)),
-                                      vmovn_s32(quantize4_neon(x + r + 12, kv)));
+    const int16x8_t lo = vcombine_s16(vmovn_s32(quantize4_neon(x, k, r, PER_VALUE)),
+                                      vmovn_s32(quantize4_neon(x, k, r + 4, PER_VALUE)));
+    const int16x8_t hi = vcombine_s16(vmovn_s32(quantize4_neon(x, k, r + 8, PER_VALUE)),
+                                      vmovn_s32(quantize4_neon(x, k, r + 12, PER_VALUE)));
     vst1q_s8(xq + r, vcombine_s8(vmovn_s16(lo), vmovn_s16(hi)));
   }
-  quantize_values_scalar(x + r, n - r, k, xq + r);
+  quantize_values_scalar(x + r, n - r, PER_VALUE ? k + r : k, PER_VALUE, xq + r);
 }
 
 void cc_quantize_neon(const float* x, size_t rows, int n_blocks, int ibs, const double* k,
                       int8_t* xq) {
-  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_block_neon);
+  quantize_rows(x, rows, n_blocks, ibs, k, xq, quantize_run_neon);
 }
 #endif
