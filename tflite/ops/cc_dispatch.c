@@ -155,6 +155,10 @@ const char* cc_kernel_isa_q8(void) { return cc_select_q8()->isa; }
 
 void cc_gated_dense_gate(const cc_gated_dense* p, int e_begin, int e_end, float* logits) {
 #if CC_X86_MULTIVERSION
+  if (have_avx512()) {
+    cc_dense_gate_avx512(p, e_begin, e_end, logits);
+    return;
+  }
   if (have_avx2_fma()) {
     cc_dense_gate_avx2(p, e_begin, e_end, logits);
     return;
@@ -200,7 +204,7 @@ uint64_t cc_gated_conv2d_block(const cc_gated_conv2d* p, int j) {
 
 const char* cc_kernel_isa(void) {
 #if CC_X86_MULTIVERSION
-  if (have_avx512()) return "x86-64 avx512 clone (dense, conv), avx2+fma (gate)";
+  if (have_avx512()) return "x86-64 avx512 clone (dense, conv, dense gate), avx2+fma (conv gate)";
   return have_avx2_fma() ? "x86-64 avx2+fma clone" : "x86-64 baseline clone";
 #elif defined(__AVX2__) && defined(__FMA__)
   return "x86-64 avx2+fma (compile flags)";

@@ -94,6 +94,7 @@ CC_INTERNAL void cc_dense_gate_default(const cc_gated_dense* p, int b, int e, fl
 CC_INTERNAL void cc_conv_gate_default(const cc_gated_conv2d* p, int b, int e, float* scratch);
 #if CC_X86_MULTIVERSION
 CC_INTERNAL void cc_dense_gate_avx2(const cc_gated_dense* p, int b, int e, float* logits);
+CC_INTERNAL void cc_dense_gate_avx512(const cc_gated_dense* p, int b, int e, float* logits);
 CC_INTERNAL void cc_conv_gate_avx2(const cc_gated_conv2d* p, int b, int e, float* scratch);
 #endif
 
