@@ -204,9 +204,10 @@ CC_ALWAYS_INLINE int nonzero_rows(const float* x, int rows, int first, int* rows
 typedef int (*nonzero_rows_fn)(const float* x, int rows, int first, int* rows_at);
 
 #if CC_X86_MULTIVERSION
-/* nonzero_rows with AVX-512: 16 rows per step, their indices packed by
- * vpcompressd (register form) and stored at once, the last step's under a
- * mask (only the packed ones: inside the room). */
+/* nonzero_rows with AVX-512: 16 rows per step (the last under a load
+ * mask), their indices packed by vpcompressd (register form: the memory
+ * form is slow on Zen 4) and stored under a mask of their count, at
+ * rows_at + n with n <= r: inside the room. */
 CC_ALWAYS_INLINE __attribute__((target("avx512f,avx512vl"))) int nonzero_rows_avx512(const float* x,
                                                                                      int rows,
                                                                                      int first,
