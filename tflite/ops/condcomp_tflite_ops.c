@@ -980,13 +980,19 @@ static void dense_gate_task(void* raw, int t, int n) {
   }
 }
 
+/* The output block a phase-2 task takes next: where it is the only task
+ * (n == 1: cc_parallel_run ran it alone) each in turn, with no atomic per
+ * block; otherwise the next one no task has taken. */
+static inline int next_output_block(atomic_int* next, int* own, int n) {
+  return n == 1 ? (*own)++ : atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+}
+
 static void dense_block_task(void* raw, int t, int n) {
-  (void)n;
   DenseJob* job = (DenseJob*)raw;
   int* ex = job->d->iscratch + (size_t)t * 2 * job->p->batch;
   uint64_t macs = 0;
-  for (;;) {
-    const int j = atomic_fetch_add_explicit(&job->next_block, 1, memory_order_relaxed);
+  for (int own = 0;;) {
+    const int j = next_output_block(&job->next_block, &own, n);
     if (j >= job->p->num_blocks) break;
     macs += cc_gated_dense_block(job->p, j, ex);
   }
@@ -1179,11 +1185,10 @@ static void conv_gate_task(void* raw, int t, int n) {
 
 static void conv_block_task(void* raw, int t, int n) {
   (void)t;
-  (void)n;
   ConvJob* job = (ConvJob*)raw;
   uint64_t macs = 0;
-  for (;;) {
-    const int j = atomic_fetch_add_explicit(&job->next_block, 1, memory_order_relaxed);
+  for (int own = 0;;) {
+    const int j = next_output_block(&job->next_block, &own, n);
     if (j >= job->p->num_blocks) break;
     macs += cc_gated_conv2d_block(job->p, j);
   }
