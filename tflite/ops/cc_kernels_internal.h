@@ -103,8 +103,9 @@ CC_INTERNAL void cc_conv_gate_avx2(const cc_gated_conv2d* p, int b, int e, float
  * padded = ibs rounded up to a multiple of 4, the padding zero): block b is
  * xq = clamp(round-half-even(x * k[b]), -127, 127) computed in double
  * (defined for subnormal scales too); a block with k[b] == 0 is never read
- * and may be left unwritten (the layers give k[b] == 0 to all-zero blocks). k = 127 / max|x| for
- * per-example scales (scale max|x| / 127), 1 / input_scale for static ones.
+ * and may be left unwritten (the layers give k[b] == 0 to all-zero blocks).
+ * k = 127 / max|x| for per-example scales (scale max|x| / 127), 1 /
+ * input_scale for static ones.
  * keras_condcomp.reference.quantize_activations is the same computation.
  * Every variant gives the same bytes (cc_quantize.c). A dense example is one
  * row; a conv example is its H*W positions, the rows of one call. */

@@ -44,6 +44,12 @@ CC_ALWAYS_INLINE void quantize_run_scalar(const float* x, int n, const double* k
 typedef void (*quantize_run_fn)(const float* x, int n, const double* k, const float* kf,
                                 const int PER_VALUE, int8_t* xq);
 
+/* Whether factor k is a normal float, so that the AVX-512 float path gives
+ * the double rule's bytes with it (quantize16_float_avx512). */
+CC_ALWAYS_INLINE int normal_float_factor(double k) {
+  return k >= (double)FLT_MIN && k <= (double)FLT_MAX;
+}
+
 /* The rows x blocks walk of every variant, `run` inlined into each. Where
  * the blocks have no padding and are short (ibs < 16: a conv's channel
  * blocks, where a run per block is mostly its fixed cost) or all written, a
@@ -67,7 +73,7 @@ CC_ALWAYS_INLINE void quantize_rows(const float* x, size_t rows, int n_blocks, i
     int float_ok = 1;
     for (int b = 0; b < n_blocks; ++b) {
       const double kb = k[b];
-      const int ok = kb == 0.0 || (kb >= (double)FLT_MIN && kb <= (double)FLT_MAX);
+      const int ok = kb == 0.0 || normal_float_factor(kb); /* x * 0 is 0 either way */
       float_ok &= ok;
       for (int v = 0; v < ibs; ++v) {
         kd[b * ibs + v] = kb;
@@ -78,13 +84,12 @@ CC_ALWAYS_INLINE void quantize_rows(const float* x, size_t rows, int n_blocks, i
       run(x + r * (size_t)n, n, kd, float_ok ? kf : NULL, 1, xq + r * (size_t)n);
     return;
   }
-  const float kf0 = (float)k[0];
-  const int kf0_ok = k[0] >= (double)FLT_MIN && k[0] <= (double)FLT_MAX;
   if (padded == ibs && n_blocks == 1) { /* the rows are one block: one run, in chunks */
+    const float kf0 = (float)k[0];
     const size_t total = rows * (size_t)ibs, chunk = (size_t)1 << 24;
     for (size_t done = 0; k[0] != 0.0 && done < total; done += chunk) {
       const int n = (int)(total - done < chunk ? total - done : chunk);
-      run(x + done, n, k, kf0_ok ? &kf0 : NULL, 0, xq + done);
+      run(x + done, n, k, normal_float_factor(k[0]) ? &kf0 : NULL, 0, xq + done);
     }
     return;
   }
@@ -93,7 +98,7 @@ CC_ALWAYS_INLINE void quantize_rows(const float* x, size_t rows, int n_blocks, i
     /* The float path only where a run has 16 values (blocks of 8 would
      * mostly pay for setting it up). */
     const float kfb = (float)k[b];
-    const float* kf = ibs >= 16 && k[b] >= (double)FLT_MIN && k[b] <= (double)FLT_MAX ? &kfb : NULL;
+    const float* kf = ibs >= 16 && normal_float_factor(k[b]) ? &kfb : NULL;
     for (size_t r = 0; r < rows; ++r) {
       int8_t* qb = xq + (r * (size_t)n_blocks + (size_t)b) * padded;
       run(x + (r * (size_t)n_blocks + (size_t)b) * ibs, ibs, &k[b], kf, 0, qb);
