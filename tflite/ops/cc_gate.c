@@ -437,17 +437,25 @@ size_t cc_gated_conv2d_gate_scratch(const cc_gated_conv2d* p) {
   return (2 * n_in + 2 * C + (size_t)p->num_blocks + 1) / 2 * 2;
 }
 
+/* xq ^= 0x80 over n bytes (cc_conv_q8_offset_activations). */
+CC_ALWAYS_INLINE void offset_activations(int8_t* xq, size_t n) {
+  uint8_t* u = (uint8_t*)xq;
+  for (size_t i = 0; i < n; ++i) u[i] ^= 0x80;
+}
+
 /* Phase 1 of conv examples [e_begin, e_end): one pass over the input
  * (channel_sums_and_magnitudes) gives its checks, the non-zero channel
  * blocks (non-zero at some position), the spatial mean of each channel and,
  * for per-example int8 scales, max |x| of each channel block; then the
  * policy product over the mean, each example's int8 activations (all
- * positions in one cc_select_quantize call) and mask. */
+ * positions in one cc_select_quantize call; with their offset where the
+ * conv kernel takes them, cc_conv_q8_offset_activations) and mask. */
 CC_ALWAYS_INLINE void conv_gate_impl(const cc_gated_conv2d* p, int e_begin, int e_end,
                                      float* scratch) {
   const int C = p->in_c, K = p->num_blocks, ibs = p->in_block_size, n_in = C / ibs;
   const size_t hw = (size_t)p->in_h * p->in_w, padded = (size_t)(ibs + 3) / 4 * 4;
   const conv_gate_scratch sc = conv_scratch(p, scratch);
+  const int offset = cc_conv_q8_offset_activations(p);
   for (int e = e_begin; e < e_end; ++e) {
     const float* x = p->x + (size_t)e * hw * C;
     uint8_t* act = p->in_active + (size_t)e * n_in;
@@ -480,7 +488,9 @@ CC_ALWAYS_INLINE void conv_gate_impl(const cc_gated_conv2d* p, int e_begin, int 
         p->xq_scale[(size_t)e * n_in + i] = block_scale(p->input_scale, i, m, &sc.k[i]);
         if (!act[i]) sc.k[i] = 0.0; /* an all-zero block is never read */
       }
-      cc_select_quantize()(x, hw, n_in, ibs, sc.k, p->xq + (size_t)e * hw * n_in * padded);
+      int8_t* xq = p->xq + (size_t)e * hw * n_in * padded;
+      cc_select_quantize()(x, hw, n_in, ibs, sc.k, xq);
+      if (offset) offset_activations(xq, hw * (size_t)n_in * padded);
     }
     uint8_t* mask = p->out_mask + (size_t)e * K;
     if (p->top_k > 0) {

@@ -269,7 +269,8 @@ typedef struct {
  * (tap (a, b)'s strip at w + a * w_step_h + b * w_step_w, its `cols` offset
  * sums (cc_q8_offset_sums) at sums + a * sums_step_h + b * sums_step_w, the
  * activations pixel p reads for it at xq + a * x_step_h + b * x_step_w +
- * p * x_step), the int32 sums over all taps taken before the one float step:
+ * p * x_step, with their offset: xq ^ 0x80, cc_conv_q8_offset_activations),
+ * the int32 sums over all taps taken before the one float step:
  * y[p] += s * sum_(a, b) (xq . w_ab) (with `store` 0; 1: y[p] = 0 + that,
  * y not read first), for strips of 8, 16 or 32 outputs and
  * taps_h * taps_w * Q within CC_Q8_MAX_QUADS, n <= CC_Q8_CONV_PIXELS. NULL
@@ -385,6 +386,17 @@ CC_INTERNAL const cc_q8_kernels* cc_select_q8(void);
 /* Output block j with int8 weights (cc_q8_dense.c, cc_q8_conv.c). */
 CC_INTERNAL uint64_t cc_dense_block_q8(const cc_gated_dense* p, int j, int* examples);
 CC_INTERNAL uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j);
+/* How many outputs of each of conv p's blocks the conv kernel takes
+ * (cc_select_q8()->conv): all of them (block_size) where this CPU has one
+ * and it takes every strip of a block (the last one 8, 16 or 32 wide), else
+ * none (dot_q8_fn takes them). Where it takes them, phase 1 stores the
+ * activations with their offset, xq ^ 0x80 (= xq + 128 as unsigned bytes:
+ * what vpdpbusd multiplies), so that the kernel's loads need no instruction
+ * to make them unsigned. */
+CC_INTERNAL int cc_conv_q8_fused_outputs(const cc_gated_conv2d* p);
+static inline int cc_conv_q8_offset_activations(const cc_gated_conv2d* p) {
+  return p->kernel_q != NULL && cc_conv_q8_fused_outputs(p) == p->block_size;
+}
 
 /* One strip (`cols` outputs, [Q][cols][4]) of a tile against the activations
  * of n pixels: y += s * (xq . w) (steps as in dot_q8_fn). */

@@ -25,6 +25,14 @@ static inline void conv_strip_tiles(dot_q8_conv_fn conv, const int8_t* strip, co
   }
 }
 
+int cc_conv_q8_fused_outputs(const cc_gated_conv2d* p) {
+  const int bs = p->block_size, Q = (p->in_block_size + 3) / 4;
+  if (!cc_select_q8()->conv || (uint64_t)p->kernel_h * p->kernel_w * Q > CC_Q8_MAX_QUADS) return 0;
+  /* All or none: the conv kernel reads the activations with their offset,
+   * dot_q8_fn without, and phase 1 writes them one way. */
+  return conv_kernel_strip(bs - (bs - 1) / CC_Q8_STRIP * CC_Q8_STRIP) ? bs : 0;
+}
+
 /* Zero output block j's values (bs floats, rows `units` apart) at the
  * output pixels [oh0, oh1) x [ow0, ow1) of ye. */
 static void zero_pixels(float* ye, int oh0, int oh1, int ow0, int ow1, int OW, size_t units,
@@ -34,25 +42,25 @@ static void zero_pixels(float* ye, int oh0, int oh1, int ow0, int ow1, int OW, s
       memset(ye + ((size_t)oh * OW + ow) * units, 0, sizeof(float) * (size_t)bs);
 }
 
-/* Output block j of a conv with int8 weights. Where this CPU has a conv
- * kernel and KH * KW * Q is within CC_Q8_MAX_QUADS, its strips of 8, 16 or
- * 32 outputs go per rectangle of output pixels that read inside the input
- * through the same taps (a run of rows with the same inside tap rows
+/* Output block j of a conv with int8 weights. Where the conv kernel takes
+ * the block (cc_conv_q8_fused_outputs: this CPU has one, KH * KW * Q is
+ * within CC_Q8_MAX_QUADS and the block's strips are 8, 16 or 32 outputs
+ * wide), its strips go per rectangle of output pixels that read inside the
+ * input through the same taps (a run of rows with the same inside tap rows
  * [kh0, kh1) by a run of columns with the same inside tap columns [kw0, kw1)
  * (conv_same_taps); for a 3x3 'same' conv with stride 1: the corners, the
- * edges and the interior) and channel block i: each kernel call
- * takes the int32 sums of a tile of pixels over all of block i's taps in
- * registers before one float step. The tiles run along the rectangle's
- * longer side (down a left or right edge one column wide), so that the calls
- * get many pixels. The other strips (another width, or no conv kernel on
- * this CPU) go per output row, tap column kw (over the run of output columns
- * reading inside the input, input columns stride_w apart) and channel block
- * i: one dot_q8_fn call per (kh, kw, i) strip over the run, the tile staying
- * in L1 while the pixels use it. Where every strip goes through the conv
- * kernel, the first input block on stores its sums (0 + the float step, the
- * same value) instead of adding them to a zero-filled y, and only the pixels
- * no call reaches (no tap inside the input, or no input block on) are zeroed:
- * one pass less over the block's outputs. */
+ * edges and the interior) and channel block i: each kernel call takes the
+ * int32 sums of a tile of pixels over all of block i's taps in registers
+ * before one float step. The tiles run along the rectangle's longer side
+ * (down a left or right edge one column wide), so that the calls get many
+ * pixels. Otherwise the strips go per output row, tap column kw (over the
+ * run of output columns reading inside the input, input columns stride_w
+ * apart) and channel block i: one dot_q8_fn call per (kh, kw, i) strip over
+ * the run, the tile staying in L1 while the pixels use it. Where the strips
+ * go through the conv kernel, the first input block on stores its sums (0 +
+ * the float step, the same value) instead of adding them to a zero-filled y,
+ * and only the pixels no call reaches (no tap inside the input, or no input
+ * block on) are zeroed: one pass less over the block's outputs. */
 uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
   const cc_q8_kernels* q8 = cc_select_q8();
   const dot_q8_fn dot = q8->dot;
@@ -75,13 +83,9 @@ uint64_t cc_conv_block_q8(const cc_gated_conv2d* p, int j) {
   const size_t x_col = (size_t)p->stride_w * pixel_bytes;
   const size_t x_row = (size_t)p->stride_h * p->in_w * pixel_bytes, y_row = (size_t)OW * units;
   /* Strips [0, fused) take all of a pixel's inside taps per conv call,
-   * [fused, bs) one tap's per dot call. */
+   * [fused, bs) one tap's per dot call: fused is bs or 0. */
   const dot_q8_conv_fn conv = q8->conv;
-  int fused = 0;
-  if (conv && (uint64_t)KH * KW * Q <= CC_Q8_MAX_QUADS) {
-    const int last = bs - (bs - 1) / CC_Q8_STRIP * CC_Q8_STRIP;
-    fused = conv_kernel_strip(last) ? bs : bs - last;
-  }
+  const int fused = cc_conv_q8_fused_outputs(p);
   uint64_t macs = 0;
   for (int e = 0; e < p->batch; ++e) {
     const uint8_t* act = p->in_active + (size_t)e * n_in;

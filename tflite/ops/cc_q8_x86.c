@@ -386,11 +386,17 @@ q8_unsigned_quad_zmm(const int8_t* x) {
   return _mm512_xor_si512(_mm512_broadcastd_epi32(_mm_loadu_si32((const void*)x)),
                           _mm512_set1_epi8((char)0x80));
 }
-CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) __m256i
-q8_unsigned_quad_ymm(const int8_t* x) {
-  return _mm256_xor_epi32(_mm256_broadcastd_epi32(_mm_loadu_si32((const void*)x)),
-                          _mm256_set1_epi8((char)0x80));
+/* The conv kernels' activations already carry the offset (xq ^ 0x80,
+ * cc_conv_q8_offset_activations): the 4 bytes of quad q (or quads q and
+ * q + 1 where `pair`) broadcast, loads alone (vpbroadcastd / vpbroadcastq
+ * from memory take no ALU port, which the zmm vpdpbusd shares with the
+ * xor of q8_unsigned_quad_zmm). */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) __m512i
+q8_offset_quads_zmm(const int8_t* x, int pair) {
+  return pair ? _mm512_broadcastq_epi64(_mm_loadl_epi64((const __m128i*)(const void*)x))
+              : _mm512_broadcastd_epi32(_mm_loadu_si32((const void*)x));
 }
+#define q8_offset_quad_zmm(x) q8_offset_quads_zmm(x, 0)
 
 /* 2 <= n <= CC_Q8_GROUP examples against one full strip (32 outputs), each
  * weight vector loaded once for all of them. With several examples the
@@ -494,7 +500,7 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_
             wv[c][v] =
                 _mm512_loadu_si512((const void*)(wa + c * k.w_step_w + ((size_t)q * W + v) * 64));
         for (int p = 0; p < MR + 2; ++p) { /* pixel p - c's activations for tap column c */
-          const __m512i xu = q8_unsigned_quad_zmm(xa + (size_t)p * x_step + 4 * q);
+          const __m512i xu = q8_offset_quad_zmm(xa + (size_t)p * x_step + 4 * q);
           for (int c = 0; c < 3; ++c)
             if (p - c >= 0 && p - c < MR)
               for (int v = 0; v < W; ++v)
@@ -511,7 +517,7 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_
         for (int v = 0; v < W; ++v)
           wv[v] = _mm512_loadu_si512((const void*)(wt + ((size_t)q * W + v) * 64));
         for (int m = 0; m < MR; ++m) {
-          const __m512i xu = q8_unsigned_quad_zmm(xt + (size_t)m * x_step + 4 * q);
+          const __m512i xu = q8_offset_quad_zmm(xt + (size_t)m * x_step + 4 * q);
           for (int v = 0; v < W; ++v) acc[m][v] = _mm512_dpbusd_epi32(acc[m][v], xu, wv[v]);
         }
       }
@@ -528,14 +534,37 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_zmm_conv_
   }
 }
 
-/* The same for a strip of 8 outputs (quads of 32 bytes): one ymm per pixel. */
-CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_tile(
+/* Quad q's strip of 8 outputs (32 bytes: outputs 0..7) and, where `pair`,
+ * quad q + 1's (the next 32), output f's weights of quad q + j in int32
+ * lane 2f + j (zeros in the odd lanes without a pair). */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) __m512i
+q8_strip8_quads_zmm(const int8_t* w, int pair) {
+  const __m512i interleave = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+  const __m512i quads =
+      pair ? _mm512_loadu_si512((const void*)w)
+           : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i*)(const void*)w));
+  return _mm512_permutexvar_epi32(interleave, quads);
+}
+/* The same for a strip of 8 outputs (quads of 32 bytes), two quads per
+ * vpdpbusd: a zmm per pixel whose lane 2f + j sums output f over quads
+ * q + j of each pair (q, q + 1), so that every instruction does 64
+ * multiply-adds as in the strips of 16 and 32 (a ymm does 32, and on a CPU
+ * with two 512-bit FMA ports the zmm form does not take twice as long).
+ * Both quads' activations come in one 64-bit broadcast (lanes d0 d1 d0 d1
+ * ..., q8_offset_quads_zmm); the pair's 64 weight bytes (output 0..7
+ * of quad q, then of quad q + 1) are interleaved to match by one vpermd per
+ * load, shared by the tile's pixels. An odd Q's last quad goes alone, its
+ * weights in the even lanes and zeros in the odd ones. Each pixel's 8 sums
+ * are the adjacent lane pairs added (vpshufd, vpaddd, vpmovqd). */
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_strip8_conv_tile(
     const int8_t* w, const int32_t* sums, const cc_q8_conv_taps* taps, int Q, const int8_t* xq,
     size_t x_step, const int MR, const int ROW3, float s, float* y, size_t y_step, int store) {
   const cc_q8_conv_taps k = *taps;
   const int taps_w = ROW3 ? 3 : k.taps_w;
-  __m256i acc[CC_Q8_CONV_PIXELS], corr = _mm256_setzero_si256();
-  for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_si256();
+  __m512i acc[CC_Q8_CONV_PIXELS];
+  __m256i corr = _mm256_setzero_si256();
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_si512();
   for (int a = 0; a < k.taps_h; ++a) {
     const int8_t* wa = w + a * k.w_step_h;
     const int8_t* xa = xq + a * k.x_step_h;
@@ -543,36 +572,49 @@ CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) void dot_q8_ymm_conv_
       const int32_t* st = sums + a * k.sums_step_h + b * k.sums_step_w;
       corr = _mm256_add_epi32(corr, _mm256_loadu_si256((const __m256i*)(const void*)st));
     }
+/* Quads q and q + 1 (PAIR 1) or q alone (PAIR 0) of every tap column of
+ * tap row a. ROW3: pixel p's activations serve pixel p - c's tap column c. */
+#define CC_Q8_STRIP8_ROW3_QUADS(PAIR)                                                   \
+  do {                                                                                  \
+    __m512i wv[3];                                                                      \
+    for (int c = 0; c < 3; ++c)                                                         \
+      wv[c] = q8_strip8_quads_zmm(wa + c * k.w_step_w + (size_t)q * 32, PAIR);          \
+    _Pragma("GCC unroll 10") for (int p = 0; p < MR + 2; ++p) {                         \
+      const __m512i xu = q8_offset_quads_zmm(xa + (size_t)p * x_step + 4 * q, PAIR);    \
+      _Pragma("GCC unroll 3") for (int c = 0; c < 3; ++c) if (p - c >= 0 && p - c < MR) \
+          acc[p - c] = _mm512_dpbusd_epi32(acc[p - c], xu, wv[c]);                      \
+    }                                                                                   \
+  } while (0)
+#define CC_Q8_STRIP8_QUADS(PAIR)                                                       \
+  do {                                                                                 \
+    const __m512i wv = q8_strip8_quads_zmm(wt + (size_t)q * 32, PAIR);                 \
+    _Pragma("GCC unroll 8") for (int m = 0; m < MR; ++m) acc[m] = _mm512_dpbusd_epi32( \
+        acc[m], q8_offset_quads_zmm(xt + (size_t)m * x_step + 4 * q, PAIR), wv);       \
+  } while (0)
     if (ROW3) {
-      for (int q = 0; q < Q; ++q) {
-        __m256i wv[3];
-        for (int c = 0; c < 3; ++c)
-          wv[c] = _mm256_loadu_si256(
-              (const __m256i*)(const void*)(wa + c * k.w_step_w + (size_t)q * 32));
-        for (int p = 0; p < MR + 2; ++p) { /* pixel p - c's activations for tap column c */
-          const __m256i xu = q8_unsigned_quad_ymm(xa + (size_t)p * x_step + 4 * q);
-          for (int c = 0; c < 3; ++c)
-            if (p - c >= 0 && p - c < MR) acc[p - c] = _mm256_dpbusd_epi32(acc[p - c], xu, wv[c]);
-        }
-      }
+      int q = 0;
+      for (; q + 1 < Q; q += 2) CC_Q8_STRIP8_ROW3_QUADS(1);
+      if (q < Q) CC_Q8_STRIP8_ROW3_QUADS(0);
       continue;
     }
     for (int b = 0; b < taps_w; ++b) {
       const int8_t* wt = wa + b * k.w_step_w;
       const int8_t* xt = xa + b * k.x_step_w;
-      for (int q = 0; q < Q; ++q) {
-        const __m256i wv = _mm256_loadu_si256((const __m256i*)(const void*)(wt + (size_t)q * 32));
-        for (int m = 0; m < MR; ++m) {
-          const __m256i xu = q8_unsigned_quad_ymm(xt + (size_t)m * x_step + 4 * q);
-          acc[m] = _mm256_dpbusd_epi32(acc[m], xu, wv);
-        }
-      }
+      int q = 0;
+      for (; q + 1 < Q; q += 2) CC_Q8_STRIP8_QUADS(1);
+      if (q < Q) CC_Q8_STRIP8_QUADS(0);
     }
+#undef CC_Q8_STRIP8_ROW3_QUADS
+#undef CC_Q8_STRIP8_QUADS
   }
   const __m256 sv = _mm256_set1_ps(s);
+  /* Unrolled so that acc stays in registers (GCC otherwise keeps this loop
+   * and moves the accumulators through memory). */
+#pragma GCC unroll 8
   for (int m = 0; m < MR; ++m) {
     float* ym = y + (size_t)m * y_step;
-    const __m256i sum = _mm256_sub_epi32(acc[m], corr);
+    const __m512i pairs = _mm512_add_epi32(acc[m], _mm512_shuffle_epi32(acc[m], _MM_PERM_CDAB));
+    const __m256i sum = _mm256_sub_epi32(_mm512_cvtepi64_epi32(pairs), corr);
     const __m256 before = store ? _mm256_setzero_ps() : _mm256_loadu_ps(ym);
     _mm256_storeu_ps(ym, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), sv, before));
   }
@@ -604,12 +646,12 @@ __attribute__((target(CC_Q8_ZMM_TARGET))) void cc_dot_q8_avx512vnni_zmm_conv(
     }
     return;
   }
-#define CC_Q8_CONV_CASE8(MR)                                                          \
-  case MR:                                                                            \
-    if (row3)                                                                         \
-      dot_q8_ymm_conv_tile(w, sums, taps, Q, xq, x_step, MR, 1, s, y, y_step, store); \
-    else                                                                              \
-      dot_q8_ymm_conv_tile(w, sums, taps, Q, xq, x_step, MR, 0, s, y, y_step, store); \
+#define CC_Q8_CONV_CASE8(MR)                                                             \
+  case MR:                                                                               \
+    if (row3)                                                                            \
+      dot_q8_strip8_conv_tile(w, sums, taps, Q, xq, x_step, MR, 1, s, y, y_step, store); \
+    else                                                                                 \
+      dot_q8_strip8_conv_tile(w, sums, taps, Q, xq, x_step, MR, 0, s, y, y_step, store); \
     return;
   if (cols == 8) {
     switch (n) {

@@ -61,11 +61,13 @@ Layer random_layer(Rng& r, bool conv, bool special) {
     L.D = stacked_ibs * r.range(3, 12);
   }
   // Rows wide enough for the float conv's widest register tiles (8 output
-  // pixels inside the padding), with zmm-wide blocks (16, 32 filters).
+  // pixels inside the padding), with blocks of the int8 conv kernel's strip
+  // widths (8, 16, 32 filters).
   const bool wide = conv && r.chance(0.15);
   if (wide) {
+    static const std::vector<int> kWideBs = {8, 16, 32};
     L.W = r.range(10, 20);
-    L.bs = r.chance(0.5) ? 16 : 32;
+    L.bs = r.pick(kWideBs);
     L.B = r.range(1, 2);
   }
   if (conv) {
