@@ -1,0 +1,104 @@
+/* Stand-alone timing of the int8 conv kernel alone (cc_select_q8()->conv:
+ * AVX512-VNNI zmm), no phase 1 and no finish pass, and of this core's
+ * zmm vpdpbusd peak.
+ *
+ *   cc -O3 -std=gnu11 -Wno-psabi -ffp-contract=fast tflite/ops/bench_q8_conv_kernel.c \
+ *      tflite/ops/cc_*.c -lpthread -lm -o /tmp/bench_q8_conv_kernel
+ *   /tmp/bench_q8_conv_kernel CHANNELS IN_BLOCK FILTERS [ROW3]
+ *
+ * A 32x32 output, 3x3 taps all inside the input (the interior of a "same"
+ * conv), one output strip of FILTERS (8, 16 or 32) outputs against one
+ * input block of IN_BLOCK channels of a CHANNELS-channel input, calls of 8
+ * pixels along each row as cc_conv_block_q8 makes them; ROW3 1 (default):
+ * stride 1, the 3 tap columns share each broadcast; 0: stride 2. Prints
+ * the best of 200 passes in GMAC/s. E.g. the 32x32x32 layer of
+ * benchmarks/benchmark_conv.py: 32 32 8 (one layer), 32 8 8 (two layers).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench_util.h"
+#include "cc_kernels_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* 12 independent zmm vpdpbusd per iteration: this core's throughput. */
+__attribute__((target("avx512vnni,avx512f"))) static double vpdpbusd_ns(void) {
+  const long iterations = 20000000;
+  double t0 = now();
+  for (long i = 0; i < iterations; ++i)
+    __asm__ volatile(
+        "vpdpbusd %%zmm31, %%zmm30, %%zmm0\n vpdpbusd %%zmm31, %%zmm30, %%zmm1\n"
+        "vpdpbusd %%zmm31, %%zmm30, %%zmm2\n vpdpbusd %%zmm31, %%zmm30, %%zmm3\n"
+        "vpdpbusd %%zmm31, %%zmm30, %%zmm4\n vpdpbusd %%zmm31, %%zmm30, %%zmm5\n"
+        "vpdpbusd %%zmm31, %%zmm30, %%zmm6\n vpdpbusd %%zmm31, %%zmm30, %%zmm7\n"
+        "vpdpbusd %%zmm31, %%zmm30, %%zmm8\n vpdpbusd %%zmm31, %%zmm30, %%zmm9\n"
+        "vpdpbusd %%zmm31, %%zmm30, %%zmm10\n vpdpbusd %%zmm31, %%zmm30, %%zmm11\n" ::
+            : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+              "xmm10", "xmm11");
+  return (now() - t0) / ((double)iterations * 12) * 1e9;
+}
+#endif
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    fprintf(stderr, "usage: %s CHANNELS IN_BLOCK FILTERS [ROW3]\n", argv[0]);
+    return 2;
+  }
+  const int C = atoi(argv[1]), ibs = atoi(argv[2]), cols = atoi(argv[3]);
+  const int row3 = argc > 4 ? atoi(argv[4]) : 1;
+  if (C < 1 || ibs < 1 || C % ibs || C > 4096 || (cols != 8 && cols != 16 && cols != 32)) {
+    fprintf(stderr, "need CHANNELS a multiple of IN_BLOCK (<= 4096), FILTERS 8, 16 or 32\n");
+    return 2;
+  }
+  const dot_q8_conv_fn conv = cc_select_q8()->conv;
+  if (!conv) {
+    fprintf(stderr, "this CPU has no int8 conv kernel (%s)\n", cc_select_q8()->isa);
+    return 1;
+  }
+  const int n_in = C / ibs, Q = (ibs + 3) / 4, OUT = 32, stride = row3 ? 1 : 2;
+  const int in_w = (OUT - 1) * stride + 3, in_h = in_w;
+  const size_t tile = (size_t)Q * 4 * cols, pixel = (size_t)n_in * Q * 4;
+  int8_t* w = malloc(9 * (size_t)n_in * tile);
+  int32_t* sums = calloc(9 * (size_t)n_in * cols, sizeof(int32_t));
+  int8_t* x = malloc(pixel * in_h * in_w);
+  float* y = calloc((size_t)OUT * OUT * cols, sizeof(float));
+  if (!w || !sums || !x || !y) return 1;
+  for (size_t i = 0; i < 9 * (size_t)n_in * tile; ++i) w[i] = (int8_t)(rand() % 255 - 127);
+  for (size_t i = 0; i < pixel * in_h * in_w; ++i) x[i] = (int8_t)(rand() % 256);
+  /* Tap (a, b): tile (a * 3 + b) * n_in of the block-major layout. */
+  const cc_q8_conv_taps taps = {3,
+                                3,
+                                3 * n_in * tile,
+                                n_in * tile,
+                                3 * n_in * (size_t)cols,
+                                n_in * (size_t)cols,
+                                pixel * in_w,
+                                pixel};
+  const size_t x_step = pixel * stride;
+  double best = 1e30;
+  for (int pass = 0; pass < 200; ++pass) {
+    const double t0 = now();
+    for (int oh = 0; oh < OUT; ++oh)
+      for (int ow = 0; ow < OUT; ow += CC_Q8_CONV_PIXELS)
+        conv(w, sums, &taps, Q, cols, x + ((size_t)oh * stride * in_w + ow * stride) * pixel,
+             x_step, CC_Q8_CONV_PIXELS, 0.5f, y + ((size_t)oh * OUT + ow) * cols, cols, 1);
+    const double t = now() - t0;
+    best = t < best ? t : best;
+  }
+  const double macs = (double)OUT * OUT * 9 * ibs * cols;
+  printf(
+      "int8 conv kernel (%s), %d-channel input, %d-channel block, %d filters, %s: %.1f us, "
+      "%.1f GMAC/s\n",
+      cc_select_q8()->isa, C, ibs, cols, row3 ? "stride 1" : "stride 2", best * 1e6,
+      macs / best * 1e-9);
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  const double ns = vpdpbusd_ns();
+  printf("zmm vpdpbusd: %.3f ns each, %.1f GMAC/s (64 multiply-adds each)\n", ns, 64 / ns);
+#endif
+  free(w);
+  free(sums);
+  free(x);
+  free(y);
+  return 0;
+}
