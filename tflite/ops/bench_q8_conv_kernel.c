@@ -11,7 +11,7 @@
  * input block of IN_BLOCK channels of a CHANNELS-channel input, calls of 8
  * pixels along each row as cc_conv_block_q8 makes them; ROW3 1 (default):
  * stride 1, the 3 tap columns share each broadcast; 0: stride 2. Prints
- * the best of 200 passes in GMAC/s. E.g. the 32x32x32 layer of
+ * the median of 201 passes in GMAC/s. E.g. the 32x32x32 layer of
  * benchmarks/benchmark_conv.py: 32 32 8 (one layer), 32 8 8 (two layers).
  */
 #include <stdint.h>
@@ -89,22 +89,24 @@ int main(int argc, char** argv) {
                                 pixel * in_w,
                                 pixel};
   const size_t x_step = pixel * stride;
-  double best = 1e30;
-  for (int pass = 0; pass < 200; ++pass) {
+  enum { kPasses = 201 };
+  double times[kPasses];
+  for (int pass = 0; pass < kPasses; ++pass) {
     const double t0 = now();
     for (int oh = 0; oh < OUT; ++oh)
       for (int ow = 0; ow < OUT; ow += CC_Q8_CONV_PIXELS)
         conv(w, sums, &taps, Q, cols, x + ((size_t)oh * stride * in_w + ow * stride) * pixel,
              x_step, CC_Q8_CONV_PIXELS, 0.5f, y + ((size_t)oh * OUT + ow) * cols, cols, 1);
-    const double t = now() - t0;
-    best = t < best ? t : best;
+    times[pass] = now() - t0;
   }
+  qsort(times, kPasses, sizeof(double), cmp);
+  const double median = times[kPasses / 2];
   const double macs = (double)OUT * OUT * 9 * ibs * cols;
   printf(
       "int8 conv kernel (%s), %d-channel input, %d-channel block, %d filters, %s: %.1f us, "
       "%.1f GMAC/s\n",
-      cc_select_q8()->isa, C, ibs, cols, row3 ? "stride 1" : "stride 2", best * 1e6,
-      macs / best * 1e-9);
+      cc_select_q8()->isa, C, ibs, cols, row3 ? "stride 1" : "stride 2", median * 1e6,
+      macs / median * 1e-9);
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
   /* Interleaved, so that the four see the same state of the core. */
   const double dz = vpdpbusd_zmm_ns(), dy = vpdpbusd_ymm_ns(), fz = vfmadd_zmm_ns(),
