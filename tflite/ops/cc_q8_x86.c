@@ -396,7 +396,10 @@ q8_offset_quads_zmm(const int8_t* x, int pair) {
   return pair ? _mm512_broadcastq_epi64(_mm_loadl_epi64((const __m128i*)(const void*)x))
               : _mm512_broadcastd_epi32(_mm_loadu_si32((const void*)x));
 }
-#define q8_offset_quad_zmm(x) q8_offset_quads_zmm(x, 0)
+CC_ALWAYS_INLINE __attribute__((target(CC_Q8_ZMM_TARGET))) __m512i
+q8_offset_quad_zmm(const int8_t* x) {
+  return q8_offset_quads_zmm(x, 0);
+}
 
 /* 2 <= n <= CC_Q8_GROUP examples against one full strip (32 outputs), each
  * weight vector loaded once for all of them. With several examples the
